@@ -1,0 +1,242 @@
+//! Thread-local bump allocation (TLABs) and its slow path.
+//!
+//! The fast path, mirrored by `tandem_alloc` in `ffi/include/tandem.h`, is:
+//! ```text
+//! new = cursor + size; if new <= limit { obj = cursor; cursor = new } else slow path
+//! ```
+//! The window `[cursor, limit)` is a hole: a run of free lines of one block, zeroed when it
+//! is handed out. The slow path takes the next hole of the current block, then a recyclable
+//! block, then a free block. A medium object (over one line) that does not fit the current
+//! hole goes to a separate overflow window in a free block, so that holes are not skipped.
+
+use crate::error::Result;
+use crate::heap::blocks::find_hole;
+use crate::heap::metadata::{BlockState, LINE_FRESH};
+use crate::heap::{Space, BLOCK_SIZE, LINES_PER_BLOCK, LINE_SIZE};
+use std::sync::atomic::Ordering;
+
+/// The bump window read by the inline fast paths.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BumpWindow {
+    /// Next free byte.
+    pub cursor: usize,
+    /// End of the window.
+    pub limit: usize,
+}
+
+impl BumpWindow {
+    /// The fast path: bumps and returns the old cursor, or None when `size` does not fit.
+    #[inline(always)]
+    pub fn bump(&mut self, size: usize) -> Option<usize> {
+        let new = self.cursor.checked_add(size)?;
+        if new <= self.limit {
+            let a = self.cursor;
+            self.cursor = new;
+            Some(a)
+        } else {
+            None
+        }
+    }
+}
+
+/// The slow-path state of one TLAB.
+#[derive(Debug)]
+pub struct TlabState {
+    region_start: usize,
+    block: Option<usize>,
+    next_line: usize,
+    overflow: BumpWindow,
+    overflow_start: usize,
+    overflow_block: Option<usize>,
+    /// Bytes handed out to objects since the last [`TlabState::take_allocated`].
+    allocated: usize,
+}
+
+impl Default for TlabState {
+    fn default() -> Self {
+        TlabState {
+            region_start: 0,
+            block: None,
+            next_line: LINES_PER_BLOCK,
+            overflow: BumpWindow::default(),
+            overflow_start: 0,
+            overflow_block: None,
+            allocated: 0,
+        }
+    }
+}
+
+/// Zeroes `lines` lines from `first` of block `b`, stamps them fresh and returns the address
+/// range.
+fn prepare_lines(space: &Space, b: usize, first: usize, end: usize) -> BumpWindow {
+    let start = space.block_addr(b) + first * LINE_SIZE;
+    let len = (end - first) * LINE_SIZE;
+    // SAFETY: the lines are free, committed, and owned by this TLAB alone.
+    unsafe { std::ptr::write_bytes(start as *mut u8, 0, len) };
+    for l in &space.meta.block_lines(b)[first..end] {
+        l.store(LINE_FRESH, Ordering::Relaxed);
+    }
+    BumpWindow {
+        cursor: start,
+        limit: start + len,
+    }
+}
+
+impl TlabState {
+    /// Bytes handed out since the last call, and resets the count.
+    pub fn take_allocated(&mut self) -> usize {
+        std::mem::take(&mut self.allocated)
+    }
+
+    fn close_window(&mut self, w: &mut BumpWindow) {
+        self.allocated += w.cursor - self.region_start;
+        *w = BumpWindow::default();
+        self.region_start = 0;
+    }
+
+    /// Allocates `size` bytes (8-aligned, at most the large-object threshold) after the fast
+    /// path failed. Ok(None) when the heap has no block left.
+    pub fn alloc_slow(
+        &mut self,
+        w: &mut BumpWindow,
+        space: &Space,
+        size: usize,
+    ) -> Result<Option<usize>> {
+        if size > LINE_SIZE {
+            return self.alloc_overflow(space, size);
+        }
+        loop {
+            if let Some(a) = w.bump(size) {
+                return Ok(Some(a));
+            }
+            self.close_window(w);
+            if let Some(b) = self.block {
+                if let Some(h) = find_hole(&space.meta, b, self.next_line) {
+                    *w = prepare_lines(space, b, h.start, h.end);
+                    self.region_start = w.cursor;
+                    self.next_line = h.end;
+                    continue;
+                }
+                space.meta.set_block_state(b, BlockState::Full);
+                self.block = None;
+            }
+            let b = match space.acquire_recyclable() {
+                Some(b) => b,
+                None => match space.acquire_free()? {
+                    Some(b) => b,
+                    None => return Ok(None),
+                },
+            };
+            self.block = Some(b);
+            self.next_line = 0;
+        }
+    }
+
+    fn alloc_overflow(&mut self, space: &Space, size: usize) -> Result<Option<usize>> {
+        loop {
+            if let Some(a) = self.overflow.bump(size) {
+                return Ok(Some(a));
+            }
+            self.close_overflow(space);
+            let Some(b) = space.acquire_free()? else {
+                return Ok(None);
+            };
+            self.overflow = prepare_lines(space, b, 0, LINES_PER_BLOCK);
+            self.overflow_start = self.overflow.cursor;
+            self.overflow_block = Some(b);
+            debug_assert_eq!(self.overflow.limit - self.overflow.cursor, BLOCK_SIZE);
+        }
+    }
+
+    fn close_overflow(&mut self, space: &Space) {
+        self.allocated += self.overflow.cursor - self.overflow_start;
+        self.overflow = BumpWindow::default();
+        self.overflow_start = 0;
+        if let Some(b) = self.overflow_block.take() {
+            space.meta.set_block_state(b, BlockState::Full);
+        }
+    }
+
+    /// Gives back the current blocks (at a GC or on detach); they are swept with the rest.
+    pub fn retire(&mut self, w: &mut BumpWindow, space: &Space) {
+        self.close_window(w);
+        if let Some(b) = self.block.take() {
+            space.meta.set_block_state(b, BlockState::Full);
+        }
+        self.next_line = LINES_PER_BLOCK;
+        self.close_overflow(space);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ByteSize, Config};
+    use crate::heap::CHUNK_SIZE;
+
+    fn space() -> Space {
+        Space::new(&Config {
+            heap_max: ByteSize(CHUNK_SIZE),
+            ..Config::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn small_objects_bump_through_a_block_then_run_out() {
+        let s = space();
+        let (mut w, mut t) = (BumpWindow::default(), TlabState::default());
+        let mut n = 0;
+        loop {
+            let a = match w.bump(64) {
+                Some(a) => a,
+                None => match t.alloc_slow(&mut w, &s, 64).unwrap() {
+                    Some(a) => a,
+                    None => break,
+                },
+            };
+            // SAFETY: freshly allocated, zeroed, 64 bytes.
+            assert_eq!(unsafe { *(a as *const u64) }, 0);
+            n += 1;
+        }
+        assert_eq!(n, CHUNK_SIZE / 64);
+        t.retire(&mut w, &s);
+        assert_eq!(t.take_allocated(), CHUNK_SIZE);
+    }
+
+    #[test]
+    fn medium_objects_use_the_overflow_window_and_keep_holes() {
+        let s = space();
+        let (mut w, mut t) = (BumpWindow::default(), TlabState::default());
+        let small = t.alloc_slow(&mut w, &s, 16).unwrap().unwrap();
+        let medium = t.alloc_slow(&mut w, &s, 4000).unwrap().unwrap();
+        assert_ne!(s.block_of(small), s.block_of(medium));
+        // The small window is untouched by the medium allocation.
+        assert_eq!(w.bump(16), Some(small + 16));
+    }
+
+    #[test]
+    fn holes_in_recyclable_blocks_are_found_and_zeroed() {
+        let s = space();
+        let b = s.acquire_free().unwrap().unwrap();
+        let e = s.advance_epoch();
+        // Block b: lines 0..10 live, the rest free; dirty a free line.
+        for l in &s.meta.block_lines(b)[..10] {
+            l.store(e, Ordering::Relaxed);
+        }
+        // SAFETY: line 20 of a committed block we own.
+        unsafe { *((s.block_addr(b) + 20 * LINE_SIZE) as *mut u64) = 7 };
+        crate::heap::blocks::sweep_block(&s.meta, s.immix_base(), b, e, None);
+        s.pools.recyclable.push(b as u32);
+        let (mut w, mut t) = (BumpWindow::default(), TlabState::default());
+        let a = t.alloc_slow(&mut w, &s, 8).unwrap().unwrap();
+        assert_eq!(a, s.block_addr(b) + 10 * LINE_SIZE);
+        assert_eq!(w.limit, s.block_addr(b) + BLOCK_SIZE);
+        // SAFETY: inside the zeroed window.
+        assert_eq!(
+            unsafe { *((s.block_addr(b) + 20 * LINE_SIZE) as *const u64) },
+            0
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! GC requests: mutators ask, the control thread serves, waiters learn when it is done.
+//!
+//! Collections are numbered. A request asks for collection `completed + 1` (any collection
+//! not yet completed stops the world after the request, so it covers it). The control thread
+//! bumps `completed` while the world is still stopped, so a request made after resume always
+//! asks for a fresh collection.
+
+use crate::stats::GcCause;
+use crate::sync::{Condvar, Mutex};
+
+#[derive(Debug)]
+struct State {
+    requested: u64,
+    completed: u64,
+    cause: GcCause,
+    shutdown: bool,
+}
+
+/// The request channel between mutators and the control thread.
+#[derive(Debug)]
+pub struct GcRequests {
+    state: Mutex<State>,
+    wake: Condvar,
+    done: Condvar,
+}
+
+impl Default for GcRequests {
+    fn default() -> Self {
+        GcRequests {
+            state: Mutex::new(State {
+                requested: 0,
+                completed: 0,
+                cause: GcCause::Explicit,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+        }
+    }
+}
+
+impl GcRequests {
+    /// Asks for a collection; returns its number, for [`GcRequests::wait`].
+    pub fn request(&self, cause: GcCause) -> u64 {
+        let mut g = self.state.lock();
+        let target = g.completed + 1;
+        if g.requested < target {
+            g.requested = target;
+            g.cause = cause;
+            self.wake.notify_all();
+        }
+        target
+    }
+
+    /// Blocks until collection `target` completed or the runtime shut down; true if it
+    /// completed.
+    pub fn wait(&self, target: u64) -> bool {
+        let mut g = self.state.lock();
+        while g.completed < target && !g.shutdown {
+            g = self.done.wait(g);
+        }
+        g.completed >= target
+    }
+
+    /// The control thread's wait for work: the cause of the next collection, or None at
+    /// shutdown.
+    pub fn next(&self) -> Option<GcCause> {
+        let mut g = self.state.lock();
+        while g.requested <= g.completed && !g.shutdown {
+            g = self.wake.wait(g);
+        }
+        (!g.shutdown).then_some(g.cause)
+    }
+
+    /// Marks the current collection complete and wakes its waiters.
+    pub fn complete(&self) {
+        let mut g = self.state.lock();
+        g.completed += 1;
+        self.done.notify_all();
+    }
+
+    /// Number of completed collections.
+    pub fn completed(&self) -> u64 {
+        self.state.lock().completed
+    }
+
+    /// Stops the control thread and releases every waiter.
+    pub fn shutdown(&self) {
+        let mut g = self.state.lock();
+        g.shutdown = true;
+        self.wake.notify_all();
+        self.done.notify_all();
+    }
+
+    /// Whether the runtime shut down.
+    pub fn is_shutdown(&self) -> bool {
+        self.state.lock().shutdown
+    }
+}

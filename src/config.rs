@@ -1,0 +1,274 @@
+//! Runtime options: one table declares every `TANDEM_*` variable, its type, default and
+//! documentation; parsing, defaults, `Config::from_env` and the README table all follow it.
+//!
+//! A bad value is an error naming the variable and the accepted form, never a warning.
+
+use crate::error::{Error, Result};
+
+/// Which collector runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Parallel stop-the-world mark-region collection: the reference mode.
+    Stw,
+}
+
+/// How a value is written in the environment.
+trait OptionValue: Sized {
+    /// The accepted form, for error messages.
+    const FORM: &'static str;
+    fn parse_value(s: &str) -> Option<Self>;
+}
+
+impl OptionValue for usize {
+    const FORM: &'static str = "a positive integer";
+    fn parse_value(s: &str) -> Option<Self> {
+        s.trim().parse().ok().filter(|&n| n > 0)
+    }
+}
+
+impl OptionValue for bool {
+    const FORM: &'static str = "one of 1, 0, true, false, yes, no, on, off";
+    fn parse_value(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Some(true),
+            "0" | "false" | "no" | "off" | "" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl OptionValue for Mode {
+    const FORM: &'static str =
+        "`stw` (`concurrent` is not available in this version of Tandem yet)";
+    fn parse_value(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "stw" => Some(Mode::Stw),
+            _ => None,
+        }
+    }
+}
+
+impl OptionValue for String {
+    const FORM: &'static str = "a tracing filter such as `info` or `tandem=debug`";
+    fn parse_value(s: &str) -> Option<Self> {
+        Some(s.to_string())
+    }
+}
+
+/// A byte size: digits with an optional K, M, G or T suffix (powers of 1024), e.g. `512M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub usize);
+
+impl OptionValue for ByteSize {
+    const FORM: &'static str = "a byte count with an optional K, M, G or T suffix, e.g. 512M";
+    fn parse_value(s: &str) -> Option<Self> {
+        parse_size(s).map(ByteSize)
+    }
+}
+
+/// Parses `123`, `64K`, `512M`, `2G`, `1T` (case-insensitive, optional `B`/`iB`) into bytes.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let upper = s.to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (digits, shift) = match body.chars().last()? {
+        'K' => (&body[..body.len() - 1], 10),
+        'M' => (&body[..body.len() - 1], 20),
+        'G' => (&body[..body.len() - 1], 30),
+        'T' => (&body[..body.len() - 1], 40),
+        _ => (body, 0),
+    };
+    let n: usize = digits.trim().parse().ok()?;
+    n.checked_mul(1usize << shift).filter(|&b| b > 0)
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+macro_rules! options {
+    ($($(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env $var:literal;)*) => {
+        /// Every option of the runtime. Build with [`Config::default`] or [`Config::from_env`],
+        /// adjust fields, then pass to [`crate::Heap::new`].
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $($(#[doc = $doc])* pub $field: $ty,)*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $($field: $default,)* }
+            }
+        }
+
+        impl Config {
+            /// The table of options: (environment variable, accepted form, documentation).
+            pub const TABLE: &'static [(&'static str, &'static str, &'static str)] = &[
+                $(($var, <$ty as OptionValue>::FORM, concat!($($doc),*)),)*
+            ];
+
+            /// Applies every `TANDEM_*` variable found by `lookup` over `self`.
+            pub fn apply_env_with(
+                mut self,
+                lookup: impl Fn(&str) -> Option<String>,
+            ) -> Result<Self> {
+                $(
+                    if let Some(raw) = lookup($var) {
+                        self.$field = <$ty as OptionValue>::parse_value(&raw).ok_or_else(|| {
+                            Error::Config(format!(
+                                "{}={:?} is not valid: expected {}",
+                                $var, raw, <$ty as OptionValue>::FORM
+                            ))
+                        })?;
+                    }
+                )*
+                self.validate()?;
+                Ok(self)
+            }
+        }
+    };
+}
+
+options! {
+    /// Number of parallel GC worker threads (default: the available parallelism, which
+    /// respects cgroup quotas and the affinity mask).
+    threads: usize = default_threads(), env "TANDEM_THREADS";
+    /// Heap size kept committed; free memory above it is returned to the OS after a GC.
+    heap_min: ByteSize = ByteSize(16 << 20), env "TANDEM_HEAP_MIN";
+    /// Hard limit on the heap (small and large objects together).
+    heap_max: ByteSize = ByteSize(1 << 30), env "TANDEM_HEAP_MAX";
+    /// Which collector runs: `stw` (parallel stop-the-world).
+    mode: Mode = Mode::Stw, env "TANDEM_MODE";
+    /// Pin GC worker threads to cores, one core each, round-robin.
+    affinity: bool = false, env "TANDEM_AFFINITY";
+    /// Verify the heap around every GC: reachable objects intact and marked, free lines poisoned.
+    verify: bool = false, env "TANDEM_VERIFY";
+    /// A `tracing` filter for GC logs (applied by the embedder's subscriber, e.g. tandem-stress).
+    log: String = String::new(), env "TANDEM_LOG";
+    /// Capacity of each mutator's shadow stack, in root slots (virtual memory, touched lazily).
+    shadow_stack_slots: usize = 1 << 20, env "TANDEM_SHADOW_STACK";
+}
+
+impl Config {
+    /// The defaults overridden by the process environment.
+    pub fn from_env() -> Result<Self> {
+        Config::default().apply_env()
+    }
+
+    /// `self` overridden by the process environment (the environment wins over the API).
+    pub fn apply_env(self) -> Result<Self> {
+        for (k, _) in std::env::vars_os() {
+            if let Some(k) = k.to_str() {
+                if k.starts_with("TANDEM_") && !Self::TABLE.iter().any(|(v, _, _)| *v == k) {
+                    tracing::warn!(var = k, "unknown TANDEM_* environment variable ignored");
+                }
+            }
+        }
+        self.apply_env_with(|v| std::env::var(v).ok())
+    }
+
+    /// Checks relations between options.
+    pub fn validate(&self) -> Result<()> {
+        if self.threads == 0 || self.threads > 1024 {
+            return Err(Error::Config(format!(
+                "TANDEM_THREADS={} is out of range: expected 1 to 1024",
+                self.threads
+            )));
+        }
+        let min_heap = crate::heap::CHUNK_SIZE;
+        if self.heap_max.0 < min_heap {
+            return Err(Error::Config(format!(
+                "TANDEM_HEAP_MAX={} is too small: the heap needs at least {} bytes (4M)",
+                self.heap_max.0, min_heap
+            )));
+        }
+        if self.heap_max.0 > 1 << 44 {
+            return Err(Error::Config(format!(
+                "TANDEM_HEAP_MAX={} is too large: at most 16T",
+                self.heap_max.0
+            )));
+        }
+        if self.heap_min > self.heap_max {
+            return Err(Error::Config(format!(
+                "TANDEM_HEAP_MIN={} is larger than TANDEM_HEAP_MAX={}",
+                self.heap_min.0, self.heap_max.0
+            )));
+        }
+        if self.shadow_stack_slots > 1 << 28 {
+            return Err(Error::Config(
+                "TANDEM_SHADOW_STACK is too large: at most 268435456 slots".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64k"), Some(64 << 10));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("12Q"), None);
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_form() {
+        for (pairs, var) in [
+            (&[("TANDEM_THREADS", "0")][..], "TANDEM_THREADS"),
+            (&[("TANDEM_THREADS", "abc")][..], "TANDEM_THREADS"),
+            (&[("TANDEM_HEAP_MAX", "12Q")][..], "TANDEM_HEAP_MAX"),
+            (&[("TANDEM_MODE", "fast")][..], "TANDEM_MODE"),
+            (&[("TANDEM_VERIFY", "maybe")][..], "TANDEM_VERIFY"),
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(pairs.to_vec().into_boxed_slice());
+            let err = Config::default().apply_env_with(env(pairs)).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(var), "{msg}");
+            assert!(msg.contains("expected"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_defaults() {
+        let c = Config::default()
+            .apply_env_with(env(&[
+                ("TANDEM_THREADS", "3"),
+                ("TANDEM_HEAP_MAX", "256M"),
+                ("TANDEM_VERIFY", "1"),
+            ]))
+            .unwrap();
+        assert_eq!(c.threads, 3);
+        assert_eq!(c.heap_max, ByteSize(256 << 20));
+        assert!(c.verify);
+    }
+
+    #[test]
+    fn min_above_max_is_rejected() {
+        let e = Config::default()
+            .apply_env_with(env(&[
+                ("TANDEM_HEAP_MIN", "1G"),
+                ("TANDEM_HEAP_MAX", "64M"),
+            ]))
+            .unwrap_err();
+        assert!(e.to_string().contains("TANDEM_HEAP_MIN"));
+    }
+}

@@ -1,0 +1,115 @@
+//! The Immix block space: chunks committed on demand, pools of free and recyclable blocks,
+//! hole search and the per-block sweep.
+
+use super::metadata::{BlockState, SideMetadata, LINE_FREE};
+use super::{BLOCKS_PER_CHUNK, BLOCK_SIZE, CHUNK_SIZE, LINES_PER_BLOCK, LINE_SIZE};
+use crossbeam::queue::SegQueue;
+
+/// Index of a block from the start of the Immix space.
+pub type BlockIndex = u32;
+
+/// The pools the allocators draw blocks from. Lock-free: a TLAB refill touches no lock.
+#[derive(Debug, Default)]
+pub struct BlockPools {
+    /// Empty blocks of committed chunks.
+    pub free: SegQueue<BlockIndex>,
+    /// Blocks with at least one free line.
+    pub recyclable: SegQueue<BlockIndex>,
+}
+
+impl BlockPools {
+    /// Empties both pools (the sweep rebuilds them).
+    pub fn clear(&self) {
+        while self.free.pop().is_some() {}
+        while self.recyclable.pop().is_some() {}
+    }
+}
+
+/// A run of free lines `[start, end)` inside one block, as line indices within the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hole {
+    /// First free line.
+    pub start: usize,
+    /// One past the last free line.
+    pub end: usize,
+}
+
+/// Finds the first hole of block `block` at or after line `from`.
+pub fn find_hole(meta: &SideMetadata, block: usize, from: usize) -> Option<Hole> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let lines = meta.block_lines(block);
+    let start = (from..LINES_PER_BLOCK).find(|&i| lines[i].load(Relaxed) == LINE_FREE)?;
+    let end = (start..LINES_PER_BLOCK)
+        .find(|&i| lines[i].load(Relaxed) != LINE_FREE)
+        .unwrap_or(LINES_PER_BLOCK);
+    Some(Hole { start, end })
+}
+
+/// What the sweep found in one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweptBlock {
+    /// The block's new state.
+    pub state: BlockState,
+    /// Lines marked live in this cycle.
+    pub live_lines: usize,
+}
+
+/// Sweeps one committed block after marking with line epoch `epoch`: lines not stamped with
+/// `epoch` become free (poisoned with `poison` when set), mark bits are cleared, and the
+/// block's state and live-line count are recorded.
+pub fn sweep_block(
+    meta: &SideMetadata,
+    immix_base: usize,
+    block: usize,
+    epoch: u8,
+    poison: Option<u64>,
+) -> SweptBlock {
+    use std::sync::atomic::Ordering::Relaxed;
+    let lines = meta.block_lines(block);
+    let block_addr = immix_base + block * BLOCK_SIZE;
+    let mut live = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let v = l.load(Relaxed);
+        if v == epoch {
+            live += 1;
+        } else {
+            if v != LINE_FREE {
+                l.store(LINE_FREE, Relaxed);
+            }
+            if let Some(p) = poison {
+                poison_range(block_addr + i * LINE_SIZE, LINE_SIZE, p);
+            }
+        }
+    }
+    meta.clear_marks(block_addr, BLOCK_SIZE);
+    let state = match live {
+        0 => BlockState::Free,
+        LINES_PER_BLOCK => BlockState::Full,
+        _ => BlockState::Recyclable,
+    };
+    meta.set_block_state(block, state);
+    meta.set_live_lines(block, live);
+    SweptBlock {
+        state,
+        live_lines: live,
+    }
+}
+
+/// Fills `[addr, addr+len)` with the 8-byte pattern `p`.
+pub fn poison_range(addr: usize, len: usize, p: u64) {
+    debug_assert!(addr % 8 == 0 && len % 8 == 0);
+    // SAFETY: callers pass committed heap memory that holds no live object.
+    unsafe { std::slice::from_raw_parts_mut(addr as *mut u64, len / 8) }.fill(p);
+}
+
+/// First block index of chunk `chunk`.
+pub fn chunk_first_block(chunk: usize) -> usize {
+    chunk * BLOCKS_PER_CHUNK
+}
+
+/// Chunk that holds block `block`.
+pub fn chunk_of_block(block: usize) -> usize {
+    block / BLOCKS_PER_CHUNK
+}
+
+const _: () = assert!(BLOCKS_PER_CHUNK * BLOCK_SIZE == CHUNK_SIZE);

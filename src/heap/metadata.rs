@@ -1,0 +1,209 @@
+//! Side metadata for the whole reservation: mark bits, line marks and block tables.
+//!
+//! It lives in its own lazily-backed mapping, so an untouched region costs no memory, and
+//! addressing it is arithmetic on the heap offset.
+
+use super::vm::{Reservation, PAGE_SIZE};
+use super::{BLOCK_SIZE, LINE_SIZE};
+use crate::error::Result;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+/// Bytes of heap covered by one mark bit.
+pub const MARK_GRANULE: usize = 8;
+const BITS_PER_WORD: usize = 64;
+
+/// Line-mark value of a free line (after a sweep, or fresh memory).
+pub const LINE_FREE: u8 = 0;
+/// Line-mark value of a line handed to a TLAB since the last sweep.
+pub const LINE_FRESH: u8 = u8::MAX;
+
+/// The state of a block of the Immix space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BlockState {
+    /// Its chunk is not committed.
+    Uncommitted = 0,
+    /// Empty, in the free pool.
+    Free = 1,
+    /// Partly live, with holes, in the recyclable pool.
+    Recyclable = 2,
+    /// Owned by a TLAB that bumps into it.
+    Allocating = 3,
+    /// Live lines leave no hole; not in any pool until the next sweep.
+    Full = 4,
+}
+
+impl BlockState {
+    fn from_u8(v: u8) -> BlockState {
+        match v {
+            1 => BlockState::Free,
+            2 => BlockState::Recyclable,
+            3 => BlockState::Allocating,
+            4 => BlockState::Full,
+            _ => BlockState::Uncommitted,
+        }
+    }
+}
+
+/// Mark bits, line marks, block states and live-line counts, indexed from the heap base.
+#[derive(Debug)]
+pub struct SideMetadata {
+    map: Reservation,
+    heap_base: usize,
+    marks: usize,
+    lines: usize,
+    states: usize,
+    live: usize,
+    n_mark_words: usize,
+    n_lines: usize,
+    n_blocks: usize,
+}
+
+fn page_round(n: usize) -> usize {
+    n.div_ceil(PAGE_SIZE) * PAGE_SIZE
+}
+
+impl SideMetadata {
+    /// Metadata for a heap at `heap_base` of `total` bytes whose first `immix` bytes hold
+    /// blocks.
+    pub fn new(heap_base: usize, total: usize, immix: usize) -> Result<SideMetadata> {
+        let n_mark_words = total / (MARK_GRANULE * BITS_PER_WORD);
+        let n_lines = immix / LINE_SIZE;
+        let n_blocks = immix / BLOCK_SIZE;
+        let marks_len = page_round(n_mark_words * 8);
+        let lines_len = page_round(n_lines);
+        let states_len = page_round(n_blocks);
+        let map = Reservation::new(marks_len + lines_len + 2 * states_len, PAGE_SIZE, true)?;
+        let marks = map.base();
+        let lines = marks + marks_len;
+        let states = lines + lines_len;
+        let live = states + states_len;
+        Ok(SideMetadata {
+            map,
+            heap_base,
+            marks,
+            lines,
+            states,
+            live,
+            n_mark_words,
+            n_lines,
+            n_blocks,
+        })
+    }
+
+    #[inline(always)]
+    fn mark_word(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < self.n_mark_words);
+        // SAFETY: `i` is in bounds of the read-write mark table, 8-aligned, living as long as self.
+        unsafe { &*(self.marks as *const AtomicU64).add(i) }
+    }
+
+    /// Sets the mark bit of the object at `addr`; true when this call set it.
+    #[inline]
+    pub fn mark(&self, addr: usize) -> bool {
+        let g = (addr - self.heap_base) / MARK_GRANULE;
+        let bit = 1u64 << (g % BITS_PER_WORD);
+        let w = self.mark_word(g / BITS_PER_WORD);
+        // Relaxed is enough: the bit only arbitrates which marker scans the object; the
+        // object's contents were published by the pause (mutators stopped) before marking.
+        if w.load(Ordering::Relaxed) & bit != 0 {
+            return false;
+        }
+        w.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    }
+
+    /// Whether the object at `addr` is marked.
+    #[inline]
+    pub fn is_marked(&self, addr: usize) -> bool {
+        let g = (addr - self.heap_base) / MARK_GRANULE;
+        self.mark_word(g / BITS_PER_WORD).load(Ordering::Relaxed) & (1u64 << (g % BITS_PER_WORD))
+            != 0
+    }
+
+    /// Clears the mark bit of the object at `addr`.
+    pub fn unmark(&self, addr: usize) {
+        let g = (addr - self.heap_base) / MARK_GRANULE;
+        self.mark_word(g / BITS_PER_WORD)
+            .fetch_and(!(1u64 << (g % BITS_PER_WORD)), Ordering::Relaxed);
+    }
+
+    /// Clears every mark bit of `[start, start+len)`; both must be 512-byte aligned.
+    pub fn clear_marks(&self, start: usize, len: usize) {
+        let span = MARK_GRANULE * BITS_PER_WORD;
+        debug_assert!((start - self.heap_base) % span == 0 && len % span == 0);
+        let first = (start - self.heap_base) / span;
+        for i in first..first + len / span {
+            self.mark_word(i).store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The line-mark byte of line `line` (index from the heap base).
+    #[inline(always)]
+    pub fn line(&self, line: usize) -> &AtomicU8 {
+        assert!(line < self.n_lines);
+        // SAFETY: in bounds (asserted) of the read-write line table, living as long as self.
+        unsafe { &*(self.lines as *const AtomicU8).add(line) }
+    }
+
+    /// The line marks of block `block` as a slice.
+    #[inline]
+    pub fn block_lines(&self, block: usize) -> &[AtomicU8] {
+        let per = BLOCK_SIZE / LINE_SIZE;
+        assert!(block < self.n_blocks);
+        // SAFETY: the block's lines are a contiguous in-bounds run of the line table.
+        unsafe { std::slice::from_raw_parts((self.lines as *const AtomicU8).add(block * per), per) }
+    }
+
+    fn state_cell(&self, block: usize) -> &AtomicU8 {
+        assert!(block < self.n_blocks);
+        // SAFETY: in bounds (asserted) of the read-write state table.
+        unsafe { &*(self.states as *const AtomicU8).add(block) }
+    }
+
+    /// The state of block `block`.
+    #[inline]
+    pub fn block_state(&self, block: usize) -> BlockState {
+        // Relaxed: states change only in pauses or by the block's owning TLAB, both ordered
+        // by the safepoint protocol.
+        BlockState::from_u8(self.state_cell(block).load(Ordering::Relaxed))
+    }
+
+    /// Sets the state of block `block`.
+    #[inline]
+    pub fn set_block_state(&self, block: usize, s: BlockState) {
+        self.state_cell(block).store(s as u8, Ordering::Relaxed);
+    }
+
+    /// Live lines of block `block` found by the last sweep.
+    pub fn live_lines(&self, block: usize) -> usize {
+        assert!(block < self.n_blocks);
+        // SAFETY: in bounds (asserted) of the read-write live table.
+        unsafe { &*(self.live as *const AtomicU8).add(block) }.load(Ordering::Relaxed) as usize
+    }
+
+    /// Records the live lines of block `block`.
+    pub fn set_live_lines(&self, block: usize, n: usize) {
+        assert!(block < self.n_blocks);
+        // SAFETY: in bounds (asserted) of the read-write live table.
+        unsafe { &*(self.live as *const AtomicU8).add(block) }.store(n as u8, Ordering::Relaxed);
+    }
+
+    /// Returns the mark-bit and line-mark pages of a released heap range to the OS.
+    pub fn discard(&self, start: usize, len: usize) {
+        let span = MARK_GRANULE * BITS_PER_WORD;
+        let words = self.marks + (start - self.heap_base) / span * 8;
+        let wlen = len / span * 8;
+        let (a, b) = (page_round(words), (words + wlen) / PAGE_SIZE * PAGE_SIZE);
+        if b > a {
+            self.map.discard(a, b - a);
+        }
+        let lines = self.lines + (start - self.heap_base) / LINE_SIZE;
+        let (a, b) = (
+            page_round(lines),
+            (lines + len / LINE_SIZE) / PAGE_SIZE * PAGE_SIZE,
+        );
+        if b > a {
+            self.map.discard(a, b - a);
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The heap: one reserved virtual range split into an Immix block space (chunks of 32 KiB
+//! blocks of 256 B lines) and a large-object space, plus side metadata for both.
+//!
+//! ```text
+//! base                      base+immix_size                 base+2*immix_size
+//! | chunk | chunk | ...     | large objects (page runs) ... |
+//! ```
+//! An address is in the heap when `base <= a < end`: two compares. Chunks are committed on
+//! demand and released when a sweep finds them empty and the heap is above its minimum.
+//! Committed bytes of both spaces together never exceed the configured maximum.
+
+pub mod blocks;
+pub mod los;
+pub mod metadata;
+pub mod vm;
+
+use crate::config::Config;
+use crate::error::Result;
+use blocks::BlockPools;
+use los::LargeObjectSpace;
+use metadata::{BlockState, SideMetadata};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use vm::Reservation;
+
+/// Bytes per chunk, the unit of commit and release.
+pub const CHUNK_SIZE: usize = 4 << 20;
+/// Bytes per Immix block.
+pub const BLOCK_SIZE: usize = 32 << 10;
+/// Bytes per line.
+pub const LINE_SIZE: usize = 256;
+/// Lines per block.
+pub const LINES_PER_BLOCK: usize = BLOCK_SIZE / LINE_SIZE;
+/// Blocks per chunk.
+pub const BLOCKS_PER_CHUNK: usize = CHUNK_SIZE / BLOCK_SIZE;
+/// Objects larger than this go to the large-object space.
+pub const LARGE_OBJECT_THRESHOLD: usize = 8 << 10;
+/// The pattern written over free memory when verification is on.
+pub const POISON: u64 = 0xBADD_F00D_DEAD_BEEF;
+
+/// The whole managed address range and its accounting.
+#[derive(Debug)]
+pub struct Space {
+    res: Reservation,
+    /// Mark bits, line marks and block tables.
+    pub meta: SideMetadata,
+    immix_base: usize,
+    immix_size: usize,
+    end: usize,
+    /// The large-object space.
+    pub los: LargeObjectSpace,
+    /// Free and recyclable blocks.
+    pub pools: BlockPools,
+    /// Which chunks are committed; taken only to commit or release a chunk.
+    chunks: Mutex<Vec<bool>>,
+    committed: AtomicUsize,
+    peak: AtomicUsize,
+    in_use: AtomicUsize,
+    heap_min: usize,
+    heap_max: usize,
+    epoch: AtomicU8,
+    poison: bool,
+}
+
+impl Space {
+    /// Reserves address space for a heap of `config.heap_max` bytes.
+    pub fn new(config: &Config) -> Result<Space> {
+        let immix_size = config.heap_max.0.div_ceil(CHUNK_SIZE) * CHUNK_SIZE;
+        let total = 2 * immix_size;
+        let res = Reservation::new(total, CHUNK_SIZE, false)?;
+        let base = res.base();
+        let meta = SideMetadata::new(base, total, immix_size)?;
+        Ok(Space {
+            los: LargeObjectSpace::new(base + immix_size, immix_size),
+            res,
+            meta,
+            immix_base: base,
+            immix_size,
+            end: base + total,
+            pools: BlockPools::default(),
+            chunks: Mutex::new(vec![false; immix_size / CHUNK_SIZE]),
+            committed: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            in_use: AtomicUsize::new(0),
+            heap_min: config.heap_min.0,
+            heap_max: config.heap_max.0,
+            epoch: AtomicU8::new(1),
+            poison: config.verify,
+        })
+    }
+
+    /// Whether `a` lies in the managed range (either space).
+    #[inline(always)]
+    pub fn in_heap(&self, a: usize) -> bool {
+        a >= self.immix_base && a < self.end
+    }
+
+    /// Whether `a` lies in the Immix block space.
+    #[inline(always)]
+    pub fn in_immix(&self, a: usize) -> bool {
+        a.wrapping_sub(self.immix_base) < self.immix_size
+    }
+
+    /// Block index of an Immix address.
+    #[inline(always)]
+    pub fn block_of(&self, a: usize) -> usize {
+        (a - self.immix_base) / BLOCK_SIZE
+    }
+
+    /// Line index (from the Immix base) of an Immix address.
+    #[inline(always)]
+    pub fn line_of(&self, a: usize) -> usize {
+        (a - self.immix_base) / LINE_SIZE
+    }
+
+    /// Start address of block `b`.
+    #[inline(always)]
+    pub fn block_addr(&self, b: usize) -> usize {
+        self.immix_base + b * BLOCK_SIZE
+    }
+
+    /// Start of the Immix space.
+    pub fn immix_base(&self) -> usize {
+        self.immix_base
+    }
+
+    /// The current line-mark epoch: lines stamped with it are live in this cycle.
+    #[inline(always)]
+    pub fn epoch(&self) -> u8 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new marking epoch (in a pause); skips the reserved line values.
+    pub fn advance_epoch(&self) -> u8 {
+        let e = self.epoch();
+        let next = if e >= metadata::LINE_FRESH - 1 {
+            1
+        } else {
+            e + 1
+        };
+        self.epoch.store(next, Ordering::Relaxed);
+        next
+    }
+
+    /// The poison pattern for freed memory, when verification is on.
+    pub fn poison(&self) -> Option<u64> {
+        self.poison.then_some(POISON)
+    }
+
+    /// Bytes committed by both spaces.
+    pub fn committed(&self) -> usize {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes ever committed at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Bytes live after the last GC plus bytes handed out since.
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// Records `n` more bytes handed to allocators.
+    pub fn add_in_use(&self, n: usize) {
+        self.in_use.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Resets the in-use figure after a sweep.
+    pub fn set_in_use(&self, n: usize) {
+        self.in_use.store(n, Ordering::Relaxed);
+    }
+
+    /// Configured maximum heap size.
+    pub fn heap_max(&self) -> usize {
+        self.heap_max
+    }
+
+    /// Configured minimum heap size.
+    pub fn heap_min(&self) -> usize {
+        self.heap_min
+    }
+
+    fn try_charge(&self, n: usize) -> bool {
+        let mut cur = self.committed.load(Ordering::Relaxed);
+        loop {
+            if cur + n > self.heap_max {
+                return false;
+            }
+            // Relaxed: this counter is a budget, not a publication point.
+            match self.committed.compare_exchange_weak(
+                cur,
+                cur + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.peak.fetch_max(cur + n, Ordering::Relaxed);
+                    return true;
+                }
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    fn uncharge(&self, n: usize) {
+        self.committed.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Takes a block with holes, if any.
+    pub fn acquire_recyclable(&self) -> Option<usize> {
+        let b = self.pools.recyclable.pop()? as usize;
+        self.meta.set_block_state(b, BlockState::Allocating);
+        self.add_in_use((LINES_PER_BLOCK - self.meta.live_lines(b)) * LINE_SIZE);
+        Some(b)
+    }
+
+    /// Takes an empty block, committing a new chunk when the pool is dry and the budget
+    /// allows; None when the heap is at its maximum.
+    pub fn acquire_free(&self) -> Result<Option<usize>> {
+        let b = match self.pools.free.pop() {
+            Some(b) => b as usize,
+            None => match self.commit_chunk()? {
+                Some(b) => b,
+                None => return Ok(None),
+            },
+        };
+        self.meta.set_block_state(b, BlockState::Allocating);
+        self.add_in_use(BLOCK_SIZE);
+        Ok(Some(b))
+    }
+
+    /// Commits one more chunk, pushes all but its first block to the free pool and returns
+    /// the first.
+    fn commit_chunk(&self) -> Result<Option<usize>> {
+        let mut chunks = self.chunks.lock();
+        // Another thread may have refilled the pool while we waited for the lock.
+        if let Some(b) = self.pools.free.pop() {
+            return Ok(Some(b as usize));
+        }
+        let Some(c) = chunks.iter().position(|&c| !c) else {
+            return Ok(None);
+        };
+        if !self.try_charge(CHUNK_SIZE) {
+            return Ok(None);
+        }
+        let start = self.immix_base + c * CHUNK_SIZE;
+        if let Err(e) = self.res.commit(start, CHUNK_SIZE) {
+            self.uncharge(CHUNK_SIZE);
+            return Err(e);
+        }
+        if let Some(p) = self.poison() {
+            blocks::poison_range(start, CHUNK_SIZE, p);
+        }
+        chunks[c] = true;
+        let first = blocks::chunk_first_block(c);
+        for b in first..first + BLOCKS_PER_CHUNK {
+            self.meta.set_block_state(b, BlockState::Free);
+            self.meta.set_live_lines(b, 0);
+        }
+        for b in first + 1..first + BLOCKS_PER_CHUNK {
+            self.pools.free.push(b as u32);
+        }
+        tracing::trace!(chunk = c, "committed chunk");
+        Ok(Some(first))
+    }
+
+    /// Indices of the committed chunks.
+    pub fn committed_chunks(&self) -> Vec<usize> {
+        let chunks = self.chunks.lock();
+        (0..chunks.len()).filter(|&c| chunks[c]).collect()
+    }
+
+    /// Returns chunk `c`, whose blocks are all free and in no pool, to the OS.
+    pub fn release_chunk(&self, c: usize) {
+        let mut chunks = self.chunks.lock();
+        assert!(chunks[c], "releasing an uncommitted chunk");
+        let start = self.immix_base + c * CHUNK_SIZE;
+        self.res.release(start, CHUNK_SIZE);
+        self.meta.discard(start, CHUNK_SIZE);
+        let first = blocks::chunk_first_block(c);
+        for b in first..first + BLOCKS_PER_CHUNK {
+            self.meta.set_block_state(b, BlockState::Uncommitted);
+        }
+        chunks[c] = false;
+        self.uncharge(CHUNK_SIZE);
+        tracing::trace!(chunk = c, "released chunk");
+    }
+
+    /// Commits zeroed memory for a large object of `bytes`; None when over budget.
+    pub fn alloc_large(&self, bytes: usize) -> Result<Option<usize>> {
+        let len = LargeObjectSpace::footprint(bytes);
+        if !self.try_charge(len) {
+            return Ok(None);
+        }
+        match self.los.alloc(&self.res, bytes) {
+            Ok(Some(a)) => {
+                self.add_in_use(len);
+                Ok(Some(a))
+            }
+            other => {
+                self.uncharge(len);
+                other
+            }
+        }
+    }
+
+    /// Frees unmarked large objects; returns bytes still live.
+    pub fn sweep_large(&self) -> usize {
+        let (freed, live) = self.los.sweep(&self.res, &self.meta);
+        self.uncharge(freed);
+        live
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ByteSize;
+
+    fn space(max: usize) -> Space {
+        let c = Config {
+            heap_max: ByteSize(max),
+            heap_min: ByteSize(CHUNK_SIZE),
+            ..Config::default()
+        };
+        Space::new(&c).unwrap()
+    }
+
+    #[test]
+    fn blocks_come_from_committed_chunks_within_budget() {
+        let s = space(2 * CHUNK_SIZE);
+        let mut seen = std::collections::HashSet::new();
+        while let Some(b) = s.acquire_free().unwrap() {
+            assert!(seen.insert(b));
+            let a = s.block_addr(b);
+            assert!(s.in_immix(a) && s.in_heap(a));
+            // Fresh memory is committed and zero.
+            // SAFETY: `a` is the start of a committed block.
+            assert_eq!(unsafe { *(a as *const u64) }, 0);
+        }
+        assert_eq!(seen.len(), 2 * BLOCKS_PER_CHUNK);
+        assert_eq!(s.committed(), 2 * CHUNK_SIZE);
+    }
+
+    #[test]
+    fn large_objects_share_the_budget_and_are_freed_by_sweep() {
+        let s = space(2 * CHUNK_SIZE);
+        let a = s.alloc_large(CHUNK_SIZE).unwrap().unwrap();
+        assert!(s.in_heap(a) && !s.in_immix(a) && s.los.contains(a));
+        assert!(s.alloc_large(CHUNK_SIZE + 1).unwrap().is_none());
+        let b = s.alloc_large(100_000).unwrap().unwrap();
+        s.meta.mark(b);
+        assert_eq!(s.sweep_large(), LargeObjectSpace::footprint(100_000));
+        assert!(!s.los.contains(a) && s.los.contains(b));
+        assert!(s.alloc_large(CHUNK_SIZE).unwrap().is_some());
+    }
+
+    #[test]
+    fn mark_bits_are_set_once() {
+        let s = space(CHUNK_SIZE);
+        let b = s.acquire_free().unwrap().unwrap();
+        let a = s.block_addr(b) + 64;
+        assert!(s.meta.mark(a));
+        assert!(!s.meta.mark(a));
+        assert!(s.meta.is_marked(a) && !s.meta.is_marked(a + 8));
+    }
+
+    #[test]
+    fn sweep_frees_unstamped_lines_and_finds_holes() {
+        let s = space(CHUNK_SIZE);
+        let b = s.acquire_free().unwrap().unwrap();
+        let e = s.advance_epoch();
+        let lines = s.meta.block_lines(b);
+        lines[3].store(e, Ordering::Relaxed);
+        lines[4].store(e, Ordering::Relaxed);
+        lines[9].store(metadata::LINE_FRESH, Ordering::Relaxed);
+        let r = blocks::sweep_block(&s.meta, s.immix_base(), b, e, Some(POISON));
+        assert_eq!(r.state, BlockState::Recyclable);
+        assert_eq!(r.live_lines, 2);
+        let h = blocks::find_hole(&s.meta, b, 0).unwrap();
+        assert_eq!((h.start, h.end), (0, 3));
+        let h = blocks::find_hole(&s.meta, b, 3).unwrap();
+        assert_eq!((h.start, h.end), (5, LINES_PER_BLOCK));
+        // SAFETY: line 9 of a committed block.
+        assert_eq!(
+            unsafe { *((s.block_addr(b) + 9 * LINE_SIZE) as *const u64) },
+            POISON
+        );
+    }
+}

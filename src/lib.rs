@@ -1,0 +1,181 @@
+//! Tandem: a parallel, low-pause garbage collector runtime for language VMs.
+//!
+//! The Rust API is three types: [`Heap`] (the runtime: types, roots, statistics),
+//! [`Mutator`] (one per thread: allocation, shadow stack, safepoints) and [`Config`]
+//! (options, overridable from `TANDEM_*` environment variables). The C ABI in `tandem-ffi`
+//! is a thin layer over this API.
+//!
+//! ```
+//! use tandem::{Config, Heap, TypeInfo};
+//! let heap = Heap::new(Config { threads: 2, ..Config::default() }).unwrap();
+//! // A cons cell: header, car, cdr.
+//! let cons = heap
+//!     .register_type(TypeInfo { fixed_size: 24, ref_offsets: vec![8, 16], ..Default::default() })
+//!     .unwrap();
+//! let mut m = heap.attach().unwrap();
+//! let a = m.alloc(cons, 0).unwrap();
+//! m.push_root(Some(a)).unwrap();
+//! m.collect().unwrap();
+//! assert_eq!(m.pop_root().unwrap(), Some(a));
+//! ```
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+
+pub mod alloc;
+pub mod collector;
+pub mod config;
+pub mod error;
+pub mod heap;
+pub mod mutator;
+pub mod object;
+pub mod roots;
+pub mod runtime;
+pub mod safepoint;
+pub mod stats;
+pub mod sync;
+pub mod workers;
+
+pub use config::{ByteSize, Config, Mode};
+pub use error::{Error, Result};
+pub use mutator::Mutator;
+pub use object::{ObjRef, TraceFn, TypeId, TypeInfo, VisitFn};
+pub use roots::RootCallback;
+pub use stats::{GcCause, PauseKind, PauseRecord, Stats};
+
+use runtime::Runtime;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+/// The version of this library.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+struct HeapOwner {
+    rt: Arc<Runtime>,
+    control: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for HeapOwner {
+    fn drop(&mut self) {
+        self.rt.requests.shutdown();
+        if let Some(h) = self.control.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A managed heap and its collector threads. Cloning gives another handle to the same heap;
+/// the collector stops when the last handle is dropped (mutators then fail with
+/// [`Error::Shutdown`] on their next collection).
+#[derive(Clone)]
+pub struct Heap {
+    owner: Arc<HeapOwner>,
+}
+
+impl std::fmt::Debug for Heap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heap")
+            .field("config", &self.owner.rt.config)
+            .finish()
+    }
+}
+
+impl Heap {
+    /// Creates a heap with `config` overridden by the `TANDEM_*` environment (the
+    /// environment wins), and starts its collector.
+    pub fn new(config: Config) -> Result<Heap> {
+        Self::with_config(config.apply_env()?)
+    }
+
+    /// Creates a heap with exactly `config`, ignoring the environment.
+    pub fn with_config(config: Config) -> Result<Heap> {
+        config.validate()?;
+        let rt = Arc::new(Runtime::new(config)?);
+        let control = collector::start(rt.clone())
+            .map_err(|e| Error::Os(format!("cannot start the collector thread: {e}")))?;
+        tracing::debug!(config = ?rt.config, "heap created");
+        Ok(Heap {
+            owner: Arc::new(HeapOwner {
+                rt,
+                control: Some(control),
+            }),
+        })
+    }
+
+    /// Creates a heap from the defaults and the environment.
+    pub fn from_env() -> Result<Heap> {
+        Self::new(Config::default())
+    }
+
+    fn rt(&self) -> &Arc<Runtime> {
+        &self.owner.rt
+    }
+
+    /// The options this heap runs with.
+    pub fn config(&self) -> &Config {
+        &self.rt().config
+    }
+
+    /// Registers a type and returns its id.
+    pub fn register_type(&self, info: TypeInfo) -> Result<TypeId> {
+        self.rt().types.register(info)
+    }
+
+    /// The registered layout of `ty`.
+    pub fn type_info(&self, ty: TypeId) -> Result<&TypeInfo> {
+        self.rt().types.lookup(ty)
+    }
+
+    /// Attaches the calling thread as a mutator.
+    pub fn attach(&self) -> Result<Mutator> {
+        Mutator::attach(self.rt().clone())
+    }
+
+    /// Registers a global root slot.
+    ///
+    /// # Safety
+    /// `slot` must stay valid (and hold null or an object reference) until removed.
+    pub unsafe fn add_root(&self, slot: *mut *mut u8) -> Result<()> {
+        self.rt().roots.add(slot)
+    }
+
+    /// Unregisters a global root slot.
+    pub fn remove_root(&self, slot: *mut *mut u8) -> Result<()> {
+        self.rt().roots.remove(slot)
+    }
+
+    /// Sets the VM's root-scanning callback, called in every collection with `data`.
+    ///
+    /// # Safety
+    /// The callback must report only valid slots and be callable from the collector thread.
+    pub unsafe fn set_root_callback(&self, cb: Option<RootCallback>, data: *mut c_void) {
+        self.rt().roots.set_callback(cb, data)
+    }
+
+    /// Sets the handler called with the size of an allocation that failed after a full GC.
+    pub fn set_oom_handler(&self, h: Option<Box<dyn Fn(usize) + Send + Sync>>) {
+        self.rt().set_oom_handler(h.map(Arc::from));
+    }
+
+    /// Sets a check run on every reachable object after each GC when verification is on.
+    #[allow(clippy::type_complexity)]
+    pub fn set_verify_hook(
+        &self,
+        h: Option<Box<dyn Fn(ObjRef) -> std::result::Result<(), String> + Send + Sync>>,
+    ) {
+        self.rt().set_verify_hook(h.map(Arc::from));
+    }
+
+    /// Whether `addr` lies inside the managed heap.
+    pub fn contains(&self, addr: usize) -> bool {
+        self.rt().space.in_heap(addr)
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> Stats {
+        self.rt().stats()
+    }
+
+    /// Number of attached mutators.
+    pub fn mutators(&self) -> usize {
+        self.rt().safepoint.len()
+    }
+}

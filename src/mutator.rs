@@ -1,0 +1,415 @@
+//! A mutator: one per OS thread that touches the heap. It owns a TLAB and a shadow stack
+//! and takes part in the safepoint protocol.
+//!
+//! The first fields of [`MutatorCore`] are read and written by the inline fast paths of
+//! `ffi/include/tandem.h`; their offsets are part of the C ABI and checked below.
+
+use crate::alloc::{BumpWindow, TlabState};
+use crate::error::{Error, Result};
+use crate::heap::LARGE_OBJECT_THRESHOLD;
+use crate::object::{make_header, ObjRef, TypeId};
+use crate::roots::{ShadowStack, ShadowStackPtrs};
+use crate::runtime::Runtime;
+use crate::safepoint::{Participant, ThreadState};
+use crate::stats::GcCause;
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
+
+/// The fields the inline fast paths use (TLAB window and shadow stack).
+#[repr(C)]
+#[derive(Debug)]
+pub struct FastFields {
+    /// The TLAB bump window.
+    pub window: BumpWindow,
+    /// The shadow stack.
+    pub ss: ShadowStackPtrs,
+}
+
+/// The per-thread state shared between a mutator and the collector.
+///
+/// Ownership rule: `fast` and `slow` belong to the mutator's thread while it is RUNNING, and
+/// to the collector while the world is stopped (the safepoint protocol orders the two).
+#[repr(C)]
+#[derive(Debug)]
+pub struct MutatorCore {
+    fast: UnsafeCell<FastFields>,
+    /// Safepoint state and poll word.
+    pub ts: ThreadState,
+    /// Barrier state: 0 while no concurrent phase runs.
+    pub gc_state: AtomicU8,
+    slow: UnsafeCell<TlabState>,
+    stack: ShadowStack,
+    owner: std::thread::ThreadId,
+}
+
+/// Byte offset of the TLAB cursor in a mutator (C ABI).
+pub const OFFSET_CURSOR: usize = 0;
+/// Byte offset of the TLAB limit (C ABI).
+pub const OFFSET_LIMIT: usize = 8;
+/// Byte offset of the shadow-stack top (C ABI).
+pub const OFFSET_SS_TOP: usize = 16;
+/// Byte offset of the shadow-stack limit (C ABI).
+pub const OFFSET_SS_LIMIT: usize = 24;
+/// Byte offset of the shadow-stack base (C ABI).
+pub const OFFSET_SS_BASE: usize = 32;
+/// Byte offset of the safepoint state word (C ABI).
+pub const OFFSET_STATE: usize = 40;
+/// Byte offset of the safepoint poll word (C ABI).
+pub const OFFSET_POLL: usize = 44;
+/// Byte offset of the barrier state byte (C ABI).
+pub const OFFSET_GC_STATE: usize = 48;
+
+const _: () = {
+    assert!(std::mem::offset_of!(MutatorCore, fast) == OFFSET_CURSOR);
+    assert!(std::mem::offset_of!(FastFields, window) == 0);
+    assert!(std::mem::offset_of!(FastFields, ss) == OFFSET_SS_TOP);
+    assert!(std::mem::offset_of!(MutatorCore, ts) == OFFSET_STATE);
+    assert!(std::mem::offset_of!(MutatorCore, gc_state) == OFFSET_GC_STATE);
+};
+
+// SAFETY: the cells are accessed by one thread at a time per the ownership rule above; the
+// handover is ordered by the SeqCst state transitions of the safepoint protocol.
+unsafe impl Send for MutatorCore {}
+// SAFETY: as above.
+unsafe impl Sync for MutatorCore {}
+
+impl Participant for MutatorCore {
+    fn thread_state(&self) -> &ThreadState {
+        &self.ts
+    }
+}
+
+impl MutatorCore {
+    fn new(shadow_slots: usize) -> Result<MutatorCore> {
+        let stack = ShadowStack::new(shadow_slots)?;
+        Ok(MutatorCore {
+            fast: UnsafeCell::new(FastFields {
+                window: BumpWindow::default(),
+                ss: stack.ptrs(),
+            }),
+            ts: ThreadState::default(),
+            gc_state: AtomicU8::new(0),
+            slow: UnsafeCell::new(TlabState::default()),
+            stack,
+            owner: std::thread::current().id(),
+        })
+    }
+
+    /// The fast-path fields.
+    ///
+    /// # Safety
+    /// The caller owns the mutator's state now (its own thread while RUNNING, or the
+    /// collector while the world is stopped) and holds no other reference to it.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub unsafe fn fast(&self) -> &mut FastFields {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.fast.get() }
+    }
+
+    /// The slow-path TLAB state.
+    ///
+    /// # Safety
+    /// As for [`MutatorCore::fast`].
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub unsafe fn slow(&self) -> &mut TlabState {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.slow.get() }
+    }
+
+    /// The thread that attached this mutator.
+    pub fn owner(&self) -> std::thread::ThreadId {
+        self.owner
+    }
+
+    /// Retires the TLAB and reports the bytes it handed out.
+    ///
+    /// # Safety
+    /// As for [`MutatorCore::fast`].
+    pub unsafe fn retire_tlab(&self, rt: &Runtime) {
+        // SAFETY: forwarded.
+        let (fast, slow) = unsafe { (self.fast(), self.slow()) };
+        slow.retire(&mut fast.window, &rt.space);
+        rt.stats.add_allocated(slow.take_allocated());
+    }
+
+    /// Calls `f` on each shadow-stack slot in use.
+    ///
+    /// # Safety
+    /// As for [`MutatorCore::fast`].
+    pub unsafe fn for_each_root(&self, f: impl FnMut(*mut *mut u8)) {
+        // SAFETY: forwarded.
+        unsafe { self.fast() }.ss.for_each_slot(f);
+    }
+}
+
+thread_local! {
+    /// Runtimes this thread is attached to (a thread has at most one mutator per heap).
+    static ATTACHED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A thread's handle on the heap: allocation, roots, safepoints. Not `Send`: it belongs to
+/// the thread that attached it, and detaches when dropped.
+pub struct Mutator {
+    core: Arc<MutatorCore>,
+    rt: Arc<Runtime>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl std::fmt::Debug for Mutator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mutator")
+            .field("core", &Arc::as_ptr(&self.core))
+            .finish()
+    }
+}
+
+impl Mutator {
+    pub(crate) fn attach(rt: Arc<Runtime>) -> Result<Mutator> {
+        if rt.requests.is_shutdown() {
+            return Err(Error::Shutdown);
+        }
+        let key = Arc::as_ptr(&rt) as usize;
+        if ATTACHED.with(|a| a.borrow().contains(&key)) {
+            return Err(Error::State(
+                "this thread is already attached to this heap (one mutator per thread)".into(),
+            ));
+        }
+        let core = Arc::new(MutatorCore::new(rt.config.shadow_stack_slots)?);
+        rt.safepoint.attach(core.clone());
+        ATTACHED.with(|a| a.borrow_mut().push(key));
+        Ok(Mutator {
+            core,
+            rt,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The shared core (for the C ABI, which hands out its address).
+    pub fn core(&self) -> &Arc<MutatorCore> {
+        &self.core
+    }
+
+    #[inline(always)]
+    fn fast(&mut self) -> &mut FastFields {
+        // SAFETY: `&mut self` on the owning thread while RUNNING: we own the fields.
+        unsafe { self.core.fast() }
+    }
+
+    /// Allocates a zeroed object of type `ty` with `length` items (0 for fixed-size types).
+    /// The header and length field are initialised. Fails with `OutOfMemory` (after calling
+    /// the OOM handler) when a full GC does not free enough memory.
+    #[inline]
+    pub fn alloc(&mut self, ty: TypeId, length: usize) -> Result<ObjRef> {
+        let info = self.rt.types.lookup(ty)?;
+        let (varsize, len_off) = (info.is_varsize(), info.length_offset);
+        let size = info
+            .size_for(length)
+            .filter(|&s| s <= self.rt.space.heap_max())
+            .ok_or_else(|| {
+                Error::SizeOverflow(format!(
+                    "type {} with {length} items does not fit in the heap",
+                    ty.0
+                ))
+            })?;
+        let addr = if size > LARGE_OBJECT_THRESHOLD {
+            self.alloc_large(size)?
+        } else if let Some(a) = self.fast().window.bump(size) {
+            a
+        } else {
+            self.alloc_small_slow(size)?
+        };
+        let obj = ObjRef::from_addr(addr).expect("allocator returned null");
+        // SAFETY: fresh, zeroed memory of `size` bytes owned by this thread.
+        unsafe {
+            obj.field::<u64>(0).write(make_header(ty, 0));
+            if varsize {
+                obj.field::<usize>(len_off).write(length);
+            }
+        }
+        Ok(obj)
+    }
+
+    /// Allocates an object that will never move (same as [`Mutator::alloc`] until the
+    /// collector evacuates; large objects never move).
+    pub fn alloc_nonmoving(&mut self, ty: TypeId, length: usize) -> Result<ObjRef> {
+        let obj = self.alloc(ty, length)?;
+        // SAFETY: a live object we just allocated.
+        unsafe { obj.header() }.fetch_or(
+            crate::object::FLAG_PINNED,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(obj)
+    }
+
+    #[cold]
+    fn alloc_small_slow(&mut self, size: usize) -> Result<usize> {
+        self.safepoint();
+        for _ in 0..3 {
+            let rt = &*self.rt;
+            // SAFETY: we are RUNNING on the owning thread.
+            let (fast, slow) = unsafe { (self.core.fast(), self.core.slow()) };
+            let r = slow.alloc_slow(&mut fast.window, &rt.space, size)?;
+            rt.stats.add_allocated(slow.take_allocated());
+            if let Some(a) = r {
+                self.check_trigger();
+                return Ok(a);
+            }
+            self.collect_for(GcCause::AllocationFailure)?;
+        }
+        Err(self.out_of_memory(size))
+    }
+
+    #[cold]
+    fn alloc_large(&mut self, size: usize) -> Result<usize> {
+        self.safepoint();
+        for _ in 0..3 {
+            if let Some(a) = self.rt.space.alloc_large(size)? {
+                self.rt.stats.add_allocated(size);
+                self.check_trigger();
+                return Ok(a);
+            }
+            self.collect_for(GcCause::AllocationFailure)?;
+        }
+        Err(self.out_of_memory(size))
+    }
+
+    fn out_of_memory(&self, size: usize) -> Error {
+        self.rt.stats.add_oom();
+        tracing::warn!(bytes = size, "allocation failed after a full GC");
+        self.rt.call_oom_handler(size);
+        Error::OutOfMemory(size)
+    }
+
+    fn check_trigger(&self) {
+        if self.rt.space.in_use() >= self.rt.trigger() {
+            self.rt.requests.request(GcCause::Trigger);
+        }
+    }
+
+    /// Runs a full collection and returns when it is done.
+    pub fn collect(&mut self) -> Result<()> {
+        self.collect_for(GcCause::Explicit)
+    }
+
+    fn collect_for(&mut self, cause: GcCause) -> Result<()> {
+        let target = self.rt.requests.request(cause);
+        self.rt.safepoint.enter_native(&self.core);
+        let done = self.rt.requests.wait(target);
+        self.rt.safepoint.leave_native(&self.core);
+        if done {
+            Ok(())
+        } else {
+            Err(Error::Shutdown)
+        }
+    }
+
+    /// The safepoint poll: parks here while the collector needs the world stopped.
+    #[inline(always)]
+    pub fn safepoint(&mut self) {
+        self.rt.safepoint.poll(&self.core);
+    }
+
+    /// Enters a native region (a blocking call): the collector may run meanwhile, so the
+    /// thread must not touch the heap until [`Mutator::leave_native`].
+    #[inline]
+    pub fn enter_native(&mut self) {
+        self.rt.safepoint.enter_native(&self.core);
+    }
+
+    /// Leaves a native region, waiting first if a collection is in progress.
+    #[inline]
+    pub fn leave_native(&mut self) {
+        self.rt.safepoint.leave_native(&self.core);
+    }
+
+    /// Runs `f` inside a native region.
+    pub fn native<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        self.enter_native();
+        let r = f();
+        self.leave_native();
+        r
+    }
+
+    /// Pushes a root (null allowed) on the shadow stack.
+    #[inline]
+    pub fn push_root(&mut self, obj: Option<ObjRef>) -> Result<()> {
+        self.fast()
+            .ss
+            .push(obj.map_or(std::ptr::null_mut(), ObjRef::as_ptr))
+    }
+
+    /// Pops the top root.
+    #[inline]
+    pub fn pop_root(&mut self) -> Result<Option<ObjRef>> {
+        self.fast().ss.pop().map(ObjRef::from_ptr)
+    }
+
+    /// The root `depth` slots below the top (0 is the top).
+    #[inline]
+    pub fn peek_root(&mut self, depth: usize) -> Option<Option<ObjRef>> {
+        let slot = self.fast().ss.slot(depth)?;
+        // SAFETY: a slot in use of our own shadow stack.
+        Some(ObjRef::from_ptr(unsafe { slot.read() }))
+    }
+
+    /// Overwrites the root `depth` slots below the top; false past the bottom.
+    #[inline]
+    pub fn set_root(&mut self, depth: usize, obj: Option<ObjRef>) -> bool {
+        match self.fast().ss.slot(depth) {
+            Some(slot) => {
+                // SAFETY: a slot in use of our own shadow stack.
+                unsafe { slot.write(obj.map_or(std::ptr::null_mut(), ObjRef::as_ptr)) };
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of roots on the shadow stack.
+    pub fn root_depth(&mut self) -> usize {
+        self.fast().ss.depth()
+    }
+
+    /// Stores `value` into the reference field at `offset` of `obj`, with the write barrier.
+    ///
+    /// # Safety
+    /// `offset` must be a reference field of the live object `obj`.
+    #[inline(always)]
+    pub unsafe fn write_ref(&mut self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
+        // The stop-the-world collector needs no barrier work; the call shape is final.
+        // SAFETY: caller's contract.
+        unsafe { obj.store_ref(offset, value) }
+    }
+
+    /// Loads the reference field at `offset` of `obj`, with the load barrier.
+    ///
+    /// # Safety
+    /// `offset` must be a reference field of the live object `obj`.
+    #[inline(always)]
+    pub unsafe fn read_ref(&mut self, obj: ObjRef, offset: usize) -> Option<ObjRef> {
+        // SAFETY: caller's contract.
+        unsafe { obj.load_ref(offset) }
+    }
+
+    /// Detaches from the heap (the same as dropping).
+    pub fn detach(self) {}
+}
+
+impl Drop for Mutator {
+    fn drop(&mut self) {
+        // We are RUNNING (not in a native region): no collection is past its stop, so the
+        // TLAB may be retired here. A pending stop stops waiting for us once we detach.
+        if self.core.ts.load() == crate::safepoint::IN_NATIVE {
+            self.rt.safepoint.leave_native(&self.core);
+        }
+        // SAFETY: RUNNING on the owning thread.
+        unsafe { self.core.retire_tlab(&self.rt) };
+        self.rt.safepoint.detach(&self.core);
+        let key = Arc::as_ptr(&self.rt) as usize;
+        ATTACHED.with(|a| a.borrow_mut().retain(|&k| k != key));
+    }
+}

@@ -1,0 +1,343 @@
+//! The type table, shaped like RPython's type info: fixed size, var-size item size and the
+//! offset of the length field, offsets of references in the fixed part and in each item,
+//! flags, and an optional trace callback for irregular layouts.
+//!
+//! Registration takes a lock (it happens once per type); lookups are one acquire load, so
+//! markers consult the table per object without contention.
+
+use super::{align_up, ObjRef, HEADER_SIZE};
+use crate::error::{Error, Result};
+use parking_lot::Mutex;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+/// Called by a trace callback for each reference slot of an object.
+pub type VisitFn = unsafe extern "C" fn(slot: *mut *mut u8, ctx: *mut c_void);
+/// A type's own tracer: must call `visit(slot, ctx)` for every reference slot of `obj`.
+pub type TraceFn = unsafe extern "C" fn(obj: *mut u8, visit: VisitFn, ctx: *mut c_void);
+
+/// Calls `call` with a C visitor function and context that forward each slot to `f`.
+pub fn with_visitor<F: FnMut(*mut *mut u8), R>(
+    f: &mut F,
+    call: impl FnOnce(VisitFn, *mut c_void) -> R,
+) -> R {
+    unsafe extern "C" fn tramp<F: FnMut(*mut *mut u8)>(slot: *mut *mut u8, ctx: *mut c_void) {
+        // SAFETY: ctx is the `&mut F` passed below, alive for the duration of `call`.
+        unsafe { (*(ctx as *mut F))(slot) }
+    }
+    call(tramp::<F>, f as *mut F as *mut c_void)
+}
+
+/// A registered type's id. Id 0 is never valid, so zeroed memory is never a typed object.
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TypeId(pub u32);
+
+/// Most types a heap can register.
+pub const MAX_TYPES: usize = 1 << 16;
+
+/// The layout of one type, as the VM describes it.
+#[derive(Debug, Clone, Default)]
+pub struct TypeInfo {
+    /// Bytes of the fixed part, header included (at least 8).
+    pub fixed_size: usize,
+    /// Bytes per item of the variable part; 0 for fixed-size types. Items start at
+    /// `fixed_size`.
+    pub item_size: usize,
+    /// Offset of the `usize` length field in the fixed part (var-size types only); the
+    /// allocator writes the length there.
+    pub length_offset: usize,
+    /// Offsets of reference fields in the fixed part.
+    pub ref_offsets: Vec<usize>,
+    /// Offsets of reference fields inside each item.
+    pub item_ref_offsets: Vec<usize>,
+    /// VM-defined flags, kept for the VM (weakref, finalizer, ... in later versions).
+    pub flags: u32,
+    /// A tracer used instead of the offsets, for irregular layouts.
+    pub trace: Option<TraceFn>,
+}
+
+impl TypeInfo {
+    /// Whether objects of this type carry a length and items.
+    #[inline(always)]
+    pub fn is_varsize(&self) -> bool {
+        self.item_size != 0
+    }
+
+    /// Object size for `length` items, rounded up to 8; None on overflow.
+    #[inline]
+    pub fn size_for(&self, length: usize) -> Option<usize> {
+        let items = self.item_size.checked_mul(length)?;
+        align_up(self.fixed_size.checked_add(items)?)
+    }
+
+    /// The length stored in `obj` (0 for fixed-size types).
+    ///
+    /// # Safety
+    /// `obj` must be a live object of this type.
+    #[inline]
+    pub unsafe fn length_of(&self, obj: ObjRef) -> usize {
+        if self.is_varsize() {
+            // SAFETY: validated registration puts an aligned usize at length_offset.
+            unsafe { obj.field::<usize>(self.length_offset).read() }
+        } else {
+            0
+        }
+    }
+
+    /// The size of `obj`.
+    ///
+    /// # Safety
+    /// `obj` must be a live object of this type.
+    #[inline]
+    pub unsafe fn size_of(&self, obj: ObjRef) -> usize {
+        // SAFETY: forwarded; the allocator only creates objects whose size computed.
+        let len = unsafe { self.length_of(obj) };
+        self.size_for(len).unwrap_or(usize::MAX)
+    }
+
+    /// Calls `f` on every reference slot of `obj`.
+    ///
+    /// # Safety
+    /// `obj` must be a live, initialised object of this type.
+    #[inline]
+    pub unsafe fn for_each_slot(&self, obj: ObjRef, mut f: impl FnMut(*mut *mut u8)) {
+        if let Some(trace) = self.trace {
+            // SAFETY: the VM's tracer promises to visit only slots of `obj`.
+            with_visitor(&mut f, |visit, ctx| unsafe {
+                trace(obj.as_ptr(), visit, ctx)
+            });
+            return;
+        }
+        for &off in &self.ref_offsets {
+            // SAFETY: offsets were validated against fixed_size at registration.
+            f(unsafe { obj.field(off) });
+        }
+        if !self.item_ref_offsets.is_empty() {
+            // SAFETY: caller's contract.
+            let len = unsafe { self.length_of(obj) };
+            for i in 0..len {
+                let base = self.fixed_size + i * self.item_size;
+                for &off in &self.item_ref_offsets {
+                    // SAFETY: item i lies inside the object (size computed from len).
+                    f(unsafe { obj.field(base + off) });
+                }
+            }
+        }
+    }
+
+    /// Checks that the description is self-consistent.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::BadType(m));
+        if self.fixed_size < HEADER_SIZE {
+            return bad(format!(
+                "fixed_size {} is smaller than the 8-byte header",
+                self.fixed_size
+            ));
+        }
+        if self.fixed_size > u32::MAX as usize || self.item_size > u32::MAX as usize {
+            return bad("fixed_size and item_size must fit in 32 bits".into());
+        }
+        for &off in &self.ref_offsets {
+            if off < HEADER_SIZE || off % 8 != 0 || off + 8 > self.fixed_size {
+                return bad(format!(
+                    "reference offset {off} must be 8-aligned, past the header and inside \
+                     the fixed part of {} bytes",
+                    self.fixed_size
+                ));
+            }
+        }
+        if self.is_varsize() {
+            let lo = self.length_offset;
+            if lo < HEADER_SIZE || lo % 8 != 0 || lo + 8 > self.fixed_size {
+                return bad(format!(
+                    "length_offset {lo} must be 8-aligned, past the header and inside the \
+                     fixed part of {} bytes",
+                    self.fixed_size
+                ));
+            }
+            if self.ref_offsets.contains(&lo) {
+                return bad(format!("length_offset {lo} is also a reference offset"));
+            }
+        } else if !self.item_ref_offsets.is_empty() {
+            return bad("item_ref_offsets given for a type with item_size 0".into());
+        }
+        if !self.item_ref_offsets.is_empty()
+            && (self.fixed_size % 8 != 0 || self.item_size % 8 != 0)
+        {
+            return bad(
+                "types with item references need fixed_size and item_size multiples of 8".into(),
+            );
+        }
+        for &off in &self.item_ref_offsets {
+            if off % 8 != 0 || off + 8 > self.item_size {
+                return bad(format!(
+                    "item reference offset {off} must be 8-aligned and inside the {}-byte item",
+                    self.item_size
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The table of registered types.
+#[derive(Debug)]
+pub struct TypeRegistry {
+    slots: Box<[AtomicPtr<TypeInfo>]>,
+    count: AtomicU32,
+    lock: Mutex<()>,
+}
+
+impl Default for TypeRegistry {
+    fn default() -> Self {
+        TypeRegistry {
+            slots: (0..MAX_TYPES)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            count: AtomicU32::new(1),
+            lock: Mutex::new(()),
+        }
+    }
+}
+
+impl TypeRegistry {
+    /// Registers `info` and returns its id.
+    pub fn register(&self, info: TypeInfo) -> Result<TypeId> {
+        info.validate()?;
+        let _g = self.lock.lock();
+        let id = self.count.load(Ordering::Relaxed);
+        if id as usize >= MAX_TYPES {
+            return Err(Error::BadType(format!(
+                "the type table is full ({MAX_TYPES} types)"
+            )));
+        }
+        let p = Box::into_raw(Box::new(info));
+        // Release pairs with the Acquire in `get`: a reader that sees the pointer sees the
+        // whole TypeInfo.
+        self.slots[id as usize].store(p, Ordering::Release);
+        self.count.store(id + 1, Ordering::Release);
+        Ok(TypeId(id))
+    }
+
+    /// The type registered as `id`.
+    #[inline(always)]
+    pub fn get(&self, id: TypeId) -> Option<&TypeInfo> {
+        let p = self.slots.get(id.0 as usize)?.load(Ordering::Acquire);
+        // SAFETY: non-null slots hold leaked boxes freed only when the registry drops.
+        unsafe { p.as_ref() }
+    }
+
+    /// The type registered as `id`, or an error naming it.
+    pub fn lookup(&self, id: TypeId) -> Result<&TypeInfo> {
+        self.get(id).ok_or(Error::UnknownType(id.0))
+    }
+
+    /// Number of registered types.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire) as usize - 1
+    }
+
+    /// Whether no type is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for TypeRegistry {
+    fn drop(&mut self) {
+        for s in self.slots.iter() {
+            let p = s.load(Ordering::Relaxed);
+            if !p.is_null() {
+                // SAFETY: each non-null slot is a Box we leaked in `register`, dropped once.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_round_up_and_detect_overflow() {
+        let t = TypeInfo {
+            fixed_size: 20,
+            item_size: 3,
+            length_offset: 8,
+            ..Default::default()
+        };
+        t.validate().unwrap();
+        assert_eq!(t.size_for(0), Some(24));
+        assert_eq!(t.size_for(5), Some(40));
+        assert_eq!(t.size_for(usize::MAX / 2), None);
+    }
+
+    #[test]
+    fn malformed_types_are_rejected_with_reasons() {
+        let cases = [
+            TypeInfo {
+                fixed_size: 4,
+                ..Default::default()
+            },
+            TypeInfo {
+                fixed_size: 16,
+                ref_offsets: vec![0],
+                ..Default::default()
+            },
+            TypeInfo {
+                fixed_size: 16,
+                ref_offsets: vec![12],
+                ..Default::default()
+            },
+            TypeInfo {
+                fixed_size: 16,
+                ref_offsets: vec![16],
+                ..Default::default()
+            },
+            TypeInfo {
+                fixed_size: 16,
+                item_size: 8,
+                length_offset: 16,
+                ..Default::default()
+            },
+            TypeInfo {
+                fixed_size: 16,
+                item_ref_offsets: vec![0],
+                ..Default::default()
+            },
+            TypeInfo {
+                fixed_size: 24,
+                item_size: 8,
+                length_offset: 8,
+                item_ref_offsets: vec![8],
+                ..Default::default()
+            },
+        ];
+        for c in cases {
+            assert!(matches!(c.validate(), Err(Error::BadType(_))), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn registry_hands_out_distinct_nonzero_ids() {
+        let r = TypeRegistry::default();
+        let a = r
+            .register(TypeInfo {
+                fixed_size: 16,
+                ..Default::default()
+            })
+            .unwrap();
+        let b = r
+            .register(TypeInfo {
+                fixed_size: 32,
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(a.0 != 0 && a != b);
+        assert_eq!(r.get(b).unwrap().fixed_size, 32);
+        assert!(r.get(TypeId(0)).is_none());
+        assert!(matches!(r.lookup(TypeId(99)), Err(Error::UnknownType(99))));
+    }
+}

@@ -1,0 +1,109 @@
+//! The runtime shared by the VM's handles, the mutators and the collector threads.
+
+use crate::collector::request::GcRequests;
+use crate::config::Config;
+use crate::error::Result;
+use crate::heap::Space;
+use crate::mutator::MutatorCore;
+use crate::object::{ObjRef, TypeRegistry};
+use crate::roots::GlobalRoots;
+use crate::safepoint::Safepoint;
+use crate::stats::{Stats, StatsRecorder};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Called with the size of an allocation that failed after a full GC.
+pub type OomHandler = Arc<dyn Fn(usize) + Send + Sync>;
+/// Checks one reachable object during verification; an error message names what is wrong.
+pub type VerifyHook = Arc<dyn Fn(ObjRef) -> std::result::Result<(), String> + Send + Sync>;
+
+/// Everything one heap is made of.
+pub struct Runtime {
+    /// The options it runs with.
+    pub config: Config,
+    /// The managed memory.
+    pub space: Space,
+    /// Registered types.
+    pub types: TypeRegistry,
+    /// Registered mutators and the stop-the-world protocol.
+    pub safepoint: Safepoint<MutatorCore>,
+    /// Global roots and the VM's root callback.
+    pub roots: GlobalRoots,
+    /// The GC request channel.
+    pub requests: GcRequests,
+    /// Statistics.
+    pub stats: StatsRecorder,
+    trigger: AtomicUsize,
+    oom_handler: Mutex<Option<OomHandler>>,
+    verify_hook: Mutex<Option<VerifyHook>>,
+}
+
+impl Runtime {
+    /// A runtime for `config` (already validated), with no threads started.
+    pub fn new(config: Config) -> Result<Runtime> {
+        let space = Space::new(&config)?;
+        Ok(Runtime {
+            trigger: AtomicUsize::new(config.heap_min.0.max(crate::heap::CHUNK_SIZE)),
+            config,
+            space,
+            types: TypeRegistry::default(),
+            safepoint: Safepoint::default(),
+            roots: GlobalRoots::default(),
+            requests: GcRequests::default(),
+            stats: StatsRecorder::default(),
+            oom_handler: Mutex::new(None),
+            verify_hook: Mutex::new(None),
+        })
+    }
+
+    /// Bytes in use at which the next collection is requested.
+    #[inline]
+    pub fn trigger(&self) -> usize {
+        self.trigger.load(Ordering::Relaxed)
+    }
+
+    /// Sets the next trigger from the bytes live after a collection: the heap may grow to
+    /// twice the live size (at least the minimum heap), capped near the maximum.
+    pub fn set_trigger_from_live(&self, live: usize) {
+        let max = self.space.heap_max();
+        let t = live
+            .saturating_mul(2)
+            .max(self.config.heap_min.0)
+            .max(crate::heap::CHUNK_SIZE)
+            .min(max - max / 8);
+        self.trigger.store(t, Ordering::Relaxed);
+    }
+
+    /// Installs the out-of-memory handler.
+    pub fn set_oom_handler(&self, h: Option<OomHandler>) {
+        *self.oom_handler.lock() = h;
+    }
+
+    /// Calls the out-of-memory handler, if any.
+    pub fn call_oom_handler(&self, size: usize) {
+        let h = self.oom_handler.lock().clone();
+        if let Some(h) = h {
+            h(size);
+        }
+    }
+
+    /// Installs the verification hook.
+    pub fn set_verify_hook(&self, h: Option<VerifyHook>) {
+        *self.verify_hook.lock() = h;
+    }
+
+    /// The verification hook, if any.
+    pub fn verify_hook(&self) -> Option<VerifyHook> {
+        self.verify_hook.lock().clone()
+    }
+
+    /// A statistics snapshot with current heap figures.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.snapshot();
+        s.heap_in_use = self.space.in_use();
+        s.heap_committed = self.space.committed();
+        s.heap_peak = self.space.peak();
+        s
+    }
+}

@@ -1,0 +1,193 @@
+//! Pause and phase timings and heap figures, recorded once per GC and read as a snapshot.
+
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// How many recent pauses a snapshot keeps, in order.
+pub const PAUSE_LOG_CAPACITY: usize = 1 << 16;
+/// Buckets of the pause histogram: bucket `i` counts pauses in `[2^i, 2^(i+1))` microseconds
+/// (bucket 0 also holds pauses under 1 µs).
+pub const HISTOGRAM_BUCKETS: usize = 32;
+
+/// What a pause was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseKind {
+    /// A whole stop-the-world collection.
+    StwCollection,
+}
+
+impl PauseKind {
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            PauseKind::StwCollection => "stw",
+        }
+    }
+}
+
+/// Why a GC ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcCause {
+    /// The heap-growth trigger fired.
+    Trigger,
+    /// An allocation found no memory.
+    AllocationFailure,
+    /// The VM asked for it.
+    Explicit,
+}
+
+/// One pause.
+#[derive(Debug, Clone, Copy)]
+pub struct PauseRecord {
+    /// What the pause was for.
+    pub kind: PauseKind,
+    /// Why the GC ran.
+    pub cause: GcCause,
+    /// Nanoseconds from heap creation to the stop request.
+    pub start_ns: u64,
+    /// Nanoseconds from the stop request to resume (time-to-safepoint included).
+    pub duration_ns: u64,
+    /// Nanoseconds from the stop request until every mutator had stopped.
+    pub ttsp_ns: u64,
+    /// Nanoseconds of parallel marking.
+    pub mark_ns: u64,
+    /// Nanoseconds of parallel sweeping.
+    pub sweep_ns: u64,
+    /// Heap bytes in use before the GC.
+    pub heap_before: usize,
+    /// Heap bytes live after the GC.
+    pub heap_after: usize,
+    /// Bytes committed after the GC.
+    pub committed_after: usize,
+    /// Objects marked.
+    pub marked_objects: u64,
+}
+
+/// A snapshot of the runtime's statistics.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Completed collections.
+    pub gcs: u64,
+    /// The most recent pauses (up to [`PAUSE_LOG_CAPACITY`]), oldest first.
+    pub pauses: Vec<PauseRecord>,
+    /// Pause counts by power-of-two microsecond bucket.
+    pub pause_histogram: [u64; HISTOGRAM_BUCKETS],
+    /// Sum of all pauses, nanoseconds.
+    pub pause_total_ns: u64,
+    /// Longest pause, nanoseconds.
+    pub pause_max_ns: u64,
+    /// Longest time-to-safepoint, nanoseconds.
+    pub ttsp_max_ns: u64,
+    /// Bytes handed out to objects by all mutators (retired TLAB space and large objects).
+    pub bytes_allocated: u64,
+    /// Heap bytes live after the last GC.
+    pub heap_live: usize,
+    /// Heap bytes in use now (live after the last GC plus allocated since).
+    pub heap_in_use: usize,
+    /// Bytes committed now.
+    pub heap_committed: usize,
+    /// Most bytes committed at once.
+    pub heap_peak: usize,
+    /// Allocations that failed after a full GC.
+    pub out_of_memory: u64,
+    /// Problems found by heap verification (and invalid references met while marking).
+    pub verify_errors: u64,
+    /// The first verification messages, naming the objects.
+    pub verify_messages: Vec<String>,
+}
+
+/// Where the runtime records statistics.
+#[derive(Debug)]
+pub struct StatsRecorder {
+    epoch: Instant,
+    inner: Mutex<Stats>,
+    bytes_allocated: AtomicU64,
+    out_of_memory: AtomicU64,
+}
+
+impl Default for StatsRecorder {
+    fn default() -> Self {
+        StatsRecorder {
+            epoch: Instant::now(),
+            inner: Mutex::new(Stats::default()),
+            bytes_allocated: AtomicU64::new(0),
+            out_of_memory: AtomicU64::new(0),
+        }
+    }
+}
+
+fn bucket(ns: u64) -> usize {
+    let us = ns / 1000;
+    if us == 0 {
+        0
+    } else {
+        (63 - us.leading_zeros() as usize).min(HISTOGRAM_BUCKETS - 1)
+    }
+}
+
+impl StatsRecorder {
+    /// Nanoseconds since the runtime started.
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Counts `n` bytes handed out to objects.
+    #[inline]
+    pub fn add_allocated(&self, n: usize) {
+        self.bytes_allocated.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one allocation that failed after a GC.
+    pub fn add_oom(&self) {
+        self.out_of_memory.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a finished pause.
+    pub fn record_pause(&self, p: PauseRecord) {
+        let mut s = self.inner.lock();
+        s.gcs += 1;
+        if s.pauses.len() == PAUSE_LOG_CAPACITY {
+            s.pauses.remove(0);
+        }
+        s.pauses.push(p);
+        s.pause_histogram[bucket(p.duration_ns)] += 1;
+        s.pause_total_ns += p.duration_ns;
+        s.pause_max_ns = s.pause_max_ns.max(p.duration_ns);
+        s.ttsp_max_ns = s.ttsp_max_ns.max(p.ttsp_ns);
+        s.heap_live = p.heap_after;
+    }
+
+    /// Records verification failures.
+    pub fn record_verify_errors(&self, messages: Vec<String>, total: u64) {
+        let mut s = self.inner.lock();
+        s.verify_errors += total;
+        for m in messages {
+            if s.verify_messages.len() < 100 {
+                s.verify_messages.push(m);
+            }
+        }
+    }
+
+    /// A snapshot; heap figures are filled in by the caller.
+    pub fn snapshot(&self) -> Stats {
+        let mut s = self.inner.lock().clone();
+        s.bytes_allocated = self.bytes_allocated.load(Ordering::Relaxed);
+        s.out_of_memory = self.out_of_memory.load(Ordering::Relaxed);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_land_in_log2_microsecond_buckets() {
+        assert_eq!(bucket(500), 0);
+        assert_eq!(bucket(1_000), 0);
+        assert_eq!(bucket(2_500), 1);
+        assert_eq!(bucket(1_000_000), 9);
+        assert_eq!(bucket(u64::MAX), HISTOGRAM_BUCKETS - 1);
+    }
+}

@@ -1,0 +1,239 @@
+//! The one switch between the real synchronisation primitives and loom's model-checked ones.
+//!
+//! Every atomic, lock, condition variable, thread spawn, cell and work-stealing deque that a
+//! collector protocol uses (safepoints, worker parking and termination, GC requests) comes
+//! from here, so `loom-tests/` (built with `RUSTFLAGS="--cfg loom"`) explores the very code we
+//! ship. Raw side-metadata bytes in mmapped memory are not protocol state and use
+//! `std::sync::atomic` directly.
+//!
+//! The lock API is parking_lot's shape (`lock()` returns the guard, no poisoning) with a
+//! by-value `Condvar::wait`, which both backends can provide.
+
+#[cfg(not(loom))]
+mod imp {
+    pub use std::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
+    pub use std::sync::Arc;
+    pub use std::thread;
+
+    /// Spin-loop hint.
+    pub use std::hint::spin_loop;
+
+    /// A mutual-exclusion lock without poisoning.
+    #[derive(Debug, Default)]
+    pub struct Mutex<T>(parking_lot::Mutex<T>);
+    /// The guard of a held [`Mutex`].
+    pub type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        /// A new unlocked mutex.
+        pub fn new(v: T) -> Self {
+            Mutex(parking_lot::Mutex::new(v))
+        }
+        /// Blocks until the lock is held.
+        #[inline]
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+
+    /// A condition variable used with [`Mutex`].
+    #[derive(Debug, Default)]
+    pub struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        /// A new condition variable.
+        pub fn new() -> Self {
+            Condvar(parking_lot::Condvar::new())
+        }
+        /// Atomically releases the guard's lock and sleeps until notified, then relocks.
+        pub fn wait<'a, T>(&self, mut g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut g);
+            g
+        }
+        /// Wakes one waiter.
+        pub fn notify_one(&self) {
+            self.0.notify_one();
+        }
+        /// Wakes every waiter.
+        pub fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    /// A cell whose accesses are checked by loom in model runs.
+    #[derive(Debug, Default)]
+    pub struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        /// A new cell.
+        pub const fn new(v: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(v))
+        }
+        /// Calls `f` with a shared raw pointer to the contents.
+        #[inline(always)]
+        pub fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+        /// Calls `f` with a mutable raw pointer to the contents.
+        #[inline(always)]
+        pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
+    /// Work-stealing deques: crossbeam-deque in real builds.
+    pub mod deque {
+        pub use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    pub use loom::hint::spin_loop;
+    pub use loom::sync::atomic::{
+        fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
+    pub use loom::sync::Arc;
+    pub use loom::thread;
+
+    /// A mutual-exclusion lock without poisoning (loom model).
+    #[derive(Debug)]
+    pub struct Mutex<T>(loom::sync::Mutex<T>);
+    /// The guard of a held [`Mutex`].
+    pub type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        /// A new unlocked mutex.
+        pub fn new(v: T) -> Self {
+            Mutex(loom::sync::Mutex::new(v))
+        }
+        /// Blocks until the lock is held.
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Mutex::new(T::default())
+        }
+    }
+
+    /// A condition variable used with [`Mutex`] (loom model).
+    #[derive(Debug, Default)]
+    pub struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        /// A new condition variable.
+        pub fn new() -> Self {
+            Condvar(loom::sync::Condvar::new())
+        }
+        /// Atomically releases the guard's lock and sleeps until notified, then relocks.
+        pub fn wait<'a, T>(&self, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(g).unwrap_or_else(|e| e.into_inner())
+        }
+        /// Wakes one waiter.
+        pub fn notify_one(&self) {
+            self.0.notify_one();
+        }
+        /// Wakes every waiter.
+        pub fn notify_all(&self) {
+            self.0.notify_all();
+        }
+    }
+
+    pub use loom::cell::UnsafeCell;
+
+    /// Work-stealing deques: loom-visible stand-ins with crossbeam-deque's API, because
+    /// crossbeam-deque's own atomics are invisible to loom (and its waits would hang a model).
+    pub mod deque {
+        pub use crossbeam_deque::Steal;
+        use loom::sync::{Arc, Mutex};
+        use std::collections::VecDeque;
+
+        /// The owner's end of a deque (LIFO pop).
+        #[derive(Debug)]
+        pub struct Worker<T>(Arc<Mutex<VecDeque<T>>>);
+        /// The thieves' end of a deque.
+        #[derive(Debug)]
+        pub struct Stealer<T>(Arc<Mutex<VecDeque<T>>>);
+        /// A shared FIFO queue every worker may take from.
+        #[derive(Debug)]
+        pub struct Injector<T>(Mutex<VecDeque<T>>);
+
+        impl<T> Clone for Stealer<T> {
+            fn clone(&self) -> Self {
+                Stealer(self.0.clone())
+            }
+        }
+
+        impl<T> Worker<T> {
+            /// A new LIFO deque.
+            pub fn new_lifo() -> Self {
+                Worker(Arc::new(Mutex::new(VecDeque::new())))
+            }
+            /// A stealer for this deque.
+            pub fn stealer(&self) -> Stealer<T> {
+                Stealer(self.0.clone())
+            }
+            /// Pushes onto the owner's end.
+            pub fn push(&self, t: T) {
+                self.0.lock().unwrap().push_back(t);
+            }
+            /// Pops from the owner's end.
+            pub fn pop(&self) -> Option<T> {
+                self.0.lock().unwrap().pop_back()
+            }
+            /// Whether the deque is empty.
+            pub fn is_empty(&self) -> bool {
+                self.0.lock().unwrap().is_empty()
+            }
+        }
+
+        impl<T> Stealer<T> {
+            /// Steals from the thieves' end.
+            pub fn steal(&self) -> Steal<T> {
+                match self.0.lock().unwrap().pop_front() {
+                    Some(t) => Steal::Success(t),
+                    None => Steal::Empty,
+                }
+            }
+            /// Whether the deque is empty.
+            pub fn is_empty(&self) -> bool {
+                self.0.lock().unwrap().is_empty()
+            }
+        }
+
+        impl<T> Default for Injector<T> {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl<T> Injector<T> {
+            /// A new empty injector.
+            pub fn new() -> Self {
+                Injector(Mutex::new(VecDeque::new()))
+            }
+            /// Pushes a task.
+            pub fn push(&self, t: T) {
+                self.0.lock().unwrap().push_back(t);
+            }
+            /// Steals one task.
+            pub fn steal(&self) -> Steal<T> {
+                match self.0.lock().unwrap().pop_front() {
+                    Some(t) => Steal::Success(t),
+                    None => Steal::Empty,
+                }
+            }
+            /// Whether the injector is empty.
+            pub fn is_empty(&self) -> bool {
+                self.0.lock().unwrap().is_empty()
+            }
+        }
+    }
+}
+
+pub use imp::*;

@@ -1,0 +1,297 @@
+//! The pool of GC worker threads: one work-stealing deque per worker plus one injector,
+//! packets of work, termination detection and parking between phases.
+//!
+//! # Worker states
+//!
+//! * **Parked**: waiting on `job_cv` for the next phase (between GCs). Costs nothing.
+//! * **Running**: inside `Job::run`; when the job uses the queues, taking packets from its
+//!   own deque (LIFO), then the injector, then stealing from the others.
+//! * **Idle/sleeping**: in [`terminate::Terminator::idle`], until work appears or the
+//!   phase terminates.
+//!
+//! The control thread starts a phase with [`WorkerPool::run`], which bumps an epoch under
+//! the lock and wakes the parked workers, then sleeps until each has finished the job.
+
+pub mod terminate;
+
+use crate::sync::deque::{Injector, Steal, Stealer, Worker};
+use crate::sync::{thread, Arc, Condvar, Mutex};
+use terminate::{Idle, Terminator};
+
+/// One parallel phase, run once by every worker.
+pub trait Job<P>: Send + Sync {
+    /// The phase's work on one worker. A job either takes packets with
+    /// [`WorkerContext::next`] until it returns None on every worker, or never calls it.
+    fn run(&self, ctx: &mut WorkerContext<'_, P>);
+}
+
+struct Control<P> {
+    // std's Arc: a job is handed over under the lock, so loom need not see its count.
+    job: Option<std::sync::Arc<dyn Job<P>>>,
+    epoch: u64,
+    finished: usize,
+    shutdown: bool,
+}
+
+struct Shared<P> {
+    n: usize,
+    injector: Injector<P>,
+    stealers: Vec<Stealer<P>>,
+    term: Terminator,
+    control: Mutex<Control<P>>,
+    job_cv: Condvar,
+    done_cv: Condvar,
+}
+
+/// The view of the pool one worker has while running a job.
+pub struct WorkerContext<'a, P> {
+    /// This worker's index, `0..n`.
+    pub id: usize,
+    local: &'a Worker<P>,
+    shared: &'a Shared<P>,
+}
+
+impl<P> WorkerContext<'_, P> {
+    /// Number of workers in the pool.
+    pub fn workers(&self) -> usize {
+        self.shared.n
+    }
+
+    /// Makes `p` available to this worker and to thieves.
+    pub fn push(&mut self, p: P) {
+        self.shared.term.before_publish();
+        self.local.push(p);
+        self.shared.term.after_publish();
+    }
+
+    fn try_take(&mut self) -> Option<P> {
+        if let Some(p) = self.local.pop() {
+            return Some(p);
+        }
+        loop {
+            let mut retry = false;
+            match self.shared.injector.steal() {
+                Steal::Success(p) => return Some(p),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = self.shared.stealers.len();
+            for k in 1..n {
+                match self.shared.stealers[(self.id + k) % n].steal() {
+                    Steal::Success(p) => return Some(p),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    /// The next packet of this phase, or None once every worker has run dry.
+    pub fn next(&mut self) -> Option<P> {
+        loop {
+            if let Some(p) = self.try_take() {
+                self.shared.term.taken();
+                return Some(p);
+            }
+            match self.shared.term.idle(self.shared.n) {
+                Idle::Done => return None,
+                // A packet is published but may not be visible yet: let its producer finish.
+                Idle::Retry => thread::yield_now(),
+            }
+        }
+    }
+}
+
+/// The worker threads.
+pub struct WorkerPool<P: Send + 'static> {
+    shared: Arc<Shared<P>>,
+    handles: Vec<thread::JoinHandle<()>>,
+}
+
+impl<P: Send + 'static> WorkerPool<P> {
+    /// Starts `n` parked workers; with `affinity`, worker `i` is pinned to core `i mod cores`.
+    pub fn new(n: usize, affinity: bool) -> WorkerPool<P> {
+        assert!(n > 0);
+        let locals: Vec<Worker<P>> = (0..n).map(|_| Worker::new_lifo()).collect();
+        let shared = Arc::new(Shared {
+            n,
+            injector: Injector::new(),
+            stealers: locals.iter().map(Worker::stealer).collect(),
+            term: Terminator::default(),
+            control: Mutex::new(Control {
+                job: None,
+                epoch: 0,
+                finished: 0,
+                shutdown: false,
+            }),
+            job_cv: Condvar::new(),
+            done_cv: Condvar::new(),
+        });
+        let cores = if affinity { core_ids() } else { Vec::new() };
+        let handles = locals
+            .into_iter()
+            .enumerate()
+            .map(|(id, local)| {
+                let shared = shared.clone();
+                let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+                spawn_worker(id, move || {
+                    pin(core);
+                    worker_loop(id, local, &shared)
+                })
+            })
+            .collect();
+        WorkerPool { shared, handles }
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.shared.n
+    }
+
+    /// Runs `job` on every worker with `seed` packets in the injector, and returns when all
+    /// workers have finished it.
+    pub fn run(&self, job: std::sync::Arc<dyn Job<P>>, seed: impl IntoIterator<Item = P>) {
+        let s = &*self.shared;
+        s.term.reset();
+        for p in seed {
+            s.term.before_publish();
+            s.injector.push(p);
+        }
+        let mut g = s.control.lock();
+        g.job = Some(job);
+        g.epoch += 1;
+        g.finished = 0;
+        s.job_cv.notify_all();
+        while g.finished < s.n {
+            g = s.done_cv.wait(g);
+        }
+        g.job = None;
+    }
+}
+
+fn worker_loop<P>(id: usize, local: Worker<P>, shared: &Shared<P>) {
+    let mut seen = 0;
+    loop {
+        let job = {
+            let mut g = shared.control.lock();
+            while g.epoch == seen && !g.shutdown {
+                g = shared.job_cv.wait(g);
+            }
+            if g.shutdown {
+                return;
+            }
+            seen = g.epoch;
+            g.job.clone().expect("a new epoch always carries a job")
+        };
+        let mut ctx = WorkerContext {
+            id,
+            local: &local,
+            shared,
+        };
+        job.run(&mut ctx);
+        drop(job);
+        let mut g = shared.control.lock();
+        g.finished += 1;
+        if g.finished == shared.n {
+            shared.done_cv.notify_all();
+        }
+    }
+}
+
+impl<P: Send + 'static> Drop for WorkerPool<P> {
+    fn drop(&mut self) {
+        {
+            let mut g = self.shared.control.lock();
+            g.shutdown = true;
+            self.shared.job_cv.notify_all();
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn spawn_worker(id: usize, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+    thread::Builder::new()
+        .name(format!("tandem-gc-{id}"))
+        .spawn(f)
+        .expect("spawning a GC worker thread")
+}
+
+#[cfg(loom)]
+fn spawn_worker(_id: usize, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+    thread::spawn(f)
+}
+
+#[cfg(not(loom))]
+type CoreId = core_affinity::CoreId;
+#[cfg(loom)]
+type CoreId = ();
+
+#[cfg(not(loom))]
+fn core_ids() -> Vec<CoreId> {
+    core_affinity::get_core_ids().unwrap_or_default()
+}
+#[cfg(loom)]
+fn core_ids() -> Vec<CoreId> {
+    Vec::new()
+}
+
+#[cfg(not(loom))]
+fn pin(core: Option<CoreId>) {
+    if let Some(c) = core {
+        if !core_affinity::set_for_current(c) {
+            tracing::warn!(core = c.id, "could not pin GC worker to core");
+        }
+    }
+}
+#[cfg(loom)]
+fn pin(_core: Option<CoreId>) {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Each packet n > 0 splits into two packets n-1; counts every packet processed.
+    struct Split(AtomicUsize);
+    impl Job<u32> for Split {
+        fn run(&self, ctx: &mut WorkerContext<'_, u32>) {
+            while let Some(n) = ctx.next() {
+                self.0.fetch_add(1, Ordering::Relaxed);
+                if n > 0 {
+                    ctx.push(n - 1);
+                    ctx.push(n - 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_packet_is_processed_exactly_once_and_the_pool_terminates() {
+        let pool = WorkerPool::new(4, false);
+        for _ in 0..20 {
+            let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
+            pool.run(job.clone(), [10u32, 3]);
+            assert_eq!(job.0.load(Ordering::Relaxed), (1 << 11) - 1 + (1 << 4) - 1);
+        }
+    }
+
+    #[test]
+    fn a_job_without_packets_runs_once_per_worker() {
+        struct Count(AtomicUsize);
+        impl Job<()> for Count {
+            fn run(&self, _: &mut WorkerContext<'_, ()>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let pool = WorkerPool::new(3, true);
+        let job = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        pool.run(job.clone(), []);
+        assert_eq!(job.0.load(Ordering::Relaxed), 3);
+    }
+}
