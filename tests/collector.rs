@@ -1,0 +1,400 @@
+//! End-to-end checks of the stop-the-world collector through the Rust API.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tandem::{ByteSize, Config, Error, Heap, Mutator, ObjRef, TypeId, TypeInfo};
+
+/// Node: header | next (ref) | value (u64).
+const NEXT: usize = 8;
+const VALUE: usize = 16;
+
+fn heap(max_mb: usize, verify: bool) -> Heap {
+    Heap::with_config(Config {
+        threads: 2,
+        heap_max: ByteSize(max_mb << 20),
+        heap_min: ByteSize(4 << 20),
+        verify,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+fn node_type(h: &Heap) -> TypeId {
+    h.register_type(TypeInfo {
+        fixed_size: 24,
+        ref_offsets: vec![NEXT],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Pointer array: header | length | items (refs).
+fn array_type(h: &Heap) -> TypeId {
+    h.register_type(TypeInfo {
+        fixed_size: 16,
+        item_size: 8,
+        length_offset: 8,
+        item_ref_offsets: vec![0],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Builds a list of `n` nodes with values 0..n, rooted at the top of the shadow stack.
+fn build_list(m: &mut Mutator, ty: TypeId, n: u64) {
+    m.push_root(None).unwrap();
+    for i in 0..n {
+        let node = m.alloc(ty, 0).unwrap();
+        let head = m.peek_root(0).unwrap();
+        // SAFETY: node is a fresh node; NEXT is its ref field and VALUE its payload.
+        unsafe {
+            node.store_ref(NEXT, head);
+            *node.field::<u64>(VALUE) = i;
+        }
+        m.set_root(0, Some(node));
+    }
+}
+
+fn check_list(m: &mut Mutator, n: u64) {
+    let mut cur = m.peek_root(0).unwrap();
+    let mut expect = n;
+    while let Some(node) = cur {
+        expect -= 1;
+        // SAFETY: list nodes are live (rooted).
+        unsafe {
+            assert_eq!(*node.field::<u64>(VALUE), expect);
+            cur = node.load_ref(NEXT);
+        }
+    }
+    assert_eq!(expect, 0);
+}
+
+fn churn(m: &mut Mutator, ty: TypeId, bytes: usize) {
+    for _ in 0..bytes / 24 {
+        m.alloc(ty, 0).unwrap();
+    }
+}
+
+#[test]
+fn rooted_objects_survive_many_collections_intact() {
+    let h = heap(32, true);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    build_list(&mut m, ty, 10_000);
+    for _ in 0..3 {
+        churn(&mut m, ty, 16 << 20);
+        m.collect().unwrap();
+        check_list(&mut m, 10_000);
+    }
+    let s = h.stats();
+    assert!(s.gcs >= 3);
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+    assert!(s.heap_live >= 10_000 * 24);
+}
+
+#[test]
+fn garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes() {
+    let h = heap(16, false);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    churn(&mut m, ty, 200 << 20);
+    let s = h.stats();
+    assert!(s.gcs >= 5, "gcs = {}", s.gcs);
+    assert!(s.heap_peak <= 16 << 20);
+    // The bytes of the TLAB still in use are counted when it is retired.
+    assert!(s.bytes_allocated >= 190 << 20, "{}", s.bytes_allocated);
+}
+
+#[test]
+fn out_of_memory_returns_an_error_calls_the_handler_and_recovers() {
+    let h = heap(8, false);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    h.set_oom_handler(Some(Box::new(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+    })));
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    m.push_root(None).unwrap();
+    let err = loop {
+        match m.alloc(ty, 0) {
+            Ok(node) => {
+                // SAFETY: fresh node.
+                unsafe { node.store_ref(NEXT, m.peek_root(0).unwrap()) };
+                m.set_root(0, Some(node));
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::OutOfMemory(24)), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.stats().out_of_memory, 1);
+    // Dropping the list makes room again.
+    m.set_root(0, None);
+    m.alloc(ty, 0).unwrap();
+    // A request larger than the heap is a size error, not a crash.
+    let arr = array_type(&h);
+    assert!(matches!(m.alloc(arr, 1 << 40), Err(Error::SizeOverflow(_))));
+    assert!(matches!(
+        m.alloc(arr, usize::MAX),
+        Err(Error::SizeOverflow(_))
+    ));
+}
+
+#[test]
+fn large_and_var_size_objects_are_traced_and_freed() {
+    let h = heap(64, true);
+    let (node, arr) = (node_type(&h), array_type(&h));
+    let mut m = h.attach().unwrap();
+    // A large pointer array (in the large-object space) holding nodes.
+    let big = m.alloc(arr, 4096).unwrap();
+    m.push_root(Some(big)).unwrap();
+    for i in 0..4096 {
+        let n = m.alloc(node, 0).unwrap();
+        let big = m.peek_root(0).unwrap().unwrap();
+        // SAFETY: item i of a 4096-item array; n is fresh.
+        unsafe {
+            *n.field::<u64>(VALUE) = i as u64;
+            big.store_ref(16 + 8 * i, Some(n));
+        }
+    }
+    for _ in 0..20 {
+        m.alloc(arr, 50_000).unwrap(); // large garbage
+    }
+    m.collect().unwrap();
+    let big = m.peek_root(0).unwrap().unwrap();
+    for i in 0..4096 {
+        // SAFETY: the array and its items are rooted.
+        unsafe {
+            let n = big.load_ref(16 + 8 * i).unwrap();
+            assert_eq!(*n.field::<u64>(VALUE), i as u64);
+        }
+    }
+    let s = h.stats();
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+    assert!(
+        s.heap_live < 1 << 20,
+        "large garbage was freed: live {}",
+        s.heap_live
+    );
+}
+
+#[test]
+fn global_roots_and_the_root_callback_keep_objects_alive() {
+    let h = heap(32, true);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    let mut global: *mut u8 = std::ptr::null_mut();
+    static mut CB_SLOT: *mut u8 = std::ptr::null_mut();
+    unsafe extern "C" fn cb(
+        visit: tandem::VisitFn,
+        ctx: *mut std::ffi::c_void,
+        _d: *mut std::ffi::c_void,
+    ) {
+        // SAFETY: CB_SLOT is only touched by this test's thread and, while it is stopped,
+        // by the collector.
+        unsafe { visit(std::ptr::addr_of_mut!(CB_SLOT), ctx) };
+    }
+    // SAFETY: `global` outlives the heap's use of it (removed below).
+    unsafe {
+        h.add_root(&mut global).unwrap();
+        h.set_root_callback(Some(cb), std::ptr::null_mut());
+    }
+    let a = m.alloc(ty, 0).unwrap();
+    let b = m.alloc(ty, 0).unwrap();
+    // SAFETY: fresh nodes; the slots are read by the collector only while we are stopped.
+    unsafe {
+        *a.field::<u64>(VALUE) = 11;
+        *b.field::<u64>(VALUE) = 22;
+        std::ptr::write_volatile(&mut global, a.as_ptr());
+        CB_SLOT = b.as_ptr();
+    }
+    churn(&mut m, ty, 40 << 20);
+    m.collect().unwrap();
+    // SAFETY: both objects are rooted.
+    unsafe {
+        assert_eq!(*ObjRef::from_ptr(global).unwrap().field::<u64>(VALUE), 11);
+        assert_eq!(*ObjRef::from_ptr(CB_SLOT).unwrap().field::<u64>(VALUE), 22);
+    }
+    h.remove_root(&mut global).unwrap();
+    assert!(h.remove_root(&mut global).is_err());
+    assert_eq!(h.stats().verify_errors, 0);
+}
+
+#[test]
+fn a_trace_callback_type_is_traced_through_the_callback() {
+    let h = heap(32, true);
+    let node = node_type(&h);
+    // Irregular type: header | tagged word | ref at 16 only when the tag is 1.
+    unsafe extern "C" fn trace(obj: *mut u8, visit: tandem::VisitFn, ctx: *mut std::ffi::c_void) {
+        // SAFETY: obj is a live object of the irregular type (24 bytes).
+        unsafe {
+            if *(obj.add(8) as *const u64) == 1 {
+                visit(obj.add(16) as *mut *mut u8, ctx);
+            }
+        }
+    }
+    let odd = h
+        .register_type(TypeInfo {
+            fixed_size: 24,
+            trace: Some(trace),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut m = h.attach().unwrap();
+    let o = m.alloc(odd, 0).unwrap();
+    m.push_root(Some(o)).unwrap();
+    let n = m.alloc(node, 0).unwrap();
+    let o = m.peek_root(0).unwrap().unwrap();
+    // SAFETY: fresh objects of the right types.
+    unsafe {
+        *n.field::<u64>(VALUE) = 77;
+        *o.field::<u64>(8) = 1;
+        o.store_ref(16, Some(n));
+    }
+    churn(&mut m, node, 40 << 20);
+    m.collect().unwrap();
+    let o = m.peek_root(0).unwrap().unwrap();
+    // SAFETY: rooted through the callback-traced field.
+    unsafe { assert_eq!(*o.load_ref(16).unwrap().field::<u64>(VALUE), 77) };
+    assert_eq!(h.stats().verify_errors, 0);
+}
+
+#[test]
+fn threads_allocate_and_collect_concurrently() {
+    let h = heap(64, true);
+    let ty = node_type(&h);
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let h = h.clone();
+            s.spawn(move || {
+                let mut m = h.attach().unwrap();
+                build_list(&mut m, ty, 2000 + t);
+                for _ in 0..5 {
+                    churn(&mut m, ty, 8 << 20);
+                    check_list(&mut m, 2000 + t);
+                }
+                if t == 0 {
+                    m.collect().unwrap();
+                }
+            });
+        }
+    });
+    let s = h.stats();
+    assert!(s.gcs >= 2);
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+    assert_eq!(h.mutators(), 0);
+}
+
+#[test]
+fn a_thread_in_native_code_does_not_hold_up_collections() {
+    let h = heap(32, false);
+    let ty = node_type(&h);
+    let go = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let (h2, go2) = (h.clone(), go.clone());
+        s.spawn(move || {
+            let mut m = h2.attach().unwrap();
+            m.native(|| {
+                while !go2.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            });
+            m.alloc(ty, 0).unwrap();
+        });
+        let mut m = h.attach().unwrap();
+        for _ in 0..3 {
+            m.collect().unwrap();
+        }
+        go.store(true, Ordering::SeqCst);
+    });
+    assert!(h.stats().gcs >= 3);
+}
+
+#[test]
+fn a_mutator_may_detach_while_a_collection_waits_for_it() {
+    let h = heap(32, false);
+    let requested = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let (h2, r2) = (h.clone(), requested.clone());
+        let attached = Arc::new(AtomicBool::new(false));
+        let a2 = attached.clone();
+        s.spawn(move || {
+            let m = h2.attach().unwrap();
+            a2.store(true, Ordering::SeqCst);
+            // Never polls: the collection can only proceed once we detach.
+            while !r2.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            drop(m);
+        });
+        while !attached.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+        let mut m = h.attach().unwrap();
+        requested.store(true, Ordering::SeqCst);
+        m.collect().unwrap();
+    });
+    assert_eq!(h.stats().gcs, 1);
+    assert!(h.stats().ttsp_max_ns >= 10_000_000);
+}
+
+#[test]
+fn writes_to_freed_memory_are_caught_by_verification() {
+    let h = heap(32, true);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    let dangling = m.alloc(ty, 0).unwrap();
+    m.collect().unwrap();
+    assert_eq!(h.stats().verify_errors, 0);
+    // SAFETY (deliberately wrong use): the node was freed and its line poisoned; the write
+    // stays inside committed heap memory, so it corrupts nothing but the poison.
+    unsafe { *dangling.field::<u64>(VALUE) = 1234 };
+    m.collect().unwrap();
+    let s = h.stats();
+    assert!(s.verify_errors > 0);
+    assert!(
+        s.verify_messages[0].contains("written after it was freed"),
+        "{:?}",
+        s.verify_messages
+    );
+}
+
+#[test]
+fn memory_above_the_minimum_heap_is_returned_after_collection() {
+    let h = heap(128, false);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    build_list(&mut m, ty, 1_500_000); // ~36 MB live
+    let grown = h.stats().heap_committed;
+    assert!(grown >= 32 << 20);
+    m.set_root(0, None);
+    m.collect().unwrap();
+    let after = h.stats().heap_committed;
+    assert!(after <= 8 << 20, "committed {grown} -> {after}");
+}
+
+#[test]
+fn misuse_is_reported_not_fatal() {
+    let h = heap(16, false);
+    let mut m = h.attach().unwrap();
+    assert!(matches!(
+        m.alloc(TypeId(999), 0),
+        Err(Error::UnknownType(999))
+    ));
+    assert!(matches!(h.attach(), Err(Error::State(_))));
+    assert!(m.pop_root().is_err());
+    assert!(h
+        .register_type(TypeInfo {
+            fixed_size: 2,
+            ..Default::default()
+        })
+        .is_err());
+    let ty = node_type(&h);
+    drop(h);
+    // The collector is gone: allocation still works from the TLAB and free blocks, but a
+    // collection reports the shutdown.
+    m.alloc(ty, 0).unwrap();
+    assert!(matches!(m.collect(), Err(Error::Shutdown)));
+}
