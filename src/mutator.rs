@@ -54,13 +54,13 @@ pub const OFFSET_SS_TOP: usize = 16;
 pub const OFFSET_SS_LIMIT: usize = 24;
 /// Byte offset of the shadow-stack base (C ABI).
 pub const OFFSET_SS_BASE: usize = 32;
-/// Byte offset of the safepoint state word (C ABI).
+/// Byte offset of the safepoint state word (C ABI); the poll tests its STOP_REQUESTED bit.
 pub const OFFSET_STATE: usize = 40;
-/// Byte offset of the safepoint poll word (C ABI).
-pub const OFFSET_POLL: usize = 44;
 /// Byte offset of the barrier state byte (C ABI).
-pub const OFFSET_GC_STATE: usize = 48;
+pub const OFFSET_GC_STATE: usize = 44;
 
+// Loom's atomics are larger, so the C layout holds in real builds only.
+#[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::offset_of!(MutatorCore, fast) == OFFSET_CURSOR);
     assert!(std::mem::offset_of!(FastFields, window) == 0);
@@ -154,7 +154,7 @@ thread_local! {
 /// A thread's handle on the heap: allocation, roots, safepoints. Not `Send`: it belongs to
 /// the thread that attached it, and detaches when dropped.
 pub struct Mutator {
-    core: Arc<MutatorCore>,
+    core: crate::sync::Arc<MutatorCore>,
     rt: Arc<Runtime>,
     _not_send: PhantomData<*mut ()>,
 }
@@ -162,7 +162,7 @@ pub struct Mutator {
 impl std::fmt::Debug for Mutator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mutator")
-            .field("core", &Arc::as_ptr(&self.core))
+            .field("core", &(&*self.core as *const MutatorCore))
             .finish()
     }
 }
@@ -178,7 +178,7 @@ impl Mutator {
                 "this thread is already attached to this heap (one mutator per thread)".into(),
             ));
         }
-        let core = Arc::new(MutatorCore::new(rt.config.shadow_stack_slots)?);
+        let core = crate::sync::Arc::new(MutatorCore::new(rt.config.shadow_stack_slots)?);
         rt.safepoint.attach(core.clone());
         ATTACHED.with(|a| a.borrow_mut().push(key));
         Ok(Mutator {
@@ -189,7 +189,7 @@ impl Mutator {
     }
 
     /// The shared core (for the C ABI, which hands out its address).
-    pub fn core(&self) -> &Arc<MutatorCore> {
+    pub fn core(&self) -> &MutatorCore {
         &self.core
     }
 

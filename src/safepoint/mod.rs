@@ -2,44 +2,49 @@
 //!
 //! # Protocol
 //!
-//! Each registered mutator has a [`ThreadState`]: a `state` word (RUNNING, IN_NATIVE,
-//! STOPPED) and a `poll` word. There is one registry lock, one `stopping` flag and two
-//! condition variables (mutators wait on one for resume, the collector on the other for
-//! mutators to park).
+//! Each registered mutator has one 32-bit *state word*: its state in the low bits (RUNNING,
+//! IN_NATIVE, STOPPED) and a STOP_REQUESTED bit. Only the mutator changes its state bits;
+//! only the collector sets or clears STOP_REQUESTED. Every change is a read-modify-write on
+//! that one word, so all changes to it are totally ordered (its modification order) and no
+//! step relies on two threads each storing one location and loading another.
 //!
-//! 1. **Stop.** The collector takes the lock, sets `stopping`, sets every mutator's `poll`,
-//!    then waits on its condition variable until no registered mutator is RUNNING.
-//! 2. **Poll.** A mutator's fast path is one relaxed load of its own `poll`. When set, it
-//!    takes the lock, stores STOPPED, notifies the collector and waits while `stopping`;
-//!    then stores RUNNING.
-//! 3. **Native.** `enter_native` stores IN_NATIVE and, if `stopping`, notifies the collector
-//!    under the lock. `leave_native` stores RUNNING and then, if `stopping`, parks as in 2.
-//! 4. **Resume.** The collector takes the lock, clears `stopping` and every `poll`, and wakes
-//!    the parked mutators.
-//! 5. **Attach/detach.** Attach waits under the lock while `stopping`, then registers the
-//!    mutator as RUNNING. Detach (called by a RUNNING mutator) unregisters under the lock and
-//!    notifies the collector, which then no longer waits for it.
+//! 1. **Stop.** The collector takes the registry lock, records that a stop is in force,
+//!    and `fetch_or`s STOP_REQUESTED into every mutator's word. It then waits (condition
+//!    variable, lock released while waiting) until no word's state is RUNNING.
+//! 2. **Poll.** A mutator's fast path loads its own word (relaxed) and tests
+//!    STOP_REQUESTED. On the slow path it takes the lock, changes RUNNING to STOPPED (CAS,
+//!    keeping the bit), notifies the collector, and waits while STOP_REQUESTED is set; then
+//!    it changes STOPPED back to RUNNING.
+//! 3. **Enter native.** CAS RUNNING to IN_NATIVE keeping the bit. If the bit was set, the
+//!    collector may be waiting for this mutator: notify it under the lock.
+//! 4. **Leave native.** CAS IN_NATIVE (bit clear) to RUNNING. If the CAS fails the bit is
+//!    set: wait under the lock as in 2 until it clears, then retry.
+//! 5. **Resume.** The collector takes the lock, ends the stop, `fetch_and`s the bit away
+//!    from every word and wakes all waiters.
+//! 6. **Attach/detach.** Attach waits under the lock while a stop is in force, then
+//!    registers a RUNNING mutator. Detach (by a RUNNING mutator) unregisters under the lock
+//!    and notifies the collector, which then no longer waits for it.
 //!
 //! # Why it is correct
 //!
-//! * No mutator runs while the world is stopped: the collector proceeds only after seeing
-//!   every registered mutator not RUNNING. A STOPPED mutator leaves only after `stopping` is
-//!   cleared (it re-checks under the lock). An IN_NATIVE one that leaves stores RUNNING and
-//!   then loads `stopping` (both SeqCst); the collector stored `stopping` before loading the
-//!   state. In the single SeqCst order, if the mutator's load missed `stopping`, its RUNNING
-//!   store precedes the collector's state load, which then sees RUNNING and waits. So either
-//!   the mutator parks or the collector waits for it. A thread attaching during a stop waits.
-//! * No wake-up is lost: every transition the collector waits for (STOPPED, IN_NATIVE,
-//!   detach) is followed by a notify made while holding the lock, and the collector checks
-//!   the states and starts waiting without releasing the lock in between. Parked mutators
-//!   check `stopping` under the lock before waiting, and resume clears it under the lock
-//!   before notifying.
-//! * What a mutator wrote before it stopped or entered native happens-before the collector's
-//!   reads: its SeqCst state store pairs with the collector's SeqCst load of the state.
+//! * No mutator runs while the world is stopped. The collector proceeds when every
+//!   registered word is IN_NATIVE or STOPPED with the bit set. Neither can become RUNNING
+//!   while the bit is set: leaving native needs the bit clear (step 4) and a STOPPED mutator
+//!   waits for it to clear (step 2). Between the collector's `fetch_or` and its check, a
+//!   RUNNING mutator can only stop or enter native, both allowed.
+//! * No wake-up is lost. The collector checks the words and starts waiting while holding
+//!   the lock. A mutator that becomes non-RUNNING after the `fetch_or` sees the bit (its CAS
+//!   is ordered after the `fetch_or` on the same word) and notifies under the lock; one that
+//!   did so before the `fetch_or` is seen by the check. Waiting mutators re-check the bit
+//!   under the lock, and resume clears it under the lock before notifying.
+//! * Visibility. A mutator's writes before it enters native or stops happen-before the
+//!   collector's check (release CAS / lock, acquire load / lock). The collector's writes
+//!   during the stop happen-before a mutator's resumption (release `fetch_and` or lock,
+//!   acquire CAS or lock).
 //!
 //! The loom model `loom-tests/tests/safepoint.rs` checks these claims over this code.
 
-use crate::sync::{Arc, AtomicBool, AtomicU32, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicU32, Condvar, Mutex, Ordering};
 
 /// The mutator runs managed code and may touch the heap.
 pub const RUNNING: u32 = 0;
@@ -47,30 +52,61 @@ pub const RUNNING: u32 = 0;
 pub const IN_NATIVE: u32 = 1;
 /// The mutator is parked at a safepoint.
 pub const STOPPED: u32 = 2;
+/// Mask of the state bits of a state word.
+pub const STATE_MASK: u32 = 3;
+/// Set in a state word while the collector needs the mutator stopped.
+pub const STOP_REQUESTED: u32 = 4;
 
-/// The part of a mutator the safepoint protocol reads and writes.
+/// The part of a mutator the safepoint protocol reads and writes: its state word.
 #[derive(Debug)]
 #[repr(C)]
 pub struct ThreadState {
-    /// RUNNING, IN_NATIVE or STOPPED.
-    pub state: AtomicU32,
-    /// Non-zero when the collector asks this mutator to come to a safepoint.
-    pub poll: AtomicU32,
+    word: AtomicU32,
 }
 
 impl Default for ThreadState {
     fn default() -> Self {
         ThreadState {
-            state: AtomicU32::new(RUNNING),
-            poll: AtomicU32::new(0),
+            word: AtomicU32::new(RUNNING),
         }
     }
 }
 
 impl ThreadState {
-    /// Current state (for assertions and diagnostics).
+    /// Current state (RUNNING, IN_NATIVE or STOPPED), for assertions and diagnostics.
     pub fn load(&self) -> u32 {
-        self.state.load(Ordering::SeqCst)
+        self.word.load(Ordering::SeqCst) & STATE_MASK
+    }
+
+    /// Whether the collector asks this mutator to stop (the poll's fast-path test).
+    #[inline(always)]
+    pub fn stop_requested(&self) -> bool {
+        // Relaxed: only a hint to take the slow path, which synchronises under the lock.
+        self.word.load(Ordering::Relaxed) & STOP_REQUESTED != 0
+    }
+
+    /// Changes the state bits from `from` to `to`, keeping STOP_REQUESTED; with
+    /// `require_clear`, only while STOP_REQUESTED is clear. Returns the bit as seen.
+    fn transition(&self, from: u32, to: u32, require_clear: bool) -> Result<u32, u32> {
+        let mut cur = self.word.load(Ordering::Relaxed);
+        loop {
+            debug_assert_eq!(cur & STATE_MASK, from, "unexpected mutator state");
+            let bit = cur & STOP_REQUESTED;
+            if require_clear && bit != 0 {
+                return Err(bit);
+            }
+            // AcqRel: releases the mutator's heap writes to the collector and acquires the
+            // collector's writes made before it cleared the bit.
+            match self.word.compare_exchange_weak(
+                cur,
+                to | bit,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(bit),
+                Err(c) => cur = c,
+            }
+        }
     }
 }
 
@@ -89,14 +125,13 @@ impl Participant for ThreadState {
 #[derive(Debug)]
 struct Registry<T> {
     mutators: Vec<Arc<T>>,
+    stopping: bool,
 }
 
 /// The safepoint coordinator for mutators of type `T`.
 #[derive(Debug)]
 pub struct Safepoint<T> {
     registry: Mutex<Registry<T>>,
-    /// Written only under the lock; read without it on the native-transition paths.
-    stopping: AtomicBool,
     resume_cv: Condvar,
     parked_cv: Condvar,
 }
@@ -106,8 +141,8 @@ impl<T: Participant> Default for Safepoint<T> {
         Safepoint {
             registry: Mutex::new(Registry {
                 mutators: Vec::new(),
+                stopping: false,
             }),
-            stopping: AtomicBool::new(false),
             resume_cv: Condvar::new(),
             parked_cv: Condvar::new(),
         }
@@ -118,10 +153,10 @@ impl<T: Participant> Safepoint<T> {
     /// Registers `m` as RUNNING, first waiting out a stop in progress.
     pub fn attach(&self, m: Arc<T>) {
         let mut g = self.registry.lock();
-        while self.stopping.load(Ordering::SeqCst) {
+        while g.stopping {
             g = self.resume_cv.wait(g);
         }
-        m.thread_state().state.store(RUNNING, Ordering::SeqCst);
+        m.thread_state().word.store(RUNNING, Ordering::SeqCst);
         g.mutators.push(m);
     }
 
@@ -132,7 +167,7 @@ impl<T: Participant> Safepoint<T> {
         let before = g.mutators.len();
         g.mutators.retain(|x| !std::ptr::eq(&**x, m));
         let found = g.mutators.len() != before;
-        if found && self.stopping.load(Ordering::SeqCst) {
+        if found && g.stopping {
             self.parked_cv.notify_all();
         }
         found
@@ -151,26 +186,26 @@ impl<T: Participant> Safepoint<T> {
     /// The safepoint poll: parks if a stop was requested. Inline fast path.
     #[inline(always)]
     pub fn poll(&self, m: &T) {
-        // Relaxed: only a hint to take the slow path, which synchronises under the lock.
-        if m.thread_state().poll.load(Ordering::Relaxed) != 0 {
+        if m.thread_state().stop_requested() {
             self.park(m);
         }
     }
 
-    /// Parks `m` until no stop is in progress.
+    /// Parks the RUNNING mutator `m` while a stop is requested.
     #[cold]
     pub fn park(&self, m: &T) {
         let ts = m.thread_state();
         let mut g = self.registry.lock();
-        if !self.stopping.load(Ordering::SeqCst) {
+        if ts.transition(RUNNING, STOPPED, false) == Ok(0) {
+            // The stop already ended; undo.
+            let _ = ts.transition(STOPPED, RUNNING, false);
             return;
         }
-        ts.state.store(STOPPED, Ordering::SeqCst);
         self.parked_cv.notify_all();
-        while self.stopping.load(Ordering::SeqCst) {
+        while ts.word.load(Ordering::Acquire) & STOP_REQUESTED != 0 {
             g = self.resume_cv.wait(g);
         }
-        ts.state.store(RUNNING, Ordering::SeqCst);
+        let _ = ts.transition(STOPPED, RUNNING, false);
         drop(g);
     }
 
@@ -178,57 +213,61 @@ impl<T: Participant> Safepoint<T> {
     /// not touch the heap until [`Safepoint::leave_native`].
     #[inline]
     pub fn enter_native(&self, m: &T) {
-        m.thread_state().state.store(IN_NATIVE, Ordering::SeqCst);
-        if self.stopping.load(Ordering::SeqCst) {
+        if m.thread_state().transition(RUNNING, IN_NATIVE, false) != Ok(0) {
             let _g = self.registry.lock();
             self.parked_cv.notify_all();
         }
     }
 
-    /// Leaves a native region, parking first if the world is stopped.
+    /// Leaves a native region, waiting first while the world is stopped.
     #[inline]
     pub fn leave_native(&self, m: &T) {
         let ts = m.thread_state();
-        ts.state.store(RUNNING, Ordering::SeqCst);
-        if self.stopping.load(Ordering::SeqCst) {
-            self.park(m);
+        if ts.transition(IN_NATIVE, RUNNING, true).is_ok() {
+            return;
         }
+        let mut g = self.registry.lock();
+        while ts.transition(IN_NATIVE, RUNNING, true).is_err() {
+            g = self.resume_cv.wait(g);
+        }
+        drop(g);
     }
 
-    /// Whether a stop is requested or in force.
+    /// Whether a stop is in force.
     pub fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        self.registry.lock().stopping
     }
 
     /// Stops every registered mutator and returns them; the world stays stopped until
     /// [`Safepoint::resume`]. Blocks until each mutator polls, parks, enters native or
     /// detaches.
     pub fn stop_the_world(&self) -> Vec<Arc<T>> {
-        let mut g: MutexGuard<'_, Registry<T>> = self.registry.lock();
-        assert!(
-            !self.stopping.load(Ordering::SeqCst),
-            "stop_the_world called while stopped"
-        );
-        self.stopping.store(true, Ordering::SeqCst);
+        let mut g = self.registry.lock();
+        assert!(!g.stopping, "stop_the_world called while stopped");
+        g.stopping = true;
         for m in &g.mutators {
-            m.thread_state().poll.store(1, Ordering::SeqCst);
+            m.thread_state()
+                .word
+                .fetch_or(STOP_REQUESTED, Ordering::AcqRel);
         }
         while g
             .mutators
             .iter()
-            .any(|m| m.thread_state().state.load(Ordering::SeqCst) == RUNNING)
+            .any(|m| m.thread_state().word.load(Ordering::Acquire) & STATE_MASK == RUNNING)
         {
             g = self.parked_cv.wait(g);
         }
         g.mutators.clone()
     }
 
-    /// Ends a stop: clears every poll and wakes the parked mutators.
+    /// Ends a stop: clears every request and wakes the parked mutators.
     pub fn resume(&self) {
-        let g = self.registry.lock();
-        self.stopping.store(false, Ordering::SeqCst);
+        let mut g = self.registry.lock();
+        g.stopping = false;
         for m in &g.mutators {
-            m.thread_state().poll.store(0, Ordering::SeqCst);
+            m.thread_state()
+                .word
+                .fetch_and(!STOP_REQUESTED, Ordering::AcqRel);
         }
         self.resume_cv.notify_all();
     }

@@ -1,0 +1,46 @@
+//! Loom model of the real worker pool and its termination protocol (`tandem::workers`).
+//!
+//! Every packet must be processed exactly once, the phase must end (no worker left asleep,
+//! no early exit while work remains), and the pool must shut down.
+#![cfg(loom)]
+
+use tandem::sync::{AtomicUsize, Ordering};
+use tandem::workers::{Job, WorkerContext, WorkerPool};
+
+/// A packet n > 0 spawns two packets n-1; every packet processed is counted.
+struct Split(AtomicUsize);
+
+impl Job<u32> for Split {
+    fn run(&self, ctx: &mut WorkerContext<'_, u32>) {
+        while let Some(n) = ctx.next() {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            if n > 0 {
+                ctx.push(n - 1);
+                ctx.push(n - 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_packet_is_processed_once_and_the_pool_terminates() {
+    loom::model(|| {
+        let pool = WorkerPool::new(2, false);
+        let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
+        pool.run(job.clone(), [1u32]);
+        assert_eq!(job.0.load(Ordering::SeqCst), 3);
+        drop(pool);
+    });
+}
+
+#[test]
+fn a_second_phase_reuses_the_parked_workers() {
+    loom::model(|| {
+        let pool = WorkerPool::new(2, false);
+        for _ in 0..2 {
+            let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
+            pool.run(job.clone(), [0u32, 0]);
+            assert_eq!(job.0.load(Ordering::SeqCst), 2);
+        }
+    });
+}
