@@ -395,6 +395,21 @@ impl Mutator {
         unsafe { obj.load_ref(offset) }
     }
 
+    /// The identity hash of `obj`: stable for the object's lifetime (the header records
+    /// that it was taken, so a moving collector keeps it).
+    pub fn identity_hash(&mut self, obj: ObjRef) -> u64 {
+        // SAFETY: the VM passes a live object.
+        unsafe { obj.header() }.fetch_or(
+            crate::object::FLAG_HASHED,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // splitmix64 of the address: well spread, cheap, and stable while nothing moves.
+        let mut z = (obj.addr() as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
     /// Detaches from the heap (the same as dropping).
     pub fn detach(self) {}
 }

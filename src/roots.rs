@@ -59,6 +59,8 @@ impl ShadowStackPtrs {
     }
 
     /// Pushes `v`; an error when the stack is full.
+    // `v` is stored, never dereferenced.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     #[inline]
     pub fn push(&mut self, v: *mut u8) -> Result<()> {
         if self.top == self.limit {
@@ -121,7 +123,7 @@ pub struct GlobalRoots {
 impl GlobalRoots {
     /// Registers `slot`, which the VM keeps valid until removed.
     pub fn add(&self, slot: *mut *mut u8) -> Result<()> {
-        if slot.is_null() || slot as usize % 8 != 0 {
+        if slot.is_null() || !(slot as usize).is_multiple_of(8) {
             return Err(Error::Root(format!(
                 "slot {slot:p} is null or not 8-aligned"
             )));

@@ -1,1 +1,475 @@
-//! The C ABI of Tandem.
+//! The C ABI of Tandem (`include/tandem.h`): a thin, checked layer over the Rust API.
+//!
+//! Every entry point validates its arguments, reports failures as a `tandem_result` code
+//! (or NULL) with a thread-local message for `tandem_last_error()`, and catches panics so
+//! that no unwind crosses into C. The inline fast paths live in the header; the functions
+//! here are their slow paths and everything else.
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+#![allow(clippy::missing_safety_doc)]
+
+pub mod error;
+pub mod global;
+pub mod types;
+
+use error::{fail, guard, status, Code, FfiResult};
+use std::ffi::{c_char, c_void, CStr};
+use tandem_core::mutator::MutatorCore;
+use tandem_core::{ByteSize, Config, Heap, ObjRef, RootCallback, TypeId};
+
+/// `tandem_mutator` as C sees it.
+pub type CMutator = MutatorCore;
+
+/// Options for `tandem_init` (`tandem_options`); zero fields mean "default".
+#[repr(C)]
+pub struct CTandemOptions {
+    /// sizeof(tandem_options).
+    pub size: u32,
+    /// GC worker threads.
+    pub threads: u32,
+    /// Minimum heap bytes.
+    pub heap_min: u64,
+    /// Maximum heap bytes.
+    pub heap_max: u64,
+    /// Non-zero: verify the heap around every GC.
+    pub verify: u32,
+    /// Non-zero: pin GC workers to cores.
+    pub affinity: u32,
+    /// Shadow-stack slots per mutator.
+    pub shadow_stack_slots: u64,
+    /// "stw" (NULL: default).
+    pub mode: *const c_char,
+}
+
+/// Statistics (`tandem_stats`).
+#[repr(C)]
+pub struct CStats {
+    /// sizeof(tandem_stats), set by the caller.
+    pub size: u32,
+    /// Padding.
+    pub reserved: u32,
+    /// Completed collections.
+    pub gcs: u64,
+    /// Sum of pauses, ns.
+    pub pause_total_ns: u64,
+    /// Longest pause, ns.
+    pub pause_max_ns: u64,
+    /// Most recent pause, ns.
+    pub pause_last_ns: u64,
+    /// Longest time-to-safepoint, ns.
+    pub ttsp_max_ns: u64,
+    /// Bytes allocated.
+    pub bytes_allocated: u64,
+    /// Bytes live after the last GC.
+    pub heap_live: u64,
+    /// Bytes in use now.
+    pub heap_in_use: u64,
+    /// Bytes committed now.
+    pub heap_committed: u64,
+    /// Most bytes committed.
+    pub heap_peak: u64,
+    /// Allocations failed after a full GC.
+    pub out_of_memory: u64,
+    /// Verification problems found.
+    pub verify_errors: u64,
+    /// Pauses per power-of-two microsecond bucket.
+    pub pause_histogram: [u64; tandem_core::stats::HISTOGRAM_BUCKETS],
+}
+
+fn config_from(opts: *const CTandemOptions) -> FfiResult<Config> {
+    let mut c = Config::default();
+    if opts.is_null() {
+        return Ok(c);
+    }
+    // SAFETY: non-null; the caller passes a readable tandem_options.
+    let o = unsafe { &*opts };
+    if o.size as usize != std::mem::size_of::<CTandemOptions>() {
+        return fail(
+            Code::InvalidArgument,
+            format!(
+                "tandem_options.size is {}, expected {}: set it to sizeof(tandem_options)",
+                o.size,
+                std::mem::size_of::<CTandemOptions>()
+            ),
+        );
+    }
+    if o.threads != 0 {
+        c.threads = o.threads as usize;
+    }
+    if o.heap_min != 0 {
+        c.heap_min = ByteSize(o.heap_min as usize);
+    }
+    if o.heap_max != 0 {
+        c.heap_max = ByteSize(o.heap_max as usize);
+    }
+    c.verify = o.verify != 0;
+    c.affinity = o.affinity != 0;
+    if o.shadow_stack_slots != 0 {
+        c.shadow_stack_slots = o.shadow_stack_slots as usize;
+    }
+    if !o.mode.is_null() {
+        // SAFETY: a NUL-terminated string by the API contract.
+        let mode = unsafe { CStr::from_ptr(o.mode) }.to_string_lossy();
+        c = c.apply_env_with(|v| (v == "TANDEM_MODE").then(|| mode.to_string()))?;
+    }
+    Ok(c)
+}
+
+/// The library version, e.g. "0.1.0".
+#[no_mangle]
+pub extern "C" fn tandem_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// The calling thread's last error message ("" if none).
+#[no_mangle]
+pub extern "C" fn tandem_last_error() -> *const c_char {
+    error::last_error_ptr()
+}
+
+/// Starts the runtime with `opts` (NULL: defaults), overridden by `TANDEM_*` variables.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_init(opts: *const CTandemOptions) -> i32 {
+    status(|| {
+        let config = config_from(opts)?;
+        types::reset_layouts();
+        global::install(Heap::new(config)?)
+    })
+}
+
+/// Stops the runtime. Threads still attached get errors from their next slow-path call.
+#[no_mangle]
+pub extern "C" fn tandem_shutdown() -> i32 {
+    status(|| {
+        drop(global::uninstall()?);
+        Ok(())
+    })
+}
+
+/// Registers a type; its id goes to `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_register_type(info: *const types::CTypeInfo, out: *mut u32) -> i32 {
+    status(|| {
+        if out.is_null() {
+            return fail(Code::InvalidArgument, "the output type id pointer is NULL");
+        }
+        // SAFETY: the caller's contract for `info`.
+        let ti = unsafe { types::convert(info) }?;
+        let id = global::with_heap(|h| {
+            h.register_type(ti.clone()).map_err(|e| {
+                // SAFETY: non-null (converted above); `name` is NULL or NUL-terminated.
+                let name = unsafe { (*info).name };
+                let mut fe = error::FfiError::from(e);
+                if !name.is_null() {
+                    // SAFETY: as above.
+                    let n = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+                    fe.1 = format!("type \"{n}\": {}", fe.1);
+                }
+                fe
+            })
+        })?;
+        types::publish_layout(id.0, &ti);
+        // SAFETY: non-null, writable by the caller's contract.
+        unsafe { out.write(id.0) };
+        Ok(())
+    })
+}
+
+/// Attaches the calling thread; NULL on error.
+#[no_mangle]
+pub extern "C" fn tandem_attach_thread() -> *mut CMutator {
+    guard(std::ptr::null_mut(), global::attach).0
+}
+
+/// Detaches the calling thread's mutator `m`.
+#[no_mangle]
+pub extern "C" fn tandem_detach_thread(m: *mut CMutator) -> i32 {
+    status(|| global::detach(m))
+}
+
+fn alloc_with(m: *mut CMutator, ty: u32, length: usize, nonmoving: bool) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        global::with_mutator(m, |mm| {
+            let o = if nonmoving {
+                mm.alloc_nonmoving(TypeId(ty), length)?
+            } else {
+                mm.alloc(TypeId(ty), length)?
+            };
+            Ok(o.as_ptr() as *mut c_void)
+        })
+    })
+    .0
+}
+
+/// The slow path of `tandem_alloc`: allocates a zeroed object; NULL on error.
+#[no_mangle]
+pub extern "C" fn tandem_alloc_slow(m: *mut CMutator, ty: u32, length: usize) -> *mut c_void {
+    alloc_with(m, ty, length, false)
+}
+
+/// Allocates an object that never moves; NULL on error.
+#[no_mangle]
+pub extern "C" fn tandem_alloc_nonmoving(m: *mut CMutator, ty: u32, length: usize) -> *mut c_void {
+    alloc_with(m, ty, length, true)
+}
+
+/// The slow path of `tandem_push_root`: reports overflow (or a bad mutator).
+#[no_mangle]
+pub extern "C" fn tandem_push_root_slow(m: *mut CMutator, v: *mut c_void) -> i32 {
+    status(|| global::with_mutator(m, |mm| Ok(mm.push_root(ObjRef::from_ptr(v as *mut u8))?)))
+}
+
+/// The slow path of `tandem_pop_root`: reports underflow (or a bad mutator); returns NULL.
+#[no_mangle]
+pub extern "C" fn tandem_pop_root_slow(m: *mut CMutator) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        global::with_mutator(m, |mm| {
+            Ok(mm
+                .pop_root()?
+                .map_or(std::ptr::null_mut(), |o| o.as_ptr() as *mut c_void))
+        })
+    })
+    .0
+}
+
+/// Registers a global root slot.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_add_root(slot: *mut *mut c_void) -> i32 {
+    // SAFETY: the caller keeps the slot valid until removed (API contract).
+    status(|| global::with_heap(|h| Ok(unsafe { h.add_root(slot as *mut *mut u8) }?)))
+}
+
+/// Unregisters a global root slot.
+#[no_mangle]
+pub extern "C" fn tandem_remove_root(slot: *mut *mut c_void) -> i32 {
+    status(|| global::with_heap(|h| Ok(h.remove_root(slot as *mut *mut u8)?)))
+}
+
+/// Sets (NULL: clears) the VM's root callback.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_set_root_callback(
+    cb: Option<RootCallback>,
+    data: *mut c_void,
+) -> i32 {
+    status(|| {
+        global::with_heap(|h| {
+            // SAFETY: the VM's callback contract (documented in tandem.h).
+            unsafe { h.set_root_callback(cb, data) };
+            Ok(())
+        })
+    })
+}
+
+/// C out-of-memory handler.
+pub type OomFn = unsafe extern "C" fn(size: usize, data: *mut c_void);
+
+/// Sets (NULL: clears) the out-of-memory handler.
+#[no_mangle]
+pub extern "C" fn tandem_set_oom_handler(f: Option<OomFn>, data: *mut c_void) -> i32 {
+    let data = data as usize;
+    status(|| {
+        global::with_heap(|h| {
+            h.set_oom_handler(f.map(|f| {
+                Box::new(move |n: usize| {
+                    // SAFETY: the VM's handler contract (documented in tandem.h).
+                    unsafe { f(n, data as *mut c_void) }
+                }) as Box<dyn Fn(usize) + Send + Sync>
+            }));
+            Ok(())
+        })
+    })
+}
+
+fn check_obj(obj: *mut c_void, what: &str) -> FfiResult<ObjRef> {
+    match ObjRef::from_ptr(obj as *mut u8) {
+        Some(o) if o.addr() % 8 == 0 => Ok(o),
+        _ => fail(
+            Code::InvalidArgument,
+            format!("{what}: {obj:p} is NULL or misaligned"),
+        ),
+    }
+}
+
+fn check_slot(slot: *mut *mut c_void, what: &str) -> FfiResult<()> {
+    if slot.is_null() || !(slot as usize).is_multiple_of(8) {
+        return fail(
+            Code::InvalidArgument,
+            format!("{what}: slot {slot:p} is NULL or misaligned"),
+        );
+    }
+    Ok(())
+}
+
+/// The slow path of `tandem_write_ref` (taken while a concurrent phase runs).
+#[no_mangle]
+pub unsafe extern "C" fn tandem_write_ref_slow(
+    m: *mut CMutator,
+    obj: *mut c_void,
+    slot: *mut *mut c_void,
+    value: *mut c_void,
+) -> i32 {
+    status(|| {
+        let o = check_obj(obj, "tandem_write_ref")?;
+        check_slot(slot, "tandem_write_ref")?;
+        let off = (slot as usize).wrapping_sub(o.addr());
+        global::with_mutator(m, |mm| {
+            // SAFETY: the caller passes a reference slot of live object `obj`.
+            unsafe { mm.write_ref(o, off, ObjRef::from_ptr(value as *mut u8)) };
+            Ok(())
+        })
+    })
+}
+
+/// The slow path of `tandem_object_barrier` (taken while a concurrent phase runs).
+#[no_mangle]
+pub extern "C" fn tandem_object_barrier_slow(m: *mut CMutator, obj: *mut c_void) -> i32 {
+    status(|| {
+        check_obj(obj, "tandem_object_barrier")?;
+        // The stop-the-world collector logs nothing.
+        global::with_mutator(m, |_| Ok(()))
+    })
+}
+
+/// The slow path of `tandem_array_copy_refs`: copies `n` reference slots (overlap allowed).
+#[no_mangle]
+pub unsafe extern "C" fn tandem_array_copy_refs_slow(
+    m: *mut CMutator,
+    dst_obj: *mut c_void,
+    dst: *mut *mut c_void,
+    src_obj: *mut c_void,
+    src: *const *mut c_void,
+    n: usize,
+) -> i32 {
+    status(|| {
+        check_obj(dst_obj, "tandem_array_copy_refs (dst_obj)")?;
+        check_obj(src_obj, "tandem_array_copy_refs (src_obj)")?;
+        if n > 0 {
+            check_slot(dst, "tandem_array_copy_refs (dst)")?;
+            check_slot(src as *mut *mut c_void, "tandem_array_copy_refs (src)")?;
+        }
+        global::with_mutator(m, |_| {
+            // SAFETY: the caller passes n valid slots in each array.
+            unsafe { std::ptr::copy(src, dst, n) };
+            Ok(())
+        })
+    })
+}
+
+/// The slow path of `tandem_read_ref` (taken while evacuation runs).
+#[no_mangle]
+pub unsafe extern "C" fn tandem_read_ref_slow(
+    m: *mut CMutator,
+    obj: *mut c_void,
+    slot: *mut *mut c_void,
+) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        let o = check_obj(obj, "tandem_read_ref")?;
+        check_slot(slot, "tandem_read_ref")?;
+        let off = (slot as usize).wrapping_sub(o.addr());
+        global::with_mutator(m, |mm| {
+            // SAFETY: the caller passes a reference slot of live object `obj`.
+            let v = unsafe { mm.read_ref(o, off) };
+            Ok(v.map_or(std::ptr::null_mut(), |v| v.as_ptr() as *mut c_void))
+        })
+    })
+    .0
+}
+
+/// The slow path of `tandem_safepoint`: parks while the collector runs.
+#[no_mangle]
+pub extern "C" fn tandem_safepoint_slow(m: *mut CMutator) -> i32 {
+    status(|| {
+        global::with_mutator(m, |mm| {
+            mm.safepoint();
+            Ok(())
+        })
+    })
+}
+
+/// Enters a native (blocking) region.
+#[no_mangle]
+pub extern "C" fn tandem_enter_native(m: *mut CMutator) -> i32 {
+    status(|| {
+        global::with_mutator(m, |mm| {
+            if mm.core().ts.load() != tandem_core::safepoint::RUNNING {
+                return fail(
+                    Code::State,
+                    "tandem_enter_native: already in a native region",
+                );
+            }
+            mm.enter_native();
+            Ok(())
+        })
+    })
+}
+
+/// Leaves a native region, waiting while a collection runs.
+#[no_mangle]
+pub extern "C" fn tandem_leave_native(m: *mut CMutator) -> i32 {
+    status(|| {
+        global::with_mutator(m, |mm| {
+            if mm.core().ts.load() != tandem_core::safepoint::IN_NATIVE {
+                return fail(Code::State, "tandem_leave_native: not in a native region");
+            }
+            mm.leave_native();
+            Ok(())
+        })
+    })
+}
+
+/// Runs a full collection.
+#[no_mangle]
+pub extern "C" fn tandem_collect(m: *mut CMutator) -> i32 {
+    status(|| global::with_mutator(m, |mm| Ok(mm.collect()?)))
+}
+
+/// The identity hash of `obj`, stable for the object's lifetime; 0 on error.
+#[no_mangle]
+pub extern "C" fn tandem_identity_hash(m: *mut CMutator, obj: *mut c_void) -> u64 {
+    guard(0, || {
+        let o = check_obj(obj, "tandem_identity_hash")?;
+        global::with_mutator(m, |mm| Ok(mm.identity_hash(o)))
+    })
+    .0
+}
+
+/// Fills `*out` (whose `size` field the caller sets to sizeof(tandem_stats)).
+#[no_mangle]
+pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
+    status(|| {
+        if out.is_null() {
+            return fail(Code::InvalidArgument, "tandem_get_stats: NULL output");
+        }
+        // SAFETY: non-null; the caller passes a writable tandem_stats whose size it set.
+        let size = unsafe { (*out).size } as usize;
+        if size != std::mem::size_of::<CStats>() {
+            return fail(
+                Code::InvalidArgument,
+                format!(
+                    "tandem_stats.size is {size}, expected {}: set it to sizeof(tandem_stats)",
+                    std::mem::size_of::<CStats>()
+                ),
+            );
+        }
+        let s = global::with_heap(|h| Ok(h.stats()))?;
+        let c = CStats {
+            size: size as u32,
+            reserved: 0,
+            gcs: s.gcs,
+            pause_total_ns: s.pause_total_ns,
+            pause_max_ns: s.pause_max_ns,
+            pause_last_ns: s.pauses.last().map_or(0, |p| p.duration_ns),
+            ttsp_max_ns: s.ttsp_max_ns,
+            bytes_allocated: s.bytes_allocated,
+            heap_live: s.heap_live as u64,
+            heap_in_use: s.heap_in_use as u64,
+            heap_committed: s.heap_committed as u64,
+            heap_peak: s.heap_peak as u64,
+            out_of_memory: s.out_of_memory,
+            verify_errors: s.verify_errors,
+            pause_histogram: s.pause_histogram,
+        };
+        // SAFETY: as above.
+        unsafe { out.write(c) };
+        Ok(())
+    })
+}

@@ -12,7 +12,7 @@ struct Split(AtomicUsize);
 
 impl Job<u32> for Split {
     fn run(&self, ctx: &mut WorkerContext<'_, u32>) {
-        while let Some(n) = ctx.next() {
+        while let Some(n) = ctx.next_packet() {
             self.0.fetch_add(1, Ordering::SeqCst);
             if n > 0 {
                 ctx.push(n - 1);

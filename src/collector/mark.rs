@@ -43,7 +43,7 @@ impl BadRefs {
 #[inline]
 pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Option<&'a TypeInfo> {
     let space = &rt.space;
-    if !space.in_heap(addr) || addr % 8 != 0 {
+    if !space.in_heap(addr) || !addr.is_multiple_of(8) {
         bad.report(format!(
             "invalid reference {addr:#x} found in {from:#x}: not an object address in the heap"
         ));
@@ -97,7 +97,7 @@ impl Job<MarkPacket> for MarkJob {
         let rt = &*self.rt;
         let mut stack: Vec<ObjRef> = Vec::with_capacity(4 * PACKET_SIZE);
         let mut marked = 0u64;
-        while let Some(packet) = ctx.next() {
+        while let Some(packet) = ctx.next_packet() {
             stack.extend(packet);
             while let Some(obj) = stack.pop() {
                 // SAFETY: obj is marked and live; its type was checked when it was marked.

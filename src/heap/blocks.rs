@@ -97,7 +97,7 @@ pub fn sweep_block(
 
 /// Fills `[addr, addr+len)` with the 8-byte pattern `p`.
 pub fn poison_range(addr: usize, len: usize, p: u64) {
-    debug_assert!(addr % 8 == 0 && len % 8 == 0);
+    debug_assert!(addr.is_multiple_of(8) && len.is_multiple_of(8));
     // SAFETY: callers pass committed heap memory that holds no live object.
     unsafe { std::slice::from_raw_parts_mut(addr as *mut u64, len / 8) }.fill(p);
 }

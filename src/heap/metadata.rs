@@ -130,7 +130,7 @@ impl SideMetadata {
     /// Clears every mark bit of `[start, start+len)`; both must be 512-byte aligned.
     pub fn clear_marks(&self, start: usize, len: usize) {
         let span = MARK_GRANULE * BITS_PER_WORD;
-        debug_assert!((start - self.heap_base) % span == 0 && len % span == 0);
+        debug_assert!((start - self.heap_base).is_multiple_of(span) && len.is_multiple_of(span));
         let first = (start - self.heap_base) / span;
         for i in first..first + len / span {
             self.mark_word(i).store(0, Ordering::Relaxed);

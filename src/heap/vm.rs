@@ -66,7 +66,7 @@ impl Reservation {
 
     fn check(&self, addr: usize, len: usize) {
         assert!(
-            addr >= self.base && addr + len <= self.base + self.size && addr % PAGE_SIZE == 0,
+            addr >= self.base && addr + len <= self.base + self.size && addr.is_multiple_of(PAGE_SIZE),
             "range {addr:#x}+{len:#x} outside reservation"
         );
     }

@@ -149,7 +149,7 @@ impl TypeInfo {
         }
         if self.is_varsize() {
             let lo = self.length_offset;
-            if lo < HEADER_SIZE || lo % 8 != 0 || lo + 8 > self.fixed_size {
+            if lo < HEADER_SIZE || !lo.is_multiple_of(8) || lo + 8 > self.fixed_size {
                 return bad(format!(
                     "length_offset {lo} must be 8-aligned, past the header and inside the \
                      fixed part of {} bytes",
@@ -163,7 +163,7 @@ impl TypeInfo {
             return bad("item_ref_offsets given for a type with item_size 0".into());
         }
         if !self.item_ref_offsets.is_empty()
-            && (self.fixed_size % 8 != 0 || self.item_size % 8 != 0)
+            && (!self.fixed_size.is_multiple_of(8) || !self.item_size.is_multiple_of(8))
         {
             return bad(
                 "types with item references need fixed_size and item_size multiples of 8".into(),

@@ -21,7 +21,7 @@ use terminate::{Idle, Terminator};
 /// One parallel phase, run once by every worker.
 pub trait Job<P>: Send + Sync {
     /// The phase's work on one worker. A job either takes packets with
-    /// [`WorkerContext::next`] until it returns None on every worker, or never calls it.
+    /// [`WorkerContext::next_packet`] until it returns None on every worker, or never calls it.
     fn run(&self, ctx: &mut WorkerContext<'_, P>);
 }
 
@@ -90,7 +90,7 @@ impl<P> WorkerContext<'_, P> {
     }
 
     /// The next packet of this phase, or None once every worker has run dry.
-    pub fn next(&mut self) -> Option<P> {
+    pub fn next_packet(&mut self) -> Option<P> {
         loop {
             if let Some(p) = self.try_take() {
                 self.shared.term.taken();
@@ -261,7 +261,7 @@ mod tests {
     struct Split(AtomicUsize);
     impl Job<u32> for Split {
         fn run(&self, ctx: &mut WorkerContext<'_, u32>) {
-            while let Some(n) = ctx.next() {
+            while let Some(n) = ctx.next_packet() {
                 self.0.fetch_add(1, Ordering::Relaxed);
                 if n > 0 {
                     ctx.push(n - 1);

@@ -1,0 +1,355 @@
+/*
+ * tandem.h — the C ABI of Tandem, a parallel, low-pause garbage collector for language VMs.
+ *
+ * Link with libtandem.a (plus -lpthread -ldl -lm) or libtandem.so. C11; every function
+ * below is thread-safe unless it takes a tandem_mutator, which belongs to the thread that
+ * attached it.
+ *
+ * Errors: functions return a tandem_result (TANDEM_OK is 0) or NULL/0, and set a message
+ * for the calling thread, read with tandem_last_error(). No misuse aborts the process.
+ *
+ * Typical use:
+ *   tandem_init(NULL);                       // defaults, overridden by TANDEM_* env vars
+ *   tandem_register_type(&info, &my_type);   // once per type, before use
+ *   tandem_mutator *m = tandem_attach_thread();   // in every thread that touches the heap
+ *   void *obj = tandem_alloc(m, my_type, 0);      // inline fast path
+ *   tandem_push_root(m, obj);                     // keep obj alive across allocations
+ *   tandem_safepoint(m);                          // poll regularly (loops, calls)
+ *   tandem_detach_thread(m);
+ *   tandem_shutdown();
+ */
+#ifndef TANDEM_H
+#define TANDEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TANDEM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TANDEM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define TANDEM_LIKELY(x) (x)
+#define TANDEM_UNLIKELY(x) (x)
+#endif
+
+/* ---- Results ------------------------------------------------------------------------ */
+
+/** Result of a Tandem call: TANDEM_OK or one of the error codes below. */
+typedef int32_t tandem_result;
+
+#define TANDEM_OK 0                    /**< Success. */
+#define TANDEM_ERR_INVALID_ARGUMENT 1  /**< A NULL or malformed argument. */
+#define TANDEM_ERR_NOT_INITIALIZED 2   /**< Before tandem_init or after tandem_shutdown. */
+#define TANDEM_ERR_ALREADY_INITIALIZED 3 /**< tandem_init called twice. */
+#define TANDEM_ERR_CONFIG 4            /**< A bad option or TANDEM_* variable. */
+#define TANDEM_ERR_BAD_TYPE 5          /**< A malformed type description. */
+#define TANDEM_ERR_UNKNOWN_TYPE 6      /**< A type id that was never registered. */
+#define TANDEM_ERR_SIZE_OVERFLOW 7     /**< An object size that overflows the heap. */
+#define TANDEM_ERR_OUT_OF_MEMORY 8     /**< No memory left after a full collection. */
+#define TANDEM_ERR_BAD_MUTATOR 9       /**< NULL, foreign or detached mutator. */
+#define TANDEM_ERR_WRONG_THREAD 10     /**< A mutator used from another thread. */
+#define TANDEM_ERR_SHADOW_STACK 11     /**< Shadow-stack overflow or underflow. */
+#define TANDEM_ERR_ROOT 12             /**< Unknown or duplicate global root slot. */
+#define TANDEM_ERR_STATE 13            /**< Not allowed in the current state. */
+#define TANDEM_ERR_OS 14               /**< The OS refused memory or a thread. */
+#define TANDEM_ERR_INTERNAL 15         /**< An internal error was caught. */
+
+/** The calling thread's last error message ("" if none); valid until its next error. */
+const char *tandem_last_error(void);
+
+/** The library version, e.g. "0.1.0". */
+const char *tandem_version(void);
+
+/* ---- Lifecycle ---------------------------------------------------------------------- */
+
+/** Options for tandem_init. Zero-initialise, set size, then set what you need; a zero
+ *  field means "default". TANDEM_* environment variables override these. */
+typedef struct tandem_options {
+    uint32_t size;               /**< sizeof(tandem_options): the ABI version check. */
+    uint32_t threads;            /**< GC worker threads (TANDEM_THREADS). */
+    uint64_t heap_min;           /**< Bytes kept committed (TANDEM_HEAP_MIN). */
+    uint64_t heap_max;           /**< Heap limit in bytes (TANDEM_HEAP_MAX). */
+    uint32_t verify;             /**< Non-zero: verify the heap at each GC (TANDEM_VERIFY). */
+    uint32_t affinity;           /**< Non-zero: pin GC workers (TANDEM_AFFINITY). */
+    uint64_t shadow_stack_slots; /**< Root slots per thread (TANDEM_SHADOW_STACK). */
+    const char *mode;            /**< "stw" or NULL (TANDEM_MODE). */
+} tandem_options;
+
+/** Starts the runtime. opts may be NULL (defaults). Fails with TANDEM_ERR_CONFIG and a
+ *  message naming the variable when an option or environment variable is bad. */
+tandem_result tandem_init(const tandem_options *opts);
+
+/** Stops the runtime. Threads still attached get TANDEM_ERR_NOT_INITIALIZED from their
+ *  next collection. tandem_init may be called again afterwards. */
+tandem_result tandem_shutdown(void);
+
+/* ---- Types (RPython-shaped) ---------------------------------------------------------- */
+
+/** A registered type's id (never 0). */
+typedef uint32_t tandem_type_id;
+
+/** Called by a trace function for each reference slot. */
+typedef void (*tandem_visit_fn)(void **slot, void *ctx);
+/** A type's own tracer: calls visit(slot, ctx) for every reference slot of obj. */
+typedef void (*tandem_trace_fn)(void *obj, tandem_visit_fn visit, void *ctx);
+
+/** A type description. Objects start with Tandem's 8-byte header, so offsets are >= 8.
+ *  Var-size types store a size_t length at length_offset (written by the allocator) and
+ *  their items start at fixed_size. Sizes are rounded up to 8. */
+typedef struct tandem_type_info {
+    uint32_t size;                    /**< sizeof(tandem_type_info). */
+    uint32_t flags;                   /**< VM flags, kept with the type. */
+    size_t fixed_size;                /**< Bytes of the fixed part, header included. */
+    size_t item_size;                 /**< Bytes per item; 0 for fixed-size types. */
+    size_t length_offset;             /**< Offset of the size_t length (var-size only). */
+    const size_t *ref_offsets;        /**< Offsets of references in the fixed part. */
+    size_t n_ref_offsets;             /**< How many. */
+    const size_t *item_ref_offsets;   /**< Offsets of references inside each item. */
+    size_t n_item_ref_offsets;        /**< How many. */
+    tandem_trace_fn trace;            /**< Optional tracer used instead of the offsets. */
+    const char *name;                 /**< Optional name for messages; may be NULL. */
+} tandem_type_info;
+
+/** Registers a type and stores its id in *out. The description is copied. */
+tandem_result tandem_register_type(const tandem_type_info *info, tandem_type_id *out);
+
+/** Most type ids a process can register. */
+#define TANDEM_MAX_TYPES 65536
+
+/** One entry of the layout table the inline allocator reads (all zero if unregistered). */
+typedef struct tandem_type_layout {
+    uint32_t fixed_size;
+    uint32_t item_size;
+    uint32_t length_offset;
+    uint32_t flags;
+} tandem_type_layout;
+
+/** The layout table, indexed by type id; filled by tandem_register_type. Read-only for
+ *  the VM (not const in C because Tandem writes it when types are registered). */
+extern tandem_type_layout tandem_type_layouts[TANDEM_MAX_TYPES];
+
+/* ---- Threads ------------------------------------------------------------------------ */
+
+/** A thread's handle. Its first fields are read by the inline fast paths below; the rest
+ *  is private. Never copy it or use it from another thread. */
+typedef struct tandem_mutator {
+    uintptr_t cursor;       /**< TLAB: next free byte. */
+    uintptr_t limit;        /**< TLAB: end of the bump window. */
+    void **ss_top;          /**< Shadow stack: one past the top slot. */
+    void **ss_limit;        /**< Shadow stack: one past the last usable slot. */
+    void **ss_base;         /**< Shadow stack: first slot. */
+    uint32_t state;         /**< Safepoint state word (atomic; written by Tandem). */
+    uint8_t gc_state;       /**< Barrier state: TANDEM_GC_* bits. */
+} tandem_mutator;
+
+/** Attaches the calling thread (once per thread); NULL on error. */
+tandem_mutator *tandem_attach_thread(void);
+
+/** Detaches m; a second detach fails with TANDEM_ERR_BAD_MUTATOR. Threads that exit while
+ *  attached are detached automatically. */
+tandem_result tandem_detach_thread(tandem_mutator *m);
+
+/* ---- Allocation --------------------------------------------------------------------- */
+
+/** Objects larger than this go to the large-object space (out of line). */
+#define TANDEM_LARGE_OBJECT_THRESHOLD 8192
+/** Lengths at or above this always take the slow path (keeps the size sum overflow-free). */
+#define TANDEM_INLINE_MAX_LENGTH (1u << 24)
+
+/** Slow path of tandem_alloc; NULL on error (OOM calls the OOM handler first). */
+void *tandem_alloc_slow(tandem_mutator *m, tandem_type_id type, size_t length);
+
+/** Allocates a zeroed object of `type` with `length` items (0 for fixed-size types): the
+ *  header and length field are set, every other byte is 0. Returns NULL on error (unknown
+ *  type, size overflow, out of memory, bad mutator). May collect: keep live objects rooted. */
+static inline void *tandem_alloc(tandem_mutator *m, tandem_type_id type, size_t length) {
+    if (TANDEM_LIKELY(type < TANDEM_MAX_TYPES && length < TANDEM_INLINE_MAX_LENGTH)) {
+        const tandem_type_layout *t = &tandem_type_layouts[type];
+        uint64_t size = ((uint64_t)t->fixed_size + (uint64_t)t->item_size * length + 7) & ~(uint64_t)7;
+        if (TANDEM_LIKELY(t->fixed_size != 0 && size <= TANDEM_LARGE_OBJECT_THRESHOLD)) {
+            uintptr_t p = m->cursor;
+            uintptr_t n = p + (uintptr_t)size;
+            if (TANDEM_LIKELY(n <= m->limit)) {
+                m->cursor = n;
+                *(uint64_t *)p = (uint64_t)type << 32;
+                if (t->item_size != 0) {
+                    *(size_t *)(p + t->length_offset) = length;
+                }
+                return (void *)p;
+            }
+        }
+    }
+    return tandem_alloc_slow(m, type, length);
+}
+
+/** Allocates an object that will never move (for buffers handed to native code). */
+void *tandem_alloc_nonmoving(tandem_mutator *m, tandem_type_id type, size_t length);
+
+/** Identity hash of obj, stable for its lifetime; 0 on error. */
+uint64_t tandem_identity_hash(tandem_mutator *m, void *obj);
+
+/* ---- Roots -------------------------------------------------------------------------- */
+
+/** Slow path of tandem_push_root: reports overflow. */
+tandem_result tandem_push_root_slow(tandem_mutator *m, void *value);
+/** Slow path of tandem_pop_root: reports underflow, returns NULL. */
+void *tandem_pop_root_slow(tandem_mutator *m);
+
+/** Pushes value (may be NULL) on the shadow stack. Objects referenced only from C locals
+ *  must be pushed before anything that may collect (allocation, safepoint, collect). */
+static inline tandem_result tandem_push_root(tandem_mutator *m, void *value) {
+    if (TANDEM_UNLIKELY(m->ss_top == m->ss_limit)) {
+        return tandem_push_root_slow(m, value);
+    }
+    *m->ss_top++ = value;
+    return TANDEM_OK;
+}
+
+/** Pops the top root and returns its (possibly updated) value; NULL with an error set
+ *  when the stack is empty. */
+static inline void *tandem_pop_root(tandem_mutator *m) {
+    if (TANDEM_UNLIKELY(m->ss_top == m->ss_base)) {
+        return tandem_pop_root_slow(m);
+    }
+    return *--m->ss_top;
+}
+
+/** The address of the root slot `depth` below the top (0 = top); read roots back through
+ *  it after anything that may collect. No bounds check: depth < tandem_root_depth(m). */
+static inline void **tandem_root_slot(tandem_mutator *m, size_t depth) {
+    return m->ss_top - 1 - depth;
+}
+
+/** Number of roots on the shadow stack. */
+static inline size_t tandem_root_depth(const tandem_mutator *m) {
+    return (size_t)(m->ss_top - m->ss_base);
+}
+
+/** Registers a global root slot (kept valid by the VM until removed). */
+tandem_result tandem_add_root(void **slot);
+/** Unregisters a global root slot. */
+tandem_result tandem_remove_root(void **slot);
+
+/** The VM's root scanner: calls visit(slot, ctx) for each extra root slot. Runs on a GC
+ *  thread while mutators are stopped; must not call Tandem. */
+typedef void (*tandem_root_fn)(tandem_visit_fn visit, void *ctx, void *data);
+/** Sets (NULL clears) the root callback, called at every collection with data. */
+tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
+
+/* ---- Barriers ----------------------------------------------------------------------- */
+
+/** gc_state bits: set only at safepoints, while a concurrent phase needs barriers. */
+#define TANDEM_GC_MARKING 1u
+#define TANDEM_GC_EVACUATING 2u
+#define TANDEM_GC_UPDATING_REFS 4u
+/** Header flag: the object's fields were logged this cycle (object barrier). */
+#define TANDEM_FLAG_LOGGED (1u << 5)
+
+tandem_result tandem_write_ref_slow(tandem_mutator *m, void *obj, void **slot, void *value);
+tandem_result tandem_object_barrier_slow(tandem_mutator *m, void *obj);
+tandem_result tandem_array_copy_refs_slow(tandem_mutator *m, void *dst_obj, void **dst,
+                                          void *src_obj, void *const *src, size_t n);
+void *tandem_read_ref_slow(tandem_mutator *m, void *obj, void **slot);
+
+/** Stores value into the reference field *slot of obj (pre-write SATB barrier + store). */
+static inline void tandem_write_ref(tandem_mutator *m, void *obj, void **slot, void *value) {
+    if (TANDEM_UNLIKELY(m->gc_state & TANDEM_GC_MARKING)) {
+        (void)tandem_write_ref_slow(m, obj, slot, value);
+        return;
+    }
+    *slot = value;
+}
+
+/** Call before the first store into obj's reference fields after a safepoint (RPython's
+ *  object-granularity barrier); then plain stores may follow until the next safepoint. */
+static inline void tandem_object_barrier(tandem_mutator *m, void *obj) {
+    if (TANDEM_UNLIKELY((m->gc_state & TANDEM_GC_MARKING) &&
+                        !(*(const uint64_t *)obj & TANDEM_FLAG_LOGGED))) {
+        (void)tandem_object_barrier_slow(m, obj);
+    }
+}
+
+/** Copies n reference slots from src (in src_obj) to dst (in dst_obj); overlap allowed. */
+static inline void tandem_array_copy_refs(tandem_mutator *m, void *dst_obj, void **dst,
+                                          void *src_obj, void *const *src, size_t n) {
+    if (TANDEM_UNLIKELY(m->gc_state & TANDEM_GC_MARKING)) {
+        (void)tandem_array_copy_refs_slow(m, dst_obj, dst, src_obj, src, n);
+        return;
+    }
+    memmove(dst, src, n * sizeof(void *));
+}
+
+/** Loads the reference field *slot of obj (load-reference barrier). */
+static inline void *tandem_read_ref(tandem_mutator *m, void *obj, void **slot) {
+    if (TANDEM_UNLIKELY(m->gc_state & (TANDEM_GC_EVACUATING | TANDEM_GC_UPDATING_REFS))) {
+        return tandem_read_ref_slow(m, obj, slot);
+    }
+    return *slot;
+}
+
+/* ---- Safepoints --------------------------------------------------------------------- */
+
+/** State-word bit set while the collector needs this thread stopped. */
+#define TANDEM_STOP_REQUESTED 4u
+
+/** Slow path of tandem_safepoint. */
+tandem_result tandem_safepoint_slow(tandem_mutator *m);
+
+/** The safepoint poll: call it regularly (loop back-edges, calls). Parks while a
+ *  collection needs the world stopped. */
+static inline tandem_result tandem_safepoint(tandem_mutator *m) {
+    if (TANDEM_UNLIKELY(__atomic_load_n(&m->state, __ATOMIC_RELAXED) & TANDEM_STOP_REQUESTED)) {
+        return tandem_safepoint_slow(m);
+    }
+    return TANDEM_OK;
+}
+
+/** Enters a native region (a blocking call): collections may run meanwhile, so the thread
+ *  must not touch the heap until tandem_leave_native. */
+tandem_result tandem_enter_native(tandem_mutator *m);
+/** Leaves a native region, waiting while a collection runs. */
+tandem_result tandem_leave_native(tandem_mutator *m);
+
+/* ---- Control and information -------------------------------------------------------- */
+
+/** Runs a full collection and returns when it is done. */
+tandem_result tandem_collect(tandem_mutator *m);
+
+/** Called with the size of an allocation that failed after a full collection, before
+ *  the allocation returns NULL. Must not call Tandem with the failing thread's mutator. */
+typedef void (*tandem_oom_fn)(size_t size, void *data);
+/** Sets (NULL clears) the out-of-memory handler. */
+tandem_result tandem_set_oom_handler(tandem_oom_fn fn, void *data);
+
+/** Statistics. Set size = sizeof(tandem_stats) before calling tandem_get_stats. */
+typedef struct tandem_stats {
+    uint32_t size;             /**< sizeof(tandem_stats). */
+    uint32_t reserved;         /**< Zero. */
+    uint64_t gcs;              /**< Completed collections. */
+    uint64_t pause_total_ns;   /**< Sum of pauses. */
+    uint64_t pause_max_ns;     /**< Longest pause. */
+    uint64_t pause_last_ns;    /**< Most recent pause. */
+    uint64_t ttsp_max_ns;      /**< Longest time-to-safepoint. */
+    uint64_t bytes_allocated;  /**< Bytes handed out to objects. */
+    uint64_t heap_live;        /**< Bytes live after the last collection. */
+    uint64_t heap_in_use;      /**< Live bytes plus bytes allocated since. */
+    uint64_t heap_committed;   /**< Bytes committed now. */
+    uint64_t heap_peak;        /**< Most bytes committed at once. */
+    uint64_t out_of_memory;    /**< Allocations failed after a full collection. */
+    uint64_t verify_errors;    /**< Problems found by heap verification. */
+    uint64_t pause_histogram[32]; /**< Pauses in [2^i, 2^(i+1)) microseconds. */
+} tandem_stats;
+
+/** Fills *out with the current statistics. */
+tandem_result tandem_get_stats(tandem_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TANDEM_H */

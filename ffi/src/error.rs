@@ -1,0 +1,123 @@
+//! Error codes, the thread-local last-error text, and the guard every entry point runs in.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use tandem_core::Error;
+
+/// Result codes of the C ABI (`tandem_result` in tandem.h).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Success.
+    Ok = 0,
+    /// A NULL or malformed argument.
+    InvalidArgument = 1,
+    /// Called before `tandem_init` or after `tandem_shutdown`.
+    NotInitialized = 2,
+    /// `tandem_init` called twice.
+    AlreadyInitialized = 3,
+    /// A bad option or environment variable.
+    Config = 4,
+    /// A malformed type description or a full type table.
+    BadType = 5,
+    /// A type id that was never registered.
+    UnknownType = 6,
+    /// A size that overflows or cannot fit the heap.
+    SizeOverflow = 7,
+    /// No memory left after a full GC.
+    OutOfMemory = 8,
+    /// NULL, foreign or detached mutator.
+    BadMutator = 9,
+    /// A mutator used from a thread other than its own.
+    WrongThread = 10,
+    /// Shadow-stack overflow or underflow.
+    ShadowStack = 11,
+    /// Unknown or duplicate root slot.
+    Root = 12,
+    /// Operation not allowed in the current state.
+    State = 13,
+    /// The operating system refused memory or a thread.
+    Os = 14,
+    /// An internal error (a caught panic); the runtime may be unusable.
+    Internal = 15,
+}
+
+impl From<&Error> for Code {
+    fn from(e: &Error) -> Code {
+        match e {
+            Error::Config(_) => Code::Config,
+            Error::BadType(_) => Code::BadType,
+            Error::UnknownType(_) => Code::UnknownType,
+            Error::SizeOverflow(_) => Code::SizeOverflow,
+            Error::OutOfMemory(_) => Code::OutOfMemory,
+            Error::ShadowStack(_) => Code::ShadowStack,
+            Error::Root(_) => Code::Root,
+            Error::Shutdown => Code::NotInitialized,
+            Error::Os(_) => Code::Os,
+            Error::State(_) => Code::State,
+        }
+    }
+}
+
+/// An error as the C ABI reports it: a code and a message.
+#[derive(Debug)]
+pub struct FfiError(pub Code, pub String);
+
+impl From<Error> for FfiError {
+    fn from(e: Error) -> FfiError {
+        FfiError(Code::from(&e), e.to_string())
+    }
+}
+
+/// Result of an entry point's body.
+pub type FfiResult<T> = Result<T, FfiError>;
+
+/// Shorthand for an error result.
+pub fn fail<T>(code: Code, msg: impl Into<String>) -> FfiResult<T> {
+    Err(FfiError(code, msg.into()))
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `e` as this thread's last error.
+pub fn set_last_error(e: &FfiError) {
+    let text = format!("tandem: {}", e.1).replace('\0', " ");
+    LAST_ERROR.with(|l| *l.borrow_mut() = CString::new(text).unwrap_or_default());
+}
+
+/// This thread's last error text (empty when none); valid until the thread's next error.
+pub fn last_error_ptr() -> *const c_char {
+    LAST_ERROR.with(|l| l.borrow().as_ptr())
+}
+
+/// Runs an entry point's body: records errors, turns panics into `Code::Internal`, and
+/// never lets an unwind cross the ABI.
+pub fn guard<T>(on_error: T, body: impl FnOnce() -> FfiResult<T>) -> (T, Code) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(v)) => (v, Code::Ok),
+        Ok(Err(e)) => {
+            set_last_error(&e);
+            (on_error, e.0)
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let e = FfiError(
+                Code::Internal,
+                format!("internal error (caught panic): {msg}"),
+            );
+            set_last_error(&e);
+            (on_error, Code::Internal)
+        }
+    }
+}
+
+/// Runs a body that returns only a status code.
+pub fn status(body: impl FnOnce() -> FfiResult<()>) -> i32 {
+    guard((), body).1 as i32
+}
