@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# ThreadSanitizer: the collector's integration tests and the stress `graph` workload with
+# verification on. Any report fails the run (halt_on_error; TSan exits 66).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=x86_64-unknown-linux-gnu
+export RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread"
+export TSAN_OPTIONS="suppressions=$PWD/.ci/tsan.supp halt_on_error=1 second_deadlock_stack=1"
+export CARGO_TARGET_DIR=target/tsan
+tsan_cargo() { cargo +nightly "$@" -Zbuild-std --target "$target"; }
+
+tsan_cargo test --release -p tandem --lib --test collector
+tsan_cargo build --release -p tandem-stress
+stress="target/tsan/$target/release/tandem-stress"
+TANDEM_VERIFY=1 "$stress" graph --threads 4 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
+TANDEM_VERIFY=1 "$stress" binary-trees --threads 2 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
+echo "ThreadSanitizer: clean"
