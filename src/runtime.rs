@@ -64,14 +64,20 @@ impl Runtime {
     }
 
     /// Sets the next trigger from the bytes live after a collection: the heap may grow to
-    /// twice the live size (at least the minimum heap), capped near the maximum.
+    /// twice the live size (at least the minimum heap). Near the maximum, the trigger sits
+    /// halfway between live and maximum, so a nearly full heap does not collect on every
+    /// refill; allocation failure still forces a collection when the heap is full.
     pub fn set_trigger_from_live(&self, live: usize) {
         let max = self.space.heap_max();
         let t = live
             .saturating_mul(2)
             .max(self.config.heap_min.0)
-            .max(crate::heap::CHUNK_SIZE)
-            .min(max - max / 8);
+            .max(crate::heap::CHUNK_SIZE);
+        let t = if t > max - max / 8 {
+            live + max.saturating_sub(live) / 2
+        } else {
+            t
+        };
         self.trigger.store(t, Ordering::Relaxed);
     }
 

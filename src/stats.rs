@@ -1,6 +1,7 @@
 //! Pause and phase timings and heap figures, recorded once per GC and read as a snapshot.
 
 use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -97,11 +98,31 @@ pub struct Stats {
     pub verify_messages: Vec<String>,
 }
 
+#[derive(Debug, Default)]
+struct Recorded {
+    /// Everything but the pause log.
+    totals: Stats,
+    log: VecDeque<PauseRecord>,
+}
+
+impl std::ops::Deref for Recorded {
+    type Target = Stats;
+    fn deref(&self) -> &Stats {
+        &self.totals
+    }
+}
+
+impl std::ops::DerefMut for Recorded {
+    fn deref_mut(&mut self) -> &mut Stats {
+        &mut self.totals
+    }
+}
+
 /// Where the runtime records statistics.
 #[derive(Debug)]
 pub struct StatsRecorder {
     epoch: Instant,
-    inner: Mutex<Stats>,
+    inner: Mutex<Recorded>,
     bytes_allocated: AtomicU64,
     out_of_memory: AtomicU64,
 }
@@ -110,7 +131,7 @@ impl Default for StatsRecorder {
     fn default() -> Self {
         StatsRecorder {
             epoch: Instant::now(),
-            inner: Mutex::new(Stats::default()),
+            inner: Mutex::new(Recorded::default()),
             bytes_allocated: AtomicU64::new(0),
             out_of_memory: AtomicU64::new(0),
         }
@@ -147,10 +168,10 @@ impl StatsRecorder {
     pub fn record_pause(&self, p: PauseRecord) {
         let mut s = self.inner.lock();
         s.gcs += 1;
-        if s.pauses.len() == PAUSE_LOG_CAPACITY {
-            s.pauses.remove(0);
+        if s.log.len() == PAUSE_LOG_CAPACITY {
+            s.log.pop_front();
         }
-        s.pauses.push(p);
+        s.log.push_back(p);
         s.pause_histogram[bucket(p.duration_ns)] += 1;
         s.pause_total_ns += p.duration_ns;
         s.pause_max_ns = s.pause_max_ns.max(p.duration_ns);
@@ -171,7 +192,10 @@ impl StatsRecorder {
 
     /// A snapshot; heap figures are filled in by the caller.
     pub fn snapshot(&self) -> Stats {
-        let mut s = self.inner.lock().clone();
+        let g = self.inner.lock();
+        let mut s = g.totals.clone();
+        s.pauses = g.log.iter().copied().collect();
+        drop(g);
         s.bytes_allocated = self.bytes_allocated.load(Ordering::Relaxed);
         s.out_of_memory = self.out_of_memory.load(Ordering::Relaxed);
         s

@@ -59,6 +59,7 @@ fn collect(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, cause: GcCause) {
     }
 
     // Mark.
+    let mark_span = tracing::debug_span!("mark").entered();
     let tm = Instant::now();
     rt.space.advance_epoch();
     let bad = BadRefs::default();
@@ -95,8 +96,10 @@ fn collect(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, cause: GcCause) {
     if verify {
         verify::reachable(rt, &root_addrs, true, &mut findings);
     }
+    drop(mark_span);
 
     // Sweep.
+    let sweep_span = tracing::debug_span!("sweep").entered();
     let ts = Instant::now();
     rt.space.pools.clear();
     let sweep = Arc::new(SweepJob::new(rt.clone(), rt.space.epoch()));
@@ -107,6 +110,8 @@ fn collect(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, cause: GcCause) {
     rt.space.set_in_use(live);
     rt.set_trigger_from_live(live);
     let sweep_ns = ts.elapsed().as_nanos() as u64;
+    tracing::debug!(sweep_us = sweep_ns / 1000, live, "swept");
+    drop(sweep_span);
     if verify {
         verify::reachable(rt, &root_addrs, false, &mut findings);
     }

@@ -66,7 +66,9 @@ impl Reservation {
 
     fn check(&self, addr: usize, len: usize) {
         assert!(
-            addr >= self.base && addr + len <= self.base + self.size && addr.is_multiple_of(PAGE_SIZE),
+            addr >= self.base
+                && addr + len <= self.base + self.size
+                && addr.is_multiple_of(PAGE_SIZE),
             "range {addr:#x}+{len:#x} outside reservation"
         );
     }
