@@ -1,1 +1,172 @@
-fn main() {}
+//! `tandem-stress`: multithreaded workloads that stress the Tandem collector and check the
+//! heap as they go. Exit status: 0 when every check passed, 1 when a workload check or the
+//! collector's verification failed, 2 for a bad option or environment variable.
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+
+mod checksum;
+mod cli;
+mod failure;
+mod global_root;
+mod locks;
+mod objects;
+mod report;
+mod rng;
+mod runner;
+mod workloads;
+
+use clap::Parser;
+use cli::{Cli, Workload};
+use objects::Types;
+use report::Report;
+use runner::RunResult;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Instant;
+use tandem::{ByteSize, Config, Heap};
+use workloads::{binary_trees, graph, large};
+
+/// Exit status for a failed check or verification.
+const EXIT_FAILED: u8 = 1;
+/// Exit status for a bad option or environment variable.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_tracing() {
+        eprintln!("tandem-stress: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let heap = match make_heap(cli.workload.run_args().heap_max) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("tandem-stress: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let types = match Types::register(&heap) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tandem-stress: cannot register the object types: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    objects::install_verify_hook(&heap, types);
+
+    let start = Instant::now();
+    let result = run_workload(&heap, &types, &cli.workload);
+    let wall_s = start.elapsed().as_secs_f64();
+
+    let report = build_report(&heap, &cli.workload, result, wall_s);
+    println!("{}", report.summary());
+    for f in &report.failures {
+        eprintln!("tandem-stress: {f}");
+    }
+    for m in &report.verify_messages {
+        eprintln!("tandem-stress: verify: {m}");
+    }
+    if cli.workload.run_args().json {
+        println!("{}", report.json());
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    }
+}
+
+/// Logs to stderr with the filter in `TANDEM_LOG` (default `warn`).
+fn init_tracing() -> Result<(), String> {
+    let spec = std::env::var("TANDEM_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
+        .map_err(|e| format!("TANDEM_LOG={spec:?} is not a valid filter: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+/// The heap: defaults, `--heap-max`, then the `TANDEM_*` environment over both.
+fn make_heap(heap_max: Option<usize>) -> tandem::Result<Heap> {
+    let mut config = Config::default();
+    if let Some(max) = heap_max {
+        config.heap_max = ByteSize(max);
+        config.heap_min = config.heap_min.min(ByteSize(max));
+    }
+    Heap::new(config)
+}
+
+fn run_workload(heap: &Heap, types: &Types, w: &Workload) -> RunResult {
+    let run = w.run_args();
+    let (threads, budget, seed) = (run.threads as usize, run.budget(), run.seed);
+    match *w {
+        Workload::BinaryTrees { depth, .. } => {
+            runner::run_threads(heap, threads, budget, |ctx, m| {
+                binary_trees::run_thread(ctx, m, types, depth)
+            })
+        }
+        Workload::Graph {
+            slots,
+            corrupt_shared_array,
+            ..
+        } => {
+            let g =
+                graph::SharedGraph::new(heap, *types, slots as usize, seed, corrupt_shared_array);
+            let g = match g {
+                Ok(g) => g,
+                Err(e) => {
+                    return RunResult {
+                        work: 0,
+                        failures: vec![format!("setting up the shared graph: {e}")],
+                    }
+                }
+            };
+            let mut r = runner::run_threads(heap, threads, budget, |ctx, m| {
+                graph::run_thread(ctx, m, &g, seed)
+            });
+            match g.check_all(heap) {
+                Ok(n) => tracing::info!(objects = n, "shared graph checked"),
+                Err(e) => r
+                    .failures
+                    .push(format!("final check of the shared graph: {e}")),
+            }
+            r
+        }
+        Workload::Large { max_size, keep, .. } => {
+            let params = large::LargeParams {
+                max_bytes: max_size,
+                keep: keep as usize,
+                seed,
+            };
+            runner::run_threads(heap, threads, budget, |ctx, m| {
+                large::run_thread(ctx, m, types, params)
+            })
+        }
+    }
+}
+
+fn build_report(heap: &Heap, w: &Workload, result: RunResult, wall_s: f64) -> Report {
+    let stats = heap.stats();
+    Report {
+        workload: w.name(),
+        threads: w.run_args().threads,
+        gc_threads: heap.config().threads,
+        gcs: stats.gcs,
+        pause_us: report::pause_percentiles(&stats),
+        ttsp_us_max: (stats.ttsp_max_ns as f64 / 100.0).round() / 10.0,
+        allocated_bytes: stats.bytes_allocated,
+        wall_s: (wall_s * 1000.0).round() / 1000.0,
+        peak_heap_bytes: stats.heap_peak,
+        verify_errors: stats.verify_errors,
+        verify: heap.config().verify,
+        heap_max_bytes: heap.config().heap_max.0,
+        work: result.work,
+        out_of_memory: stats.out_of_memory,
+        failures: result.failures,
+        verify_messages: stats.verify_messages,
+    }
+}

@@ -1,0 +1,187 @@
+//! The end-of-run report: a human summary, and with `--json` one JSON object as the last
+//! line of stdout. Pause percentiles come from an HDR histogram of the recorded pauses.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tandem::Stats;
+
+/// Pause percentiles, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PausePercentiles {
+    /// The median pause.
+    pub p50: f64,
+    /// The 99th-percentile pause.
+    pub p99: f64,
+    /// The longest pause.
+    pub max: f64,
+}
+
+/// Everything a run reports; the JSON line is this object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The workload's name.
+    pub workload: &'static str,
+    /// Mutator threads.
+    pub threads: u64,
+    /// Parallel GC worker threads.
+    pub gc_threads: usize,
+    /// Completed collections.
+    pub gcs: u64,
+    /// Pause percentiles.
+    pub pause_us: PausePercentiles,
+    /// Longest time-to-safepoint, microseconds.
+    pub ttsp_us_max: f64,
+    /// Bytes allocated by all mutators.
+    pub allocated_bytes: u64,
+    /// Wall time of the workload, seconds.
+    pub wall_s: f64,
+    /// Most heap bytes committed at once.
+    pub peak_heap_bytes: usize,
+    /// Problems the collector's verification found.
+    pub verify_errors: u64,
+    /// Whether verification ran (`TANDEM_VERIFY`).
+    pub verify: bool,
+    /// The heap limit the run had.
+    pub heap_max_bytes: usize,
+    /// Units of checked work (trees, operations or allocations).
+    pub work: u64,
+    /// Allocations that failed after a full GC.
+    pub out_of_memory: u64,
+    /// Failed workload checks and runtime errors.
+    pub failures: Vec<String>,
+    /// The collector's verification messages (they name the objects).
+    pub verify_messages: Vec<String>,
+}
+
+/// Microseconds from nanoseconds, to 0.1 µs.
+fn us(ns: u64) -> f64 {
+    (ns as f64 / 100.0).round() / 10.0
+}
+
+/// Pause percentiles of the recorded pauses.
+pub fn pause_percentiles(stats: &Stats) -> PausePercentiles {
+    if stats.pauses.is_empty() {
+        return PausePercentiles::default();
+    }
+    let mut h = Histogram::<u64>::new(3).expect("3 significant figures is valid");
+    for p in &stats.pauses {
+        h.record(p.duration_ns.max(1))
+            .expect("an auto-resizing histogram takes any value");
+    }
+    PausePercentiles {
+        p50: us(h.value_at_quantile(0.50)),
+        p99: us(h.value_at_quantile(0.99)),
+        max: us(stats.pause_max_ns.max(h.max())),
+    }
+}
+
+impl Report {
+    /// Whether the run passed: no failure and no verification error.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty() && self.verify_errors == 0
+    }
+
+    /// The human summary, a few lines.
+    pub fn summary(&self) -> String {
+        let verdict = if self.passed() { "ok" } else { "FAILED" };
+        format!(
+            "tandem-stress {}: {verdict}\n  \
+             {} mutator threads, {} GC threads, heap max {}, verify {}\n  \
+             {:.2} s, {} units of checked work, {} allocated, peak heap {}\n  \
+             {} GCs, pause p50 {} / p99 {} / max {}, time-to-safepoint max {}\n  \
+             verify errors {}, out-of-memory {}, failures {}",
+            self.workload,
+            self.threads,
+            self.gc_threads,
+            bytes(self.heap_max_bytes as u64),
+            if self.verify { "on" } else { "off" },
+            self.wall_s,
+            self.work,
+            bytes(self.allocated_bytes),
+            bytes(self.peak_heap_bytes as u64),
+            self.gcs,
+            micros(self.pause_us.p50),
+            micros(self.pause_us.p99),
+            micros(self.pause_us.max),
+            micros(self.ttsp_us_max),
+            self.verify_errors,
+            self.out_of_memory,
+            self.failures.len(),
+        )
+    }
+
+    /// The report as one line of JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).expect("a report always serialises")
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn micros(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.1} us")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem::{GcCause, PauseKind, PauseRecord};
+
+    fn pause(us: u64) -> PauseRecord {
+        PauseRecord {
+            kind: PauseKind::StwCollection,
+            cause: GcCause::Trigger,
+            start_ns: 0,
+            duration_ns: us * 1000,
+            ttsp_ns: 0,
+            mark_ns: 0,
+            sweep_ns: 0,
+            heap_before: 0,
+            heap_after: 0,
+            committed_after: 0,
+            marked_objects: 0,
+        }
+    }
+
+    #[test]
+    fn percentiles_come_from_the_pause_log() {
+        let stats = Stats {
+            pauses: (1..=100).map(pause).collect(),
+            pause_max_ns: 100_000,
+            ..Default::default()
+        };
+        let p = pause_percentiles(&stats);
+        assert!((p.p50 - 50.0).abs() < 0.1, "{p:?}");
+        assert!((p.p99 - 99.0).abs() < 0.1, "{p:?}");
+        assert_eq!(p.max, 100.0);
+    }
+
+    #[test]
+    fn no_pauses_give_zeros() {
+        let p = pause_percentiles(&Stats::default());
+        assert_eq!((p.p50, p.p99, p.max), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn sizes_print_in_binary_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(64 << 20), "64.0 MiB");
+    }
+}
