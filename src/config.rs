@@ -10,6 +10,40 @@ use crate::error::{Error, Result};
 pub enum Mode {
     /// Parallel stop-the-world mark-region collection: the reference mode.
     Stw,
+    /// Concurrent marking with SATB barriers between two short pauses, concurrent sweep.
+    Concurrent,
+}
+
+/// When a collection cycle starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The pacer: from the measured allocation and marking rates, early enough to finish
+    /// before the heap is full (in stop-the-world mode: when the heap doubles).
+    Auto,
+    /// When the heap in use reaches this percentage of the maximum heap.
+    Percent(u8),
+    /// When the heap in use reaches this many bytes.
+    Bytes(usize),
+}
+
+impl OptionValue for Trigger {
+    const FORM: &'static str =
+        "`auto`, a percentage of TANDEM_HEAP_MAX such as `70%`, or a size such as `512M`";
+    fn parse_value(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("auto") {
+            return Some(Trigger::Auto);
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            return p
+                .trim()
+                .parse()
+                .ok()
+                .filter(|p| (1..=100).contains(p))
+                .map(Trigger::Percent);
+        }
+        parse_size(s).map(Trigger::Bytes)
+    }
 }
 
 /// How a value is written in the environment.
@@ -38,11 +72,11 @@ impl OptionValue for bool {
 }
 
 impl OptionValue for Mode {
-    const FORM: &'static str =
-        "`stw` (`concurrent` is not available in this version of Tandem yet)";
+    const FORM: &'static str = "`concurrent` or `stw`";
     fn parse_value(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "stw" => Some(Mode::Stw),
+            "concurrent" => Some(Mode::Concurrent),
             _ => None,
         }
     }
@@ -140,8 +174,14 @@ options! {
     heap_min: ByteSize = ByteSize(16 << 20), env "TANDEM_HEAP_MIN";
     /// Hard limit on the heap (small and large objects together).
     heap_max: ByteSize = ByteSize(1 << 30), env "TANDEM_HEAP_MAX";
-    /// Which collector runs: `stw` (parallel stop-the-world).
-    mode: Mode = Mode::Stw, env "TANDEM_MODE";
+    /// Which collector runs: `concurrent` (concurrent marking, short pauses) or `stw`
+    /// (parallel stop-the-world, the reference mode).
+    mode: Mode = Mode::Concurrent, env "TANDEM_MODE";
+    /// Workers that mark concurrently with the mutators (default: a quarter of
+    /// TANDEM_THREADS, at least 1); pauses use all workers.
+    conc_threads: usize = 0, env "TANDEM_CONC_THREADS";
+    /// When a cycle starts: `auto` (the pacer), a percentage of TANDEM_HEAP_MAX, or a size.
+    gc_trigger: Trigger = Trigger::Auto, env "TANDEM_GC_TRIGGER";
     /// Pin GC worker threads to cores, one core each, round-robin.
     affinity: bool = false, env "TANDEM_AFFINITY";
     /// Verify the heap around every GC: reachable objects intact and marked, free lines poisoned.
@@ -170,12 +210,27 @@ impl Config {
         self.apply_env_with(|v| std::env::var(v).ok())
     }
 
+    /// Workers used for concurrent marking.
+    pub fn concurrent_workers(&self) -> usize {
+        if self.conc_threads > 0 {
+            self.conc_threads
+        } else {
+            (self.threads / 4).max(1)
+        }
+    }
+
     /// Checks relations between options.
     pub fn validate(&self) -> Result<()> {
         if self.threads == 0 || self.threads > 1024 {
             return Err(Error::Config(format!(
                 "TANDEM_THREADS={} is out of range: expected 1 to 1024",
                 self.threads
+            )));
+        }
+        if self.conc_threads > self.threads {
+            return Err(Error::Config(format!(
+                "TANDEM_CONC_THREADS={} is larger than TANDEM_THREADS={}",
+                self.conc_threads, self.threads
             )));
         }
         let min_heap = crate::heap::CHUNK_SIZE;
@@ -259,6 +314,25 @@ mod tests {
         assert_eq!(c.threads, 3);
         assert_eq!(c.heap_max, ByteSize(256 << 20));
         assert!(c.verify);
+    }
+
+    #[test]
+    fn triggers_parse_as_auto_percent_or_size() {
+        let t = |v: &'static str| {
+            let pairs: &'static [(&str, &str)] =
+                Box::leak(vec![("TANDEM_GC_TRIGGER", v)].into_boxed_slice());
+            Config::default()
+                .apply_env_with(env(pairs))
+                .map(|c| c.gc_trigger)
+        };
+        assert_eq!(t("auto").unwrap(), Trigger::Auto);
+        assert_eq!(t("70%").unwrap(), Trigger::Percent(70));
+        assert_eq!(t("256M").unwrap(), Trigger::Bytes(256 << 20));
+        assert!(t("150%")
+            .unwrap_err()
+            .to_string()
+            .contains("TANDEM_GC_TRIGGER"));
+        assert!(t("soon").is_err());
     }
 
     #[test]

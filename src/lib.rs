@@ -21,6 +21,7 @@
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
+pub mod barriers;
 pub mod collector;
 pub mod config;
 pub mod error;
@@ -34,7 +35,7 @@ pub mod stats;
 pub mod sync;
 pub mod workers;
 
-pub use config::{ByteSize, Config, Mode};
+pub use config::{ByteSize, Config, Mode, Trigger};
 pub use error::{Error, Result};
 pub use mutator::Mutator;
 pub use object::{ObjRef, TraceFn, TypeId, TypeInfo, VisitFn};

@@ -5,6 +5,9 @@
 //! `ffi/include/tandem.h`; their offsets are part of the C ABI and checked below.
 
 use crate::alloc::{BumpWindow, TlabState};
+use crate::barriers::log::log_once;
+use crate::barriers::satb::SatbBuffer;
+use crate::barriers::MARKING;
 use crate::error::{Error, Result};
 use crate::heap::LARGE_OBJECT_THRESHOLD;
 use crate::object::{make_header, ObjRef, TypeId};
@@ -14,7 +17,7 @@ use crate::safepoint::{Participant, ThreadState};
 use crate::stats::GcCause;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// The fields the inline fast paths use (TLAB window and shadow stack).
@@ -25,6 +28,16 @@ pub struct FastFields {
     pub window: BumpWindow,
     /// The shadow stack.
     pub ss: ShadowStackPtrs,
+}
+
+/// A mutator's barrier buffers: overwritten references, and objects whose LOGGED flag it
+/// set this cycle (cleared after marking).
+#[derive(Debug, Default)]
+pub struct BarrierState {
+    /// Overwritten references logged while marking.
+    pub satb: SatbBuffer,
+    /// Objects this mutator logged with the object barrier.
+    pub logged: Vec<usize>,
 }
 
 /// The per-thread state shared between a mutator and the collector.
@@ -40,6 +53,7 @@ pub struct MutatorCore {
     /// Barrier state: 0 while no concurrent phase runs.
     pub gc_state: AtomicU8,
     slow: UnsafeCell<TlabState>,
+    barrier: UnsafeCell<BarrierState>,
     stack: ShadowStack,
     owner: std::thread::ThreadId,
 }
@@ -92,6 +106,7 @@ impl MutatorCore {
             ts: ThreadState::default(),
             gc_state: AtomicU8::new(0),
             slow: UnsafeCell::new(TlabState::default()),
+            barrier: UnsafeCell::new(BarrierState::default()),
             stack,
             owner: std::thread::current().id(),
         })
@@ -120,6 +135,37 @@ impl MutatorCore {
         unsafe { &mut *self.slow.get() }
     }
 
+    /// The barrier buffers.
+    ///
+    /// # Safety
+    /// As for [`MutatorCore::fast`].
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub unsafe fn barrier(&self) -> &mut BarrierState {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.barrier.get() }
+    }
+
+    /// Whether concurrent marking needs this mutator's stores logged.
+    #[inline(always)]
+    pub fn marking(&self) -> bool {
+        // Relaxed: gc_state changes only while this mutator is stopped.
+        self.gc_state.load(Ordering::Relaxed) & MARKING != 0
+    }
+
+    /// Hands this mutator's SATB entries and logged objects to the collector.
+    ///
+    /// # Safety
+    /// As for [`MutatorCore::fast`].
+    pub unsafe fn flush_barriers(&self, rt: &Runtime) {
+        // SAFETY: forwarded.
+        let b = unsafe { self.barrier() };
+        rt.satb.publish(b.satb.take());
+        if !b.logged.is_empty() {
+            rt.logged.lock().append(&mut b.logged);
+        }
+    }
+
     /// The thread that attached this mutator.
     pub fn owner(&self) -> std::thread::ThreadId {
         self.owner
@@ -145,6 +191,9 @@ impl MutatorCore {
         unsafe { self.fast() }.ss.for_each_slot(f);
     }
 }
+
+/// Collections an allocation waits for before it reports out of memory.
+const MAX_ALLOCATION_GCS: usize = 16;
 
 thread_local! {
     /// Runtimes this thread is attached to (a thread has at most one mutator per heap).
@@ -248,33 +297,51 @@ impl Mutator {
     #[cold]
     fn alloc_small_slow(&mut self, size: usize) -> Result<usize> {
         self.safepoint();
-        for _ in 0..3 {
+        let mut gcs = 0;
+        loop {
             let rt = &*self.rt;
+            let black = self.core.marking();
             // SAFETY: we are RUNNING on the owning thread.
             let (fast, slow) = unsafe { (self.core.fast(), self.core.slow()) };
-            let r = slow.alloc_slow(&mut fast.window, &rt.space, size)?;
+            let r = slow.alloc_slow(&mut fast.window, &rt.space, size, black)?;
             rt.stats.add_allocated(slow.take_allocated());
             if let Some(a) = r {
                 self.check_trigger();
                 return Ok(a);
             }
+            if self.give_up(size, gcs) {
+                return Err(self.out_of_memory(size));
+            }
             self.collect_for(GcCause::AllocationFailure)?;
+            gcs += 1;
         }
-        Err(self.out_of_memory(size))
     }
 
     #[cold]
     fn alloc_large(&mut self, size: usize) -> Result<usize> {
         self.safepoint();
-        for _ in 0..3 {
+        let mut gcs = 0;
+        loop {
             if let Some(a) = self.rt.space.alloc_large(size)? {
                 self.rt.stats.add_allocated(size);
                 self.check_trigger();
                 return Ok(a);
             }
+            if self.give_up(size, gcs) {
+                return Err(self.out_of_memory(size));
+            }
             self.collect_for(GcCause::AllocationFailure)?;
+            gcs += 1;
         }
-        Err(self.out_of_memory(size))
+    }
+
+    /// Out of memory: after a collection, when what is live leaves no room for `size`, or
+    /// after many collections that other threads' allocations keep consuming (a thread that
+    /// merely lost the race for freed memory retries).
+    fn give_up(&self, size: usize, gcs: usize) -> bool {
+        let max = self.rt.space.heap_max();
+        let live = self.rt.live_after_gc();
+        gcs >= MAX_ALLOCATION_GCS || (gcs >= 1 && live + size > max - max / 16)
     }
 
     fn out_of_memory(&self, size: usize) -> Error {
@@ -296,10 +363,14 @@ impl Mutator {
     }
 
     fn collect_for(&mut self, cause: GcCause) -> Result<()> {
+        let t0 = std::time::Instant::now();
         let target = self.rt.requests.request(cause);
         self.rt.safepoint.enter_native(&self.core);
         let done = self.rt.requests.wait(target);
         self.rt.safepoint.leave_native(&self.core);
+        if cause == GcCause::AllocationFailure {
+            self.rt.stats.add_stall(t0.elapsed());
+        }
         if done {
             Ok(())
         } else {
@@ -307,9 +378,21 @@ impl Mutator {
         }
     }
 
-    /// The safepoint poll: parks here while the collector needs the world stopped.
+    /// The safepoint poll: runs a requested handshake (flushing the SATB buffer) and parks
+    /// here while the collector needs the world stopped.
     #[inline(always)]
     pub fn safepoint(&mut self) {
+        if self.core.ts.poll_requested() {
+            self.safepoint_slow();
+        }
+    }
+
+    #[cold]
+    fn safepoint_slow(&mut self) {
+        if self.core.ts.take_handshake() {
+            // SAFETY: RUNNING on the owning thread.
+            unsafe { self.core.flush_barriers(&self.rt) };
+        }
         self.rt.safepoint.poll(&self.core);
     }
 
@@ -374,15 +457,115 @@ impl Mutator {
         self.fast().ss.depth()
     }
 
-    /// Stores `value` into the reference field at `offset` of `obj`, with the write barrier.
+    /// Stores `value` into the reference field at `offset` of `obj`, with the SATB write
+    /// barrier: while marking, the overwritten reference is logged first.
     ///
     /// # Safety
     /// `offset` must be a reference field of the live object `obj`.
     #[inline(always)]
     pub unsafe fn write_ref(&mut self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
-        // The stop-the-world collector needs no barrier work; the call shape is final.
+        if self.core.marking() {
+            // SAFETY: caller's contract.
+            self.log_slot(unsafe { obj.field(offset) });
+        }
         // SAFETY: caller's contract.
         unsafe { obj.store_ref(offset, value) }
+    }
+
+    /// The object barrier (RPython's granularity): call before the first store into
+    /// `obj`'s reference fields after a safepoint; while marking, it logs all of them once
+    /// per cycle, and stores into `obj` need no field barrier until the next safepoint.
+    ///
+    /// # Safety
+    /// `obj` must be a live, initialised object.
+    #[inline(always)]
+    pub unsafe fn object_barrier(&mut self, obj: ObjRef) {
+        // SAFETY: caller's contract.
+        if self.core.marking()
+            && unsafe { obj.header() }.load(Ordering::Relaxed) & crate::object::FLAG_LOGGED == 0
+        {
+            // SAFETY: caller's contract.
+            unsafe { self.log_object(obj) };
+        }
+    }
+
+    #[cold]
+    unsafe fn log_object(&mut self, obj: ObjRef) {
+        // SAFETY: a live object (caller's contract) of a registered type.
+        let (header, ty) = unsafe { (obj.header(), obj.type_id()) };
+        let Some(info) = self.rt.types.get(ty) else {
+            return;
+        };
+        // SAFETY: RUNNING on the owning thread.
+        let b = unsafe { self.core.barrier() };
+        let rt = &*self.rt;
+        let logged = log_once(header, || {
+            // SAFETY: obj is live and initialised, of type `info`.
+            unsafe {
+                info.for_each_slot(obj, |slot| {
+                    let old = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Relaxed) as usize;
+                    if old != 0 {
+                        if let Some(full) = b.satb.push(old) {
+                            rt.satb.publish(full);
+                        }
+                    }
+                })
+            }
+        });
+        if logged {
+            b.logged.push(obj.addr());
+        }
+    }
+
+    /// Copies `n` reference slots from `src_offset` in `src` to `dst_offset` in `dst`
+    /// (overlap allowed), logging the overwritten range while marking.
+    ///
+    /// # Safety
+    /// Both ranges must be reference slots of the live objects.
+    pub unsafe fn array_copy_refs(
+        &mut self,
+        dst: ObjRef,
+        dst_offset: usize,
+        src: ObjRef,
+        src_offset: usize,
+        n: usize,
+    ) {
+        // SAFETY: caller's contract: n reference slots at each offset.
+        let (d, sp) = unsafe {
+            (
+                dst.field::<AtomicPtr<u8>>(dst_offset),
+                src.field::<AtomicPtr<u8>>(src_offset),
+            )
+        };
+        if self.core.marking() {
+            for i in 0..n {
+                // SAFETY: slot i of the destination range.
+                self.log_slot(unsafe { d.add(i) } as *mut *mut u8);
+            }
+        }
+        // Slot by slot with atomic accesses (markers may read these slots), in the direction
+        // that is safe for overlapping ranges.
+        let copy = |i: usize| {
+            // SAFETY: i < n: slots of both ranges.
+            unsafe { (*d.add(i)).store((*sp.add(i)).load(Ordering::Relaxed), Ordering::Release) }
+        };
+        if (d as usize) < (sp as usize) {
+            (0..n).for_each(copy);
+        } else {
+            (0..n).rev().for_each(copy);
+        }
+    }
+
+    #[inline]
+    fn log_slot(&mut self, slot: *mut *mut u8) {
+        // SAFETY: a reference slot of a live object (callers' contracts).
+        let old = unsafe { &*(slot as *const AtomicPtr<u8>) }.load(Ordering::Relaxed) as usize;
+        if old != 0 {
+            // SAFETY: RUNNING on the owning thread.
+            if let Some(full) = unsafe { self.core.barrier() }.satb.push(old) {
+                self.rt.satb.publish(full);
+            }
+        }
     }
 
     /// Loads the reference field at `offset` of `obj`, with the load barrier.
@@ -422,7 +605,10 @@ impl Drop for Mutator {
             self.rt.safepoint.leave_native(&self.core);
         }
         // SAFETY: RUNNING on the owning thread.
-        unsafe { self.core.retire_tlab(&self.rt) };
+        unsafe {
+            self.core.retire_tlab(&self.rt);
+            self.core.flush_barriers(&self.rt);
+        }
         self.rt.safepoint.detach(&self.core);
         let key = Arc::as_ptr(&self.rt) as usize;
         ATTACHED.with(|a| a.borrow_mut().retain(|&k| k != key));

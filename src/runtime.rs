@@ -1,5 +1,6 @@
 //! The runtime shared by the VM's handles, the mutators and the collector threads.
 
+use crate::barriers::satb::SatbQueue;
 use crate::collector::request::GcRequests;
 use crate::config::Config;
 use crate::error::Result;
@@ -34,7 +35,13 @@ pub struct Runtime {
     pub requests: GcRequests,
     /// Statistics.
     pub stats: StatsRecorder,
+    /// Full SATB buffers waiting for the markers.
+    pub satb: SatbQueue,
+    /// Objects logged by the object barrier this cycle, whose flags are cleared after
+    /// marking (handed over by mutators at the final-mark pause or on detach).
+    pub logged: Mutex<Vec<usize>>,
     trigger: AtomicUsize,
+    live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
     verify_hook: Mutex<Option<VerifyHook>>,
 }
@@ -52,6 +59,9 @@ impl Runtime {
             roots: GlobalRoots::default(),
             requests: GcRequests::default(),
             stats: StatsRecorder::default(),
+            satb: SatbQueue::default(),
+            logged: Mutex::new(Vec::new()),
+            live_after_gc: AtomicUsize::new(0),
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),
         })
@@ -63,21 +73,18 @@ impl Runtime {
         self.trigger.load(Ordering::Relaxed)
     }
 
-    /// Sets the next trigger from the bytes live after a collection: the heap may grow to
-    /// twice the live size (at least the minimum heap). Near the maximum, the trigger sits
-    /// halfway between live and maximum, so a nearly full heap does not collect on every
-    /// refill; allocation failure still forces a collection when the heap is full.
-    pub fn set_trigger_from_live(&self, live: usize) {
-        let max = self.space.heap_max();
-        let t = live
-            .saturating_mul(2)
-            .max(self.config.heap_min.0)
-            .max(crate::heap::CHUNK_SIZE);
-        let t = if t > max - max / 8 {
-            live + max.saturating_sub(live) / 2
-        } else {
-            t
-        };
+    /// Bytes live after the last completed collection.
+    pub fn live_after_gc(&self) -> usize {
+        self.live_after_gc.load(Ordering::Relaxed)
+    }
+
+    /// Records the bytes live after a collection.
+    pub fn set_live_after_gc(&self, live: usize) {
+        self.live_after_gc.store(live, Ordering::Relaxed);
+    }
+
+    /// Sets the bytes in use at which the next collection is requested.
+    pub fn set_trigger(&self, t: usize) {
         self.trigger.store(t, Ordering::Relaxed);
     }
 

@@ -16,25 +16,44 @@ pub const HISTOGRAM_BUCKETS: usize = 32;
 pub enum PauseKind {
     /// A whole stop-the-world collection.
     StwCollection,
+    /// Start of a concurrent cycle: roots scanned, barriers turned on.
+    InitMark,
+    /// End of concurrent marking: SATB buffers drained, roots rescanned, closure finished.
+    FinalMark,
+    /// A final mark that had to finish the whole remaining trace in the pause, because an
+    /// allocation could not wait for concurrent marking.
+    Degenerate,
 }
 
 impl PauseKind {
+    /// Every kind, for reports.
+    pub const ALL: [PauseKind; 4] = [
+        PauseKind::StwCollection,
+        PauseKind::InitMark,
+        PauseKind::FinalMark,
+        PauseKind::Degenerate,
+    ];
+
     /// A short name for reports.
     pub fn name(self) -> &'static str {
         match self {
             PauseKind::StwCollection => "stw",
+            PauseKind::InitMark => "init_mark",
+            PauseKind::FinalMark => "final_mark",
+            PauseKind::Degenerate => "degenerate",
         }
     }
 }
 
 /// Why a GC ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GcCause {
     /// The heap-growth trigger fired.
     Trigger,
     /// An allocation found no memory.
     AllocationFailure,
     /// The VM asked for it.
+    #[default]
     Explicit,
 }
 
@@ -68,8 +87,16 @@ pub struct PauseRecord {
 /// A snapshot of the runtime's statistics.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
-    /// Completed collections.
+    /// Pauses so far (of every kind).
     pub gcs: u64,
+    /// Completed collection cycles (a concurrent cycle has two pauses).
+    pub cycles: u64,
+    /// Total time of concurrent marking phases, nanoseconds.
+    pub concurrent_mark_ns: u64,
+    /// Total time of concurrent sweeping phases, nanoseconds.
+    pub concurrent_sweep_ns: u64,
+    /// Total time mutators stalled in allocation waiting for a collection, nanoseconds.
+    pub stall_ns: u64,
     /// The most recent pauses (up to [`PAUSE_LOG_CAPACITY`]), oldest first.
     pub pauses: Vec<PauseRecord>,
     /// Pause counts by power-of-two microsecond bucket.
@@ -125,6 +152,7 @@ pub struct StatsRecorder {
     inner: Mutex<Recorded>,
     bytes_allocated: AtomicU64,
     out_of_memory: AtomicU64,
+    stall_ns: AtomicU64,
 }
 
 impl Default for StatsRecorder {
@@ -134,6 +162,7 @@ impl Default for StatsRecorder {
             inner: Mutex::new(Recorded::default()),
             bytes_allocated: AtomicU64::new(0),
             out_of_memory: AtomicU64::new(0),
+            stall_ns: AtomicU64::new(0),
         }
     }
 }
@@ -157,6 +186,35 @@ impl StatsRecorder {
     #[inline]
     pub fn add_allocated(&self, n: usize) {
         self.bytes_allocated.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Adds time a mutator spent stalled in allocation, waiting for a collection.
+    pub fn add_stall(&self, d: std::time::Duration) {
+        self.stall_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Adds the duration of a concurrent phase.
+    pub fn add_concurrent(&self, mark_ns: u64, sweep_ns: u64) {
+        let mut s = self.inner.lock();
+        s.concurrent_mark_ns += mark_ns;
+        s.concurrent_sweep_ns += sweep_ns;
+        s.cycles += 1;
+    }
+
+    /// Counts one collection cycle (a stop-the-world collection or a concurrent cycle).
+    pub fn add_cycle(&self) {
+        self.inner.lock().cycles += 1;
+    }
+
+    /// Records the bytes live after a cycle whose last pause came before its sweep.
+    pub fn set_last_live(&self, live: usize) {
+        self.inner.lock().heap_live = live;
+    }
+
+    /// Bytes allocated so far.
+    pub fn snapshot_allocated(&self) -> u64 {
+        self.bytes_allocated.load(Ordering::Relaxed)
     }
 
     /// Counts one allocation that failed after a GC.
@@ -198,6 +256,7 @@ impl StatsRecorder {
         drop(g);
         s.bytes_allocated = self.bytes_allocated.load(Ordering::Relaxed);
         s.out_of_memory = self.out_of_memory.load(Ordering::Relaxed);
+        s.stall_ns = self.stall_ns.load(Ordering::Relaxed);
         s
     }
 }

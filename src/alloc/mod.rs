@@ -67,15 +67,16 @@ impl Default for TlabState {
     }
 }
 
-/// Zeroes `lines` lines from `first` of block `b`, stamps them fresh and returns the address
-/// range.
-fn prepare_lines(space: &Space, b: usize, first: usize, end: usize) -> BumpWindow {
+/// Zeroes lines `first..end` of block `b`, stamps them (fresh, or with the marking epoch
+/// when allocating black) and returns the window.
+fn prepare_lines(space: &Space, b: usize, first: usize, end: usize, black: bool) -> BumpWindow {
+    let stamp = if black { space.epoch() } else { LINE_FRESH };
     let start = space.block_addr(b) + first * LINE_SIZE;
     let len = (end - first) * LINE_SIZE;
     // SAFETY: the lines are free, committed, and owned by this TLAB alone.
     unsafe { std::ptr::write_bytes(start as *mut u8, 0, len) };
     for l in &space.meta.block_lines(b)[first..end] {
-        l.store(LINE_FRESH, Ordering::Relaxed);
+        l.store(stamp, Ordering::Relaxed);
     }
     BumpWindow {
         cursor: start,
@@ -96,15 +97,18 @@ impl TlabState {
     }
 
     /// Allocates `size` bytes (8-aligned, at most the large-object threshold) after the fast
-    /// path failed. Ok(None) when the heap has no block left.
+    /// path failed. Ok(None) when the heap has no block left. With `black` (concurrent
+    /// marking runs), new windows are stamped live for this cycle: allocate-black at line
+    /// granularity.
     pub fn alloc_slow(
         &mut self,
         w: &mut BumpWindow,
         space: &Space,
         size: usize,
+        black: bool,
     ) -> Result<Option<usize>> {
         if size > LINE_SIZE {
-            return self.alloc_overflow(space, size);
+            return self.alloc_overflow(space, size, black);
         }
         loop {
             if let Some(a) = w.bump(size) {
@@ -113,7 +117,7 @@ impl TlabState {
             self.close_window(w);
             if let Some(b) = self.block {
                 if let Some(h) = find_hole(&space.meta, b, self.next_line) {
-                    *w = prepare_lines(space, b, h.start, h.end);
+                    *w = prepare_lines(space, b, h.start, h.end, black);
                     self.region_start = w.cursor;
                     self.next_line = h.end;
                     continue;
@@ -133,7 +137,7 @@ impl TlabState {
         }
     }
 
-    fn alloc_overflow(&mut self, space: &Space, size: usize) -> Result<Option<usize>> {
+    fn alloc_overflow(&mut self, space: &Space, size: usize, black: bool) -> Result<Option<usize>> {
         loop {
             if let Some(a) = self.overflow.bump(size) {
                 return Ok(Some(a));
@@ -142,7 +146,7 @@ impl TlabState {
             let Some(b) = space.acquire_free()? else {
                 return Ok(None);
             };
-            self.overflow = prepare_lines(space, b, 0, LINES_PER_BLOCK);
+            self.overflow = prepare_lines(space, b, 0, LINES_PER_BLOCK, black);
             self.overflow_start = self.overflow.cursor;
             self.overflow_block = Some(b);
             debug_assert_eq!(self.overflow.limit - self.overflow.cursor, BLOCK_SIZE);
@@ -191,7 +195,7 @@ mod tests {
         loop {
             let a = match w.bump(64) {
                 Some(a) => a,
-                None => match t.alloc_slow(&mut w, &s, 64).unwrap() {
+                None => match t.alloc_slow(&mut w, &s, 64, false).unwrap() {
                     Some(a) => a,
                     None => break,
                 },
@@ -209,8 +213,8 @@ mod tests {
     fn medium_objects_use_the_overflow_window_and_keep_holes() {
         let s = space();
         let (mut w, mut t) = (BumpWindow::default(), TlabState::default());
-        let small = t.alloc_slow(&mut w, &s, 16).unwrap().unwrap();
-        let medium = t.alloc_slow(&mut w, &s, 4000).unwrap().unwrap();
+        let small = t.alloc_slow(&mut w, &s, 16, false).unwrap().unwrap();
+        let medium = t.alloc_slow(&mut w, &s, 4000, false).unwrap().unwrap();
         assert_ne!(s.block_of(small), s.block_of(medium));
         // The small window is untouched by the medium allocation.
         assert_eq!(w.bump(16), Some(small + 16));
@@ -230,7 +234,7 @@ mod tests {
         crate::heap::blocks::sweep_block(&s.meta, s.immix_base(), b, e, None);
         s.pools.recyclable.push(b as u32);
         let (mut w, mut t) = (BumpWindow::default(), TlabState::default());
-        let a = t.alloc_slow(&mut w, &s, 8).unwrap().unwrap();
+        let a = t.alloc_slow(&mut w, &s, 8, false).unwrap().unwrap();
         assert_eq!(a, s.block_addr(b) + 10 * LINE_SIZE);
         assert_eq!(w.limit, s.block_addr(b) + BLOCK_SIZE);
         // SAFETY: inside the zeroed window.

@@ -1,15 +1,23 @@
-//! Parallel marking: roots are marked into seed packets, then the workers trace the type
+//! Marking: roots and SATB entries are marked into packets, then workers trace the type
 //! table's reference slots, stamping each marked object's lines with the cycle's epoch.
+//!
+//! The same job runs in a pause (stop-the-world or final mark, all workers) and
+//! concurrently with the mutators (`TANDEM_CONC_THREADS` workers). Concurrently, reference
+//! slots are read with acquire loads (mutators store with release), workers also drain the
+//! SATB queue, and they give way (publish their work and return) when an allocation is
+//! waiting for the cycle, so the pause can finish the trace with every worker.
 
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
 use crate::workers::{Job, WorkerContext};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Objects per work packet.
 pub const PACKET_SIZE: usize = 512;
+/// Objects a concurrent marker scans between checks for a waiting allocation.
+const YIELD_CHECK_INTERVAL: u32 = 256;
 
 /// A batch of marked objects whose fields are still to be scanned.
 pub type MarkPacket = Vec<ObjRef>;
@@ -53,7 +61,8 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Opt
         return None;
     }
     let obj = ObjRef::from_addr(addr)?;
-    // SAFETY: a heap address reached from a root; its header was written at allocation.
+    // SAFETY: a heap address reached from a root; its header was written at allocation and
+    // published to us by the pause or by the release store that made it reachable.
     let ty = unsafe { obj.type_id() };
     let Some(info) = rt.types.get(ty) else {
         bad.report(format!(
@@ -82,14 +91,87 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Opt
     Some(info)
 }
 
+/// Marks each `(address, found in)` pair and returns packets of the newly marked objects
+/// and how many there were.
+pub fn mark_all(
+    rt: &Runtime,
+    addrs: impl IntoIterator<Item = (usize, usize)>,
+    bad: &BadRefs,
+) -> (Vec<MarkPacket>, u64) {
+    let mut packets = Vec::new();
+    let mut cur = Vec::with_capacity(PACKET_SIZE);
+    let mut n = 0;
+    for (addr, from) in addrs {
+        if addr != 0 && mark(rt, addr, bad, from).is_some() {
+            n += 1;
+            cur.push(ObjRef::from_addr(addr).expect("non-zero"));
+            if cur.len() == PACKET_SIZE {
+                packets.push(std::mem::replace(&mut cur, Vec::with_capacity(PACKET_SIZE)));
+            }
+        }
+    }
+    if !cur.is_empty() {
+        packets.push(cur);
+    }
+    (packets, n)
+}
+
 /// The parallel marking phase.
 pub struct MarkJob {
     /// The runtime being collected.
     pub rt: Arc<Runtime>,
     /// Invalid references found.
     pub bad: BadRefs,
-    /// Objects marked by the workers (roots not included).
+    /// Objects marked by the workers.
     pub marked: AtomicU64,
+    /// Running alongside mutators: drain SATB buffers, give way to waiting allocations.
+    pub concurrent: bool,
+    /// Set when a concurrent phase gave way.
+    pub aborted: AtomicBool,
+}
+
+impl MarkJob {
+    /// A marking job for `rt`.
+    pub fn new(rt: Arc<Runtime>, concurrent: bool) -> MarkJob {
+        MarkJob {
+            rt,
+            bad: BadRefs::default(),
+            marked: AtomicU64::new(0),
+            concurrent,
+            aborted: AtomicBool::new(false),
+        }
+    }
+
+    fn scan(&self, obj: ObjRef, stack: &mut Vec<ObjRef>) -> u64 {
+        let rt = &*self.rt;
+        let mut marked = 0;
+        // SAFETY: obj is marked and live; its type was checked when it was marked.
+        let info = rt
+            .types
+            .get(unsafe { obj.type_id() })
+            .expect("checked when marked");
+        // SAFETY: obj is a live, initialised object of type `info`; reference slots are
+        // atomic words, loaded with acquire (see `ObjRef::store_ref`).
+        unsafe {
+            info.for_each_slot(obj, |slot| {
+                let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
+                if child != 0 && mark(rt, child, &self.bad, obj.addr()).is_some() {
+                    marked += 1;
+                    stack.push(ObjRef::from_addr(child).expect("non-zero"));
+                }
+            })
+        };
+        marked
+    }
+
+    fn give_way(&self, ctx: &mut WorkerContext<'_, MarkPacket>, stack: &mut Vec<ObjRef>) {
+        self.aborted.store(true, Ordering::Relaxed);
+        for chunk in stack.chunks(PACKET_SIZE) {
+            ctx.push(chunk.to_vec());
+        }
+        stack.clear();
+        ctx.abort();
+    }
 }
 
 impl Job<MarkPacket> for MarkJob {
@@ -97,56 +179,39 @@ impl Job<MarkPacket> for MarkJob {
         let rt = &*self.rt;
         let mut stack: Vec<ObjRef> = Vec::with_capacity(4 * PACKET_SIZE);
         let mut marked = 0u64;
-        while let Some(packet) = ctx.next_packet() {
-            stack.extend(packet);
+        let mut budget = YIELD_CHECK_INTERVAL;
+        'phase: loop {
+            if stack.is_empty() && self.concurrent {
+                if let Some(buf) = rt.satb.take() {
+                    let (packets, n) = mark_all(rt, buf.into_iter().map(|a| (a, 0)), &self.bad);
+                    marked += n;
+                    stack.extend(packets.into_iter().flatten());
+                }
+            }
+            if stack.is_empty() {
+                match ctx.next_packet() {
+                    Some(p) => stack.extend(p),
+                    None => break 'phase,
+                }
+            }
             while let Some(obj) = stack.pop() {
-                // SAFETY: obj is marked and live; its type was checked when it was marked.
-                let info = rt
-                    .types
-                    .get(unsafe { obj.type_id() })
-                    .expect("checked when marked");
-                // SAFETY: obj is a live, initialised object of type `info`.
-                unsafe {
-                    info.for_each_slot(obj, |slot| {
-                        let child = *slot as usize;
-                        if child != 0 && mark(rt, child, &self.bad, obj.addr()).is_some() {
-                            marked += 1;
-                            stack.push(ObjRef::from_addr(child).expect("non-zero"));
-                        }
-                    })
-                };
+                marked += self.scan(obj, &mut stack);
                 if stack.len() >= 2 * PACKET_SIZE {
                     let rest = stack.split_off(stack.len() - PACKET_SIZE);
                     ctx.push(rest);
+                }
+                if self.concurrent {
+                    budget -= 1;
+                    if budget == 0 {
+                        budget = YIELD_CHECK_INTERVAL;
+                        if rt.requests.is_urgent() {
+                            self.give_way(ctx, &mut stack);
+                            break 'phase;
+                        }
+                    }
                 }
             }
         }
         self.marked.fetch_add(marked, Ordering::Relaxed);
     }
-}
-
-/// Marks what the roots point to and returns the seed packets (and the count marked).
-pub fn mark_roots(
-    rt: &Runtime,
-    each_root_slot: impl FnOnce(&mut dyn FnMut(*mut *mut u8)),
-    bad: &BadRefs,
-) -> (Vec<MarkPacket>, u64) {
-    let mut seeds = Vec::new();
-    let mut cur = Vec::with_capacity(PACKET_SIZE);
-    let mut n = 0;
-    each_root_slot(&mut |slot| {
-        // SAFETY: root slots are valid for reads while the world is stopped.
-        let p = unsafe { slot.read() } as usize;
-        if p != 0 && mark(rt, p, bad, slot as usize).is_some() {
-            n += 1;
-            cur.push(ObjRef::from_addr(p).expect("non-zero"));
-            if cur.len() == PACKET_SIZE {
-                seeds.push(std::mem::replace(&mut cur, Vec::with_capacity(PACKET_SIZE)));
-            }
-        }
-    });
-    if !cur.is_empty() {
-        seeds.push(cur);
-    }
-    (seeds, n)
 }

@@ -1,24 +1,31 @@
-//! The collector: a daemon control thread that serves GC requests by running parallel
-//! stop-the-world mark-region collections on the worker pool (`TANDEM_MODE=stw`).
+//! The collector: a daemon control thread that serves GC requests with the configured
+//! collector, running the parallel work on the worker pool.
 //!
-//! A collection: stop the world (measuring time-to-safepoint) → retire every TLAB → mark
-//! from the roots in parallel → sweep lines and blocks in parallel, rebuild the pools and
-//! release empty chunks above the minimum heap → sweep large objects → set the next trigger
-//! → resume.
+//! * `TANDEM_MODE=stw` ([`stw`]): one pause: stop the world (measuring time-to-safepoint),
+//!   retire every TLAB, mark from the roots in parallel, sweep in parallel, resume.
+//! * `TANDEM_MODE=concurrent` ([`concurrent`]): init-mark pause (roots, barriers on),
+//!   concurrent parallel marking with SATB, final-mark pause (drain SATB, rescan roots,
+//!   finish the closure), concurrent sweep.
+//!
+//! Both share the pieces below: stopping the world, gathering roots, verification, and the
+//! sweep.
 
+pub mod concurrent;
 pub mod mark;
+pub mod pacer;
 pub mod request;
+pub mod stw;
 pub mod sweep;
 pub mod verify;
 
+use crate::config::Mode;
+use crate::mutator::MutatorCore;
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind, PauseRecord};
 use crate::workers::WorkerPool;
-use mark::{BadRefs, MarkJob, MarkPacket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use mark::{BadRefs, MarkPacket};
 use std::sync::Arc;
-use std::time::Instant;
-use sweep::SweepJob;
+use std::time::{Duration, Instant};
 
 /// Starts the control thread, which owns the worker pool.
 pub fn start(rt: Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -26,125 +33,126 @@ pub fn start(rt: Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
         .name("tandem-control".into())
         .spawn(move || {
             let pool = WorkerPool::<MarkPacket>::new(rt.config.threads, rt.config.affinity);
-            tracing::debug!(workers = pool.workers(), "collector started");
+            let mut pacer = pacer::Pacer::default();
+            rt.set_trigger(pacer.trigger(&rt, 0));
+            tracing::debug!(workers = pool.workers(), mode = ?rt.config.mode, "collector started");
             while let Some(cause) = rt.requests.next() {
-                collect(&rt, &pool, cause);
+                let n = rt.requests.completed() + 1;
+                let span = tracing::info_span!("gc", n, cause = ?cause);
+                let _e = span.enter();
+                match rt.config.mode {
+                    Mode::Stw => stw::collect(&rt, &pool, &mut pacer, cause),
+                    Mode::Concurrent => concurrent::cycle(&rt, &pool, &mut pacer, cause),
+                }
             }
             tracing::debug!("collector stopped");
         })
 }
 
-fn collect(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, cause: GcCause) {
-    let gc = rt.requests.completed() + 1;
-    let span = tracing::info_span!("gc", n = gc, cause = ?cause);
-    let _e = span.enter();
-    let t0 = Instant::now();
-    let start_ns = rt.stats.now_ns();
-    let world = rt.safepoint.stop_the_world();
-    let ttsp = t0.elapsed();
-    tracing::debug!(
-        mutators = world.len(),
-        ttsp_us = ttsp.as_micros() as u64,
-        "world stopped"
-    );
-    for m in &world {
-        // SAFETY: the world is stopped: the collector owns every mutator's state.
-        unsafe { m.retire_tlab(rt) };
-    }
-    let heap_before = rt.space.in_use();
-    let verify = rt.config.verify;
-    let mut findings = verify::Findings::default();
-    if verify {
-        verify::free_lines_poisoned(rt, &mut findings);
-    }
+/// A stopped world: the mutators, when the stop was requested, and how long it took.
+pub struct Pause {
+    /// The stopped mutators.
+    pub world: Vec<crate::sync::Arc<MutatorCore>>,
+    t0: Instant,
+    start_ns: u64,
+    ttsp: Duration,
+}
 
-    // Mark.
-    let mark_span = tracing::debug_span!("mark").entered();
-    let tm = Instant::now();
-    rt.space.advance_epoch();
-    let bad = BadRefs::default();
-    let mut root_addrs = Vec::new();
-    let (seeds, roots_marked) = mark::mark_roots(
-        rt,
-        |visit| {
-            for m in &world {
-                // SAFETY: the world is stopped.
-                unsafe { m.for_each_root(&mut *visit) };
-            }
-            rt.roots.for_each_slot(&mut *visit);
-        },
-        &bad,
-    );
-    if verify {
-        for m in &world {
-            // SAFETY: the world is stopped.
-            unsafe { m.for_each_root(|s| root_addrs.push(*s as usize)) };
+impl Pause {
+    /// Stops every mutator.
+    pub fn stop(rt: &Runtime) -> Pause {
+        let t0 = Instant::now();
+        let start_ns = rt.stats.now_ns();
+        let world = rt.safepoint.stop_the_world();
+        let ttsp = t0.elapsed();
+        tracing::debug!(
+            mutators = world.len(),
+            ttsp_us = ttsp.as_micros() as u64,
+            "world stopped"
+        );
+        Pause {
+            world,
+            t0,
+            start_ns,
+            ttsp,
         }
-        rt.roots
-            .for_each_slot(|s| root_addrs.push(unsafe { *s } as usize));
     }
-    let job = Arc::new(MarkJob {
-        rt: rt.clone(),
-        bad,
-        marked: AtomicU64::new(0),
-    });
-    pool.run(job.clone(), seeds);
-    let marked = roots_marked + job.marked.load(Ordering::Relaxed);
-    let (nbad, bad_msgs) = job.bad.take();
-    let mark_ns = tm.elapsed().as_nanos() as u64;
-    tracing::debug!(marked, mark_us = mark_ns / 1000, "marked");
-    if verify {
-        verify::reachable(rt, &root_addrs, true, &mut findings);
-    }
-    drop(mark_span);
 
-    // Sweep.
-    let sweep_span = tracing::debug_span!("sweep").entered();
-    let ts = Instant::now();
-    rt.space.pools.clear();
-    let sweep = Arc::new(SweepJob::new(rt.clone(), rt.space.epoch()));
-    pool.run(sweep.clone(), std::iter::empty());
-    let live_blocks = sweep.finish();
-    let live_large = rt.space.sweep_large();
-    let live = live_blocks + live_large;
-    rt.space.set_in_use(live);
-    rt.set_trigger_from_live(live);
-    let sweep_ns = ts.elapsed().as_nanos() as u64;
-    tracing::debug!(sweep_us = sweep_ns / 1000, live, "swept");
-    drop(sweep_span);
-    if verify {
-        verify::reachable(rt, &root_addrs, false, &mut findings);
+    /// Retires every TLAB (the sweep and the heap figures then see all of it).
+    pub fn retire_tlabs(&self, rt: &Runtime) {
+        for m in &self.world {
+            // SAFETY: the world is stopped: the collector owns every mutator's state.
+            unsafe { m.retire_tlab(rt) };
+        }
     }
+
+    /// Every root as (object address, slot address): shadow stacks, globals, callback.
+    pub fn roots(&self, rt: &Runtime) -> Vec<(usize, usize)> {
+        let mut roots = Vec::new();
+        let mut visit = |slot: *mut *mut u8| {
+            // SAFETY: root slots are readable while the world is stopped.
+            roots.push((unsafe { slot.read() } as usize, slot as usize));
+        };
+        for m in &self.world {
+            // SAFETY: the world is stopped.
+            unsafe { m.for_each_root(&mut visit) };
+        }
+        rt.roots.for_each_slot(&mut visit);
+        roots
+    }
+
+    /// Records the pause and resumes the world.
+    pub fn end(self, rt: &Runtime, kind: PauseKind, figures: PauseFigures) {
+        let duration = self.t0.elapsed();
+        rt.stats.record_pause(PauseRecord {
+            kind,
+            cause: figures.cause,
+            start_ns: self.start_ns,
+            duration_ns: duration.as_nanos() as u64,
+            ttsp_ns: self.ttsp.as_nanos() as u64,
+            mark_ns: figures.mark_ns,
+            sweep_ns: figures.sweep_ns,
+            heap_before: figures.heap_before,
+            heap_after: figures.heap_after,
+            committed_after: rt.space.committed(),
+            marked_objects: figures.marked,
+        });
+        tracing::info!(
+            kind = kind.name(),
+            pause_us = duration.as_micros() as u64,
+            ttsp_us = self.ttsp.as_micros() as u64,
+            mark_us = figures.mark_ns / 1000,
+            before = figures.heap_before,
+            after = figures.heap_after,
+            committed = rt.space.committed(),
+            "pause done"
+        );
+        rt.safepoint.resume();
+    }
+}
+
+/// What a pause reports besides its timing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PauseFigures {
+    /// Why the cycle runs.
+    pub cause: GcCause,
+    /// Marking inside the pause, ns.
+    pub mark_ns: u64,
+    /// Sweeping inside the pause, ns.
+    pub sweep_ns: u64,
+    /// Heap in use when the cycle started.
+    pub heap_before: usize,
+    /// Heap live after the cycle (0 when not yet known).
+    pub heap_after: usize,
+    /// Objects marked in the pause.
+    pub marked: u64,
+}
+
+/// Records invalid references and verification findings in the statistics.
+pub fn report_problems(rt: &Runtime, bad: &BadRefs, findings: verify::Findings) {
+    let (nbad, mut msgs) = bad.take();
     if nbad + findings.count > 0 {
-        let mut msgs = bad_msgs;
         msgs.extend(findings.messages);
         rt.stats.record_verify_errors(msgs, nbad + findings.count);
     }
-
-    let duration = t0.elapsed();
-    rt.stats.record_pause(PauseRecord {
-        kind: PauseKind::StwCollection,
-        cause,
-        start_ns,
-        duration_ns: duration.as_nanos() as u64,
-        ttsp_ns: ttsp.as_nanos() as u64,
-        mark_ns,
-        sweep_ns,
-        heap_before,
-        heap_after: live,
-        committed_after: rt.space.committed(),
-        marked_objects: marked,
-    });
-    tracing::info!(
-        pause_us = duration.as_micros() as u64,
-        ttsp_us = ttsp.as_micros() as u64,
-        mark_us = mark_ns / 1000,
-        sweep_us = sweep_ns / 1000,
-        before = heap_before,
-        after = live,
-        committed = rt.space.committed(),
-        "gc done"
-    );
-    rt.requests.complete();
-    rt.safepoint.resume();
 }

@@ -6,11 +6,12 @@
 //! asks for a fresh collection.
 
 use crate::stats::GcCause;
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 
 #[derive(Debug)]
 struct State {
     requested: u64,
+    started: u64,
     completed: u64,
     cause: GcCause,
     shutdown: bool,
@@ -22,6 +23,7 @@ pub struct GcRequests {
     state: Mutex<State>,
     wake: Condvar,
     done: Condvar,
+    urgent: AtomicBool,
 }
 
 impl Default for GcRequests {
@@ -29,21 +31,35 @@ impl Default for GcRequests {
         GcRequests {
             state: Mutex::new(State {
                 requested: 0,
+                started: 0,
                 completed: 0,
                 cause: GcCause::Explicit,
                 shutdown: false,
             }),
             wake: Condvar::new(),
             done: Condvar::new(),
+            urgent: AtomicBool::new(false),
         }
     }
 }
 
 impl GcRequests {
-    /// Asks for a collection; returns its number, for [`GcRequests::wait`].
+    /// Asks for a collection; returns its number, for [`GcRequests::wait`]. An explicit
+    /// request asks for a cycle that starts after it (a cycle already running may have
+    /// started marking before the objects the caller just dropped became garbage); other
+    /// causes are served by the cycle in progress.
     pub fn request(&self, cause: GcCause) -> u64 {
         let mut g = self.state.lock();
-        let target = g.completed + 1;
+        let running = g.started > g.completed;
+        let target = if cause == GcCause::Explicit && running {
+            g.completed + 2
+        } else {
+            g.completed + 1
+        };
+        if cause == GcCause::AllocationFailure {
+            // Relaxed: a hint polled by concurrent markers; the lock orders the rest.
+            self.urgent.store(true, Ordering::Relaxed);
+        }
         if g.requested < target {
             g.requested = target;
             g.cause = cause;
@@ -69,6 +85,7 @@ impl GcRequests {
         while g.requested <= g.completed && !g.shutdown {
             g = self.wake.wait(g);
         }
+        g.started = g.completed + 1;
         (!g.shutdown).then_some(g.cause)
     }
 
@@ -76,7 +93,15 @@ impl GcRequests {
     pub fn complete(&self) {
         let mut g = self.state.lock();
         g.completed += 1;
+        self.urgent.store(false, Ordering::Relaxed);
         self.done.notify_all();
+    }
+
+    /// Whether an allocation is waiting for the current cycle (concurrent marking should
+    /// give way to a stop-the-world finish).
+    #[inline]
+    pub fn is_urgent(&self) -> bool {
+        self.urgent.load(Ordering::Relaxed)
     }
 
     /// Number of completed collections.

@@ -1,5 +1,11 @@
-//! Parallel sweeping: workers claim chunks, sweep their blocks' line marks, and the results
-//! rebuild the block pools; empty chunks above the minimum heap go back to the OS.
+//! Parallel sweeping: workers claim chunks, sweep their blocks' line marks and hand free
+//! and recyclable blocks to the allocators' pools as they go (so allocation can continue
+//! during a concurrent sweep); wholly empty chunks wait for `finish`, which returns those
+//! above the minimum heap to the OS.
+//!
+//! The pools were emptied before the sweep started, so no allocator touches a block until
+//! it has been swept and pushed (the queue push/pop orders the sweep's writes before the
+//! allocator's).
 
 use crate::heap::blocks::{chunk_first_block, sweep_block, BlockIndex};
 use crate::heap::metadata::BlockState;
@@ -10,66 +16,53 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-#[derive(Debug, Default)]
-struct Swept {
-    free: Vec<BlockIndex>,
-    recyclable: Vec<BlockIndex>,
-    empty_chunks: Vec<usize>,
-    live_lines: usize,
-}
-
-/// The parallel sweep phase over the committed chunks.
+/// The parallel sweep phase over the chunks committed when it was created.
 pub struct SweepJob {
     rt: Arc<Runtime>,
     chunks: Vec<usize>,
     next: AtomicUsize,
     epoch: u8,
-    out: Mutex<Swept>,
+    empty_chunks: Mutex<Vec<usize>>,
+    live_lines: AtomicUsize,
 }
 
 impl SweepJob {
-    /// A sweep of every committed chunk after marking with `epoch`.
+    /// A sweep of every committed chunk after marking with `epoch`. Empties the block
+    /// pools: call it while the world is stopped.
     pub fn new(rt: Arc<Runtime>, epoch: u8) -> SweepJob {
+        rt.space.pools.clear();
         let chunks = rt.space.committed_chunks();
         SweepJob {
             rt,
             chunks,
             next: AtomicUsize::new(0),
             epoch,
-            out: Mutex::new(Swept::default()),
+            empty_chunks: Mutex::new(Vec::new()),
+            live_lines: AtomicUsize::new(0),
         }
     }
 
-    /// Rebuilds the block pools from the results, releases empty chunks above the minimum
-    /// heap, and returns the bytes live in blocks.
+    /// Releases empty chunks above the minimum heap, pools the rest, and returns the bytes
+    /// live in blocks.
     pub fn finish(&self) -> usize {
         let space = &self.rt.space;
-        let mut out = self.out.lock();
-        let mut sw = std::mem::take(&mut *out);
-        sw.empty_chunks.sort_unstable();
-        sw.free.sort_unstable();
-        sw.recyclable.sort_unstable();
+        let mut empty = std::mem::take(&mut *self.empty_chunks.lock());
+        empty.sort_unstable();
         // Keep the lowest empty chunks (better locality), release from the top.
-        while let Some(&c) = sw.empty_chunks.last() {
+        while let Some(&c) = empty.last() {
             if space.committed() < space.heap_min() + CHUNK_SIZE {
                 break;
             }
             space.release_chunk(c);
-            sw.empty_chunks.pop();
+            empty.pop();
         }
-        for &c in &sw.empty_chunks {
+        for c in empty {
             let first = chunk_first_block(c);
             for b in first..first + BLOCKS_PER_CHUNK {
                 space.pools.free.push(b as BlockIndex);
             }
         }
-        for b in sw.free {
-            space.pools.free.push(b);
-        }
-        for b in sw.recyclable {
-            space.pools.recyclable.push(b);
-        }
-        sw.live_lines * LINE_SIZE
+        self.live_lines.load(Ordering::Relaxed) * LINE_SIZE
     }
 }
 
@@ -77,31 +70,30 @@ impl<P> Job<P> for SweepJob {
     fn run(&self, _ctx: &mut WorkerContext<'_, P>) {
         let space = &self.rt.space;
         let poison = space.poison();
-        let mut local = Swept::default();
+        let mut live_lines = 0;
+        let mut free = Vec::with_capacity(BLOCKS_PER_CHUNK);
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(&c) = self.chunks.get(i) else { break };
             let first = chunk_first_block(c);
-            let mut free = Vec::new();
+            free.clear();
             for b in first..first + BLOCKS_PER_CHUNK {
                 let r = sweep_block(&space.meta, space.immix_base(), b, self.epoch, poison);
-                local.live_lines += r.live_lines;
+                live_lines += r.live_lines;
                 match r.state {
                     BlockState::Free => free.push(b as BlockIndex),
-                    BlockState::Recyclable => local.recyclable.push(b as BlockIndex),
+                    BlockState::Recyclable => space.pools.recyclable.push(b as BlockIndex),
                     _ => {}
                 }
             }
             if free.len() == BLOCKS_PER_CHUNK {
-                local.empty_chunks.push(c);
+                self.empty_chunks.lock().push(c);
             } else {
-                local.free.extend(free);
+                for &b in &free {
+                    space.pools.free.push(b);
+                }
             }
         }
-        let mut out = self.out.lock();
-        out.free.append(&mut local.free);
-        out.recyclable.append(&mut local.recyclable);
-        out.empty_chunks.append(&mut local.empty_chunks);
-        out.live_lines += local.live_lines;
+        self.live_lines.fetch_add(live_lines, Ordering::Relaxed);
     }
 }

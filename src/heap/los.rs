@@ -16,6 +16,8 @@ struct LosInner {
     free: BTreeMap<usize, usize>,
     /// Live objects: start address -> committed length in bytes.
     objects: BTreeMap<usize, usize>,
+    /// Mark new objects (from the start of marking until this space is swept).
+    alloc_black: bool,
 }
 
 /// The large-object space over `[base, base+size)`.
@@ -45,7 +47,12 @@ impl LargeObjectSpace {
 
     /// Commits zeroed pages for an object of `bytes`; None when no run of address space is
     /// large enough. The caller has already charged `footprint(bytes)` to the heap budget.
-    pub fn alloc(&self, res: &Reservation, bytes: usize) -> Result<Option<usize>> {
+    pub fn alloc(
+        &self,
+        res: &Reservation,
+        meta: &SideMetadata,
+        bytes: usize,
+    ) -> Result<Option<usize>> {
         let len = Self::footprint(bytes);
         let mut g = self.inner.lock();
         let Some((&start, &run)) = g.free.iter().find(|(_, &l)| l >= len) else {
@@ -57,6 +64,9 @@ impl LargeObjectSpace {
             g.free.insert(start + len, run - len);
         }
         g.objects.insert(start, len);
+        if g.alloc_black {
+            meta.mark(start);
+        }
         Ok(Some(start))
     }
 
@@ -77,10 +87,17 @@ impl LargeObjectSpace {
         g.free.insert(start, len);
     }
 
+    /// Starts marking new objects (at the start of a concurrent cycle).
+    pub fn set_alloc_black(&self) {
+        self.inner.lock().alloc_black = true;
+    }
+
     /// Frees every unmarked object and clears the marks of the rest; returns (bytes freed,
-    /// bytes still live). Runs while the world is stopped.
+    /// bytes still live). Objects allocated from here on are unmarked again. Runs after
+    /// marking is complete; allocation waits on the lock meanwhile.
     pub fn sweep(&self, res: &Reservation, meta: &SideMetadata) -> (usize, usize) {
         let mut g = self.inner.lock();
+        g.alloc_black = false;
         let dead: Vec<(usize, usize)> = g
             .objects
             .iter()

@@ -294,7 +294,7 @@ impl Space {
         if !self.try_charge(len) {
             return Ok(None);
         }
-        match self.los.alloc(&self.res, bytes) {
+        match self.los.alloc(&self.res, &self.meta, bytes) {
             Ok(Some(a)) => {
                 self.add_in_use(len);
                 Ok(Some(a))
@@ -311,6 +311,15 @@ impl Space {
         let (freed, live) = self.los.sweep(&self.res, &self.meta);
         self.uncharge(freed);
         live
+    }
+
+    /// Lowers the in-use figure by `n` (what a sweep found dead).
+    pub fn sub_in_use(&self, n: usize) {
+        let _ = self
+            .in_use
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
 }
 

@@ -15,7 +15,7 @@ pub mod types;
 pub use types::{TraceFn, TypeId, TypeInfo, TypeRegistry, VisitFn};
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Size of the header word.
 pub const HEADER_SIZE: usize = 8;
@@ -119,24 +119,30 @@ impl ObjRef {
         unsafe { self.as_ptr().add(off) as *mut T }
     }
 
-    /// Loads the reference field at `off` (no barrier).
+    /// Loads the reference field at `off` (no barrier; atomic, acquire).
     ///
     /// # Safety
     /// `off` must be a reference field of a live object.
     #[inline(always)]
     pub unsafe fn load_ref(self, off: usize) -> Option<ObjRef> {
-        // SAFETY: caller's contract; reference fields are 8-aligned pointers.
-        ObjRef::from_ptr(unsafe { self.field::<*mut u8>(off).read() })
+        // SAFETY: caller's contract; reference fields are 8-aligned pointer words.
+        let slot = unsafe { &*self.field::<AtomicPtr<u8>>(off) };
+        // Acquire pairs with the Release in `store_ref`: whoever loads a reference sees the
+        // object as it was when the reference was stored (its header, its fields).
+        ObjRef::from_ptr(slot.load(Ordering::Acquire))
     }
 
-    /// Stores into the reference field at `off` (no barrier).
+    /// Stores into the reference field at `off` (no barrier; atomic, release).
     ///
     /// # Safety
     /// `off` must be a reference field of a live object.
     #[inline(always)]
     pub unsafe fn store_ref(self, off: usize, v: Option<ObjRef>) {
         let p = v.map_or(std::ptr::null_mut(), ObjRef::as_ptr);
-        // SAFETY: caller's contract.
-        unsafe { self.field::<*mut u8>(off).write(p) }
+        // SAFETY: caller's contract; reference fields are 8-aligned pointer words.
+        let slot = unsafe { &*self.field::<AtomicPtr<u8>>(off) };
+        // Release: see `load_ref`. Reference fields are atomic words because GC threads
+        // read them while mutators write them (concurrent marking), and VMs may race.
+        slot.store(p, Ordering::Release)
     }
 }

@@ -56,6 +56,11 @@ pub const STOPPED: u32 = 2;
 pub const STATE_MASK: u32 = 3;
 /// Set in a state word while the collector needs the mutator stopped.
 pub const STOP_REQUESTED: u32 = 4;
+/// Set in a state word when the collector asks the mutator to run a handshake (flush its
+/// SATB buffer) at its next poll; the mutator clears it. Independent of the stop protocol.
+pub const HANDSHAKE_REQUESTED: u32 = 8;
+/// The bits the safepoint poll tests.
+pub const POLL_MASK: u32 = STOP_REQUESTED | HANDSHAKE_REQUESTED;
 
 /// The part of a mutator the safepoint protocol reads and writes: its state word.
 #[derive(Debug)]
@@ -78,14 +83,26 @@ impl ThreadState {
         self.word.load(Ordering::SeqCst) & STATE_MASK
     }
 
-    /// Whether the collector asks this mutator to stop (the poll's fast-path test).
+    /// Whether the collector asks this mutator to stop or to run a handshake (the poll's
+    /// fast-path test).
     #[inline(always)]
-    pub fn stop_requested(&self) -> bool {
-        // Relaxed: only a hint to take the slow path, which synchronises under the lock.
-        self.word.load(Ordering::Relaxed) & STOP_REQUESTED != 0
+    pub fn poll_requested(&self) -> bool {
+        // Relaxed: only a hint to take the slow path, which synchronises properly.
+        self.word.load(Ordering::Relaxed) & POLL_MASK != 0
     }
 
-    /// Changes the state bits from `from` to `to`, keeping STOP_REQUESTED; with
+    /// Takes a pending handshake request: true if there was one (the mutator then runs it).
+    pub fn take_handshake(&self) -> bool {
+        // Acquire pairs with the collector's release in `request_handshake`.
+        self.word.fetch_and(!HANDSHAKE_REQUESTED, Ordering::Acquire) & HANDSHAKE_REQUESTED != 0
+    }
+
+    /// Asks the mutator to run a handshake at its next poll.
+    pub fn request_handshake(&self) {
+        self.word.fetch_or(HANDSHAKE_REQUESTED, Ordering::Release);
+    }
+
+    /// Changes the state bits from `from` to `to`, keeping the request bits; with
     /// `require_clear`, only while STOP_REQUESTED is clear. Returns the bit as seen.
     fn transition(&self, from: u32, to: u32, require_clear: bool) -> Result<u32, u32> {
         let mut cur = self.word.load(Ordering::Relaxed);
@@ -95,11 +112,12 @@ impl ThreadState {
             if require_clear && bit != 0 {
                 return Err(bit);
             }
+            let keep = cur & !STATE_MASK;
             // AcqRel: releases the mutator's heap writes to the collector and acquires the
             // collector's writes made before it cleared the bit.
             match self.word.compare_exchange_weak(
                 cur,
-                to | bit,
+                to | keep,
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
@@ -173,6 +191,14 @@ impl<T: Participant> Safepoint<T> {
         found
     }
 
+    /// Calls `f` on every registered mutator (under the registry lock: `f` must not block
+    /// on the safepoint).
+    pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        for m in &self.registry.lock().mutators {
+            f(m);
+        }
+    }
+
     /// Number of registered mutators.
     pub fn len(&self) -> usize {
         self.registry.lock().mutators.len()
@@ -183,10 +209,10 @@ impl<T: Participant> Safepoint<T> {
         self.len() == 0
     }
 
-    /// The safepoint poll: parks if a stop was requested. Inline fast path.
+    /// Parks if a stop was requested (the handshake bit is the caller's to handle).
     #[inline(always)]
     pub fn poll(&self, m: &T) {
-        if m.thread_state().stop_requested() {
+        if m.thread_state().word.load(Ordering::Relaxed) & STOP_REQUESTED != 0 {
             self.park(m);
         }
     }

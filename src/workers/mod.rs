@@ -28,6 +28,8 @@ pub trait Job<P>: Send + Sync {
 struct Control<P> {
     // std's Arc: a job is handed over under the lock, so loom need not see its count.
     job: Option<std::sync::Arc<dyn Job<P>>>,
+    /// Workers `0..active` run the job; the others skip it.
+    active: usize,
     epoch: u64,
     finished: usize,
     shutdown: bool,
@@ -45,16 +47,23 @@ struct Shared<P> {
 
 /// The view of the pool one worker has while running a job.
 pub struct WorkerContext<'a, P> {
-    /// This worker's index, `0..n`.
+    /// This worker's index, `0..active`.
     pub id: usize,
+    active: usize,
     local: &'a Worker<P>,
     shared: &'a Shared<P>,
 }
 
 impl<P> WorkerContext<'_, P> {
-    /// Number of workers in the pool.
+    /// Number of workers running this job.
     pub fn workers(&self) -> usize {
-        self.shared.n
+        self.active
+    }
+
+    /// Ends this phase early for every worker (see [`WorkerPool::run_on`]); a job that sees
+    /// it must publish its unfinished work with [`WorkerContext::push`] and return.
+    pub fn abort(&self) {
+        self.shared.term.abort();
     }
 
     /// Makes `p` available to this worker and to thieves.
@@ -96,7 +105,7 @@ impl<P> WorkerContext<'_, P> {
                 self.shared.term.taken();
                 return Some(p);
             }
-            match self.shared.term.idle(self.shared.n) {
+            match self.shared.term.idle(self.active) {
                 Idle::Done => return None,
                 // A packet is published but may not be visible yet: let its producer finish.
                 Idle::Retry => thread::yield_now(),
@@ -123,6 +132,7 @@ impl<P: Send + 'static> WorkerPool<P> {
             term: Terminator::default(),
             control: Mutex::new(Control {
                 job: None,
+                active: n,
                 epoch: 0,
                 finished: 0,
                 shutdown: false,
@@ -154,7 +164,19 @@ impl<P: Send + 'static> WorkerPool<P> {
     /// Runs `job` on every worker with `seed` packets in the injector, and returns when all
     /// workers have finished it.
     pub fn run(&self, job: std::sync::Arc<dyn Job<P>>, seed: impl IntoIterator<Item = P>) {
+        self.run_on(self.shared.n, job, seed)
+    }
+
+    /// Runs `job` on workers `0..active` only (the others stay parked), with `seed` packets
+    /// added to whatever an aborted earlier phase left queued.
+    pub fn run_on(
+        &self,
+        active: usize,
+        job: std::sync::Arc<dyn Job<P>>,
+        seed: impl IntoIterator<Item = P>,
+    ) {
         let s = &*self.shared;
+        let active = active.clamp(1, s.n);
         s.term.reset();
         for p in seed {
             s.term.before_publish();
@@ -162,6 +184,7 @@ impl<P: Send + 'static> WorkerPool<P> {
         }
         let mut g = s.control.lock();
         g.job = Some(job);
+        g.active = active;
         g.epoch += 1;
         g.finished = 0;
         s.job_cv.notify_all();
@@ -184,14 +207,21 @@ fn worker_loop<P>(id: usize, local: Worker<P>, shared: &Shared<P>) {
                 return;
             }
             seen = g.epoch;
-            g.job.clone().expect("a new epoch always carries a job")
+            (
+                g.job.clone().expect("a new epoch always carries a job"),
+                g.active,
+            )
         };
-        let mut ctx = WorkerContext {
-            id,
-            local: &local,
-            shared,
-        };
-        job.run(&mut ctx);
+        let (job, active) = job;
+        if id < active {
+            let mut ctx = WorkerContext {
+                id,
+                active,
+                local: &local,
+                shared,
+            };
+            job.run(&mut ctx);
+        }
         drop(job);
         let mut g = shared.control.lock();
         g.finished += 1;

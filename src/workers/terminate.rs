@@ -56,12 +56,20 @@ pub enum Idle {
 }
 
 impl Terminator {
-    /// Resets for a new phase (no worker may be inside the protocol).
+    /// Resets for a new phase (no worker may be inside the protocol). Packets left by an
+    /// aborted phase stay pending for the next one.
     pub fn reset(&self) {
         let mut g = self.state.lock();
         g.idle = 0;
         g.done = false;
-        debug_assert_eq!(self.pending.load(Ordering::SeqCst), 0);
+    }
+
+    /// Ends the phase early: sleepers wake and every `idle` call returns Done. Workers keep
+    /// their unfinished work as published packets for the next phase.
+    pub fn abort(&self) {
+        let mut g = self.state.lock();
+        g.done = true;
+        self.cv.notify_all();
     }
 
     /// Called before a packet becomes visible to other workers.

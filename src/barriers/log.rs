@@ -1,0 +1,58 @@
+//! The object barrier's "log once per cycle" race.
+//!
+//! RPython's barrier granularity is the object: before the first store into an object
+//! after marking starts, all its reference fields are logged, and later stores need no
+//! barrier. Two threads may store into distinct fields of one object at once, so "logged"
+//! must mean "every old value is already in a buffer", not "someone started logging":
+//!
+//! 1. A thread that finds neither LOGGING nor LOGGED tries to set LOGGING by CAS.
+//! 2. The winner logs every reference field, then sets LOGGED (release).
+//! 3. Everyone else (CAS losers, or threads that find LOGGING) waits until LOGGED is set
+//!    (acquire) before storing. The fast path (`LOGGED` set) is one bit test.
+//!
+//! So no store into the object happens before all the pre-cycle values are logged. The
+//! loom model `loom-tests/tests/object_barrier.rs` checks it.
+
+use crate::sync::{spin_loop, thread, AtomicU64, Ordering};
+
+/// Header flag: a thread is logging this object's fields.
+pub const FLAG_LOGGING: u64 = 1 << 6;
+/// Header flag: the object's fields were logged this cycle (same bit as
+/// [`crate::object::FLAG_LOGGED`]).
+pub const FLAG_LOGGED: u64 = crate::object::FLAG_LOGGED;
+
+/// Ensures the object whose header is `header` was logged this cycle, calling `log` if this
+/// thread must do it. Returns true if this call logged it.
+#[inline]
+pub fn log_once(header: &AtomicU64, log: impl FnOnce()) -> bool {
+    let mut log = Some(log);
+    loop {
+        let h = header.load(Ordering::Acquire);
+        if h & FLAG_LOGGED != 0 {
+            return false;
+        }
+        if h & FLAG_LOGGING == 0 {
+            if header
+                .compare_exchange(h, h | FLAG_LOGGING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                if let Some(log) = log.take() {
+                    log();
+                }
+                // Release: the logged entries happen-before any store another thread
+                // makes after it sees LOGGED.
+                header.fetch_or(FLAG_LOGGED, Ordering::Release);
+                return true;
+            }
+            continue;
+        }
+        // Another thread is logging: wait until it is done.
+        spin_loop();
+        thread::yield_now();
+    }
+}
+
+/// Clears the logging flags of an object (after marking).
+pub fn clear(header: &AtomicU64) {
+    header.fetch_and(!(FLAG_LOGGED | FLAG_LOGGING), Ordering::Relaxed);
+}

@@ -1,0 +1,192 @@
+//! The concurrent cycle (`TANDEM_MODE=concurrent`):
+//!
+//! 1. **Init-mark pause**: retire TLABs, start a new epoch, turn on MARKING in every
+//!    mutator's `gc_state` (SATB barriers, black allocation), mark the roots into packets.
+//! 2. **Concurrent marking** on `TANDEM_CONC_THREADS` workers, which also drain full SATB
+//!    buffers; extra rounds drain what arrived meanwhile, then a handshake asks each running
+//!    mutator to flush its partial buffer at its next poll.
+//! 3. **Final-mark pause**: flush every buffer, rescan the roots, finish the closure with all
+//!    workers, turn barriers off, empty the block pools. What it traces is bounded by the
+//!    SATB entries left after step 2 and what they reach (not by the heap size). If an
+//!    allocation could not wait, marking gave way and this pause finishes the whole trace:
+//!    a *degenerate* pause.
+//! 4. **Concurrent sweep** on all workers; allocation continues from swept blocks.
+
+use super::mark::{mark_all, MarkJob, MarkPacket};
+use super::pacer::Pacer;
+use super::sweep::SweepJob;
+use super::verify::{self, Check, Findings};
+use super::{report_problems, Pause, PauseFigures};
+use crate::barriers::log;
+use crate::barriers::MARKING;
+use crate::object::ObjRef;
+use crate::runtime::Runtime;
+use crate::stats::{GcCause, PauseKind};
+use crate::workers::WorkerPool;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// SATB entries left for the final-mark pause before concurrent draining stops.
+const FINAL_MARK_SATB_BUDGET: usize = 16 * 1024;
+/// Most extra concurrent rounds spent draining SATB buffers.
+const MAX_DRAIN_ROUNDS: usize = 8;
+
+/// One concurrent collection cycle.
+pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer, cause: GcCause) {
+    let t_cycle = Instant::now();
+    let verify = rt.config.verify;
+    let conc = rt.config.concurrent_workers();
+
+    // 1. Init mark.
+    let pause = Pause::stop(rt);
+    pause.retire_tlabs(rt);
+    let heap_before = rt.space.in_use();
+    let mut findings = Findings::default();
+    if verify {
+        verify::free_lines_poisoned(rt, &mut findings);
+    }
+    let tm = Instant::now();
+    rt.space.advance_epoch();
+    rt.space.los.set_alloc_black();
+    for m in &pause.world {
+        m.gc_state.store(MARKING, Ordering::Relaxed);
+    }
+    let job = Arc::new(MarkJob::new(rt.clone(), true));
+    let (seeds, roots_marked) = mark_all(rt, pause.roots(rt), &job.bad);
+    let init_mark_ns = tm.elapsed().as_nanos() as u64;
+    pause.end(
+        rt,
+        PauseKind::InitMark,
+        PauseFigures {
+            cause,
+            mark_ns: init_mark_ns,
+            heap_before,
+            marked: roots_marked,
+            ..Default::default()
+        },
+    );
+
+    // 2. Concurrent marking.
+    let tc = Instant::now();
+    let span = tracing::debug_span!("concurrent_mark").entered();
+    pool.run_on(conc, job.clone(), seeds);
+    for _ in 0..MAX_DRAIN_ROUNDS {
+        if job.aborted.load(Ordering::Relaxed)
+            || rt.satb.pending_entries() <= FINAL_MARK_SATB_BUDGET
+        {
+            break;
+        }
+        let seeds = satb_seeds(rt, &job);
+        pool.run_on(conc, job.clone(), seeds);
+    }
+    if !job.aborted.load(Ordering::Relaxed) {
+        rt.safepoint.for_each(|m| m.ts.request_handshake());
+        let seeds = satb_seeds(rt, &job);
+        pool.run_on(conc, job.clone(), seeds);
+    }
+    let conc_mark_ns = tc.elapsed().as_nanos() as u64;
+    drop(span);
+    tracing::debug!(
+        conc_mark_us = conc_mark_ns / 1000,
+        aborted = job.aborted.load(Ordering::Relaxed),
+        "concurrent marking done"
+    );
+
+    // 3. Final mark.
+    let pause = Pause::stop(rt);
+    let degenerate = job.aborted.load(Ordering::Relaxed);
+    let tf = Instant::now();
+    for m in &pause.world {
+        // SAFETY: the world is stopped: the collector owns every mutator's state.
+        unsafe {
+            m.flush_barriers(rt);
+            m.retire_tlab(rt);
+        }
+        m.gc_state.store(0, Ordering::Relaxed);
+    }
+    let roots = pause.roots(rt);
+    let satb: Vec<(usize, usize)> = rt
+        .satb
+        .take_all()
+        .into_iter()
+        .flatten()
+        .map(|a| (a, 0))
+        .collect();
+    let final_job = Arc::new(MarkJob::new(rt.clone(), false));
+    let (seeds, n) = mark_all(
+        rt,
+        satb.into_iter().chain(roots.iter().copied()),
+        &final_job.bad,
+    );
+    pool.run(final_job.clone(), seeds);
+    let marked = n + final_job.marked.load(Ordering::Relaxed);
+    let final_mark_ns = tf.elapsed().as_nanos() as u64;
+    if verify {
+        let root_addrs: Vec<usize> = roots.iter().map(|r| r.0).collect();
+        verify::reachable(
+            rt,
+            &root_addrs,
+            Check::Marks { black_ok: true },
+            &mut findings,
+        );
+        verify::reachable(rt, &root_addrs, Check::Hook, &mut findings);
+    }
+    let in_use_at_pause = rt.space.in_use();
+    let sweep = Arc::new(SweepJob::new(rt.clone(), rt.space.epoch()));
+    let logged = std::mem::take(&mut *rt.logged.lock());
+    report_problems(rt, &job.bad, Findings::default());
+    report_problems(rt, &final_job.bad, findings);
+    pause.end(
+        rt,
+        if degenerate {
+            PauseKind::Degenerate
+        } else {
+            PauseKind::FinalMark
+        },
+        PauseFigures {
+            cause,
+            mark_ns: final_mark_ns,
+            heap_before,
+            marked,
+            ..Default::default()
+        },
+    );
+
+    // 4. Concurrent sweep. Clear the object barrier's flags first: dead objects' memory is
+    // not reused before the sweep frees it.
+    let ts = Instant::now();
+    let span = tracing::debug_span!("concurrent_sweep").entered();
+    for a in logged {
+        if let Some(o) = ObjRef::from_addr(a) {
+            // SAFETY: the object was live when logged and its memory is not freed until the
+            // sweep below; only the flag bits are touched.
+            log::clear(unsafe { o.header() });
+        }
+    }
+    pool.run(sweep.clone(), std::iter::empty());
+    let live = sweep.finish() + rt.space.sweep_large();
+    rt.space.sub_in_use(in_use_at_pause.saturating_sub(live));
+    rt.set_live_after_gc(live);
+    let sweep_ns = ts.elapsed().as_nanos() as u64;
+    drop(span);
+    rt.stats.add_concurrent(conc_mark_ns, sweep_ns);
+    rt.stats.set_last_live(live);
+    pacer.cycle_finished(rt, live, t_cycle.elapsed().as_secs_f64());
+    tracing::info!(
+        live,
+        conc_mark_us = conc_mark_ns / 1000,
+        conc_sweep_us = sweep_ns / 1000,
+        degenerate,
+        "cycle done"
+    );
+    rt.requests.complete();
+}
+
+/// Marks every SATB entry queued so far into packets.
+fn satb_seeds(rt: &Runtime, job: &MarkJob) -> Vec<MarkPacket> {
+    let entries = rt.satb.take_all().into_iter().flatten().map(|a| (a, 0));
+    let (seeds, n) = mark_all(rt, entries, &job.bad);
+    job.marked.fetch_add(n, Ordering::Relaxed);
+    seeds
+}

@@ -1,0 +1,107 @@
+//! The pacer: decides how full the heap may get before the next cycle starts.
+//!
+//! Stop-the-world mode lets the heap grow to twice what was live (at least the minimum
+//! heap). A concurrent cycle must *finish* before the heap is full, so the trigger also
+//! keeps a headroom of what the mutators allocate during one cycle: the measured
+//! allocation rate times the measured cycle time, with a safety factor. When the pacer
+//! loses the race anyway, allocations stall and, as a last resort, the cycle finishes in
+//! a (degenerate) pause.
+
+use crate::config::{Mode, Trigger};
+use crate::heap::CHUNK_SIZE;
+use crate::runtime::Runtime;
+use std::time::Instant;
+
+/// Safety factor on the headroom for one cycle's allocation.
+const HEADROOM_FACTOR: f64 = 1.5;
+/// Weight of the newest sample in the moving averages.
+const EWMA_WEIGHT: f64 = 0.5;
+
+/// Allocation and cycle-time measurements.
+#[derive(Debug)]
+pub struct Pacer {
+    last_end: Instant,
+    allocated_at_end: u64,
+    alloc_rate: f64,
+    cycle_secs: f64,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer {
+            last_end: Instant::now(),
+            allocated_at_end: 0,
+            alloc_rate: 0.0,
+            cycle_secs: 0.0,
+        }
+    }
+}
+
+fn ewma(old: f64, new: f64) -> f64 {
+    if old == 0.0 {
+        new
+    } else {
+        old * (1.0 - EWMA_WEIGHT) + new * EWMA_WEIGHT
+    }
+}
+
+impl Pacer {
+    /// Allocation rate in bytes per second (moving average).
+    pub fn alloc_rate(&self) -> f64 {
+        self.alloc_rate
+    }
+
+    /// Records a finished cycle that took `cycle_secs` (from its first pause to the end of
+    /// its sweep) and left `live` bytes, and sets the runtime's next trigger.
+    pub fn cycle_finished(&mut self, rt: &Runtime, live: usize, cycle_secs: f64) {
+        let now = Instant::now();
+        let allocated = rt.stats.snapshot_allocated();
+        let dt = now.duration_since(self.last_end).as_secs_f64();
+        if dt > 0.0 {
+            let rate = allocated.saturating_sub(self.allocated_at_end) as f64 / dt;
+            self.alloc_rate = ewma(self.alloc_rate, rate);
+        }
+        self.cycle_secs = ewma(self.cycle_secs, cycle_secs);
+        self.last_end = now;
+        self.allocated_at_end = allocated;
+        let t = self.trigger(rt, live);
+        tracing::debug!(
+            trigger = t,
+            live,
+            alloc_mb_s = self.alloc_rate / 1e6,
+            cycle_ms = self.cycle_secs * 1e3,
+            "pacer"
+        );
+        rt.set_trigger(t);
+    }
+
+    /// The heap in use at which the next cycle starts.
+    pub fn trigger(&self, rt: &Runtime, live: usize) -> usize {
+        let max = rt.space.heap_max();
+        match rt.config.gc_trigger {
+            Trigger::Percent(p) => return (max / 100 * p as usize).max(CHUNK_SIZE),
+            Trigger::Bytes(b) => return b.clamp(CHUNK_SIZE, max),
+            Trigger::Auto => {}
+        }
+        let growth = live
+            .saturating_mul(2)
+            .max(rt.config.heap_min.0)
+            .max(CHUNK_SIZE);
+        match rt.config.mode {
+            Mode::Stw => {
+                // Near the maximum, sit halfway between live and maximum so that a nearly
+                // full heap does not collect on every refill.
+                if growth > max - max / 8 {
+                    live + max.saturating_sub(live) / 2
+                } else {
+                    growth
+                }
+            }
+            Mode::Concurrent => {
+                let headroom = (self.alloc_rate * self.cycle_secs * HEADROOM_FACTOR) as usize
+                    + rt.config.threads * CHUNK_SIZE / 4;
+                growth.min(max.saturating_sub(headroom)).max(live.min(max))
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The parallel stop-the-world collection (`TANDEM_MODE=stw`), the reference mode.
+
+use super::mark::{mark_all, MarkJob, MarkPacket};
+use super::pacer::Pacer;
+use super::sweep::SweepJob;
+use super::verify::{self, Check, Findings};
+use super::{report_problems, Pause, PauseFigures};
+use crate::runtime::Runtime;
+use crate::stats::{GcCause, PauseKind};
+use crate::workers::WorkerPool;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One whole collection inside one pause.
+pub fn collect(
+    rt: &Arc<Runtime>,
+    pool: &WorkerPool<MarkPacket>,
+    pacer: &mut Pacer,
+    cause: GcCause,
+) {
+    let pause = Pause::stop(rt);
+    pause.retire_tlabs(rt);
+    let heap_before = rt.space.in_use();
+    let verify = rt.config.verify;
+    let mut findings = Findings::default();
+    if verify {
+        verify::free_lines_poisoned(rt, &mut findings);
+    }
+
+    let mark_span = tracing::debug_span!("mark").entered();
+    let tm = Instant::now();
+    rt.space.advance_epoch();
+    let roots = pause.roots(rt);
+    let job = Arc::new(MarkJob::new(rt.clone(), false));
+    let (seeds, roots_marked) = mark_all(rt, roots.iter().copied(), &job.bad);
+    pool.run(job.clone(), seeds);
+    let marked = roots_marked + job.marked.load(Ordering::Relaxed);
+    let mark_ns = tm.elapsed().as_nanos() as u64;
+    let root_addrs: Vec<usize> = roots.iter().map(|r| r.0).collect();
+    if verify {
+        verify::reachable(
+            rt,
+            &root_addrs,
+            Check::Marks { black_ok: false },
+            &mut findings,
+        );
+    }
+    drop(mark_span);
+
+    let sweep_span = tracing::debug_span!("sweep").entered();
+    let ts = Instant::now();
+    let sweep = Arc::new(SweepJob::new(rt.clone(), rt.space.epoch()));
+    pool.run(sweep.clone(), std::iter::empty());
+    let live = sweep.finish() + rt.space.sweep_large();
+    rt.space.set_in_use(live);
+    rt.set_live_after_gc(live);
+    let sweep_ns = ts.elapsed().as_nanos() as u64;
+    drop(sweep_span);
+    if verify {
+        verify::reachable(rt, &root_addrs, Check::Hook, &mut findings);
+    }
+    report_problems(rt, &job.bad, findings);
+    pacer.cycle_finished(rt, live, 0.0);
+    rt.stats.add_cycle();
+    // Complete while still stopped: a request made after resume asks for a new collection.
+    rt.requests.complete();
+    pause.end(
+        rt,
+        PauseKind::StwCollection,
+        PauseFigures {
+            cause,
+            mark_ns,
+            sweep_ns,
+            heap_before,
+            heap_after: live,
+            marked,
+        },
+    );
+}
