@@ -11,7 +11,7 @@
 
 use crate::error::Result;
 use crate::heap::blocks::find_hole;
-use crate::heap::metadata::{BlockState, LINE_FRESH};
+use crate::heap::metadata::{black_stamp, BlockState, LINE_FRESH};
 use crate::heap::{Space, BLOCK_SIZE, LINES_PER_BLOCK, LINE_SIZE};
 use std::sync::atomic::Ordering;
 
@@ -70,7 +70,11 @@ impl Default for TlabState {
 /// Zeroes lines `first..end` of block `b`, stamps them (fresh, or with the marking epoch
 /// when allocating black) and returns the window.
 fn prepare_lines(space: &Space, b: usize, first: usize, end: usize, black: bool) -> BumpWindow {
-    let stamp = if black { space.epoch() } else { LINE_FRESH };
+    let stamp = if black {
+        black_stamp(space.epoch())
+    } else {
+        LINE_FRESH
+    };
     let start = space.block_addr(b) + first * LINE_SIZE;
     let len = (end - first) * LINE_SIZE;
     // SAFETY: the lines are free, committed, and owned by this TLAB alone.

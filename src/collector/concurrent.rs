@@ -114,12 +114,22 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         .map(|a| (a, 0))
         .collect();
     let final_job = Arc::new(MarkJob::new(rt.clone(), false));
+    let satb_entries = satb.len();
     let (seeds, n) = mark_all(
         rt,
         satb.into_iter().chain(roots.iter().copied()),
         &final_job.bad,
     );
+    let tr = Instant::now();
     pool.run(final_job.clone(), seeds);
+    tracing::debug!(
+        satb_entries,
+        roots = roots.len(),
+        newly_marked = n,
+        closure_us = tr.elapsed().as_micros() as u64,
+        traced = final_job.marked.load(Ordering::Relaxed),
+        "final mark"
+    );
     let marked = n + final_job.marked.load(Ordering::Relaxed);
     let final_mark_ns = tf.elapsed().as_nanos() as u64;
     if verify {

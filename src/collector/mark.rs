@@ -57,6 +57,16 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Opt
         ));
         return None;
     }
+    let immix = space.in_immix(addr);
+    let epoch = space.epoch();
+    if immix
+        && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
+            == crate::heap::metadata::black_stamp(epoch)
+    {
+        // Allocated during this cycle's marking: live, and nothing it references needs
+        // tracing through it (SATB covers every object reachable at the snapshot).
+        return None;
+    }
     if !space.meta.mark(addr) {
         return None;
     }
@@ -71,7 +81,7 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Opt
         ));
         return None;
     };
-    if space.in_immix(addr) {
+    if immix {
         // SAFETY: a live object of type `info`.
         let size = unsafe { info.size_of(obj) };
         if size > crate::heap::LARGE_OBJECT_THRESHOLD {
@@ -81,7 +91,6 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Opt
             ));
             return None;
         }
-        let epoch = space.epoch();
         let (first, last) = (space.line_of(addr), space.line_of(addr + size - 1));
         for l in first..=last {
             // Relaxed: line marks are read by the sweep after the phase barrier of the pool.

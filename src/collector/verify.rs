@@ -8,7 +8,7 @@
 //!   a checksum), so a wrongly freed object shows up as poison in its fields.
 
 use crate::heap::blocks::chunk_first_block;
-use crate::heap::metadata::LINE_FREE;
+use crate::heap::metadata::{black_stamp, line_live, LINE_FREE};
 use crate::heap::{BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
@@ -115,7 +115,8 @@ pub fn reachable(rt: &Runtime, roots: &[usize], check: Check, f: &mut Findings) 
                 // SAFETY: live object of type `info`.
                 let size = unsafe { info.size_of(obj) };
                 for l in space.line_of(addr)..=space.line_of(addr + size - 1) {
-                    if space.meta.line(l).load(Ordering::Relaxed) != epoch {
+                    let v = space.meta.line(l).load(Ordering::Relaxed);
+                    if !line_live(v, epoch) {
                         lines_live = false;
                         f.report(format!(
                             "reachable object {addr:#x} (type {}) has unmarked line {l}",
@@ -124,7 +125,11 @@ pub fn reachable(rt: &Runtime, roots: &[usize], check: Check, f: &mut Findings) 
                     }
                 }
             }
-            let black = black_ok && space.in_immix(addr) && lines_live;
+            let black = black_ok
+                && lines_live
+                && space.in_immix(addr)
+                && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
+                    == black_stamp(epoch);
             if !space.meta.is_marked(addr) && !black {
                 f.report(format!(
                     "reachable object {addr:#x} (type {}) is not marked",

@@ -54,8 +54,8 @@ pub struct SweptBlock {
     pub live_lines: usize,
 }
 
-/// Sweeps one committed block after marking with line epoch `epoch`: lines not stamped with
-/// `epoch` become free (poisoned with `poison` when set), mark bits are cleared, and the
+/// Sweeps one committed block after marking with line epoch `epoch`: lines stamped neither
+/// with `epoch` nor with its black-allocation stamp become free (poisoned with `poison` when set), mark bits are cleared, and the
 /// block's state and live-line count are recorded.
 pub fn sweep_block(
     meta: &SideMetadata,
@@ -70,7 +70,7 @@ pub fn sweep_block(
     let mut live = 0;
     for (i, l) in lines.iter().enumerate() {
         let v = l.load(Relaxed);
-        if v == epoch {
+        if super::metadata::line_live(v, epoch) {
             live += 1;
         } else {
             if v != LINE_FREE {

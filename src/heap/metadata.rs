@@ -16,6 +16,22 @@ const BITS_PER_WORD: usize = 64;
 pub const LINE_FREE: u8 = 0;
 /// Line-mark value of a line handed to a TLAB since the last sweep.
 pub const LINE_FRESH: u8 = u8::MAX;
+/// Largest marking epoch; epochs run `1..=MAX_EPOCH`, so that each has a distinct
+/// black-allocation stamp below [`LINE_FRESH`].
+pub const MAX_EPOCH: u8 = 127;
+
+/// Line-mark value of a line a TLAB allocated black into during marking in `epoch`: live
+/// for this cycle, and its objects are not traced (allocate-black at line granularity).
+#[inline(always)]
+pub const fn black_stamp(epoch: u8) -> u8 {
+    epoch + MAX_EPOCH
+}
+
+/// Whether a line with mark `v` is live in the cycle of `epoch`.
+#[inline(always)]
+pub const fn line_live(v: u8, epoch: u8) -> bool {
+    v == epoch || v == black_stamp(epoch)
+}
 
 /// The state of a block of the Immix space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -133,11 +133,7 @@ impl Space {
     /// Starts a new marking epoch (in a pause); skips the reserved line values.
     pub fn advance_epoch(&self) -> u8 {
         let e = self.epoch();
-        let next = if e >= metadata::LINE_FRESH - 1 {
-            1
-        } else {
-            e + 1
-        };
+        let next = if e >= metadata::MAX_EPOCH { 1 } else { e + 1 };
         self.epoch.store(next, Ordering::Relaxed);
         next
     }
