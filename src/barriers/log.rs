@@ -13,7 +13,49 @@
 //! So no store into the object happens before all the pre-cycle values are logged. The
 //! loom model `loom-tests/tests/object_barrier.rs` checks it.
 
-use crate::sync::{spin_loop, thread, AtomicU64, Ordering};
+use crate::sync::{spin_loop, thread, Ordering};
+
+/// An atomic 64-bit header word: the real one in object memory (std) or, in loom models,
+/// loom's (which then explores every interleaving of this protocol).
+pub trait HeaderWord {
+    /// Atomic load.
+    fn load(&self, o: Ordering) -> u64;
+    /// Atomic compare-and-exchange.
+    fn compare_exchange(&self, cur: u64, new: u64, s: Ordering, f: Ordering) -> Result<u64, u64>;
+    /// Atomic or.
+    fn fetch_or(&self, v: u64, o: Ordering) -> u64;
+    /// Atomic and.
+    fn fetch_and(&self, v: u64, o: Ordering) -> u64;
+}
+
+macro_rules! header_word {
+    ($t:ty) => {
+        impl HeaderWord for $t {
+            fn load(&self, o: Ordering) -> u64 {
+                <$t>::load(self, o)
+            }
+            fn compare_exchange(
+                &self,
+                c: u64,
+                n: u64,
+                s: Ordering,
+                f: Ordering,
+            ) -> Result<u64, u64> {
+                <$t>::compare_exchange(self, c, n, s, f)
+            }
+            fn fetch_or(&self, v: u64, o: Ordering) -> u64 {
+                <$t>::fetch_or(self, v, o)
+            }
+            fn fetch_and(&self, v: u64, o: Ordering) -> u64 {
+                <$t>::fetch_and(self, v, o)
+            }
+        }
+    };
+}
+
+header_word!(std::sync::atomic::AtomicU64);
+#[cfg(loom)]
+header_word!(loom::sync::atomic::AtomicU64);
 
 /// Header flag: a thread is logging this object's fields.
 pub const FLAG_LOGGING: u64 = 1 << 6;
@@ -24,7 +66,7 @@ pub const FLAG_LOGGED: u64 = crate::object::FLAG_LOGGED;
 /// Ensures the object whose header is `header` was logged this cycle, calling `log` if this
 /// thread must do it. Returns true if this call logged it.
 #[inline]
-pub fn log_once(header: &AtomicU64, log: impl FnOnce()) -> bool {
+pub fn log_once(header: &impl HeaderWord, log: impl FnOnce()) -> bool {
     let mut log = Some(log);
     loop {
         let h = header.load(Ordering::Acquire);
@@ -53,6 +95,6 @@ pub fn log_once(header: &AtomicU64, log: impl FnOnce()) -> bool {
 }
 
 /// Clears the logging flags of an object (after marking).
-pub fn clear(header: &AtomicU64) {
+pub fn clear(header: &impl HeaderWord) {
     header.fetch_and(!(FLAG_LOGGED | FLAG_LOGGING), Ordering::Relaxed);
 }
