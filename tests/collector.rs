@@ -1,15 +1,16 @@
-//! End-to-end checks of the stop-the-world collector through the Rust API.
+//! End-to-end checks of the collector through the Rust API, each run in both modes.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tandem::{ByteSize, Config, Error, Heap, Mutator, ObjRef, TypeId, TypeInfo};
+use tandem::{ByteSize, Config, Error, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
 
 /// Node: header | next (ref) | value (u64).
 const NEXT: usize = 8;
 const VALUE: usize = 16;
 
-fn heap(max_mb: usize, verify: bool) -> Heap {
+fn heap(mode: Mode, max_mb: usize, verify: bool) -> Heap {
     Heap::with_config(Config {
+        mode,
         threads: 2,
         heap_max: ByteSize(max_mb << 20),
         heap_min: ByteSize(4 << 20),
@@ -75,9 +76,8 @@ fn churn(m: &mut Mutator, ty: TypeId, bytes: usize) {
     }
 }
 
-#[test]
-fn rooted_objects_survive_many_collections_intact() {
-    let h = heap(32, true);
+fn rooted_objects_survive_many_collections_intact(mode: Mode) {
+    let h = heap(mode, 32, true);
     let ty = node_type(&h);
     let mut m = h.attach().unwrap();
     build_list(&mut m, ty, 10_000);
@@ -92,9 +92,8 @@ fn rooted_objects_survive_many_collections_intact() {
     assert!(s.heap_live >= 10_000 * 24);
 }
 
-#[test]
-fn garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes() {
-    let h = heap(16, false);
+fn garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes(mode: Mode) {
+    let h = heap(mode, 16, false);
     let ty = node_type(&h);
     let mut m = h.attach().unwrap();
     churn(&mut m, ty, 200 << 20);
@@ -105,9 +104,8 @@ fn garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes() {
     assert!(s.bytes_allocated >= 190 << 20, "{}", s.bytes_allocated);
 }
 
-#[test]
-fn out_of_memory_returns_an_error_calls_the_handler_and_recovers() {
-    let h = heap(8, false);
+fn out_of_memory_returns_an_error_calls_the_handler_and_recovers(mode: Mode) {
+    let h = heap(mode, 8, false);
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     h.set_oom_handler(Some(Box::new(move |_| {
@@ -141,9 +139,8 @@ fn out_of_memory_returns_an_error_calls_the_handler_and_recovers() {
     ));
 }
 
-#[test]
-fn large_and_var_size_objects_are_traced_and_freed() {
-    let h = heap(64, true);
+fn large_and_var_size_objects_are_traced_and_freed(mode: Mode) {
+    let h = heap(mode, 64, true);
     let (node, arr) = (node_type(&h), array_type(&h));
     let mut m = h.attach().unwrap();
     // A large pointer array (in the large-object space) holding nodes.
@@ -179,9 +176,8 @@ fn large_and_var_size_objects_are_traced_and_freed() {
     );
 }
 
-#[test]
-fn global_roots_and_the_root_callback_keep_objects_alive() {
-    let h = heap(32, true);
+fn global_roots_and_the_root_callback_keep_objects_alive(mode: Mode) {
+    let h = heap(mode, 32, true);
     let ty = node_type(&h);
     let mut m = h.attach().unwrap();
     let mut global: *mut u8 = std::ptr::null_mut();
@@ -221,9 +217,8 @@ fn global_roots_and_the_root_callback_keep_objects_alive() {
     assert_eq!(h.stats().verify_errors, 0);
 }
 
-#[test]
-fn a_trace_callback_type_is_traced_through_the_callback() {
-    let h = heap(32, true);
+fn a_trace_callback_type_is_traced_through_the_callback(mode: Mode) {
+    let h = heap(mode, 32, true);
     let node = node_type(&h);
     // Irregular type: header | tagged word | ref at 16 only when the tag is 1.
     unsafe extern "C" fn trace(obj: *mut u8, visit: tandem::VisitFn, ctx: *mut std::ffi::c_void) {
@@ -260,9 +255,8 @@ fn a_trace_callback_type_is_traced_through_the_callback() {
     assert_eq!(h.stats().verify_errors, 0);
 }
 
-#[test]
-fn threads_allocate_and_collect_concurrently() {
-    let h = heap(64, true);
+fn threads_allocate_and_collect_concurrently(mode: Mode) {
+    let h = heap(mode, 64, true);
     let ty = node_type(&h);
     std::thread::scope(|s| {
         for t in 0..4u64 {
@@ -286,9 +280,8 @@ fn threads_allocate_and_collect_concurrently() {
     assert_eq!(h.mutators(), 0);
 }
 
-#[test]
-fn a_thread_in_native_code_does_not_hold_up_collections() {
-    let h = heap(32, false);
+fn a_thread_in_native_code_does_not_hold_up_collections(mode: Mode) {
+    let h = heap(mode, 32, false);
     let ty = node_type(&h);
     let go = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
@@ -311,9 +304,8 @@ fn a_thread_in_native_code_does_not_hold_up_collections() {
     assert!(h.stats().gcs >= 3);
 }
 
-#[test]
-fn a_mutator_may_detach_while_a_collection_waits_for_it() {
-    let h = heap(32, false);
+fn a_mutator_may_detach_while_a_collection_waits_for_it(mode: Mode) {
+    let h = heap(mode, 32, false);
     let requested = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
         let (h2, r2) = (h.clone(), requested.clone());
@@ -340,9 +332,8 @@ fn a_mutator_may_detach_while_a_collection_waits_for_it() {
     assert!(h.stats().ttsp_max_ns >= 10_000_000);
 }
 
-#[test]
-fn writes_to_freed_memory_are_caught_by_verification() {
-    let h = heap(32, true);
+fn writes_to_freed_memory_are_caught_by_verification(mode: Mode) {
+    let h = heap(mode, 32, true);
     let ty = node_type(&h);
     let mut m = h.attach().unwrap();
     let dangling = m.alloc(ty, 0).unwrap();
@@ -361,9 +352,8 @@ fn writes_to_freed_memory_are_caught_by_verification() {
     );
 }
 
-#[test]
-fn memory_above_the_minimum_heap_is_returned_after_collection() {
-    let h = heap(128, false);
+fn memory_above_the_minimum_heap_is_returned_after_collection(mode: Mode) {
+    let h = heap(mode, 128, false);
     let ty = node_type(&h);
     let mut m = h.attach().unwrap();
     build_list(&mut m, ty, 1_500_000); // ~36 MB live
@@ -375,9 +365,8 @@ fn memory_above_the_minimum_heap_is_returned_after_collection() {
     assert!(after <= 8 << 20, "committed {grown} -> {after}");
 }
 
-#[test]
-fn misuse_is_reported_not_fatal() {
-    let h = heap(16, false);
+fn misuse_is_reported_not_fatal(mode: Mode) {
+    let h = heap(mode, 16, false);
     let mut m = h.attach().unwrap();
     assert!(matches!(
         m.alloc(TypeId(999), 0),
@@ -397,4 +386,112 @@ fn misuse_is_reported_not_fatal() {
     // collection reports the shutdown.
     m.alloc(ty, 0).unwrap();
     assert!(matches!(m.collect(), Err(Error::Shutdown)));
+}
+
+/// Runs each check in both collector modes, as `stw::name` and `concurrent::name`.
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod stw {
+            $(#[test] fn $name() { super::$name(tandem::Mode::Stw) })*
+        }
+        mod concurrent {
+            $(#[test] fn $name() { super::$name(tandem::Mode::Concurrent) })*
+        }
+    };
+}
+
+in_both_modes!(
+    rooted_objects_survive_many_collections_intact,
+    garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes,
+    out_of_memory_returns_an_error_calls_the_handler_and_recovers,
+    large_and_var_size_objects_are_traced_and_freed,
+    global_roots_and_the_root_callback_keep_objects_alive,
+    a_trace_callback_type_is_traced_through_the_callback,
+    threads_allocate_and_collect_concurrently,
+    a_thread_in_native_code_does_not_hold_up_collections,
+    a_mutator_may_detach_while_a_collection_waits_for_it,
+    writes_to_freed_memory_are_caught_by_verification,
+    memory_above_the_minimum_heap_is_returned_after_collection,
+    misuse_is_reported_not_fatal
+);
+
+/// The classic SATB hazard: while marking runs, a thread keeps moving references between
+/// two arrays (swapping an entry of one with an entry of the other), so an object can
+/// disappear from the array the marker has yet to scan into the one it already scanned.
+/// The write barrier logs every overwritten reference, so no object may be lost:
+/// verification checks every reachable object is marked at every cycle, and every node
+/// must still be found at the end.
+#[test]
+fn references_moved_between_arrays_during_marking_survive() {
+    const N: usize = 4096;
+    let h = heap(Mode::Concurrent, 128, true);
+    let (arr, node) = (array_type(&h), node_type(&h));
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let (h2, stop2) = (h.clone(), stop.clone());
+        s.spawn(move || {
+            let mut m = h2.attach().unwrap();
+            while !stop2.load(Ordering::Relaxed) {
+                m.collect().unwrap();
+            }
+        });
+        let mut m = h.attach().unwrap();
+        // Roots, bottom to top: array A, a long list, array B. The marker takes B first and
+        // A last, so the list keeps the window between them open for a while.
+        for a in 0..2 {
+            let array = m.alloc(arr, N).unwrap();
+            m.push_root(Some(array)).unwrap();
+            for i in 0..N {
+                let n = m.alloc(node, 0).unwrap();
+                let array = m.peek_root(0).unwrap().unwrap();
+                // SAFETY: fresh node; item i of a rooted N-item array.
+                unsafe {
+                    *n.field::<u64>(VALUE) = (a * N + i) as u64;
+                    m.write_ref(array, 16 + 8 * i, Some(n));
+                }
+            }
+            if a == 0 {
+                build_list(&mut m, node, 300_000);
+            }
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut step = 0u64;
+        while step % 4096 != 0 || h.stats().cycles < 12 {
+            step += 1;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (i, j) = ((x % N as u64) as usize, ((x >> 32) % N as u64) as usize);
+            let (a, b) = (
+                m.peek_root(2).unwrap().unwrap(),
+                m.peek_root(0).unwrap().unwrap(),
+            );
+            // SAFETY: items i and j of the two rooted arrays.
+            unsafe {
+                let (oa, ob) = (m.read_ref(a, 16 + 8 * i), m.read_ref(b, 16 + 8 * j));
+                m.write_ref(a, 16 + 8 * i, ob);
+                m.write_ref(b, 16 + 8 * j, oa);
+            }
+            if step % 256 == 0 {
+                m.safepoint();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut seen = vec![false; 2 * N];
+        for d in [0, 2] {
+            let a = m.peek_root(d).unwrap().unwrap();
+            for i in 0..N {
+                // SAFETY: rooted arrays of live nodes.
+                let v = unsafe { *m.read_ref(a, 16 + 8 * i).unwrap().field::<u64>(VALUE) };
+                assert!(
+                    !std::mem::replace(&mut seen[v as usize], true),
+                    "node {v} twice"
+                );
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+    });
+    let s = h.stats();
+    assert!(s.cycles >= 2, "cycles {}", s.cycles);
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
 }
