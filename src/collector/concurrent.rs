@@ -29,6 +29,8 @@ use std::time::Instant;
 
 /// SATB entries left for the final-mark pause before concurrent draining stops.
 const FINAL_MARK_SATB_BUDGET: usize = 16 * 1024;
+/// Objects the final mark traces on the control thread before it wakes the workers.
+const FINAL_MARK_INLINE_BUDGET: usize = 20_000;
 /// Most extra concurrent rounds spent draining SATB buffers.
 const MAX_DRAIN_ROUNDS: usize = 8;
 
@@ -121,7 +123,11 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         &final_job.bad,
     );
     let tr = Instant::now();
-    pool.run(final_job.clone(), seeds);
+    let rest = final_job.drain_here(seeds, FINAL_MARK_INLINE_BUDGET);
+    if !rest.is_empty() || degenerate {
+        // Packets left by a concurrent phase that gave way are in the pool's queues.
+        pool.run(final_job.clone(), rest);
+    }
     tracing::debug!(
         satb_entries,
         roots = roots.len(),

@@ -183,6 +183,24 @@ impl MarkJob {
     }
 }
 
+impl MarkJob {
+    /// Traces `packets` on the calling thread for up to `budget` objects, so a small
+    /// closure (the usual final mark) costs no worker wake-ups. Returns what is left, as
+    /// packets for the pool.
+    pub fn drain_here(&self, packets: Vec<MarkPacket>, budget: usize) -> Vec<MarkPacket> {
+        let mut stack: Vec<ObjRef> = packets.into_iter().flatten().collect();
+        let mut marked = 0;
+        let mut scanned = 0;
+        while scanned < budget {
+            let Some(obj) = stack.pop() else { break };
+            marked += self.scan(obj, &mut stack);
+            scanned += 1;
+        }
+        self.marked.fetch_add(marked, Ordering::Relaxed);
+        stack.chunks(PACKET_SIZE).map(<[ObjRef]>::to_vec).collect()
+    }
+}
+
 impl Job<MarkPacket> for MarkJob {
     fn run(&self, ctx: &mut WorkerContext<'_, MarkPacket>) {
         let rt = &*self.rt;
