@@ -296,14 +296,19 @@ static inline void *tandem_read_ref(tandem_mutator *m, void *obj, void **slot) {
 
 /** State-word bit set while the collector needs this thread stopped. */
 #define TANDEM_STOP_REQUESTED 4u
+/** State-word bit set while the collector asks this thread to hand over its barrier
+ *  buffers at its next poll (a handshake; the thread does not stop). */
+#define TANDEM_HANDSHAKE_REQUESTED 8u
+/** The state-word bits the safepoint poll tests. */
+#define TANDEM_POLL_MASK (TANDEM_STOP_REQUESTED | TANDEM_HANDSHAKE_REQUESTED)
 
 /** Slow path of tandem_safepoint. */
 tandem_result tandem_safepoint_slow(tandem_mutator *m);
 
 /** The safepoint poll: call it regularly (loop back-edges, calls). Parks while a
- *  collection needs the world stopped. */
+ *  collection needs the world stopped, and answers the collector's handshakes. */
 static inline tandem_result tandem_safepoint(tandem_mutator *m) {
-    if (TANDEM_UNLIKELY(__atomic_load_n(&m->state, __ATOMIC_RELAXED) & TANDEM_STOP_REQUESTED)) {
+    if (TANDEM_UNLIKELY(__atomic_load_n(&m->state, __ATOMIC_RELAXED) & TANDEM_POLL_MASK)) {
         return tandem_safepoint_slow(m);
     }
     return TANDEM_OK;

@@ -5,10 +5,18 @@
 //! is the address of its core, whose first fields the inline fast paths use. A pointer is
 //! validated by comparing it with the calling thread's own mutator, so the check takes no
 //! lock; the global set of live mutators is consulted only to explain an error.
+//!
+//! A thread that exits while attached is detached by the destructor of `CURRENT`. Dropping
+//! a `Mutator` uses the core's own thread-locals, so `CURRENT` must be destroyed before
+//! them. Thread-local destructors run in reverse order of registration (glibc's
+//! `__cxa_thread_atexit_impl`, and std's fallback list), and a thread-local registers its
+//! destructor when first touched; so `CURRENT` is touched only after a successful attach
+//! (which touched the core's). The per-call check reads `CURRENT_CORE`, which has no
+//! destructor, so rejecting a mutator never touches `CURRENT`.
 
 use crate::error::{fail, Code, FfiResult};
 use parking_lot::{Mutex, RwLock};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use tandem_core::mutator::MutatorCore;
 use tandem_core::{Heap, Mutator};
@@ -16,8 +24,27 @@ use tandem_core::{Heap, Mutator};
 static HEAP: RwLock<Option<Heap>> = RwLock::new(None);
 static LIVE_MUTATORS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
 
+/// A thread's attached mutator. Dropping it (detach, or thread exit) forgets its address.
+struct Attached {
+    mutator: Mutator,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let p = self.mutator.core() as *const MutatorCore;
+        // No destructor, so this thread-local is usable even during thread exit.
+        let _ = CURRENT_CORE.try_with(|c| c.set(std::ptr::null()));
+        if let Some(set) = LIVE_MUTATORS.lock().as_mut() {
+            set.remove(&(p as usize));
+        }
+    }
+}
+
 thread_local! {
-    static CURRENT: RefCell<Option<Mutator>> = const { RefCell::new(None) };
+    /// The calling thread's mutator; touched only once attached (see the module docs).
+    static CURRENT: RefCell<Option<Attached>> = const { RefCell::new(None) };
+    /// The address of `CURRENT`'s core, or null when the thread is not attached.
+    static CURRENT_CORE: Cell<*const MutatorCore> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Installs the process heap; an error if one is installed.
@@ -59,19 +86,17 @@ pub fn with_heap<R>(f: impl FnOnce(&Heap) -> FfiResult<R>) -> FfiResult<R> {
 
 /// Attaches the calling thread and returns its core's address.
 pub fn attach() -> FfiResult<*mut MutatorCore> {
+    if !CURRENT_CORE.get().is_null() {
+        return fail(
+            Code::State,
+            "this thread is already attached: one mutator per thread",
+        );
+    }
+    // Attaching touches the core's thread-locals before `CURRENT` is touched below.
     let m = with_heap(|h| Ok(h.attach()?))?;
     let p = m.core() as *const MutatorCore as *mut MutatorCore;
-    CURRENT.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_some() {
-            return fail(
-                Code::State,
-                "this thread is already attached: one mutator per thread",
-            );
-        }
-        *c = Some(m);
-        Ok(())
-    })?;
+    CURRENT.with(|c| *c.borrow_mut() = Some(Attached { mutator: m }));
+    CURRENT_CORE.set(p);
     LIVE_MUTATORS
         .lock()
         .get_or_insert_with(HashSet::new)
@@ -83,11 +108,31 @@ pub fn attach() -> FfiResult<*mut MutatorCore> {
 pub fn detach(p: *mut MutatorCore) -> FfiResult<()> {
     with_mutator(p, |_| Ok(()))?;
     let m = CURRENT.with(|c| c.borrow_mut().take());
-    if let Some(set) = LIVE_MUTATORS.lock().as_mut() {
-        set.remove(&(p as usize));
-    }
     drop(m);
     Ok(())
+}
+
+/// Runs `f` (which waits for the collector) with the calling thread's mutator, if it has
+/// one, in a native region: a collection that needs this thread stopped can then finish
+/// instead of waiting for it forever.
+pub fn in_native_region<R>(f: impl FnOnce() -> R) -> R {
+    let entered = !CURRENT_CORE.get().is_null()
+        && CURRENT.with(|c| match c.borrow_mut().as_mut() {
+            Some(a) if a.mutator.core().ts.load() == tandem_core::safepoint::RUNNING => {
+                a.mutator.enter_native();
+                true
+            }
+            _ => false,
+        });
+    let r = f();
+    if entered {
+        CURRENT.with(|c| {
+            if let Some(a) = c.borrow_mut().as_mut() {
+                a.mutator.leave_native();
+            }
+        });
+    }
+    r
 }
 
 /// Runs `f` with the calling thread's mutator after checking that `p` is it.
@@ -96,10 +141,11 @@ pub fn with_mutator<R>(
     p: *mut MutatorCore,
     f: impl FnOnce(&mut Mutator) -> FfiResult<R>,
 ) -> FfiResult<R> {
-    let r = CURRENT.with(|c| match c.borrow_mut().as_mut() {
-        Some(m) if std::ptr::eq(m.core(), p) => Some(f(m)),
-        _ => None,
-    });
+    let r = if !p.is_null() && std::ptr::eq(CURRENT_CORE.get(), p) {
+        CURRENT.with(|c| c.borrow_mut().as_mut().map(|a| f(&mut a.mutator)))
+    } else {
+        None
+    };
     match r {
         Some(r) => r,
         None => Err(explain_bad_mutator(p)),

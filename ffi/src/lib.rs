@@ -140,7 +140,10 @@ pub unsafe extern "C" fn tandem_init(opts: *const CTandemOptions) -> i32 {
 #[no_mangle]
 pub extern "C" fn tandem_shutdown() -> i32 {
     status(|| {
-        drop(global::uninstall()?);
+        let heap = global::uninstall()?;
+        // Dropping the heap waits for a collection in progress, which may be waiting for
+        // this very thread to stop: let it run meanwhile.
+        global::in_native_region(|| drop(heap));
         Ok(())
     })
 }
@@ -319,13 +322,17 @@ pub unsafe extern "C" fn tandem_write_ref_slow(
     })
 }
 
-/// The slow path of `tandem_object_barrier` (taken while a concurrent phase runs).
+/// The slow path of `tandem_object_barrier` (taken while marking runs): logs the
+/// object's reference fields once per cycle.
 #[no_mangle]
-pub extern "C" fn tandem_object_barrier_slow(m: *mut CMutator, obj: *mut c_void) -> i32 {
+pub unsafe extern "C" fn tandem_object_barrier_slow(m: *mut CMutator, obj: *mut c_void) -> i32 {
     status(|| {
-        check_obj(obj, "tandem_object_barrier")?;
-        // The stop-the-world collector logs nothing.
-        global::with_mutator(m, |_| Ok(()))
+        let o = check_obj(obj, "tandem_object_barrier")?;
+        global::with_mutator(m, |mm| {
+            // SAFETY: the caller passes a live, initialised object.
+            unsafe { mm.object_barrier(o) };
+            Ok(())
+        })
     })
 }
 
@@ -340,15 +347,19 @@ pub unsafe extern "C" fn tandem_array_copy_refs_slow(
     n: usize,
 ) -> i32 {
     status(|| {
-        check_obj(dst_obj, "tandem_array_copy_refs (dst_obj)")?;
-        check_obj(src_obj, "tandem_array_copy_refs (src_obj)")?;
-        if n > 0 {
-            check_slot(dst, "tandem_array_copy_refs (dst)")?;
-            check_slot(src as *mut *mut c_void, "tandem_array_copy_refs (src)")?;
+        let d = check_obj(dst_obj, "tandem_array_copy_refs (dst_obj)")?;
+        let s = check_obj(src_obj, "tandem_array_copy_refs (src_obj)")?;
+        if n == 0 {
+            return global::with_mutator(m, |_| Ok(()));
         }
-        global::with_mutator(m, |_| {
-            // SAFETY: the caller passes n valid slots in each array.
-            unsafe { std::ptr::copy(src, dst, n) };
+        check_slot(dst, "tandem_array_copy_refs (dst)")?;
+        check_slot(src as *mut *mut c_void, "tandem_array_copy_refs (src)")?;
+        let dst_off = (dst as usize).wrapping_sub(d.addr());
+        let src_off = (src as usize).wrapping_sub(s.addr());
+        global::with_mutator(m, |mm| {
+            // SAFETY: the caller passes n reference slots of each live object; the core
+            // logs the overwritten range while marking, then copies (overlap allowed).
+            unsafe { mm.array_copy_refs(d, dst_off, s, src_off, n) };
             Ok(())
         })
     })
