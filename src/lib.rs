@@ -58,7 +58,10 @@ impl Drop for HeapOwner {
     fn drop(&mut self) {
         self.rt.requests.shutdown();
         if let Some(h) = self.control.take() {
-            let _ = h.join();
+            // A collection in progress may be waiting for this very thread to stop.
+            mutator::while_native(&self.rt, || {
+                let _ = h.join();
+            });
         }
     }
 }

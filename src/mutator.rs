@@ -197,7 +197,7 @@ const MAX_ALLOCATION_GCS: usize = 16;
 
 thread_local! {
     /// Runtimes this thread is attached to (a thread has at most one mutator per heap).
-    static ATTACHED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    static ATTACHED: std::cell::RefCell<Vec<(usize, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A thread's handle on the heap: allocation, roots, safepoints. Not `Send`: it belongs to
@@ -216,20 +216,44 @@ impl std::fmt::Debug for Mutator {
     }
 }
 
+/// Runs `f` with the calling thread's mutator of `rt` (if any) in a native region, so a
+/// collection waiting for this thread can proceed while `f` blocks on the collector.
+pub(crate) fn while_native<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
+    let key = rt as *const Runtime as usize;
+    let core = ATTACHED
+        .try_with(|a| a.borrow().iter().find(|&&(k, _)| k == key).map(|&(_, c)| c))
+        .ok()
+        .flatten()
+        // SAFETY: the thread's own attached mutator: alive until it detaches, which this
+        // thread cannot do while inside `f`.
+        .map(|c| unsafe { &*(c as *const MutatorCore) })
+        .filter(|c| c.ts.load() == crate::safepoint::RUNNING);
+    match core {
+        Some(c) => {
+            rt.safepoint.enter_native(c);
+            let r = f();
+            rt.safepoint.leave_native(c);
+            r
+        }
+        None => f(),
+    }
+}
+
 impl Mutator {
     pub(crate) fn attach(rt: Arc<Runtime>) -> Result<Mutator> {
         if rt.requests.is_shutdown() {
             return Err(Error::Shutdown);
         }
         let key = Arc::as_ptr(&rt) as usize;
-        if ATTACHED.with(|a| a.borrow().contains(&key)) {
+        if ATTACHED.with(|a| a.borrow().iter().any(|&(k, _)| k == key)) {
             return Err(Error::State(
                 "this thread is already attached to this heap (one mutator per thread)".into(),
             ));
         }
         let core = crate::sync::Arc::new(MutatorCore::new(rt.config.shadow_stack_slots)?);
         rt.safepoint.attach(core.clone());
-        ATTACHED.with(|a| a.borrow_mut().push(key));
+        let core_addr = &*core as *const MutatorCore as usize;
+        ATTACHED.with(|a| a.borrow_mut().push((key, core_addr)));
         Ok(Mutator {
             core,
             rt,
@@ -611,6 +635,7 @@ impl Drop for Mutator {
         }
         self.rt.safepoint.detach(&self.core);
         let key = Arc::as_ptr(&self.rt) as usize;
-        ATTACHED.with(|a| a.borrow_mut().retain(|&k| k != key));
+        // try_with: during thread exit this thread-local may already be gone.
+        let _ = ATTACHED.try_with(|a| a.borrow_mut().retain(|&(k, _)| k != key));
     }
 }

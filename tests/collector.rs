@@ -456,7 +456,7 @@ fn references_moved_between_arrays_during_marking_survive() {
         }
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let mut step = 0u64;
-        while step % 4096 != 0 || h.stats().cycles < 12 {
+        while !step.is_multiple_of(4096) || h.stats().cycles < 12 {
             step += 1;
             x ^= x << 13;
             x ^= x >> 7;
@@ -472,7 +472,7 @@ fn references_moved_between_arrays_during_marking_survive() {
                 m.write_ref(a, 16 + 8 * i, ob);
                 m.write_ref(b, 16 + 8 * j, oa);
             }
-            if step % 256 == 0 {
+            if step.is_multiple_of(256) {
                 m.safepoint();
             }
         }
@@ -494,4 +494,21 @@ fn references_moved_between_arrays_during_marking_survive() {
     let s = h.stats();
     assert!(s.cycles >= 2, "cycles {}", s.cycles);
     assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
+/// Dropping the last heap handle on an attached thread while another thread's collection
+/// waits for that thread to stop must not deadlock.
+#[test]
+fn the_last_heap_handle_may_be_dropped_by_an_attached_thread() {
+    let h = heap(Mode::Stw, 16, false);
+    let _m = h.attach().unwrap();
+    let h2 = h.clone();
+    let t = std::thread::spawn(move || {
+        let mut mb = h2.attach().unwrap();
+        drop(h2);
+        while mb.collect().is_ok() {}
+    });
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    drop(h);
+    t.join().unwrap();
 }

@@ -62,6 +62,10 @@ typedef int32_t tandem_result;
 /** The calling thread's last error message ("" if none); valid until its next error. */
 const char *tandem_last_error(void);
 
+/** The calling thread's last error code (TANDEM_OK if none): the reason behind a NULL
+ *  result. Like the message, it is kept until the thread's next error. */
+tandem_result tandem_last_error_code(void);
+
 /** The library version, e.g. "0.1.0". */
 const char *tandem_version(void);
 

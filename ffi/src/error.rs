@@ -78,18 +78,26 @@ pub fn fail<T>(code: Code, msg: impl Into<String>) -> FfiResult<T> {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_ERROR: RefCell<(Code, CString)> = RefCell::new((Code::Ok, CString::default()));
 }
 
 /// Records `e` as this thread's last error.
 pub fn set_last_error(e: &FfiError) {
     let text = format!("tandem: {}", e.1).replace('\0', " ");
-    LAST_ERROR.with(|l| *l.borrow_mut() = CString::new(text).unwrap_or_default());
+    let _ =
+        LAST_ERROR.try_with(|l| *l.borrow_mut() = (e.0, CString::new(text).unwrap_or_default()));
+}
+
+/// This thread's last error code (`Code::Ok` when none).
+pub fn last_error_code() -> Code {
+    LAST_ERROR.try_with(|l| l.borrow().0).unwrap_or(Code::Ok)
 }
 
 /// This thread's last error text (empty when none); valid until the thread's next error.
 pub fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|l| l.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|l| l.borrow().1.as_ptr())
+        .unwrap_or(c"".as_ptr())
 }
 
 /// Runs an entry point's body: records errors, turns panics into `Code::Internal`, and

@@ -126,6 +126,12 @@ pub extern "C" fn tandem_last_error() -> *const c_char {
     error::last_error_ptr()
 }
 
+/// The code of the calling thread's last error (TANDEM_OK if none), e.g. after NULL.
+#[no_mangle]
+pub extern "C" fn tandem_last_error_code() -> i32 {
+    error::last_error_code() as i32
+}
+
 /// Starts the runtime with `opts` (NULL: defaults), overridden by `TANDEM_*` variables.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_init(opts: *const CTandemOptions) -> i32 {

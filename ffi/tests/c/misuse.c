@@ -419,6 +419,7 @@ static void out_of_memory_calls_the_handler_and_is_recoverable(void) {
     mark_last_error();
     size_t n = fill_heap(m, 1000);
     CHECK_ERROR_MENTIONS("out of memory");
+    CHECK(tandem_last_error_code() == TANDEM_ERR_OUT_OF_MEMORY);
     CHECK(rec.calls == 1);
     CHECK(rec.last_size >= 1000 && rec.last_size < 2048);
     CHECK(n * 1016 > (4u << 20) && n * 1016 <= (8u << 20)); /* most of the heap was usable */
@@ -437,6 +438,7 @@ static void out_of_memory_calls_the_handler_and_is_recoverable(void) {
     mark_last_error();
     n = fill_heap(m, 64u << 10);
     CHECK_ERROR_MENTIONS("out of memory");
+    CHECK(tandem_last_error_code() == TANDEM_ERR_OUT_OF_MEMORY);
     CHECK(rec.calls == 2);
     CHECK(rec.last_size >= (64u << 10));
     CHECK(n >= 32 && n <= 128);
