@@ -251,7 +251,12 @@ impl Mutator {
             ));
         }
         let core = crate::sync::Arc::new(MutatorCore::new(rt.config.shadow_stack_slots)?);
-        rt.safepoint.attach(core.clone());
+        // A thread attaching while concurrent marking runs needs its barriers on (and
+        // allocates black) like everyone else.
+        rt.safepoint.attach_with(core.clone(), |c| {
+            c.gc_state
+                .store(rt.barrier_state.load(Ordering::Relaxed), Ordering::Relaxed)
+        });
         let core_addr = &*core as *const MutatorCore as usize;
         ATTACHED.with(|a| a.borrow_mut().push((key, core_addr)));
         Ok(Mutator {
@@ -320,34 +325,38 @@ impl Mutator {
 
     #[cold]
     fn alloc_small_slow(&mut self, size: usize) -> Result<usize> {
-        self.safepoint();
-        let mut gcs = 0;
-        loop {
-            let rt = &*self.rt;
-            let black = self.core.marking();
+        self.alloc_retrying(size, |m| {
+            let black = m.core.marking();
             // SAFETY: we are RUNNING on the owning thread.
-            let (fast, slow) = unsafe { (self.core.fast(), self.core.slow()) };
-            let r = slow.alloc_slow(&mut fast.window, &rt.space, size, black)?;
-            rt.stats.add_allocated(slow.take_allocated());
-            if let Some(a) = r {
-                self.check_trigger();
-                return Ok(a);
-            }
-            if self.give_up(size, gcs) {
-                return Err(self.out_of_memory(size));
-            }
-            self.collect_for(GcCause::AllocationFailure)?;
-            gcs += 1;
-        }
+            let (fast, slow) = unsafe { (m.core.fast(), m.core.slow()) };
+            let r = slow.alloc_slow(&mut fast.window, &m.rt.space, size, black)?;
+            m.rt.stats.add_allocated(slow.take_allocated());
+            Ok(r)
+        })
     }
 
     #[cold]
     fn alloc_large(&mut self, size: usize) -> Result<usize> {
+        self.alloc_retrying(size, |m| {
+            let r = m.rt.space.alloc_large(size)?;
+            if r.is_some() {
+                m.rt.stats.add_allocated(size);
+            }
+            Ok(r)
+        })
+    }
+
+    /// The slow path's loop: poll, try `attempt`, and on failure collect and retry until
+    /// [`Mutator::give_up`] says the heap is really full.
+    fn alloc_retrying(
+        &mut self,
+        size: usize,
+        mut attempt: impl FnMut(&mut Self) -> Result<Option<usize>>,
+    ) -> Result<usize> {
         self.safepoint();
         let mut gcs = 0;
         loop {
-            if let Some(a) = self.rt.space.alloc_large(size)? {
-                self.rt.stats.add_allocated(size);
+            if let Some(a) = attempt(self)? {
                 self.check_trigger();
                 return Ok(a);
             }

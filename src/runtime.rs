@@ -11,7 +11,7 @@ use crate::roots::GlobalRoots;
 use crate::safepoint::Safepoint;
 use crate::stats::{Stats, StatsRecorder};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Called with the size of an allocation that failed after a full GC.
@@ -40,6 +40,8 @@ pub struct Runtime {
     /// Objects logged by the object barrier this cycle, whose flags are cleared after
     /// marking (handed over by mutators at the final-mark pause or on detach).
     pub logged: Mutex<Vec<usize>>,
+    /// The `gc_state` every mutator has now (set in pauses; copied by threads that attach).
+    pub barrier_state: AtomicU8,
     trigger: AtomicUsize,
     live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
@@ -61,6 +63,7 @@ impl Runtime {
             stats: StatsRecorder::default(),
             satb: SatbQueue::default(),
             logged: Mutex::new(Vec::new()),
+            barrier_state: AtomicU8::new(0),
             live_after_gc: AtomicUsize::new(0),
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),

@@ -51,6 +51,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let tm = Instant::now();
     rt.space.advance_epoch();
     rt.space.los.set_alloc_black();
+    rt.barrier_state.store(MARKING, Ordering::Relaxed);
     for m in &pause.world {
         m.gc_state.store(MARKING, Ordering::Relaxed);
     }
@@ -99,6 +100,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let pause = Pause::stop(rt);
     let degenerate = job.aborted.load(Ordering::Relaxed);
     let tf = Instant::now();
+    rt.barrier_state.store(0, Ordering::Relaxed);
     for m in &pause.world {
         // SAFETY: the world is stopped: the collector owns every mutator's state.
         unsafe {

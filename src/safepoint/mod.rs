@@ -170,10 +170,18 @@ impl<T: Participant> Default for Safepoint<T> {
 impl<T: Participant> Safepoint<T> {
     /// Registers `m` as RUNNING, first waiting out a stop in progress.
     pub fn attach(&self, m: Arc<T>) {
+        self.attach_with(m, |_| {});
+    }
+
+    /// Registers `m` as RUNNING, first waiting out a stop in progress; `init` runs under the
+    /// registry lock, so it sees the state the last stop left (e.g. the barrier state) and
+    /// no stop can begin before `m` is registered.
+    pub fn attach_with(&self, m: Arc<T>, init: impl FnOnce(&T)) {
         let mut g = self.registry.lock();
         while g.stopping {
             g = self.resume_cv.wait(g);
         }
+        init(&m);
         m.thread_state().word.store(RUNNING, Ordering::SeqCst);
         g.mutators.push(m);
     }
