@@ -1,5 +1,6 @@
-//! The command line: `tandem-stress <workload> [options]`.
+//! The command line: `tandem-stress <workload> [options]`, or `tandem-stress bench`.
 
+use crate::bench::{BenchArgs, BenchOneArgs};
 use crate::runner::Budget;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
@@ -12,9 +13,23 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "tandem-stress", version)]
 pub struct Cli {
-    /// The workload to run.
+    /// What to run.
     #[command(subcommand)]
-    pub workload: Workload,
+    pub command: Command,
+}
+
+/// A stress workload, or the benchmark.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// A stress workload.
+    #[command(flatten)]
+    Workload(Workload),
+    /// Benchmarks: every workload on Tandem and on the Boehm collector (libgc), with
+    /// medians, ratios, pause percentiles, scaling, a table, report.json and SVG plots.
+    Bench(BenchArgs),
+    /// One benchmark run in a child process (used by `bench`).
+    #[command(hide = true)]
+    BenchOne(BenchOneArgs),
 }
 
 /// A workload and its options.
@@ -146,7 +161,22 @@ mod tests {
     #[test]
     fn heap_max_takes_suffixes() {
         let c = Cli::try_parse_from(["t", "large", "--heap-max", "64M", "--json"]).unwrap();
-        assert_eq!(c.workload.run_args().heap_max, Some(64 << 20));
-        assert!(c.workload.run_args().json);
+        let Command::Workload(w) = c.command else {
+            panic!("`large` is a workload")
+        };
+        assert_eq!(w.run_args().heap_max, Some(64 << 20));
+        assert!(w.run_args().json);
+    }
+
+    #[test]
+    fn bench_takes_quick_out_and_runs() {
+        let c =
+            Cli::try_parse_from(["t", "bench", "--quick", "--out", "d", "--runs", "3"]).unwrap();
+        let Command::Bench(b) = c.command else {
+            panic!("`bench` is the benchmark")
+        };
+        assert!(b.quick && !b.smoke);
+        assert_eq!(b.out, std::path::PathBuf::from("d"));
+        assert_eq!(b.runs, Some(3));
     }
 }

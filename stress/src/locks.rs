@@ -27,7 +27,9 @@ impl FieldLocks {
         }
     }
 
-    fn with<R>(&self, obj: ObjRef, off: usize, f: impl FnOnce() -> R) -> R {
+    /// Runs `f` holding the lock of the field at `off` of `obj`. `f` must not allocate or
+    /// poll the safepoint.
+    pub fn with<R>(&self, obj: ObjRef, off: usize, f: impl FnOnce() -> R) -> R {
         let addr = obj.addr() + off;
         let i = crate::checksum::mix(addr as u64 >> 3) as usize & (self.stripes.len() - 1);
         let lock = &self.stripes[i];

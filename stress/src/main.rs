@@ -1,8 +1,11 @@
 //! `tandem-stress`: multithreaded workloads that stress the Tandem collector and check the
-//! heap as they go. Exit status: 0 when every check passed, 1 when a workload check or the
-//! collector's verification failed, 2 for a bad option or environment variable.
+//! heap as they go, and `tandem-stress bench`, which runs benchmark workloads on Tandem and
+//! on the Boehm collector side by side. Exit status: 0 when every check passed, 1 when a
+//! workload check or the collector's verification failed (or a benchmark run failed), 2
+//! for a bad option or environment variable.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
+mod bench;
 mod checksum;
 mod cli;
 mod failure;
@@ -15,7 +18,7 @@ mod runner;
 mod workloads;
 
 use clap::Parser;
-use cli::{Cli, Workload};
+use cli::{Cli, Command, Workload};
 use objects::Types;
 use report::Report;
 use runner::RunResult;
@@ -36,7 +39,16 @@ fn main() -> ExitCode {
         eprintln!("tandem-stress: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
-    let heap = match make_heap(cli.workload.run_args().heap_max) {
+    match &cli.command {
+        Command::Workload(w) => stress(w),
+        Command::Bench(args) => bench::main(args),
+        Command::BenchOne(args) => bench::one(args),
+    }
+}
+
+/// Runs one stress workload and reports.
+fn stress(workload: &Workload) -> ExitCode {
+    let heap = match make_heap(workload.run_args().heap_max) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("tandem-stress: {e}");
@@ -53,10 +65,10 @@ fn main() -> ExitCode {
     objects::install_verify_hook(&heap, types);
 
     let start = Instant::now();
-    let result = run_workload(&heap, &types, &cli.workload);
+    let result = run_workload(&heap, &types, workload);
     let wall_s = start.elapsed().as_secs_f64();
 
-    let report = build_report(&heap, &cli.workload, result, wall_s);
+    let report = build_report(&heap, workload, result, wall_s);
     println!("{}", report.summary());
     for f in &report.failures {
         eprintln!("tandem-stress: {f}");
@@ -64,7 +76,7 @@ fn main() -> ExitCode {
     for m in &report.verify_messages {
         eprintln!("tandem-stress: verify: {m}");
     }
-    if cli.workload.run_args().json {
+    if workload.run_args().json {
         println!("{}", report.json());
     }
     if report.passed() {

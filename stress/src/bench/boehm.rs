@@ -1,0 +1,435 @@
+//! The peer: the Boehm-Demers-Weiser collector (libgc 8.x, Debian's `libgc-dev`), called
+//! through its C API.
+//!
+//! Set-up follows libgc's rules for threads that libgc did not create: `GC_init`, then
+//! `GC_allow_register_threads` (which starts the parallel markers; `GC_MARKERS=N` sets how
+//! many) on the main thread; every benchmark thread registers with
+//! `GC_register_my_thread(GC_get_stack_base())` and unregisters when it detaches.
+//!
+//! Roots are found conservatively in registered thread stacks, registers, static data and
+//! the GC heap, never in memory from the system allocator: the shadow stack and the global
+//! slots live in `GC_malloc_uncollectable` memory, which libgc scans. Stores are plain.
+//!
+//! Pauses come from `GC_set_on_collection_event`: a pause lasts from
+//! `GC_EVENT_PRE_STOP_WORLD` to `GC_EVENT_POST_START_WORLD` (all mutators stopped); its
+//! time-to-safepoint is `PRE_STOP_WORLD` to `POST_STOP_WORLD` (the suspend signals
+//! delivered and acknowledged); its marking is `GC_EVENT_MARK_START` to `GC_EVENT_MARK_END`.
+//! libgc calls the hook with its lock held, sometimes with the world stopped, so the hook
+//! only reads the clock and stores into static atomics: no allocation, no lock.
+
+use super::api::{self, BResult, Collector, GcStats, Global, Mutator, Pause};
+use std::ffi::{c_int, c_void};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use tandem::ObjRef;
+
+/// `struct GC_stack_base` on platforms without a separate register stack.
+#[repr(C)]
+struct GcStackBase {
+    mem_base: *mut c_void,
+}
+
+const GC_SUCCESS: c_int = 0;
+
+// `GC_EventType` from gc.h (libgc 8.2).
+const GC_EVENT_START: c_int = 0;
+const GC_EVENT_MARK_START: c_int = 1;
+const GC_EVENT_MARK_END: c_int = 2;
+const GC_EVENT_END: c_int = 5;
+const GC_EVENT_PRE_STOP_WORLD: c_int = 6;
+const GC_EVENT_POST_STOP_WORLD: c_int = 7;
+const GC_EVENT_POST_START_WORLD: c_int = 9;
+
+extern "C" {
+    fn GC_init();
+    fn GC_allow_register_threads();
+    fn GC_start_mark_threads();
+    fn GC_malloc(n: usize) -> *mut c_void;
+    fn GC_malloc_atomic(n: usize) -> *mut c_void;
+    fn GC_malloc_uncollectable(n: usize) -> *mut c_void;
+    fn GC_free(p: *mut c_void);
+    fn GC_gcollect();
+    fn GC_get_stack_base(sb: *mut GcStackBase) -> c_int;
+    fn GC_register_my_thread(sb: *const GcStackBase) -> c_int;
+    fn GC_unregister_my_thread() -> c_int;
+    fn GC_get_heap_size() -> usize;
+    fn GC_get_total_bytes() -> usize;
+    fn GC_get_parallel() -> c_int;
+    fn GC_set_on_collection_event(f: Option<extern "C" fn(c_int)>);
+}
+
+/// Pauses the event log keeps (later ones are counted, not logged).
+const LOG_CAPACITY: usize = 1 << 16;
+/// Fields of a logged pause: stop request, world stopped, mark start, mark end, resumed.
+const FIELDS: usize = 5;
+
+static LOG: [[AtomicU64; FIELDS]; LOG_CAPACITY] =
+    [const { [const { AtomicU64::new(0) }; FIELDS] }; LOG_CAPACITY];
+/// The pause in progress (same fields).
+static CURRENT: [AtomicU64; FIELDS] = [const { AtomicU64::new(0) }; FIELDS];
+static PAUSES: AtomicUsize = AtomicUsize::new(0);
+static COLLECTIONS: AtomicU64 = AtomicU64::new(0);
+static COLLECTION_START: AtomicU64 = AtomicU64::new(0);
+static COLLECTION_NS: AtomicU64 = AtomicU64::new(0);
+static EPOCH_NS: AtomicU64 = AtomicU64::new(0);
+static INIT: std::sync::Once = std::sync::Once::new();
+
+/// Monotonic nanoseconds (async-signal-safe: one `clock_gettime`).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn now_ns() -> u64 {
+    // Relaxed (here and in the hook): libgc calls the hook under its lock, which orders one
+    // collection's events; the log is read after the workload's threads are joined.
+    monotonic_ns().saturating_sub(EPOCH_NS.load(Ordering::Relaxed))
+}
+
+extern "C" fn on_collection_event(event: c_int) {
+    let t = now_ns();
+    let field = match event {
+        GC_EVENT_START => {
+            COLLECTIONS.fetch_add(1, Ordering::Relaxed);
+            COLLECTION_START.store(t, Ordering::Relaxed);
+            return;
+        }
+        GC_EVENT_END => {
+            let start = COLLECTION_START.load(Ordering::Relaxed);
+            COLLECTION_NS.fetch_add(t.saturating_sub(start), Ordering::Relaxed);
+            return;
+        }
+        GC_EVENT_PRE_STOP_WORLD => {
+            for f in &CURRENT {
+                f.store(0, Ordering::Relaxed);
+            }
+            0
+        }
+        GC_EVENT_POST_STOP_WORLD => 1,
+        GC_EVENT_MARK_START => 2,
+        GC_EVENT_MARK_END => 3,
+        GC_EVENT_POST_START_WORLD => 4,
+        _ => return,
+    };
+    CURRENT[field].store(t, Ordering::Relaxed);
+    if field == 4 {
+        let i = PAUSES.fetch_add(1, Ordering::Relaxed);
+        if i < LOG_CAPACITY {
+            for (dst, src) in LOG[i].iter().zip(&CURRENT) {
+                dst.store(src.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// libgc, initialised once per process with the pause hook and parallel markers.
+#[derive(Debug)]
+pub struct BoehmCollector {
+    _private: (),
+}
+
+impl BoehmCollector {
+    /// Initialises libgc (markers from `GC_MARKERS`); call on the main thread, once.
+    pub fn new() -> BoehmCollector {
+        INIT.call_once(|| {
+            EPOCH_NS.store(monotonic_ns(), Ordering::Relaxed);
+            // SAFETY: the documented start-up sequence for a client whose threads libgc did
+            // not create, run once on the main thread before any other libgc call; the hook
+            // is a plain function that only touches static atomics.
+            unsafe {
+                GC_set_on_collection_event(Some(on_collection_event));
+                GC_init();
+                GC_allow_register_threads();
+                GC_start_mark_threads();
+            }
+        });
+        BoehmCollector { _private: () }
+    }
+}
+
+impl Collector for BoehmCollector {
+    type Mutator = BoehmMutator;
+    type Global = BoehmGlobal;
+
+    fn attach(&self) -> BResult<BoehmMutator> {
+        BoehmMutator::attach()
+    }
+
+    fn global(&self, obj: ObjRef) -> BResult<BoehmGlobal> {
+        // SAFETY: libgc is initialised; uncollectable memory is scanned for roots.
+        let slot = unsafe { GC_malloc_uncollectable(8) } as *mut AtomicPtr<u8>;
+        if slot.is_null() {
+            return Err("libgc: cannot allocate a global root slot".into());
+        }
+        // SAFETY: a fresh, 8-aligned allocation of 8 bytes.
+        unsafe { slot.write(AtomicPtr::new(obj.as_ptr())) };
+        Ok(BoehmGlobal { slot })
+    }
+
+    fn stats(&self) -> GcStats {
+        let n = PAUSES.load(Ordering::Relaxed).min(LOG_CAPACITY);
+        let pauses = LOG[..n]
+            .iter()
+            .map(|rec| {
+                let f = |k: usize| rec[k].load(Ordering::Relaxed);
+                let (stop, stopped, mark0, mark1, end) = (f(0), f(1), f(2), f(3), f(4));
+                Pause {
+                    start_ns: stop,
+                    dur_ns: end.saturating_sub(stop),
+                    ttsp_ns: stopped.saturating_sub(stop),
+                    mark_ns: if mark0 > 0 {
+                        mark1.saturating_sub(mark0)
+                    } else {
+                        0
+                    },
+                    kind: "stw".into(),
+                }
+            })
+            .collect::<Vec<_>>();
+        let ttsp_max_ns = pauses.iter().map(|p| p.ttsp_ns).max().unwrap_or(0);
+        // SAFETY: libgc is initialised; these take libgc's lock and read counters.
+        let (heap, total, parallel) =
+            unsafe { (GC_get_heap_size(), GC_get_total_bytes(), GC_get_parallel()) };
+        GcStats {
+            pauses,
+            gcs: COLLECTIONS.load(Ordering::Relaxed),
+            gc_threads: parallel.max(0) as usize + 1,
+            mode: "boehm".into(),
+            allocated_bytes: total as u64,
+            heap_live_max: None,
+            heap_peak: heap as u64,
+            collection_ns: Some(COLLECTION_NS.load(Ordering::Relaxed)),
+            ttsp_max_ns,
+        }
+    }
+}
+
+/// A global root: one word of uncollectable (scanned) libgc memory.
+#[derive(Debug)]
+pub struct BoehmGlobal {
+    slot: *mut AtomicPtr<u8>,
+}
+
+// SAFETY: the slot is an atomic word that lives until drop; sharing it is sharing an atomic.
+unsafe impl Sync for BoehmGlobal {}
+// SAFETY: as above; libgc memory may be freed from any registered thread.
+unsafe impl Send for BoehmGlobal {}
+
+impl Global for BoehmGlobal {
+    fn get(&self) -> ObjRef {
+        // SAFETY: the slot lives until drop. Relaxed: written before the threads that read
+        // it are spawned (spawn orders it).
+        let p = unsafe { &*self.slot }.load(Ordering::Relaxed);
+        ObjRef::from_ptr(p).expect("a benchmark global holds an object")
+    }
+}
+
+impl Drop for BoehmGlobal {
+    fn drop(&mut self) {
+        // SAFETY: allocated by GC_malloc_uncollectable in `global`, freed once.
+        unsafe { GC_free(self.slot as *mut c_void) };
+    }
+}
+
+/// Slots of a Boehm mutator's shadow stack.
+const SHADOW_SLOTS: usize = 1 << 14;
+
+/// A registered thread with its shadow stack (in scanned, uncollectable memory).
+#[derive(Debug)]
+pub struct BoehmMutator {
+    stack: *mut *mut u8,
+    depth: usize,
+    registered: bool,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl BoehmMutator {
+    fn attach() -> BResult<BoehmMutator> {
+        let mut sb = GcStackBase {
+            mem_base: std::ptr::null_mut(),
+        };
+        // SAFETY: `sb` is a valid GC_stack_base to fill; libgc was initialised by
+        // `BoehmCollector::new` and allows thread registration.
+        let registered = unsafe {
+            if GC_get_stack_base(&mut sb) != GC_SUCCESS {
+                return Err("libgc: GC_get_stack_base failed".into());
+            }
+            // GC_DUPLICATE on the main thread, which libgc registered itself.
+            GC_register_my_thread(&sb) == GC_SUCCESS
+        };
+        // SAFETY: the thread is registered; the result is checked below.
+        let stack = unsafe { GC_malloc_uncollectable(SHADOW_SLOTS * 8) } as *mut *mut u8;
+        if stack.is_null() {
+            return Err("libgc: cannot allocate a shadow stack".into());
+        }
+        Ok(BoehmMutator {
+            stack,
+            depth: 0,
+            registered,
+            _not_send: PhantomData,
+        })
+    }
+
+    #[inline(always)]
+    fn slot(&self, depth: usize) -> *mut *mut u8 {
+        assert!(
+            depth < self.depth,
+            "a benchmark used a root below its stack"
+        );
+        // SAFETY: depth < self.depth <= SHADOW_SLOTS: a slot in use.
+        unsafe { self.stack.add(self.depth - 1 - depth) }
+    }
+
+    #[inline(always)]
+    fn alloc(&mut self, bytes: usize, atomic: bool, header: u64) -> BResult<ObjRef> {
+        // SAFETY: this thread is registered with libgc.
+        let p = unsafe {
+            if atomic {
+                GC_malloc_atomic(bytes)
+            } else {
+                GC_malloc(bytes)
+            }
+        };
+        let obj = ObjRef::from_ptr(p as *mut u8)
+            .ok_or_else(|| format!("libgc: out of memory allocating {bytes} bytes"))?;
+        // SAFETY: a fresh allocation of at least 8 bytes, 8-aligned (libgc's granule is 16).
+        unsafe { api::set_word(obj, 0, header) };
+        Ok(obj)
+    }
+
+    #[inline(always)]
+    fn array(&mut self, len: usize, item: usize, atomic: bool, tag: u64) -> BResult<ObjRef> {
+        let obj = self.alloc(api::array_size(len, item), atomic, tag)?;
+        // SAFETY: an array's fixed part holds the length word.
+        unsafe { api::set_word(obj, api::LEN, len as u64) };
+        Ok(obj)
+    }
+}
+
+/// Header tags of the Boehm backend's arrays (nodes store `refs << 8 | words`).
+const TAG_REFS: u64 = 1 << 16;
+const TAG_WORDS: u64 = 2 << 16;
+const TAG_BYTES: u64 = 3 << 16;
+
+impl Drop for BoehmMutator {
+    fn drop(&mut self) {
+        // SAFETY: the stack came from GC_malloc_uncollectable; it is freed while the thread
+        // is still registered, and only an explicitly registered thread unregisters.
+        unsafe {
+            GC_free(self.stack as *mut c_void);
+            if self.registered {
+                GC_unregister_my_thread();
+            }
+        }
+    }
+}
+
+impl Mutator for BoehmMutator {
+    #[inline]
+    fn node(&mut self, refs: usize, words: usize) -> BResult<ObjRef> {
+        self.alloc(
+            api::node_size(refs, words),
+            false,
+            (refs << 8 | words) as u64,
+        )
+    }
+
+    #[inline]
+    fn ref_array(&mut self, len: usize) -> BResult<ObjRef> {
+        self.array(len, 8, false, TAG_REFS)
+    }
+
+    #[inline]
+    fn word_array(&mut self, len: usize) -> BResult<ObjRef> {
+        self.array(len, 8, true, TAG_WORDS)
+    }
+
+    #[inline]
+    fn byte_array(&mut self, len: usize) -> BResult<ObjRef> {
+        self.array(len, 1, true, TAG_BYTES)
+    }
+
+    #[inline]
+    fn push_root(&mut self, obj: Option<ObjRef>) -> BResult<()> {
+        if self.depth == SHADOW_SLOTS {
+            return Err("libgc backend: shadow stack overflow".into());
+        }
+        // SAFETY: depth < SHADOW_SLOTS: inside the stack allocation.
+        unsafe {
+            self.stack
+                .add(self.depth)
+                .write(obj.map_or(std::ptr::null_mut(), ObjRef::as_ptr))
+        };
+        self.depth += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn pop_root(&mut self) -> Option<ObjRef> {
+        let slot = self.slot(0);
+        self.depth -= 1;
+        // SAFETY: a slot that was in use; cleared so that it no longer keeps its referent.
+        unsafe { ObjRef::from_ptr(slot.replace(std::ptr::null_mut())) }
+    }
+
+    #[inline]
+    fn root(&mut self, depth: usize) -> Option<ObjRef> {
+        // SAFETY: a slot in use.
+        ObjRef::from_ptr(unsafe { self.slot(depth).read() })
+    }
+
+    #[inline]
+    fn set_root(&mut self, depth: usize, obj: Option<ObjRef>) {
+        // SAFETY: a slot in use.
+        unsafe {
+            self.slot(depth)
+                .write(obj.map_or(std::ptr::null_mut(), ObjRef::as_ptr))
+        };
+    }
+
+    #[inline(always)]
+    unsafe fn read_ref(&mut self, obj: ObjRef, off: usize) -> Option<ObjRef> {
+        // SAFETY: caller's contract: a reference field of a live object.
+        ObjRef::from_ptr(unsafe { obj.field::<*mut u8>(off).read() })
+    }
+
+    #[inline(always)]
+    unsafe fn write_ref(&mut self, obj: ObjRef, off: usize, v: Option<ObjRef>) {
+        // SAFETY: caller's contract: a reference field of a live object.
+        unsafe {
+            obj.field::<*mut u8>(off)
+                .write(v.map_or(std::ptr::null_mut(), ObjRef::as_ptr))
+        }
+    }
+
+    #[inline]
+    unsafe fn copy_refs(&mut self, dst: ObjRef, to: usize, src: ObjRef, from: usize, n: usize) {
+        // SAFETY: caller's contract: both ranges are items of live reference arrays;
+        // `copy` is memmove, right for overlapping ranges.
+        unsafe {
+            std::ptr::copy(
+                src.field::<*mut u8>(api::item(from)),
+                dst.field::<*mut u8>(api::item(to)),
+                n,
+            )
+        }
+    }
+
+    #[inline(always)]
+    fn safepoint(&mut self) {}
+
+    fn blocking<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    fn collect(&mut self) -> BResult<()> {
+        // SAFETY: a registered thread asks for a full collection.
+        unsafe { GC_gcollect() };
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! The child process: `tandem-stress bench-one --collector C --spec JSON` runs one case on
+//! one collector and prints one JSON line, a [`RunRecord`]. The driver adds what only the
+//! parent can see (peak RSS and CPU time from `wait4`).
+
+use super::api::{Collector, GcStats};
+use super::boehm::BoehmCollector;
+use super::spec::Spec;
+use super::tandem_backend::TandemCollector;
+use super::workloads::{self, Outcome};
+use serde::{Deserialize, Serialize};
+use std::process::ExitCode;
+use std::time::Instant;
+use tandem::{ByteSize, Config};
+
+/// One run of one case on one collector.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// `tandem` or `boehm`.
+    pub collector: String,
+    /// The error that ended the run, if any.
+    pub error: Option<String>,
+    /// Wall time of the workload (collector set-up excluded), seconds.
+    pub wall_s: f64,
+    /// What the workload checked and its live set.
+    pub outcome: Outcome,
+    /// What the collector measured.
+    pub stats: GcStats,
+    /// Peak resident set of the whole process, bytes (from the parent's `wait4`).
+    #[serde(default)]
+    pub max_rss_bytes: u64,
+    /// User plus system CPU time of the whole process, seconds (from `wait4`).
+    #[serde(default)]
+    pub cpu_s: f64,
+}
+
+/// Runs `spec` on `collector` and prints the record; exit 1 if the run failed.
+pub fn main(collector: &str, spec: &str) -> ExitCode {
+    let spec: Spec = match serde_json::from_str(spec) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tandem-stress bench-one: bad --spec: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let record = match collector {
+        "tandem" => {
+            let mut config = Config::default();
+            if let Spec::Mark(p) = &spec {
+                config.heap_max = ByteSize(config.heap_max.0.max((p.live_mb << 20) * 4));
+            }
+            match TandemCollector::new(config) {
+                Ok(c) => run(&c, &spec, collector),
+                Err(e) => failed(collector, format!("cannot create the Tandem heap: {e}")),
+            }
+        }
+        "boehm" => run(&BoehmCollector::new(), &spec, collector),
+        other => {
+            eprintln!("tandem-stress bench-one: unknown collector {other:?}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&record).expect("a record serialises")
+    );
+    if record.error.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn failed(collector: &str, error: String) -> RunRecord {
+    RunRecord {
+        collector: collector.into(),
+        error: Some(error),
+        ..Default::default()
+    }
+}
+
+fn run<C: Collector>(c: &C, spec: &Spec, collector: &str) -> RunRecord {
+    let start = Instant::now();
+    let result = match spec {
+        Spec::BinaryTrees(p) => workloads::binary_trees::run(c, p),
+        Spec::Gcbench(p) => workloads::gcbench::run(c, p),
+        Spec::Graph(p) => workloads::graph::run(c, p),
+        Spec::Pypy(p) => workloads::pypy::run(c, p),
+        Spec::Large(p) => workloads::large::run(c, p),
+        Spec::Mark(p) => workloads::mark::run(c, p),
+        Spec::Ttsp(p) => workloads::ttsp::run(c, p),
+    };
+    let wall_s = start.elapsed().as_secs_f64();
+    let stats = c.stats();
+    let (outcome, error) = match result {
+        Ok(o) => (o, None),
+        Err(e) => (Outcome::default(), Some(e)),
+    };
+    RunRecord {
+        collector: collector.into(),
+        error,
+        wall_s,
+        outcome,
+        stats,
+        max_rss_bytes: 0,
+        cpu_s: 0.0,
+    }
+}

@@ -1,0 +1,249 @@
+//! SVG plots: per workload, the pauses of one run of each collector over time (the run with
+//! the median wall time) and a histogram of all runs' pauses in power-of-two buckets; and
+//! the two scaling curves.
+
+use super::api::Pause;
+use super::summary::{MarkPoint, TtspPoint};
+use plotters::prelude::*;
+use std::path::Path;
+
+const TANDEM: RGBColor = RGBColor(31, 119, 180);
+const BOEHM: RGBColor = RGBColor(214, 39, 40);
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    format!("plot: {e}")
+}
+
+/// The pauses of one collector for a workload plot.
+#[derive(Debug, Clone, Copy)]
+pub struct Series<'a> {
+    /// The run shown over time.
+    pub timeline: &'a [Pause],
+    /// Every run's pause durations, nanoseconds.
+    pub all_ns: &'a [u64],
+    /// Runs pooled in `all_ns`.
+    pub runs: usize,
+}
+
+/// Histogram bucket of a pause: `k` for [2^k, 2^(k+1)) microseconds (0 also holds < 1 us).
+fn bucket(ns: u64) -> usize {
+    let us = ns / 1000;
+    if us == 0 {
+        0
+    } else {
+        63 - us.leading_zeros() as usize
+    }
+}
+
+fn label_us(us: f64) -> String {
+    if us >= 1e6 {
+        format!("{:.0}s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{:.0}ms", us / 1e3)
+    } else {
+        format!("{us:.0}us")
+    }
+}
+
+/// Writes the workload plot to `path`.
+pub fn workload(
+    path: &Path,
+    title: &str,
+    tandem: Series<'_>,
+    boehm: Series<'_>,
+) -> Result<(), String> {
+    let root = SVGBackend::new(path, (1000, 760)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (top, bottom) = root.split_vertically(380);
+
+    let ms = |p: &Pause| (p.dur_ns as f64 / 1e6).max(1e-3);
+    let secs = |p: &Pause| p.start_ns as f64 / 1e9;
+    let both = tandem.timeline.iter().chain(boehm.timeline);
+    let x_max = both.clone().map(secs).fold(0.0, f64::max) * 1.05 + 1e-3;
+    let y_max = both.clone().map(ms).fold(1e-3, f64::max) * 2.0;
+    let y_min = both.map(ms).fold(f64::INFINITY, f64::min).min(y_max / 10.0) / 2.0;
+    let mut chart = ChartBuilder::on(&top)
+        .caption(
+            format!("{title}: pauses over time (median run)"),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the collector started")
+        .y_desc("pause (ms, log)")
+        .draw()
+        .map_err(err)?;
+    for (name, s, color) in [("Tandem", tandem, TANDEM), ("libgc", boehm, BOEHM)] {
+        chart
+            .draw_series(
+                s.timeline
+                    .iter()
+                    .map(|p| Circle::new((secs(p), ms(p)), 3, color.mix(0.7).filled())),
+            )
+            .map_err(err)?
+            .label(format!("{name} ({} pauses)", s.timeline.len()))
+            .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+
+    let counts = |s: &Series<'_>| {
+        let mut c = vec![0f64; 40];
+        for &ns in s.all_ns {
+            c[bucket(ns).min(39)] += 1.0 / s.runs.max(1) as f64;
+        }
+        c
+    };
+    let (ct, cb) = (counts(&tandem), counts(&boehm));
+    let used = |c: &[f64]| c.iter().rposition(|&v| v > 0.0);
+    let first = |c: &[f64]| c.iter().position(|&v| v > 0.0);
+    let hi = used(&ct).max(used(&cb)).unwrap_or(0) + 1;
+    let lo = first(&ct).into_iter().chain(first(&cb)).min().unwrap_or(0);
+    let y_top = ct.iter().chain(&cb).fold(1.0f64, |a, &b| a.max(b)) * 1.15;
+    let mut hist = ChartBuilder::on(&bottom)
+        .caption(
+            "pause histogram: pauses per run by duration",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(lo as f64..hi as f64, 0f64..y_top)
+        .map_err(err)?;
+    hist.configure_mesh()
+        .x_desc("pause duration (bucket [2^k, 2^(k+1)) us)")
+        .y_desc("pauses per run")
+        .x_labels((hi - lo).clamp(2, 24))
+        .x_label_formatter(&|k| label_us(2f64.powf(k.floor())))
+        .disable_x_mesh()
+        .draw()
+        .map_err(err)?;
+    for (name, c, color, off) in [("Tandem", &ct, TANDEM, 0.05), ("libgc", &cb, BOEHM, 0.5)] {
+        hist.draw_series(
+            c.iter()
+                .enumerate()
+                .filter(|(_, &v)| v > 0.0)
+                .map(|(k, &v)| {
+                    let x0 = k as f64 + off;
+                    Rectangle::new([(x0, 0.0), (x0 + 0.45, v)], color.mix(0.8).filled())
+                }),
+        )
+        .map_err(err)?
+        .label(name)
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    hist.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// Writes the scaling plot: marking throughput against GC threads, and time-to-safepoint
+/// (p99 and max) against mutator threads.
+pub fn scaling(path: &Path, mark: &[MarkPoint], ttsp: &[TtspPoint]) -> Result<(), String> {
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let (left, right) = root.split_horizontally(500);
+
+    let x_max = mark.iter().map(|p| p.gc_threads).max().unwrap_or(1) as f64 + 0.5;
+    let y_max = mark.iter().map(|p| p.mb_per_s).fold(1.0, f64::max) * 1.2;
+    let mut chart = ChartBuilder::on(&left)
+        .caption("marking throughput", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.5f64..x_max, 0f64..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("GC threads")
+        .y_desc("live MiB / s of marking")
+        .draw()
+        .map_err(err)?;
+    for (name, color) in [("tandem", TANDEM), ("boehm", BOEHM)] {
+        let pts: Vec<(f64, f64)> = mark
+            .iter()
+            .filter(|p| p.collector == name && p.mb_per_s > 0.0)
+            .map(|p| (p.gc_threads as f64, p.mb_per_s))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(if name == "tandem" { "Tandem" } else { "libgc" })
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+
+    let x_max = ttsp.iter().map(|p| p.mutators).max().unwrap_or(1) as f64 * 1.5;
+    let y_max = ttsp.iter().map(|p| p.ttsp_us.max).fold(10.0, f64::max) * 2.0;
+    let mut chart = ChartBuilder::on(&right)
+        .caption("time-to-safepoint", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d((0.8f64..x_max).log_scale(), (1f64..y_max).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("mutator threads (log)")
+        .y_desc("us (log)")
+        .draw()
+        .map_err(err)?;
+    for (name, color) in [("tandem", TANDEM), ("boehm", BOEHM)] {
+        let label = if name == "tandem" { "Tandem" } else { "libgc" };
+        for (what, pick, dashed) in [
+            (
+                "p99",
+                (|p: &TtspPoint| p.ttsp_us.p99) as fn(&TtspPoint) -> f64,
+                false,
+            ),
+            ("max", |p: &TtspPoint| p.ttsp_us.max, true),
+        ] {
+            let pts: Vec<(f64, f64)> = ttsp
+                .iter()
+                .filter(|p| p.collector == name)
+                .map(|p| (p.mutators as f64, pick(p).max(1.0)))
+                .collect();
+            let style = if dashed {
+                color.mix(0.5).stroke_width(1)
+            } else {
+                color.stroke_width(2)
+            };
+            chart
+                .draw_series(LineSeries::new(pts, style))
+                .map_err(err)?
+                .label(format!("{label} {what}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}

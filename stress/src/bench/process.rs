@@ -1,0 +1,128 @@
+//! Runs one case on one collector in a child process (this binary, `bench-one`), so that
+//! runs are independent and the child's peak RSS and CPU time can be read from `wait4`.
+
+use super::child::RunRecord;
+use super::spec::Case;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs `case` on `collector` with `gc_threads` GC threads; a failure to run, a crash or a
+/// timeout comes back as a record with `error` set.
+pub fn run_child(case: &Case, collector: &str, gc_threads: usize, timeout: Duration) -> RunRecord {
+    match spawn_and_wait(case, collector, gc_threads, timeout) {
+        Ok(r) => r,
+        Err(e) => RunRecord {
+            collector: collector.into(),
+            error: Some(e),
+            ..Default::default()
+        },
+    }
+}
+
+fn spawn_and_wait(
+    case: &Case,
+    collector: &str,
+    gc_threads: usize,
+    timeout: Duration,
+) -> Result<RunRecord, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let spec = serde_json::to_string(&case.spec).expect("a spec serialises");
+    let threads = case.gc_threads.unwrap_or(gc_threads).to_string();
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench-one", "--collector", collector, "--spec", &spec])
+        .env("TANDEM_THREADS", &threads)
+        .env("GC_MARKERS", &threads)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in &case.env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the child process: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut out = child.stdout.take().expect("stdout is piped");
+    let mut err = child.stderr.take().expect("stderr is piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let mut killed = false;
+    let (status, usage) = loop {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, not yet reaped (only this loop reaps it); the
+        // out-pointers are valid locals.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break (status, usage);
+        }
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("wait4 failed: {e}"));
+        }
+        if !killed && start.elapsed() > timeout {
+            // SAFETY: `pid` is our child and not yet reaped, so it cannot be another process.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    drop(child);
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    let tail = |s: &str| {
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(8)..].join("\n")
+    };
+    let mut record = match stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .map(serde_json::from_str::<RunRecord>)
+    {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err(format!("unreadable child output ({e}): {}", tail(&stdout))),
+        None => RunRecord {
+            collector: collector.into(),
+            error: Some(String::new()),
+            ..Default::default()
+        },
+    };
+    let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if killed {
+        record.error = Some(format!(
+            "killed after the {} s time limit",
+            timeout.as_secs()
+        ));
+    } else if !exited_ok {
+        let how = if libc::WIFSIGNALED(status) {
+            format!("killed by signal {}", libc::WTERMSIG(status))
+        } else {
+            format!("exit status {}", libc::WEXITSTATUS(status))
+        };
+        let what = record.error.take().unwrap_or_default();
+        record.error = Some(
+            format!("{how}: {what} {}", tail(&stderr))
+                .trim()
+                .to_string(),
+        );
+    }
+    record.max_rss_bytes = usage.ru_maxrss as u64 * 1024;
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    record.cpu_s = secs(usage.ru_utime) + secs(usage.ru_stime);
+    Ok(record)
+}

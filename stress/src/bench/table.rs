@@ -1,0 +1,240 @@
+//! The tables printed on stdout.
+
+use super::summary::{MarkPoint, Report, TtspPoint};
+use std::fmt::Write;
+
+/// Formats rows as an aligned text table (first column left-aligned, the rest right).
+fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == 0 {
+                let _ = write!(s, "{c:<w$}");
+            } else {
+                let _ = write!(s, "  {c:>w$}");
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+    for r in rows {
+        out.push('\n');
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out.push('\n');
+    out
+}
+
+fn f(v: f64, digits: usize) -> String {
+    format!("{v:.digits$}")
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".into(), |v| format!("{v:.2}"))
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.0}", b as f64 / (1 << 20) as f64)
+}
+
+fn ms(us: f64) -> String {
+    if us >= 100_000.0 {
+        format!("{:.0}", us / 1e3)
+    } else {
+        format!("{:.2}", us / 1e3)
+    }
+}
+
+/// Every table of the report.
+pub fn tables(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nTime and memory: medians of {} runs per collector; T = Tandem, B = libgc, T/B = \
+         ratio (below 1: Tandem better); GC = sum of stop-the-world pauses; CPU = process \
+         user+system time",
+        r.settings.runs
+    );
+    let rows: Vec<Vec<String>> = r
+        .workloads
+        .iter()
+        .map(|w| {
+            let (t, b, q) = (&w.tandem, &w.boehm, &w.ratios);
+            vec![
+                w.name.clone(),
+                w.threads.to_string(),
+                f(t.wall_s, 2),
+                f(b.wall_s, 2),
+                ratio(q.wall),
+                f(t.cpu_s, 2),
+                f(b.cpu_s, 2),
+                ratio(q.cpu),
+                f(t.gc_s, 3),
+                f(b.gc_s, 3),
+                ratio(q.gc_time),
+                mib(t.max_rss_bytes),
+                mib(b.max_rss_bytes),
+                ratio(q.max_rss),
+                mib(t.live_set_bytes),
+                format!("{:.1}/{:.1}", t.rss_over_live, b.rss_over_live),
+            ]
+        })
+        .collect();
+    out.push_str(&render(
+        &[
+            "workload",
+            "thr",
+            "wall T",
+            "wall B",
+            "T/B",
+            "CPU T",
+            "CPU B",
+            "T/B",
+            "GC s T",
+            "GC s B",
+            "T/B",
+            "RSS MiB T",
+            "RSS B",
+            "T/B",
+            "live MiB",
+            "RSS/live T/B",
+        ],
+        &rows,
+    ));
+
+    let _ = writeln!(
+        out,
+        "\nPauses in ms, all runs pooled (n = pauses per run, median); Tandem mode and pause \
+         kinds"
+    );
+    let rows: Vec<Vec<String>> = r
+        .workloads
+        .iter()
+        .map(|w| {
+            let (t, b) = (&w.tandem, &w.boehm);
+            let kinds = t
+                .pause_kinds
+                .iter()
+                .map(|(k, n)| format!("{k}:{n}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            vec![
+                w.name.clone(),
+                f(t.pauses_per_run, 0),
+                ms(t.pause_us.p50),
+                ms(t.pause_us.p99),
+                ms(t.pause_us.max),
+                f(b.pauses_per_run, 0),
+                ms(b.pause_us.p50),
+                ms(b.pause_us.p99),
+                ms(b.pause_us.max),
+                ratio(w.ratios.pause_p99),
+                format!("{} {kinds}", t.mode),
+            ]
+        })
+        .collect();
+    out.push_str(&render(
+        &[
+            "workload",
+            "n T",
+            "p50 T",
+            "p99 T",
+            "max T",
+            "n B",
+            "p50 B",
+            "p99 B",
+            "max B",
+            "p99 T/B",
+            "Tandem mode, kinds",
+        ],
+        &rows,
+    ));
+
+    if !r.mark_scaling.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nMarking throughput on a fixed live graph ({} MiB), explicit collections, Tandem \
+             in stw mode: live MiB per second of mark time (mark ms)",
+            mib(r.mark_scaling[0].live_bytes)
+        );
+        out.push_str(&scaling_rows(
+            &r.mark_scaling,
+            |p| p.gc_threads,
+            |p| format!("{:.0} ({:.1})", p.mb_per_s, p.mark_ms),
+            "GC threads",
+        ));
+    }
+    if !r.ttsp_scaling.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nTime-to-safepoint against mutator threads on {} cores, microseconds p50 / p99 / \
+             max (libgc: stop signal to all threads suspended)",
+            r.machine.cores
+        );
+        out.push_str(&scaling_rows(
+            &r.ttsp_scaling,
+            |p: &TtspPoint| p.mutators,
+            |p| {
+                format!(
+                    "{:.0} / {:.0} / {:.0}",
+                    p.ttsp_us.p50, p.ttsp_us.p99, p.ttsp_us.max
+                )
+            },
+            "mutators",
+        ));
+    }
+    out
+}
+
+/// A table with one row per x value and one column per collector.
+fn scaling_rows<P>(
+    points: &[P],
+    x: impl Fn(&P) -> usize,
+    cell: impl Fn(&P) -> String,
+    x_name: &str,
+) -> String
+where
+    P: HasCollector,
+{
+    let mut xs: Vec<usize> = points.iter().map(&x).collect();
+    xs.sort_unstable();
+    xs.dedup();
+    let rows: Vec<Vec<String>> = xs
+        .iter()
+        .map(|&v| {
+            let get = |c: &str| {
+                points
+                    .iter()
+                    .find(|p| x(p) == v && p.collector() == c)
+                    .map_or_else(|| "-".into(), &cell)
+            };
+            vec![v.to_string(), get("tandem"), get("boehm")]
+        })
+        .collect();
+    render(&[x_name, "Tandem", "libgc"], &rows)
+}
+
+/// A scaling point's collector.
+trait HasCollector {
+    fn collector(&self) -> &str;
+}
+
+impl HasCollector for MarkPoint {
+    fn collector(&self) -> &str {
+        &self.collector
+    }
+}
+
+impl HasCollector for TtspPoint {
+    fn collector(&self) -> &str {
+        &self.collector
+    }
+}

@@ -1,0 +1,113 @@
+//! binary-trees from the Computer Language Benchmarks Game: a stretch tree of depth D+1, a
+//! long-lived tree of depth D, then for each depth d = 4, 6, .., D, 2^(D-d+4) trees built
+//! bottom-up and walked (item check). The trees of one depth are shared out among the
+//! threads, so the total work is the same at every thread count. Every node count is
+//! checked.
+
+use super::Outcome;
+use crate::bench::api::{self, run_threads, BResult, Collector, Mutator};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tandem::ObjRef;
+
+/// The smallest depth of the short-lived trees.
+pub const MIN_DEPTH: u32 = 4;
+const LEFT: usize = api::node_ref(0);
+const RIGHT: usize = api::node_ref(1);
+const NODE_BYTES: u64 = api::node_size(2, 0) as u64;
+
+/// The size of a run.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Params {
+    /// Depth of the long-lived tree (D).
+    pub depth: u32,
+    /// Threads sharing the short-lived trees.
+    pub threads: usize,
+}
+
+fn nodes(depth: u32) -> u64 {
+    (1u64 << (depth + 1)) - 1
+}
+
+/// Runs the program; fails on a wrong node count.
+pub fn run<C: Collector>(c: &C, p: &Params) -> BResult<Outcome> {
+    let depth = p.depth.max(MIN_DEPTH);
+    let threads = p.threads.max(1);
+    let mut m = c.attach()?;
+    let stretch = build(&mut m, depth + 1)?;
+    expect_nodes(&mut m, stretch, depth + 1)?;
+    let long_lived = build(&mut m, depth)?;
+    m.push_root(Some(long_lived))?;
+    let trees = AtomicU64::new(0);
+    m.blocking(|| {
+        run_threads(c, threads, |index, m| {
+            let mut d = MIN_DEPTH;
+            while d <= depth {
+                let iterations = 1u64 << (depth - d + MIN_DEPTH);
+                let mut i = index as u64;
+                while i < iterations {
+                    m.safepoint();
+                    let t = build(m, d)?;
+                    expect_nodes(m, t, d)?;
+                    i += threads as u64;
+                    // Relaxed: a count read after the threads are joined.
+                    trees.fetch_add(1, Ordering::Relaxed);
+                }
+                d += 2;
+            }
+            Ok(())
+        })
+    })?;
+    let long_lived = m.pop_root().expect("the long-lived tree is rooted");
+    expect_nodes(&mut m, long_lived, depth)?;
+    Ok(Outcome {
+        live_set_bytes: (1 + threads as u64) * nodes(depth) * NODE_BYTES,
+        checked: format!(
+            "{} short-lived trees and the stretch and long-lived trees had the right node counts",
+            trees.into_inner()
+        ),
+        measured_from_pause: 0,
+    })
+}
+
+/// A complete tree of `depth`, built bottom-up (children before their parent).
+pub fn build<M: Mutator>(m: &mut M, depth: u32) -> BResult<ObjRef> {
+    if depth == 0 {
+        return m.node(2, 0);
+    }
+    let l = build(m, depth - 1)?;
+    m.push_root(Some(l))?;
+    let r = build(m, depth - 1)?;
+    m.push_root(Some(r))?;
+    let n = m.node(2, 0)?;
+    let r = m.pop_root();
+    let l = m.pop_root();
+    // SAFETY: LEFT and RIGHT are the reference fields of the fresh node `n`; `l` and `r`
+    // were rooted across its allocation.
+    unsafe {
+        m.write_ref(n, LEFT, l);
+        m.write_ref(n, RIGHT, r);
+    }
+    Ok(n)
+}
+
+/// Counts the nodes of the tree at `n` (nothing allocates meanwhile).
+pub fn count<M: Mutator>(m: &mut M, n: ObjRef) -> u64 {
+    // SAFETY: `n` is a live tree node (reachable from a root or just built).
+    match unsafe { (m.read_ref(n, LEFT), m.read_ref(n, RIGHT)) } {
+        (Some(l), Some(r)) => 1 + count(m, l) + count(m, r),
+        _ => 1,
+    }
+}
+
+/// Fails unless the tree at `n` has the node count of a complete tree of `depth`.
+pub fn expect_nodes<M: Mutator>(m: &mut M, n: ObjRef, depth: u32) -> BResult<()> {
+    let found = count(m, n);
+    if found == nodes(depth) {
+        Ok(())
+    } else {
+        Err(format!(
+            "binary-trees: a tree of depth {depth} has {found} nodes, expected {}",
+            nodes(depth)
+        ))
+    }
+}

@@ -1,0 +1,184 @@
+//! GCBench, after the benchmark by John Ellis and Pete Kovac, modified by Hans Boehm: a
+//! stretch tree, a long-lived tree of depth 16 and an array of 500,000 doubles that stay
+//! live, then for each depth d = 4, 6, .., 16 as many trees as make up twice the stretch
+//! tree's nodes, built top-down (`Populate`: a parent first, its children stored into it)
+//! and then as many built bottom-up (`MakeTree`). Nodes have two references and two ints.
+//! With several threads each runs its own copy (the multithreaded variant).
+
+use super::Outcome;
+use crate::bench::api::{self, run_threads, BResult, Collector, Mutator};
+use tandem::ObjRef;
+
+const LEFT: usize = api::node_ref(0);
+const RIGHT: usize = api::node_ref(1);
+const NODE_BYTES: u64 = api::node_size(2, 2) as u64;
+
+/// The size of a run.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Params {
+    /// Depth of the stretch tree (18 in GCBench).
+    pub stretch_depth: u32,
+    /// Depth of the long-lived tree (16).
+    pub long_lived_depth: u32,
+    /// Doubles in the long-lived array (500,000).
+    pub array_size: usize,
+    /// Depth of the largest short-lived trees (16).
+    pub max_depth: u32,
+    /// Independent copies, one per thread.
+    pub threads: usize,
+}
+
+/// The smallest short-lived trees.
+const MIN_DEPTH: u32 = 4;
+
+impl Params {
+    /// GCBench's own sizes.
+    pub fn classic(threads: usize) -> Params {
+        Params {
+            stretch_depth: 18,
+            long_lived_depth: 16,
+            array_size: 500_000,
+            max_depth: 16,
+            threads,
+        }
+    }
+}
+
+fn tree_nodes(depth: u32) -> u64 {
+    (1u64 << (depth + 1)) - 1
+}
+
+/// Runs the benchmark; fails if the long-lived tree or array lost data.
+pub fn run<C: Collector>(c: &C, p: &Params) -> BResult<Outcome> {
+    let threads = p.threads.max(1);
+    run_threads(c, threads, |_, m| one_copy(m, p))?;
+    let per_thread = 2 * tree_nodes(p.long_lived_depth.max(p.max_depth)) * NODE_BYTES
+        + api::array_size(p.array_size, 8) as u64;
+    Ok(Outcome {
+        live_set_bytes: threads as u64 * per_thread,
+        checked: format!(
+            "{threads} copies: long-lived trees of depth {} complete, array values intact",
+            p.long_lived_depth
+        ),
+        measured_from_pause: 0,
+    })
+}
+
+fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> BResult<()> {
+    let stretch = make_tree(m, p.stretch_depth)?;
+    expect_nodes(m, stretch, p.stretch_depth)?;
+
+    let long_lived = new_node(m)?;
+    m.push_root(Some(long_lived))?;
+    populate(m, p.long_lived_depth)?;
+
+    let array = m.word_array(p.array_size)?;
+    for i in 0..p.array_size {
+        let v = if i < p.array_size / 2 {
+            1.0 / i as f64
+        } else {
+            0.0
+        };
+        // SAFETY: item i of the fresh word array of `array_size` items.
+        unsafe { api::set_word(array, api::item(i), v.to_bits()) };
+    }
+    m.push_root(Some(array))?;
+
+    let mut d = MIN_DEPTH;
+    while d <= p.max_depth {
+        let iterations = 2 * tree_nodes(p.stretch_depth) / tree_nodes(d);
+        for _ in 0..iterations {
+            m.safepoint();
+            let t = new_node(m)?;
+            m.push_root(Some(t))?;
+            populate(m, d)?;
+            m.pop_root();
+        }
+        for _ in 0..iterations {
+            m.safepoint();
+            make_tree(m, d)?;
+        }
+        d += 2;
+    }
+
+    let array = m.pop_root().expect("the array is rooted");
+    let long_lived = m.pop_root().expect("the long-lived tree is rooted");
+    expect_nodes(m, long_lived, p.long_lived_depth)?;
+    let probe = 1000.min(p.array_size / 2 - 1);
+    // SAFETY: item `probe` of the live word array.
+    let v = f64::from_bits(unsafe { api::word(array, api::item(probe)) });
+    if v != 1.0 / probe as f64 {
+        return Err(format!(
+            "gcbench: array[{probe}] is {v}, expected 1/{probe}"
+        ));
+    }
+    Ok(())
+}
+
+fn new_node<M: Mutator>(m: &mut M) -> BResult<ObjRef> {
+    m.node(2, 2)
+}
+
+/// GCBench's `Populate`: gives the node on top of the shadow stack two fresh children, then
+/// populates each of them (top-down: stores into an older object).
+fn populate<M: Mutator>(m: &mut M, depth: u32) -> BResult<()> {
+    if depth == 0 {
+        return Ok(());
+    }
+    for field in [LEFT, RIGHT] {
+        let child = new_node(m)?;
+        let parent = m.root(0).expect("the parent is rooted");
+        // SAFETY: a reference field of the rooted node `parent`; `child` is fresh.
+        unsafe { m.write_ref(parent, field, Some(child)) };
+    }
+    for field in [LEFT, RIGHT] {
+        let parent = m.root(0).expect("the parent is rooted");
+        // SAFETY: a reference field of the rooted node `parent`.
+        let child = unsafe { m.read_ref(parent, field) };
+        m.push_root(child)?;
+        populate(m, depth - 1)?;
+        m.pop_root();
+    }
+    Ok(())
+}
+
+/// GCBench's `MakeTree`: a tree built bottom-up.
+fn make_tree<M: Mutator>(m: &mut M, depth: u32) -> BResult<ObjRef> {
+    if depth == 0 {
+        return new_node(m);
+    }
+    let l = make_tree(m, depth - 1)?;
+    m.push_root(Some(l))?;
+    let r = make_tree(m, depth - 1)?;
+    m.push_root(Some(r))?;
+    let n = new_node(m)?;
+    let r = m.pop_root();
+    let l = m.pop_root();
+    // SAFETY: reference fields of the fresh node `n`; `l` and `r` were rooted.
+    unsafe {
+        m.write_ref(n, LEFT, l);
+        m.write_ref(n, RIGHT, r);
+    }
+    Ok(n)
+}
+
+fn count<M: Mutator>(m: &mut M, n: ObjRef) -> u64 {
+    // SAFETY: `n` is a live node of a tree that nothing mutates meanwhile.
+    match unsafe { (m.read_ref(n, LEFT), m.read_ref(n, RIGHT)) } {
+        (Some(l), Some(r)) => 1 + count(m, l) + count(m, r),
+        (None, None) => 1,
+        _ => u64::MAX / 2,
+    }
+}
+
+fn expect_nodes<M: Mutator>(m: &mut M, n: ObjRef, depth: u32) -> BResult<()> {
+    let found = count(m, n);
+    if found == tree_nodes(depth) {
+        Ok(())
+    } else {
+        Err(format!(
+            "gcbench: a tree of depth {depth} has {found} nodes, expected {}",
+            tree_nodes(depth)
+        ))
+    }
+}
