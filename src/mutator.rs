@@ -192,6 +192,19 @@ impl MutatorCore {
     }
 }
 
+/// Logs the overwritten reference `old` unless marking needs nothing from it: null, already
+/// marked, or allocated during this cycle (SATB filtering: it keeps the buffers, and so the
+/// final-mark pause, small when the same objects are overwritten again and again).
+#[inline]
+fn satb_log(rt: &Runtime, buf: &mut SatbBuffer, old: usize) {
+    if old == 0 || rt.space.marked_or_black(old) {
+        return;
+    }
+    if let Some(full) = buf.push(old) {
+        rt.satb.publish(full);
+    }
+}
+
 /// Collections an allocation waits for before it reports out of memory.
 const MAX_ALLOCATION_GCS: usize = 16;
 
@@ -537,11 +550,7 @@ impl Mutator {
             unsafe {
                 info.for_each_slot(obj, |slot| {
                     let old = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Relaxed) as usize;
-                    if old != 0 {
-                        if let Some(full) = b.satb.push(old) {
-                            rt.satb.publish(full);
-                        }
-                    }
+                    satb_log(rt, &mut b.satb, old);
                 })
             }
         });
@@ -593,12 +602,8 @@ impl Mutator {
     fn log_slot(&mut self, slot: *mut *mut u8) {
         // SAFETY: a reference slot of a live object (callers' contracts).
         let old = unsafe { &*(slot as *const AtomicPtr<u8>) }.load(Ordering::Relaxed) as usize;
-        if old != 0 {
-            // SAFETY: RUNNING on the owning thread.
-            if let Some(full) = unsafe { self.core.barrier() }.satb.push(old) {
-                self.rt.satb.publish(full);
-            }
-        }
+        // SAFETY: RUNNING on the owning thread.
+        satb_log(&self.rt, &mut unsafe { self.core.barrier() }.satb, old);
     }
 
     /// Loads the reference field at `offset` of `obj`, with the load barrier.

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// SATB entries left for the final-mark pause before concurrent draining stops.
-const FINAL_MARK_SATB_BUDGET: usize = 16 * 1024;
+const FINAL_MARK_SATB_BUDGET: usize = 4 * 1024;
 /// Objects the final mark traces on the control thread before it wakes the workers.
 const FINAL_MARK_INLINE_BUDGET: usize = 20_000;
 /// Most extra concurrent rounds spent draining SATB buffers.

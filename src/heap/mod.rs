@@ -138,6 +138,18 @@ impl Space {
         next
     }
 
+    /// Whether the object at `addr` needs no more marking this cycle: it is marked, or it
+    /// was allocated black. False for addresses outside the heap (marking reports those).
+    #[inline]
+    pub fn marked_or_black(&self, addr: usize) -> bool {
+        if self.in_immix(addr) {
+            let line = self.meta.line(self.line_of(addr)).load(Ordering::Relaxed);
+            line == metadata::black_stamp(self.epoch()) || self.meta.is_marked(addr)
+        } else {
+            self.in_heap(addr) && self.meta.is_marked(addr)
+        }
+    }
+
     /// The poison pattern for freed memory, when verification is on.
     pub fn poison(&self) -> Option<u64> {
         self.poison.then_some(POISON)

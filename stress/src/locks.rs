@@ -1,16 +1,14 @@
-//! Striped spin locks that order the mutators' racing accesses to shared reference fields.
-//!
-//! Plain loads and stores of a field that several threads write are data races in the Rust
-//! memory model (and ThreadSanitizer reports them), so the graph workload takes the lock of
-//! a field's stripe around each access to a shared field. The accesses themselves still go
-//! through `Mutator::read_ref`/`write_ref`, so they get the collector's barriers.
+//! Striped spin locks for the benchmark's graph workload, which runs on libgc as well as
+//! Tandem: libgc's fields are plain words, so racing accesses to a shared field must be
+//! ordered by a lock, and both collectors pay for the same locking. (The stress `graph`
+//! workload needs none: Tandem's reference fields are atomic words.)
 //!
 //! A lock is held only across one or two field accesses, never across an allocation or a
 //! safepoint poll, so a thread waiting for the world to stop never waits on a lock holder
 //! that is itself stopped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use tandem::{Mutator, ObjRef};
+use tandem::ObjRef;
 
 /// Locks for shared fields, chosen by the field's address.
 #[derive(Debug)]
@@ -49,44 +47,6 @@ impl FieldLocks {
         let r = f();
         lock.store(false, Ordering::Release);
         r
-    }
-
-    /// Loads the shared reference field at `off` of `obj`.
-    ///
-    /// # Safety
-    /// `off` must be a reference field of the live object `obj`, and every other access to
-    /// that field must go through these locks.
-    pub unsafe fn read(&self, m: &mut Mutator, obj: ObjRef, off: usize) -> Option<ObjRef> {
-        // SAFETY: caller's contract; the stripe lock orders us against other accesses.
-        self.with(obj, off, || unsafe { m.read_ref(obj, off) })
-    }
-
-    /// Stores `v` into the shared reference field at `off` of `obj`.
-    ///
-    /// # Safety
-    /// As for [`FieldLocks::read`].
-    pub unsafe fn write(&self, m: &mut Mutator, obj: ObjRef, off: usize, v: Option<ObjRef>) {
-        // SAFETY: as for `read`.
-        self.with(obj, off, || unsafe { m.write_ref(obj, off, v) })
-    }
-
-    /// Stores `v` into the shared field at `off` of `obj` and returns what it held.
-    ///
-    /// # Safety
-    /// As for [`FieldLocks::read`].
-    pub unsafe fn swap(
-        &self,
-        m: &mut Mutator,
-        obj: ObjRef,
-        off: usize,
-        v: Option<ObjRef>,
-    ) -> Option<ObjRef> {
-        // SAFETY: as for `read`.
-        self.with(obj, off, || unsafe {
-            let old = m.read_ref(obj, off);
-            m.write_ref(obj, off, v);
-            old
-        })
     }
 }
 

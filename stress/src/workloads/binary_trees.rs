@@ -82,10 +82,20 @@ fn build(m: &mut Mutator, types: &Types, ids: &mut IdSource, depth: u32) -> Outc
     Ok(m.pop_root()?.expect("the parent is rooted"))
 }
 
-/// Counts the nodes of a tree of `depth`, checking each node's checksum and depth.
+/// Nodes walked between safepoint polls: a JIT polls on loop back-edges, and a walk of a
+/// deep tree must not hold up a collection for milliseconds.
+const POLL_EVERY: u32 = 1024;
+
+/// Counts the nodes of a tree of `depth`, checking each node's checksum and depth. The
+/// tree is rooted during the walk, which polls the safepoint: its nodes stay live (and do
+/// not move: this collector does not evacuate) while the walk holds them.
 fn check_tree(m: &mut Mutator, types: &Types, root: ObjRef, depth: u32) -> Outcome<()> {
     let expected = (1u64 << (depth + 1)) - 1;
-    let found = item_check(m, types, root, depth)?;
+    m.push_root(Some(root))?;
+    let mut until_poll = POLL_EVERY;
+    let found = item_check(m, types, root, depth, &mut until_poll);
+    m.pop_root()?;
+    let found = found?;
     if found != expected {
         return Err(Failure::Check(format!(
             "tree of depth {depth}: item check found {found} nodes, expected {expected}"
@@ -94,7 +104,18 @@ fn check_tree(m: &mut Mutator, types: &Types, root: ObjRef, depth: u32) -> Outco
     Ok(())
 }
 
-fn item_check(m: &mut Mutator, types: &Types, node: ObjRef, depth: u32) -> Outcome<u64> {
+fn item_check(
+    m: &mut Mutator,
+    types: &Types,
+    node: ObjRef,
+    depth: u32,
+    until_poll: &mut u32,
+) -> Outcome<u64> {
+    *until_poll -= 1;
+    if *until_poll == 0 {
+        *until_poll = POLL_EVERY;
+        m.safepoint();
+    }
     // SAFETY: `node` is reachable from a rooted tree and nothing allocates during the walk.
     unsafe { objects::check_read(types, node, "binary-trees node")? };
     // SAFETY: as above; a tree node has a payload.
@@ -111,7 +132,8 @@ fn item_check(m: &mut Mutator, types: &Types, node: ObjRef, depth: u32) -> Outco
     match (l, r, depth) {
         (None, None, 0) => Ok(1),
         (Some(l), Some(r), d) if d > 0 => {
-            Ok(1 + item_check(m, types, l, d - 1)? + item_check(m, types, r, d - 1)?)
+            let left = item_check(m, types, l, d - 1, until_poll)?;
+            Ok(1 + left + item_check(m, types, r, d - 1, until_poll)?)
         }
         _ => {
             // SAFETY: as above.

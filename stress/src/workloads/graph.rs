@@ -6,12 +6,13 @@
 //!
 //! Rooting: a node read from the shared graph is used only until the thread's next
 //! allocation or safepoint poll, unless it is pushed on the shadow stack first. Shared
-//! fields are read and written under [`FieldLocks`]. A node evicted from the array usually
+//! fields are read and written with no lock: reference fields are atomic words (acquire
+//! loads, release stores), so threads race on them freely, which is what stresses the
+//! collector's barriers. A node evicted from the array usually
 //! has its fields cleared, so that evicted nodes do not keep unbounded history alive.
 
 use crate::failure::{Failure, Outcome};
 use crate::global_root::GlobalRoot;
-use crate::locks::FieldLocks;
 use crate::objects::{self, array_slot, check_read, node_ref, IdSource, Types, GRAPH_REFS};
 use crate::rng::Rng;
 use crate::runner::ThreadCtx;
@@ -22,11 +23,10 @@ const WALK_STEPS: usize = 16;
 /// The longest private chain.
 const CHAIN_MAX: usize = 64;
 
-/// The shared graph: the array of shared nodes and the locks of their fields.
+/// The shared graph: the array of shared nodes, held by a global root.
 #[derive(Debug)]
 pub struct SharedGraph {
     root: GlobalRoot,
-    locks: FieldLocks,
     types: Types,
     slots: usize,
 }
@@ -71,12 +71,7 @@ impl SharedGraph {
             unsafe { *arr.field::<u64>(objects::ARRAY_ID) ^= 1 };
         }
         let root = GlobalRoot::new(heap, arr)?;
-        Ok(SharedGraph {
-            root,
-            locks: FieldLocks::new(4096),
-            types,
-            slots,
-        })
+        Ok(SharedGraph { root, types, slots })
     }
 
     fn array(&self) -> ObjRef {
@@ -92,8 +87,8 @@ impl SharedGraph {
         unsafe { check_read(&self.types, arr, "graph: the shared array")? };
         let mut checked = 1;
         for i in 0..self.slots {
-            // SAFETY: item i is a reference slot of the array; shared fields use the locks.
-            let Some(n) = (unsafe { self.locks.read(&mut m, arr, array_slot(i)) }) else {
+            // SAFETY: item i is a reference slot of the array.
+            let Some(n) = (unsafe { m.read_ref(arr, array_slot(i)) }) else {
                 continue;
             };
             // SAFETY: a node reachable from the global root; nothing allocates here.
@@ -101,7 +96,7 @@ impl SharedGraph {
             checked += 1;
             for k in 0..GRAPH_REFS {
                 // SAFETY: k is a reference field of the live node n.
-                if let Some(t) = unsafe { self.locks.read(&mut m, n, node_ref(k)) } {
+                if let Some(t) = unsafe { m.read_ref(n, node_ref(k)) } {
                     // SAFETY: reachable from n, as above.
                     unsafe { check_read(&self.types, t, "graph: final check of a referent")? };
                     checked += 1;
@@ -141,8 +136,8 @@ fn insert(m: &mut Mutator, g: &SharedGraph, rng: &mut Rng, ids: &mut IdSource) -
     let arr = g.array();
     for k in 0..GRAPH_REFS {
         if rng.chance(3, 4) {
-            // SAFETY: an item of the shared array, accessed under the locks.
-            let t = unsafe { g.locks.read(m, arr, array_slot(rng.below(g.slots))) };
+            // SAFETY: an item of the shared array (reference fields are atomic words, so racing accesses are not data races).
+            let t = unsafe { m.read_ref(arr, array_slot(rng.below(g.slots))) };
             if let Some(t) = t {
                 // SAFETY: t was reachable at the read and nothing allocated since.
                 unsafe { check_read(&g.types, t, "graph: linking a new node")? };
@@ -151,18 +146,22 @@ fn insert(m: &mut Mutator, g: &SharedGraph, rng: &mut Rng, ids: &mut IdSource) -
             unsafe { m.write_ref(n, node_ref(k), t) };
         }
     }
-    // SAFETY: an item of the shared array, accessed under the locks.
+    // SAFETY: an item of the shared array (reference fields are atomic words, so racing accesses are not data races).
     let old = unsafe {
-        g.locks
-            .swap(m, arr, array_slot(rng.below(g.slots)), Some(n))
+        {
+            let slot = array_slot(rng.below(g.slots));
+            let old = m.read_ref(arr, slot);
+            m.write_ref(arr, slot, Some(n));
+            old
+        }
     };
     if let Some(old) = old {
         // SAFETY: `old` was reachable at the swap and nothing allocated since.
         unsafe { check_read(&g.types, old, "graph: evicting a node")? };
         if rng.chance(7, 8) {
             for k in 0..GRAPH_REFS {
-                // SAFETY: a reference field of the live node `old`, under the locks.
-                unsafe { g.locks.write(m, old, node_ref(k), None) };
+                // SAFETY: a reference field of the live node `old`.
+                unsafe { m.write_ref(old, node_ref(k), None) };
             }
         }
     }
@@ -173,8 +172,8 @@ fn insert(m: &mut Mutator, g: &SharedGraph, rng: &mut Rng, ids: &mut IdSource) -
 /// node.
 fn overwrite(m: &mut Mutator, g: &SharedGraph, rng: &mut Rng, ids: &mut IdSource) -> Outcome<()> {
     let arr = g.array();
-    // SAFETY: an item of the shared array, accessed under the locks.
-    let Some(mut src) = (unsafe { g.locks.read(m, arr, array_slot(rng.below(g.slots))) }) else {
+    // SAFETY: an item of the shared array (reference fields are atomic words, so racing accesses are not data races).
+    let Some(mut src) = (unsafe { m.read_ref(arr, array_slot(rng.below(g.slots))) }) else {
         return Ok(());
     };
     // SAFETY: reachable at the read, nothing allocated since.
@@ -182,7 +181,7 @@ fn overwrite(m: &mut Mutator, g: &SharedGraph, rng: &mut Rng, ids: &mut IdSource
     let value = match rng.below(10) {
         0..=5 => {
             // SAFETY: as above.
-            let v = unsafe { g.locks.read(m, arr, array_slot(rng.below(g.slots))) };
+            let v = unsafe { m.read_ref(arr, array_slot(rng.below(g.slots))) };
             if let Some(v) = v {
                 // SAFETY: reachable at the read, nothing allocated since.
                 unsafe { check_read(&g.types, v, "graph: reading a new referent")? };
@@ -198,25 +197,22 @@ fn overwrite(m: &mut Mutator, g: &SharedGraph, rng: &mut Rng, ids: &mut IdSource
             Some(fresh?)
         }
     };
-    // SAFETY: a reference field of the live node `src`, under the locks.
-    unsafe {
-        g.locks
-            .write(m, src, node_ref(rng.below(GRAPH_REFS)), value)
-    };
+    // SAFETY: a reference field of the live node `src`.
+    unsafe { m.write_ref(src, node_ref(rng.below(GRAPH_REFS)), value) };
     Ok(())
 }
 
 /// Follows random references from a random shared node, checking each node met.
 fn walk(m: &mut Mutator, g: &SharedGraph, rng: &mut Rng) -> Outcome<()> {
     let arr = g.array();
-    // SAFETY: an item of the shared array, accessed under the locks.
-    let mut cur = unsafe { g.locks.read(m, arr, array_slot(rng.below(g.slots))) };
+    // SAFETY: an item of the shared array (reference fields are atomic words, so racing accesses are not data races).
+    let mut cur = unsafe { m.read_ref(arr, array_slot(rng.below(g.slots))) };
     for _ in 0..WALK_STEPS {
         let Some(n) = cur else { break };
         // SAFETY: reachable when read; the walk neither allocates nor polls.
         unsafe { check_read(&g.types, n, "graph: walking")? };
-        // SAFETY: a reference field of the live node `n`, under the locks.
-        cur = unsafe { g.locks.read(m, n, node_ref(rng.below(GRAPH_REFS))) };
+        // SAFETY: a reference field of the live node `n`.
+        cur = unsafe { m.read_ref(n, node_ref(rng.below(GRAPH_REFS))) };
     }
     Ok(())
 }
