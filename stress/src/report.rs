@@ -3,7 +3,8 @@
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tandem::Stats;
+use std::collections::BTreeMap;
+use tandem::{PauseKind, Stats};
 
 /// Pause percentiles, in microseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -25,10 +26,23 @@ pub struct Report {
     pub threads: u64,
     /// Parallel GC worker threads.
     pub gc_threads: usize,
-    /// Completed collections.
+    /// The collector mode (`concurrent` or `stw`).
+    pub mode: &'static str,
+    /// Pauses (a concurrent cycle has two).
     pub gcs: u64,
-    /// Pause percentiles.
+    /// Completed collection cycles.
+    pub cycles: u64,
+    /// Pause percentiles over all pauses.
     pub pause_us: PausePercentiles,
+    /// Pause percentiles per kind of pause (`stw`, `init_mark`, `final_mark`,
+    /// `degenerate`), for the kinds that occurred.
+    pub pause_us_by_kind: BTreeMap<&'static str, PausePercentiles>,
+    /// Total time mutators stalled in allocation waiting for a collection, microseconds.
+    pub stall_us_total: f64,
+    /// Total time of concurrent marking, seconds.
+    pub concurrent_mark_s: f64,
+    /// Total time of concurrent sweeping, seconds.
+    pub concurrent_sweep_s: f64,
     /// Longest time-to-safepoint, microseconds.
     pub ttsp_us_max: f64,
     /// Bytes allocated by all mutators.
@@ -60,18 +74,38 @@ fn us(ns: u64) -> f64 {
 
 /// Pause percentiles of the recorded pauses.
 pub fn pause_percentiles(stats: &Stats) -> PausePercentiles {
-    if stats.pauses.is_empty() {
-        return PausePercentiles::default();
+    let p = percentiles(stats.pauses.iter().map(|p| p.duration_ns));
+    PausePercentiles {
+        max: p.max.max(us(stats.pause_max_ns)),
+        ..p
     }
+}
+
+/// Pause percentiles for each kind of pause that occurred.
+pub fn pause_percentiles_by_kind(stats: &Stats) -> BTreeMap<&'static str, PausePercentiles> {
+    PauseKind::ALL
+        .iter()
+        .filter(|k| stats.pauses.iter().any(|p| p.kind == **k))
+        .map(|&k| {
+            let durations = stats.pauses.iter().filter(move |p| p.kind == k);
+            (k.name(), percentiles(durations.map(|p| p.duration_ns)))
+        })
+        .collect()
+}
+
+fn percentiles(durations_ns: impl Iterator<Item = u64>) -> PausePercentiles {
     let mut h = Histogram::<u64>::new(3).expect("3 significant figures is valid");
-    for p in &stats.pauses {
-        h.record(p.duration_ns.max(1))
+    for d in durations_ns {
+        h.record(d.max(1))
             .expect("an auto-resizing histogram takes any value");
+    }
+    if h.is_empty() {
+        return PausePercentiles::default();
     }
     PausePercentiles {
         p50: us(h.value_at_quantile(0.50)),
         p99: us(h.value_at_quantile(0.99)),
-        max: us(stats.pause_max_ns.max(h.max())),
+        max: us(h.max()),
     }
 }
 
@@ -86,13 +120,15 @@ impl Report {
         let verdict = if self.passed() { "ok" } else { "FAILED" };
         format!(
             "tandem-stress {}: {verdict}\n  \
-             {} mutator threads, {} GC threads, heap max {}, verify {}\n  \
+             {} mutator threads, {} GC threads ({} mode), heap max {}, verify {}\n  \
              {:.2} s, {} units of checked work, {} allocated, peak heap {}\n  \
-             {} GCs, pause p50 {} / p99 {} / max {}, time-to-safepoint max {}\n  \
+             {} pauses in {} cycles, pause p50 {} / p99 {} / max {}, time-to-safepoint max {}, \
+             allocation stalls {}\n  \
              verify errors {}, out-of-memory {}, failures {}",
             self.workload,
             self.threads,
             self.gc_threads,
+            self.mode,
             bytes(self.heap_max_bytes as u64),
             if self.verify { "on" } else { "off" },
             self.wall_s,
@@ -100,10 +136,12 @@ impl Report {
             bytes(self.allocated_bytes),
             bytes(self.peak_heap_bytes as u64),
             self.gcs,
+            self.cycles,
             micros(self.pause_us.p50),
             micros(self.pause_us.p99),
             micros(self.pause_us.max),
             micros(self.ttsp_us_max),
+            micros(self.stall_us_total),
             self.verify_errors,
             self.out_of_memory,
             self.failures.len(),
@@ -142,7 +180,7 @@ fn micros(us: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tandem::{GcCause, PauseKind, PauseRecord};
+    use tandem::{GcCause, PauseRecord};
 
     fn pause(us: u64) -> PauseRecord {
         PauseRecord {
@@ -171,6 +209,20 @@ mod tests {
         assert!((p.p50 - 50.0).abs() < 0.1, "{p:?}");
         assert!((p.p99 - 99.0).abs() < 0.1, "{p:?}");
         assert_eq!(p.max, 100.0);
+    }
+
+    #[test]
+    fn pauses_are_split_by_kind() {
+        let mut pauses: Vec<PauseRecord> = (1..=10).map(pause).collect();
+        pauses[9].kind = PauseKind::FinalMark;
+        let stats = Stats {
+            pauses,
+            ..Default::default()
+        };
+        let by = pause_percentiles_by_kind(&stats);
+        assert_eq!(by.len(), 2);
+        assert_eq!(by["final_mark"].max, 10.0);
+        assert!(by["stw"].max < 10.0);
     }
 
     #[test]
