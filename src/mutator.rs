@@ -398,7 +398,8 @@ impl Mutator {
     }
 
     fn check_trigger(&self) {
-        if self.rt.space.in_use() >= self.rt.trigger() {
+        // The pending check keeps threads off the request lock while a cycle runs.
+        if self.rt.space.in_use() >= self.rt.trigger() && !self.rt.requests.is_pending() {
             self.rt.requests.request(GcCause::Trigger);
         }
     }

@@ -182,7 +182,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
             log::clear(unsafe { o.header() });
         }
     }
-    pool.run(sweep.clone(), std::iter::empty());
+    pool.run_on(conc, sweep.clone(), std::iter::empty());
     let live = sweep.finish() + rt.space.sweep_large();
     rt.space.sub_in_use(in_use_at_pause.saturating_sub(live));
     rt.set_live_after_gc(live);
@@ -190,7 +190,11 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     drop(span);
     rt.stats.add_concurrent(conc_mark_ns, sweep_ns);
     rt.stats.set_last_live(live);
-    pacer.cycle_finished(rt, live, t_cycle.elapsed().as_secs_f64());
+    // The pacer sizes the next trigger from what tracing found live: lines kept only
+    // because they were allocated during marking are floating garbage next cycle, and
+    // counting them would ratchet the heap up cycle after cycle.
+    let traced_live = live.saturating_sub(sweep.black_bytes());
+    pacer.cycle_finished(rt, traced_live, t_cycle.elapsed().as_secs_f64());
     tracing::info!(
         live,
         conc_mark_us = conc_mark_ns / 1000,

@@ -24,6 +24,9 @@ pub struct GcRequests {
     wake: Condvar,
     done: Condvar,
     urgent: AtomicBool,
+    /// Mirrors `requested > completed`, so the allocation path can see a pending request
+    /// without taking the lock.
+    pending: AtomicBool,
 }
 
 impl Default for GcRequests {
@@ -39,6 +42,7 @@ impl Default for GcRequests {
             wake: Condvar::new(),
             done: Condvar::new(),
             urgent: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
         }
     }
 }
@@ -62,6 +66,7 @@ impl GcRequests {
         }
         if g.requested < target {
             g.requested = target;
+            self.pending.store(true, Ordering::Relaxed);
             g.cause = cause;
             self.wake.notify_all();
         }
@@ -94,7 +99,16 @@ impl GcRequests {
         let mut g = self.state.lock();
         g.completed += 1;
         self.urgent.store(false, Ordering::Relaxed);
+        self.pending
+            .store(g.requested > g.completed, Ordering::Relaxed);
         self.done.notify_all();
+    }
+
+    /// Whether a collection is requested and not yet complete (a hint, read without the
+    /// lock by the allocation path's trigger check).
+    #[inline]
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed)
     }
 
     /// Whether an allocation is waiting for the current cycle (concurrent marking should

@@ -24,6 +24,7 @@ pub struct SweepJob {
     epoch: u8,
     empty_chunks: Mutex<Vec<usize>>,
     live_lines: AtomicUsize,
+    black_lines: AtomicUsize,
 }
 
 impl SweepJob {
@@ -39,7 +40,13 @@ impl SweepJob {
             epoch,
             empty_chunks: Mutex::new(Vec::new()),
             live_lines: AtomicUsize::new(0),
+            black_lines: AtomicUsize::new(0),
         }
+    }
+
+    /// Bytes in lines that were live only because they were allocated during marking.
+    pub fn black_bytes(&self) -> usize {
+        self.black_lines.load(Ordering::Relaxed) * LINE_SIZE
     }
 
     /// Releases empty chunks above the minimum heap, pools the rest, and returns the bytes
@@ -71,6 +78,7 @@ impl<P> Job<P> for SweepJob {
         let space = &self.rt.space;
         let poison = space.poison();
         let mut live_lines = 0;
+        let mut black_lines = 0;
         let mut free = Vec::with_capacity(BLOCKS_PER_CHUNK);
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
@@ -80,6 +88,7 @@ impl<P> Job<P> for SweepJob {
             for b in first..first + BLOCKS_PER_CHUNK {
                 let r = sweep_block(&space.meta, space.immix_base(), b, self.epoch, poison);
                 live_lines += r.live_lines;
+                black_lines += r.black_lines;
                 match r.state {
                     BlockState::Free => free.push(b as BlockIndex),
                     BlockState::Recyclable => space.pools.recyclable.push(b as BlockIndex),
@@ -95,5 +104,6 @@ impl<P> Job<P> for SweepJob {
             }
         }
         self.live_lines.fetch_add(live_lines, Ordering::Relaxed);
+        self.black_lines.fetch_add(black_lines, Ordering::Relaxed);
     }
 }

@@ -52,6 +52,9 @@ pub struct SweptBlock {
     pub state: BlockState,
     /// Lines marked live in this cycle.
     pub live_lines: usize,
+    /// Of those, lines allocated black during this cycle's marking (live by allocation,
+    /// not by tracing).
+    pub black_lines: usize,
 }
 
 /// Sweeps one committed block after marking with line epoch `epoch`: lines stamped neither
@@ -68,10 +71,12 @@ pub fn sweep_block(
     let lines = meta.block_lines(block);
     let block_addr = immix_base + block * BLOCK_SIZE;
     let mut live = 0;
+    let mut black = 0;
     for (i, l) in lines.iter().enumerate() {
         let v = l.load(Relaxed);
         if super::metadata::line_live(v, epoch) {
             live += 1;
+            black += usize::from(v != epoch);
         } else {
             if v != LINE_FREE {
                 l.store(LINE_FREE, Relaxed);
@@ -92,6 +97,7 @@ pub fn sweep_block(
     SweptBlock {
         state,
         live_lines: live,
+        black_lines: black,
     }
 }
 

@@ -85,8 +85,12 @@ impl SharedGraph {
         let arr = self.array();
         // SAFETY: the array is held by the global root and nothing allocates here.
         unsafe { check_read(&self.types, arr, "graph: the shared array")? };
+        // From here, what is read from the array is used only until the next poll.
         let mut checked = 1;
         for i in 0..self.slots {
+            // Poll between slots, so a collection in progress is not held up by the walk;
+            // the array is a global root and nothing moves, so `arr` stays valid.
+            m.safepoint();
             // SAFETY: item i is a reference slot of the array.
             let Some(n) = (unsafe { m.read_ref(arr, array_slot(i)) }) else {
                 continue;
