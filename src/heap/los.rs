@@ -1,8 +1,11 @@
 //! The large-object space: objects over [`super::LARGE_OBJECT_THRESHOLD`] get whole pages of
 //! their own half of the reservation, never move, and are freed by returning the pages.
 //!
-//! Allocation takes a lock: large objects are rare next to TLAB bumps, and each one costs a
-//! commit system call anyway.
+//! Allocation takes a lock: large objects are rare next to TLAB bumps. Freed runs are kept
+//! committed in a small warm cache (up to `warm_cap` bytes) and reused after a memset, since
+//! returning pages to the OS and faulting fresh zeroed ones back in costs far more than
+//! clearing them for churning workloads. With verification on there is no warm cache: every
+//! freed run is made inaccessible, so a use after free faults at once.
 
 use super::metadata::SideMetadata;
 use super::vm::{Reservation, PAGE_SIZE};
@@ -12,8 +15,11 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Default)]
 struct LosInner {
-    /// Free page runs: start address -> length in bytes, coalesced.
+    /// Free page runs, not committed: start address -> length in bytes, coalesced.
     free: BTreeMap<usize, usize>,
+    /// Free page runs still committed (dirty): start -> length, coalesced among themselves.
+    warm: BTreeMap<usize, usize>,
+    warm_bytes: usize,
     /// Live objects: start address -> committed length in bytes.
     objects: BTreeMap<usize, usize>,
     /// Mark new objects (from the start of marking until this space is swept).
@@ -25,17 +31,20 @@ struct LosInner {
 pub struct LargeObjectSpace {
     base: usize,
     size: usize,
+    warm_cap: usize,
     inner: Mutex<LosInner>,
 }
 
 impl LargeObjectSpace {
-    /// An empty space over `[base, base+size)`.
-    pub fn new(base: usize, size: usize) -> LargeObjectSpace {
+    /// An empty space over `[base, base+size)` keeping up to `warm_cap` freed bytes
+    /// committed for reuse.
+    pub fn new(base: usize, size: usize, warm_cap: usize) -> LargeObjectSpace {
         let mut inner = LosInner::default();
         inner.free.insert(base, size);
         LargeObjectSpace {
             base,
             size,
+            warm_cap,
             inner: Mutex::new(inner),
         }
     }
@@ -55,14 +64,32 @@ impl LargeObjectSpace {
     ) -> Result<Option<usize>> {
         let len = Self::footprint(bytes);
         let mut g = self.inner.lock();
-        let Some((&start, &run)) = g.free.iter().find(|(_, &l)| l >= len) else {
-            return Ok(None);
+        let start = match Self::take_run(&mut g.warm, len) {
+            Some(start) => {
+                g.warm_bytes -= len;
+                // SAFETY: a committed free run of at least `len` bytes owned by this lock.
+                unsafe { std::ptr::write_bytes(start as *mut u8, 0, bytes) };
+                start
+            }
+            None => {
+                if !g.free.values().any(|&l| l >= len) {
+                    // The warm runs may be what fragments the space: give them back.
+                    let warm = std::mem::take(&mut g.warm);
+                    g.warm_bytes = 0;
+                    for (a, l) in warm {
+                        Self::release_locked(&mut g, res, a, l);
+                    }
+                }
+                let Some(start) = Self::take_run(&mut g.free, len) else {
+                    return Ok(None);
+                };
+                if let Err(e) = res.commit(start, len) {
+                    Self::insert_run(&mut g.free, start, len);
+                    return Err(e);
+                }
+                start
+            }
         };
-        res.commit(start, len)?;
-        g.free.remove(&start);
-        if run > len {
-            g.free.insert(start + len, run - len);
-        }
         g.objects.insert(start, len);
         if g.alloc_black {
             meta.mark(start);
@@ -70,21 +97,45 @@ impl LargeObjectSpace {
         Ok(Some(start))
     }
 
-    fn free_locked(g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
-        res.release(addr, len);
+    /// Takes `len` bytes from the first run of `runs` that holds them.
+    fn take_run(runs: &mut BTreeMap<usize, usize>, len: usize) -> Option<usize> {
+        let (&start, &run) = runs.iter().find(|(_, &l)| l >= len)?;
+        runs.remove(&start);
+        if run > len {
+            runs.insert(start + len, run - len);
+        }
+        Some(start)
+    }
+
+    /// Inserts a run, coalescing it with its neighbours.
+    fn insert_run(runs: &mut BTreeMap<usize, usize>, addr: usize, len: usize) {
         let (mut start, mut len) = (addr, len);
-        if let Some((&p, &pl)) = g.free.range(..start).next_back() {
+        if let Some((&p, &pl)) = runs.range(..start).next_back() {
             if p + pl == start {
-                g.free.remove(&p);
+                runs.remove(&p);
                 start = p;
                 len += pl;
             }
         }
-        if let Some(&nl) = g.free.get(&(start + len)) {
-            g.free.remove(&(start + len));
+        if let Some(&nl) = runs.get(&(start + len)) {
+            runs.remove(&(start + len));
             len += nl;
         }
-        g.free.insert(start, len);
+        runs.insert(start, len);
+    }
+
+    fn release_locked(g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
+        res.release(addr, len);
+        Self::insert_run(&mut g.free, addr, len);
+    }
+
+    fn free_locked(&self, g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
+        if g.warm_bytes + len <= self.warm_cap {
+            g.warm_bytes += len;
+            Self::insert_run(&mut g.warm, addr, len);
+        } else {
+            Self::release_locked(g, res, addr, len);
+        }
     }
 
     /// Starts marking new objects (at the start of a concurrent cycle).
@@ -107,7 +158,7 @@ impl LargeObjectSpace {
         let mut freed = 0;
         for (a, l) in dead {
             g.objects.remove(&a);
-            Self::free_locked(&mut g, res, a, l);
+            self.free_locked(&mut g, res, a, l);
             freed += l;
         }
         let mut live = 0;

@@ -71,7 +71,16 @@ impl Space {
         let base = res.base();
         let meta = SideMetadata::new(base, total, immix_size)?;
         Ok(Space {
-            los: LargeObjectSpace::new(base + immix_size, immix_size),
+            // No warm cache under verification: freed large objects must fault when used.
+            los: LargeObjectSpace::new(
+                base + immix_size,
+                immix_size,
+                if config.verify {
+                    0
+                } else {
+                    (config.heap_max.0 / 16).min(64 << 20)
+                },
+            ),
             res,
             meta,
             immix_base: base,
