@@ -208,8 +208,16 @@ impl StatsRecorder {
     }
 
     /// Records the bytes live after a cycle whose last pause came before its sweep.
+    /// The figure also goes into the cycle's last pause record, whose `heap_after` was not
+    /// known when the pause ended.
     pub fn set_last_live(&self, live: usize) {
-        self.inner.lock().heap_live = live;
+        let mut s = self.inner.lock();
+        s.heap_live = live;
+        if let Some(p) = s.log.back_mut() {
+            if p.heap_after == 0 {
+                p.heap_after = live;
+            }
+        }
     }
 
     /// Bytes allocated so far.

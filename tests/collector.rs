@@ -90,6 +90,12 @@ fn rooted_objects_survive_many_collections_intact(mode: Mode) {
     assert!(s.gcs >= 3);
     assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
     assert!(s.heap_live >= 10_000 * 24);
+    // Every cycle's last pause carries the live figure (a concurrent cycle learns it after
+    // its final pause, from the sweep).
+    assert!(s
+        .pauses
+        .iter()
+        .any(|p| p.kind != tandem::PauseKind::InitMark && p.heap_after >= 10_000 * 24));
 }
 
 fn garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes(mode: Mode) {
