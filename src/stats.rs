@@ -249,8 +249,10 @@ impl StatsRecorder {
     pub fn record_verify_errors(&self, messages: Vec<String>, total: u64) {
         let mut s = self.inner.lock();
         s.verify_errors += total;
+        // The same broken object is reported at every GC: keep each message once, so the
+        // first 100 distinct problems stay visible.
         for m in messages {
-            if s.verify_messages.len() < 100 {
+            if s.verify_messages.len() < 100 && !s.verify_messages.contains(&m) {
                 s.verify_messages.push(m);
             }
         }
