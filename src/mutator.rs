@@ -440,7 +440,10 @@ impl Mutator {
             // SAFETY: RUNNING on the owning thread.
             unsafe { self.core.flush_barriers(&self.rt) };
         }
-        self.rt.safepoint.poll(&self.core);
+        let t = std::time::Instant::now();
+        if self.rt.safepoint.poll(&self.core) {
+            self.rt.stats.add_mutator_stop(t.elapsed());
+        }
     }
 
     /// Enters a native region (a blocking call): the collector may run meanwhile, so the
@@ -453,7 +456,10 @@ impl Mutator {
     /// Leaves a native region, waiting first if a collection is in progress.
     #[inline]
     pub fn leave_native(&mut self) {
-        self.rt.safepoint.leave_native(&self.core);
+        let t = std::time::Instant::now();
+        if self.rt.safepoint.leave_native(&self.core) {
+            self.rt.stats.add_mutator_stop(t.elapsed());
+        }
     }
 
     /// Runs `f` inside a native region.

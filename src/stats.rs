@@ -97,6 +97,12 @@ pub struct Stats {
     pub concurrent_sweep_ns: u64,
     /// Total time mutators stalled in allocation waiting for a collection, nanoseconds.
     pub stall_ns: u64,
+    /// How long mutators stood still at safepoints, as each saw it (from noticing the stop
+    /// until running again, so it includes waiting for a core after the resume), counted
+    /// by power-of-two microsecond bucket like [`Stats::pause_histogram`].
+    pub mutator_stop_histogram: [u64; HISTOGRAM_BUCKETS],
+    /// Longest time one mutator stood still at a safepoint, nanoseconds.
+    pub mutator_stop_max_ns: u64,
     /// The most recent pauses (up to [`PAUSE_LOG_CAPACITY`]), oldest first.
     pub pauses: Vec<PauseRecord>,
     /// Pause counts by power-of-two microsecond bucket.
@@ -153,6 +159,8 @@ pub struct StatsRecorder {
     bytes_allocated: AtomicU64,
     out_of_memory: AtomicU64,
     stall_ns: AtomicU64,
+    mutator_stops: [AtomicU64; HISTOGRAM_BUCKETS],
+    mutator_stop_max_ns: AtomicU64,
 }
 
 impl Default for StatsRecorder {
@@ -163,6 +171,8 @@ impl Default for StatsRecorder {
             bytes_allocated: AtomicU64::new(0),
             out_of_memory: AtomicU64::new(0),
             stall_ns: AtomicU64::new(0),
+            mutator_stops: std::array::from_fn(|_| AtomicU64::new(0)),
+            mutator_stop_max_ns: AtomicU64::new(0),
         }
     }
 }
@@ -192,6 +202,14 @@ impl StatsRecorder {
     pub fn add_stall(&self, d: std::time::Duration) {
         self.stall_ns
             .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Records how long a mutator stood still at a safepoint (lock-free: every mutator
+    /// records after every pause).
+    pub fn add_mutator_stop(&self, d: std::time::Duration) {
+        let ns = d.as_nanos() as u64;
+        self.mutator_stops[bucket(ns)].fetch_add(1, Ordering::Relaxed);
+        self.mutator_stop_max_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
     /// Adds the duration of a concurrent phase.
@@ -267,6 +285,10 @@ impl StatsRecorder {
         s.bytes_allocated = self.bytes_allocated.load(Ordering::Relaxed);
         s.out_of_memory = self.out_of_memory.load(Ordering::Relaxed);
         s.stall_ns = self.stall_ns.load(Ordering::Relaxed);
+        for (h, a) in s.mutator_stop_histogram.iter_mut().zip(&self.mutator_stops) {
+            *h = a.load(Ordering::Relaxed);
+        }
+        s.mutator_stop_max_ns = self.mutator_stop_max_ns.load(Ordering::Relaxed);
         s
     }
 }

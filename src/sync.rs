@@ -6,7 +6,7 @@
 //! ship. Raw side-metadata bytes in mmapped memory are not protocol state and use
 //! `std::sync::atomic` directly.
 //!
-//! The lock API is parking_lot's shape (`lock()` returns the guard, no poisoning) with a
+//! The lock API has parking_lot's shape (`lock()` returns the guard, no poisoning) with a
 //! by-value `Condvar::wait`, which both backends can provide.
 
 #[cfg(not(loom))]
@@ -21,36 +21,41 @@ mod imp {
     pub use std::hint::spin_loop;
 
     /// A mutual-exclusion lock without poisoning.
+    ///
+    /// std's futex lock, not parking_lot's: parking_lot spins with `sched_yield` before it
+    /// sleeps, and on a machine with more runnable threads than cores a yielding collector
+    /// thread can lose its core until the next scheduler tick (milliseconds, measured as
+    /// time-to-safepoint outliers); std's lock spins briefly and then sleeps on a futex.
     #[derive(Debug, Default)]
-    pub struct Mutex<T>(parking_lot::Mutex<T>);
+    pub struct Mutex<T>(std::sync::Mutex<T>);
     /// The guard of a held [`Mutex`].
-    pub type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+    pub type MutexGuard<'a, T> = std::sync::MutexGuard<'a, T>;
 
     impl<T> Mutex<T> {
         /// A new unlocked mutex.
-        pub fn new(v: T) -> Self {
-            Mutex(parking_lot::Mutex::new(v))
+        pub const fn new(v: T) -> Self {
+            Mutex(std::sync::Mutex::new(v))
         }
-        /// Blocks until the lock is held.
+        /// Blocks until the lock is held (a panic while it was held does not poison it:
+        /// protocol state stays consistent under each critical section's own invariants).
         #[inline]
         pub fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock()
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
         }
     }
 
     /// A condition variable used with [`Mutex`].
     #[derive(Debug, Default)]
-    pub struct Condvar(parking_lot::Condvar);
+    pub struct Condvar(std::sync::Condvar);
 
     impl Condvar {
         /// A new condition variable.
-        pub fn new() -> Self {
-            Condvar(parking_lot::Condvar::new())
+        pub const fn new() -> Self {
+            Condvar(std::sync::Condvar::new())
         }
         /// Atomically releases the guard's lock and sleeps until notified, then relocks.
-        pub fn wait<'a, T>(&self, mut g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-            self.0.wait(&mut g);
-            g
+        pub fn wait<'a, T>(&self, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(g).unwrap_or_else(|e| e.into_inner())
         }
         /// Wakes one waiter.
         pub fn notify_one(&self) {

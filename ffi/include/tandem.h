@@ -352,6 +352,13 @@ typedef struct tandem_stats {
     uint64_t out_of_memory;    /**< Allocations failed after a full collection. */
     uint64_t verify_errors;    /**< Problems found by heap verification. */
     uint64_t pause_histogram[32]; /**< Pauses in [2^i, 2^(i+1)) microseconds. */
+    uint64_t cycles;           /**< Completed collection cycles (concurrent: two pauses each). */
+    uint64_t stall_ns;         /**< Time mutators stalled in allocation waiting for a GC. */
+    /** Longest time one mutator stood still at a safepoint, as that thread saw it: from
+     *  noticing the stop until running again, so it includes waiting for a core after the
+     *  resume when the machine has more runnable threads than cores. */
+    uint64_t mutator_stop_max_ns;
+    uint64_t mutator_stop_histogram[32]; /**< Mutator stops in [2^i, 2^(i+1)) microseconds. */
 } tandem_stats;
 
 /** Fills *out with the current statistics. */

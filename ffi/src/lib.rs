@@ -73,6 +73,14 @@ pub struct CStats {
     pub verify_errors: u64,
     /// Pauses per power-of-two microsecond bucket.
     pub pause_histogram: [u64; tandem_core::stats::HISTOGRAM_BUCKETS],
+    /// Completed collection cycles.
+    pub cycles: u64,
+    /// Total time mutators stalled in allocation waiting for a collection.
+    pub stall_ns: u64,
+    /// Longest time one mutator stood still at a safepoint, as it saw it.
+    pub mutator_stop_max_ns: u64,
+    /// Mutator safepoint stops per power-of-two microsecond bucket.
+    pub mutator_stop_histogram: [u64; tandem_core::stats::HISTOGRAM_BUCKETS],
 }
 
 fn config_from(opts: *const CTandemOptions) -> FfiResult<Config> {
@@ -484,6 +492,10 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             out_of_memory: s.out_of_memory,
             verify_errors: s.verify_errors,
             pause_histogram: s.pause_histogram,
+            cycles: s.cycles,
+            stall_ns: s.stall_ns,
+            mutator_stop_max_ns: s.mutator_stop_max_ns,
+            mutator_stop_histogram: s.mutator_stop_histogram,
         };
         // SAFETY: as above.
         unsafe { out.write(c) };

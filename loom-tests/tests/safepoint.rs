@@ -87,3 +87,31 @@ fn a_thread_attaching_during_a_stop_waits_for_resume() {
         late.join().unwrap();
     });
 }
+
+#[test]
+fn back_to_back_stops_wake_every_sleeper() {
+    // A mutator woken by one resume may find the next stop already in force: it must stay
+    // stopped and be woken again by the second resume (loom reports a deadlock otherwise).
+    loom::model(|| {
+        let w = Arc::new(World {
+            sp: Safepoint::default(),
+            heap: [UnsafeCell::new(0), UnsafeCell::new(0)],
+        });
+        let m = Arc::new(ThreadState::default());
+        w.sp.attach(m.clone());
+        let (w1, m1) = (w.clone(), m.clone());
+        let mutator = loom::thread::spawn(move || {
+            w1.sp.poll(&m1);
+            touch(&w1, 0);
+            w1.sp.poll(&m1);
+            touch(&w1, 0);
+            w1.sp.detach(&m1);
+        });
+        for _ in 0..2 {
+            let _ = w.sp.stop_the_world();
+            touch(&w, 0);
+            w.sp.resume();
+        }
+        mutator.join().unwrap();
+    });
+}

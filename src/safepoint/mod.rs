@@ -13,14 +13,17 @@
 //!    variable, lock released while waiting) until no word's state is RUNNING.
 //! 2. **Poll.** A mutator's fast path loads its own word (relaxed) and tests
 //!    STOP_REQUESTED. On the slow path it takes the lock, changes RUNNING to STOPPED (CAS,
-//!    keeping the bit), notifies the collector, and waits while STOP_REQUESTED is set; then
-//!    it changes STOPPED back to RUNNING.
+//!    keeping the bit), notifies the collector, registers its thread as a *waiter* and
+//!    sleeps (`thread::park`, lock released) until a CAS from STOPPED (bit clear) to
+//!    RUNNING succeeds.
 //! 3. **Enter native.** CAS RUNNING to IN_NATIVE keeping the bit. If the bit was set, the
 //!    collector may be waiting for this mutator: notify it under the lock.
 //! 4. **Leave native.** CAS IN_NATIVE (bit clear) to RUNNING. If the CAS fails the bit is
-//!    set: wait under the lock as in 2 until it clears, then retry.
+//!    set: register as a waiter under the lock and sleep as in 2.
 //! 5. **Resume.** The collector takes the lock, ends the stop, `fetch_and`s the bit away
-//!    from every word and wakes all waiters.
+//!    from every word, takes the waiters, and after releasing the lock unparks each one
+//!    directly (all wake at once; none needs the lock to resume, so a preempted mutator
+//!    holding a lock hand-off cannot delay the others or the next stop).
 //! 6. **Attach/detach.** Attach waits under the lock while a stop is in force, then
 //!    registers a RUNNING mutator. Detach (by a RUNNING mutator) unregisters under the lock
 //!    and notifies the collector, which then no longer waits for it.
@@ -35,8 +38,13 @@
 //! * No wake-up is lost. The collector checks the words and starts waiting while holding
 //!   the lock. A mutator that becomes non-RUNNING after the `fetch_or` sees the bit (its CAS
 //!   is ordered after the `fetch_or` on the same word) and notifies under the lock; one that
-//!   did so before the `fetch_or` is seen by the check. Waiting mutators re-check the bit
-//!   under the lock, and resume clears it under the lock before notifying.
+//!   did so before the `fetch_or` is seen by the check. A sleeping mutator registered as a
+//!   waiter under the lock while the bit was set, so the resume that clears the bit (under
+//!   the lock, later) takes its entry and unparks it; an unpark before the park is kept as
+//!   the thread's token. A mutator that wakes with the bit set again (a spurious wake-up or
+//!   a new stop) re-registers under the lock unless it is still registered, so the next
+//!   resume wakes it too (the loom model `back_to_back_stops_wake_every_sleeper` fails
+//!   without the re-registration).
 //! * Visibility. A mutator's writes before it enters native or stops happen-before the
 //!   collector's check (release CAS / lock, acquire load / lock). The collector's writes
 //!   during the stop happen-before a mutator's resumption (release `fetch_and` or lock,
@@ -44,7 +52,7 @@
 //!
 //! The loom model `loom-tests/tests/safepoint.rs` checks these claims over this code.
 
-use crate::sync::{Arc, AtomicU32, Condvar, Mutex, Ordering};
+use crate::sync::{thread, Arc, AtomicU32, Condvar, Mutex, MutexGuard, Ordering};
 
 /// The mutator runs managed code and may touch the heap.
 pub const RUNNING: u32 = 0;
@@ -144,6 +152,9 @@ impl Participant for ThreadState {
 struct Registry<T> {
     mutators: Vec<Arc<T>>,
     stopping: bool,
+    /// Threads sleeping until this stop ends, each registered while the stop was in force
+    /// (so the resume that ends it finds them here).
+    waiters: Vec<thread::Thread>,
 }
 
 /// The safepoint coordinator for mutators of type `T`.
@@ -160,6 +171,7 @@ impl<T: Participant> Default for Safepoint<T> {
             registry: Mutex::new(Registry {
                 mutators: Vec::new(),
                 stopping: false,
+                waiters: Vec::new(),
             }),
             resume_cv: Condvar::new(),
             parked_cv: Condvar::new(),
@@ -217,30 +229,30 @@ impl<T: Participant> Safepoint<T> {
         self.len() == 0
     }
 
-    /// Parks if a stop was requested (the handshake bit is the caller's to handle).
+    /// Parks if a stop was requested (the handshake bit is the caller's to handle); true if
+    /// it parked.
     #[inline(always)]
-    pub fn poll(&self, m: &T) {
+    pub fn poll(&self, m: &T) -> bool {
         if m.thread_state().word.load(Ordering::Relaxed) & STOP_REQUESTED != 0 {
-            self.park(m);
+            return self.park(m);
         }
+        false
     }
 
-    /// Parks the RUNNING mutator `m` while a stop is requested.
+    /// Parks the RUNNING mutator `m` while a stop is requested; true if it parked (false
+    /// when the stop had already ended).
     #[cold]
-    pub fn park(&self, m: &T) {
+    pub fn park(&self, m: &T) -> bool {
         let ts = m.thread_state();
-        let mut g = self.registry.lock();
+        let g = self.registry.lock();
         if ts.transition(RUNNING, STOPPED, false) == Ok(0) {
-            // The stop already ended; undo.
+            // The stop already ended (and none can begin while we hold the lock): undo.
             let _ = ts.transition(STOPPED, RUNNING, false);
-            return;
+            return false;
         }
         self.parked_cv.notify_all();
-        while ts.word.load(Ordering::Acquire) & STOP_REQUESTED != 0 {
-            g = self.resume_cv.wait(g);
-        }
-        let _ = ts.transition(STOPPED, RUNNING, false);
-        drop(g);
+        self.sleep_until_resumed(ts, STOPPED, g);
+        true
     }
 
     /// Enters a native region: the collector may proceed without this mutator, which must
@@ -253,18 +265,48 @@ impl<T: Participant> Safepoint<T> {
         }
     }
 
-    /// Leaves a native region, waiting first while the world is stopped.
+    /// Leaves a native region, waiting first while the world is stopped; true if it waited.
     #[inline]
-    pub fn leave_native(&self, m: &T) {
+    pub fn leave_native(&self, m: &T) -> bool {
         let ts = m.thread_state();
         if ts.transition(IN_NATIVE, RUNNING, true).is_ok() {
-            return;
+            return false;
         }
-        let mut g = self.registry.lock();
-        while ts.transition(IN_NATIVE, RUNNING, true).is_err() {
-            g = self.resume_cv.wait(g);
+        self.sleep_until_resumed(ts, IN_NATIVE, self.registry.lock());
+        true
+    }
+
+    /// Moves `ts` from `state` to RUNNING once no stop is requested, sleeping meanwhile.
+    /// Called holding the registry lock `g`.
+    ///
+    /// A sleeper registers its thread in `waiters` under the lock, and only while the stop
+    /// bit is set (so the resume that clears it will find the entry); resume clears the bits
+    /// and takes the waiters under the lock, then unparks each directly, so all wake at once
+    /// (no lock hand-off chain) and none needs the lock to resume. An unpark that comes
+    /// before the `park` is kept as the thread's token, so none is lost. A thread that wakes
+    /// with the bit set (a spurious wake-up, or a new stop that began before it ran) checks
+    /// under the lock that it is still registered before it sleeps again.
+    fn sleep_until_resumed<'a>(
+        &'a self,
+        ts: &ThreadState,
+        state: u32,
+        mut g: MutexGuard<'a, Registry<T>>,
+    ) {
+        let me = thread::current();
+        loop {
+            if ts.transition(state, RUNNING, true).is_ok() {
+                return;
+            }
+            if !g.waiters.iter().any(|t| t.id() == me.id()) {
+                g.waiters.push(me.clone());
+            }
+            drop(g);
+            thread::park();
+            if ts.transition(state, RUNNING, true).is_ok() {
+                return;
+            }
+            g = self.registry.lock();
         }
-        drop(g);
     }
 
     /// Whether a stop is in force.
@@ -303,6 +345,11 @@ impl<T: Participant> Safepoint<T> {
                 .word
                 .fetch_and(!STOP_REQUESTED, Ordering::AcqRel);
         }
+        let waiters = std::mem::take(&mut g.waiters);
         self.resume_cv.notify_all();
+        drop(g);
+        for t in waiters {
+            t.unpark();
+        }
     }
 }

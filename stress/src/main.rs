@@ -179,6 +179,7 @@ fn build_report(heap: &Heap, w: &Workload, result: RunResult, wall_s: f64) -> Re
         concurrent_mark_s: stats.concurrent_mark_ns as f64 / 1e9,
         concurrent_sweep_s: stats.concurrent_sweep_ns as f64 / 1e9,
         ttsp_us_max: (stats.ttsp_max_ns as f64 / 100.0).round() / 10.0,
+        mutator_stop_us: report::mutator_stops(&stats),
         allocated_bytes: stats.bytes_allocated,
         wall_s: (wall_s * 1000.0).round() / 1000.0,
         peak_heap_bytes: stats.heap_peak,

@@ -17,6 +17,23 @@ pub struct PausePercentiles {
     pub max: f64,
 }
 
+/// How long mutators stood still at safepoints, each as it saw it (from noticing the stop
+/// until it ran again: the pause plus waiting for a core after the resume). From the
+/// runtime's power-of-two histogram, so the percentiles are bucket upper bounds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct MutatorStops {
+    /// Stops recorded (one per mutator per pause it was parked in).
+    pub count: u64,
+    /// The median stop is at most this many microseconds.
+    pub p50_le: f64,
+    /// The 99th-percentile stop is at most this many microseconds.
+    pub p99_le: f64,
+    /// The longest stop, microseconds (exact).
+    pub max: f64,
+    /// Stops of 1024 µs or more.
+    pub over_1ms: u64,
+}
+
 /// Everything a run reports; the JSON line is this object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -45,6 +62,8 @@ pub struct Report {
     pub concurrent_sweep_s: f64,
     /// Longest time-to-safepoint, microseconds.
     pub ttsp_us_max: f64,
+    /// Safepoint stops as the mutators saw them.
+    pub mutator_stop_us: MutatorStops,
     /// Bytes allocated by all mutators.
     pub allocated_bytes: u64,
     /// Wall time of the workload, seconds.
@@ -93,6 +112,31 @@ pub fn pause_percentiles_by_kind(stats: &Stats) -> BTreeMap<&'static str, PauseP
         .collect()
 }
 
+/// The mutators' view of their safepoint stops.
+pub fn mutator_stops(stats: &Stats) -> MutatorStops {
+    let h = &stats.mutator_stop_histogram;
+    let count: u64 = h.iter().sum();
+    // Upper bound of the bucket holding the q-quantile.
+    let le = |q: f64| {
+        let rank = (q * count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in h.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return (2u64 << i) as f64;
+            }
+        }
+        0.0
+    };
+    MutatorStops {
+        count,
+        p50_le: if count == 0 { 0.0 } else { le(0.50) },
+        p99_le: if count == 0 { 0.0 } else { le(0.99) },
+        max: us(stats.mutator_stop_max_ns),
+        over_1ms: h[10..].iter().sum(),
+    }
+}
+
 fn percentiles(durations_ns: impl Iterator<Item = u64>) -> PausePercentiles {
     let mut h = Histogram::<u64>::new(3).expect("3 significant figures is valid");
     for d in durations_ns {
@@ -124,6 +168,7 @@ impl Report {
              {:.2} s, {} units of checked work, {} allocated, peak heap {}\n  \
              {} pauses in {} cycles, pause p50 {} / p99 {} / max {}, time-to-safepoint max {}, \
              allocation stalls {}\n  \
+             mutator stops {}: p99 <= {}, max {}, {} of 1 ms or more\n  \
              verify errors {}, out-of-memory {}, failures {}",
             self.workload,
             self.threads,
@@ -142,6 +187,10 @@ impl Report {
             micros(self.pause_us.max),
             micros(self.ttsp_us_max),
             micros(self.stall_us_total),
+            self.mutator_stop_us.count,
+            micros(self.mutator_stop_us.p99_le),
+            micros(self.mutator_stop_us.max),
+            self.mutator_stop_us.over_1ms,
             self.verify_errors,
             self.out_of_memory,
             self.failures.len(),
@@ -223,6 +272,21 @@ mod tests {
         assert_eq!(by.len(), 2);
         assert_eq!(by["final_mark"].max, 10.0);
         assert!(by["stw"].max < 10.0);
+    }
+
+    #[test]
+    fn mutator_stops_come_from_the_histogram() {
+        let mut s = Stats::default();
+        s.mutator_stop_histogram[3] = 98; // [8, 16) µs
+        s.mutator_stop_histogram[11] = 2; // [2048, 4096) µs
+        s.mutator_stop_max_ns = 3_000_000;
+        let m = mutator_stops(&s);
+        assert_eq!(m.count, 100);
+        assert_eq!(m.p50_le, 16.0);
+        assert_eq!(m.p99_le, 4096.0);
+        assert_eq!(m.max, 3000.0);
+        assert_eq!(m.over_1ms, 2);
+        assert_eq!(mutator_stops(&Stats::default()).count, 0);
     }
 
     #[test]

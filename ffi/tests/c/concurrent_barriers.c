@@ -202,6 +202,10 @@ int main(void) {
            (unsigned long long)s.verify_errors);
     CHECK(moved_while_marking > 0);
     CHECK(s.verify_errors == 0);
+    CHECK(s.cycles > 0 && s.cycles <= s.gcs);
+    uint64_t stops = 0;
+    for (int i = 0; i < 32; i++) stops += s.mutator_stop_histogram[i];
+    CHECK(stops > 0 && s.mutator_stop_max_ns > 0); /* the poll loops above park */
     CHECK_OK(tandem_detach_thread(m));
     CHECK_OK(tandem_shutdown());
     return 0;
