@@ -61,10 +61,9 @@ pub struct Pause {
 impl Pause {
     /// Stops every mutator.
     pub fn stop(rt: &Runtime) -> Pause {
-        let t0 = Instant::now();
-        let start_ns = rt.stats.now_ns();
-        let world = rt.safepoint.stop_the_world();
+        let (world, t0) = rt.safepoint.stop_the_world_timed();
         let ttsp = t0.elapsed();
+        let start_ns = rt.stats.now_ns().saturating_sub(ttsp.as_nanos() as u64);
         tracing::debug!(
             mutators = world.len(),
             ttsp_us = ttsp.as_micros() as u64,

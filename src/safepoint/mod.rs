@@ -318,6 +318,13 @@ impl<T: Participant> Safepoint<T> {
     /// [`Safepoint::resume`]. Blocks until each mutator polls, parks, enters native or
     /// detaches.
     pub fn stop_the_world(&self) -> Vec<Arc<T>> {
+        self.stop_the_world_timed().0
+    }
+
+    /// [`Safepoint::stop_the_world`], also returning when the stop was requested (the
+    /// moment the first mutator could see it: a pause is timed from there, not from before
+    /// the collector got the lock, since until then every mutator runs on).
+    pub fn stop_the_world_timed(&self) -> (Vec<Arc<T>>, std::time::Instant) {
         let mut g = self.registry.lock();
         assert!(!g.stopping, "stop_the_world called while stopped");
         g.stopping = true;
@@ -326,6 +333,7 @@ impl<T: Participant> Safepoint<T> {
                 .word
                 .fetch_or(STOP_REQUESTED, Ordering::AcqRel);
         }
+        let requested = std::time::Instant::now();
         while g
             .mutators
             .iter()
@@ -333,7 +341,7 @@ impl<T: Participant> Safepoint<T> {
         {
             g = self.parked_cv.wait(g);
         }
-        g.mutators.clone()
+        (g.mutators.clone(), requested)
     }
 
     /// Ends a stop: clears every request and wakes the parked mutators.
