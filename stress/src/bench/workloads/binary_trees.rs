@@ -4,7 +4,7 @@
 //! threads, so the total work is the same at every thread count. Every node count is
 //! checked.
 
-use super::Outcome;
+use super::{tree_nodes as nodes, Outcome};
 use crate::bench::api::{self, run_threads, BResult, Collector, Mutator};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tandem::ObjRef;
@@ -22,10 +22,6 @@ pub struct Params {
     pub depth: u32,
     /// Threads sharing the short-lived trees.
     pub threads: usize,
-}
-
-fn nodes(depth: u32) -> u64 {
-    (1u64 << (depth + 1)) - 1
 }
 
 /// Runs the program; fails on a wrong node count.
@@ -90,24 +86,7 @@ pub fn build<M: Mutator>(m: &mut M, depth: u32) -> BResult<ObjRef> {
     Ok(n)
 }
 
-/// Counts the nodes of the tree at `n` (nothing allocates meanwhile).
-pub fn count<M: Mutator>(m: &mut M, n: ObjRef) -> u64 {
-    // SAFETY: `n` is a live tree node (reachable from a root or just built).
-    match unsafe { (m.read_ref(n, LEFT), m.read_ref(n, RIGHT)) } {
-        (Some(l), Some(r)) => 1 + count(m, l) + count(m, r),
-        _ => 1,
-    }
-}
-
-/// Fails unless the tree at `n` has the node count of a complete tree of `depth`.
+/// Fails unless the tree at `n` is a complete tree of `depth` (polls while it walks).
 pub fn expect_nodes<M: Mutator>(m: &mut M, n: ObjRef, depth: u32) -> BResult<()> {
-    let found = count(m, n);
-    if found == nodes(depth) {
-        Ok(())
-    } else {
-        Err(format!(
-            "binary-trees: a tree of depth {depth} has {found} nodes, expected {}",
-            nodes(depth)
-        ))
-    }
+    super::expect_tree(m, n, depth, "binary-trees")
 }

@@ -5,7 +5,7 @@
 //! and then as many built bottom-up (`MakeTree`). Nodes have two references and two ints.
 //! With several threads each runs its own copy (the multithreaded variant).
 
-use super::Outcome;
+use super::{tree_nodes, Outcome};
 use crate::bench::api::{self, run_threads, BResult, Collector, Mutator};
 use tandem::ObjRef;
 
@@ -42,10 +42,6 @@ impl Params {
             threads,
         }
     }
-}
-
-fn tree_nodes(depth: u32) -> u64 {
-    (1u64 << (depth + 1)) - 1
 }
 
 /// Runs the benchmark; fails if the long-lived tree or array lost data.
@@ -162,23 +158,6 @@ fn make_tree<M: Mutator>(m: &mut M, depth: u32) -> BResult<ObjRef> {
     Ok(n)
 }
 
-fn count<M: Mutator>(m: &mut M, n: ObjRef) -> u64 {
-    // SAFETY: `n` is a live node of a tree that nothing mutates meanwhile.
-    match unsafe { (m.read_ref(n, LEFT), m.read_ref(n, RIGHT)) } {
-        (Some(l), Some(r)) => 1 + count(m, l) + count(m, r),
-        (None, None) => 1,
-        _ => u64::MAX / 2,
-    }
-}
-
 fn expect_nodes<M: Mutator>(m: &mut M, n: ObjRef, depth: u32) -> BResult<()> {
-    let found = count(m, n);
-    if found == tree_nodes(depth) {
-        Ok(())
-    } else {
-        Err(format!(
-            "gcbench: a tree of depth {depth} has {found} nodes, expected {}",
-            tree_nodes(depth)
-        ))
-    }
+    super::expect_tree(m, n, depth, "gcbench")
 }

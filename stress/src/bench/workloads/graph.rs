@@ -2,8 +2,8 @@
 //! global root. Each operation, picked at random, inserts a fresh node linked to shared
 //! ones (evicting a node and usually clearing its fields), overwrites a random reference
 //! field of a shared node, walks 16 random references, or builds and walks a private chain
-//! of up to 64 short-lived nodes. Shared fields are accessed under striped locks (as in the
-//! `graph` stress workload); every node read is checked (its second word is a hash of its
+//! of up to 64 short-lived nodes. Shared fields are accessed under striped locks (libgc's
+//! fields are plain words; see `locks.rs`); every node read is checked (its second word is a hash of its
 //! id), so a node freed too early shows up as a failure. The live set reported is what a
 //! walk from the array reaches at the end.
 
