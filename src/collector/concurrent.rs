@@ -194,7 +194,12 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     // because they were allocated during marking are floating garbage next cycle, and
     // counting them would ratchet the heap up cycle after cycle.
     let traced_live = live.saturating_sub(sweep.black_bytes());
-    pacer.cycle_finished(rt, traced_live, t_cycle.elapsed().as_secs_f64());
+    pacer.cycle_finished(
+        rt,
+        traced_live,
+        t_cycle.elapsed().as_secs_f64(),
+        degenerate || cause == GcCause::AllocationFailure,
+    );
     tracing::info!(
         live,
         conc_mark_us = conc_mark_ns / 1000,

@@ -5,15 +5,20 @@
 //! keeps a headroom of what the mutators allocate during one cycle: the measured
 //! allocation rate times the measured cycle time, with a safety factor. When the pacer
 //! loses the race anyway, allocations stall and, as a last resort, the cycle finishes in
-//! a (degenerate) pause.
+//! a (degenerate) pause. A cycle that degenerated or was started by a failed allocation
+//! doubles the safety factor (the measured cycle time of a cut-short cycle understates
+//! the real one, so without this the next cycle starts as late and degenerates again);
+//! each clean cycle brings it back down towards its base.
 
 use crate::config::{Mode, Trigger};
 use crate::heap::CHUNK_SIZE;
 use crate::runtime::Runtime;
 use std::time::Instant;
 
-/// Safety factor on the headroom for one cycle's allocation.
+/// Base safety factor on the headroom for one cycle's allocation.
 const HEADROOM_FACTOR: f64 = 1.5;
+/// Most the safety factor grows to after cycles that lost the race.
+const MAX_HEADROOM_FACTOR: f64 = 16.0;
 /// Weight of the newest sample in the moving averages.
 const EWMA_WEIGHT: f64 = 0.5;
 
@@ -24,6 +29,7 @@ pub struct Pacer {
     allocated_at_end: u64,
     alloc_rate: f64,
     cycle_secs: f64,
+    safety: f64,
 }
 
 impl Default for Pacer {
@@ -33,6 +39,7 @@ impl Default for Pacer {
             allocated_at_end: 0,
             alloc_rate: 0.0,
             cycle_secs: 0.0,
+            safety: HEADROOM_FACTOR,
         }
     }
 }
@@ -52,8 +59,14 @@ impl Pacer {
     }
 
     /// Records a finished cycle that took `cycle_secs` (from its first pause to the end of
-    /// its sweep) and left `live` bytes, and sets the runtime's next trigger.
-    pub fn cycle_finished(&mut self, rt: &Runtime, live: usize, cycle_secs: f64) {
+    /// its sweep) and left `live` bytes, and sets the runtime's next trigger. `late`: the
+    /// cycle degenerated or began because an allocation failed.
+    pub fn cycle_finished(&mut self, rt: &Runtime, live: usize, cycle_secs: f64, late: bool) {
+        self.safety = if late {
+            (self.safety * 2.0).min(MAX_HEADROOM_FACTOR)
+        } else {
+            (self.safety * 0.75).max(HEADROOM_FACTOR)
+        };
         let now = Instant::now();
         let allocated = rt.stats.snapshot_allocated();
         let dt = now.duration_since(self.last_end).as_secs_f64();
@@ -70,6 +83,7 @@ impl Pacer {
             live,
             alloc_mb_s = self.alloc_rate / 1e6,
             cycle_ms = self.cycle_secs * 1e3,
+            safety = self.safety,
             "pacer"
         );
         rt.set_trigger(t);
@@ -98,7 +112,7 @@ impl Pacer {
                 }
             }
             Mode::Concurrent => {
-                let headroom = (self.alloc_rate * self.cycle_secs * HEADROOM_FACTOR) as usize
+                let headroom = (self.alloc_rate * self.cycle_secs * self.safety) as usize
                     + rt.config.threads * CHUNK_SIZE / 4;
                 growth.min(max.saturating_sub(headroom)).max(live.min(max))
             }

@@ -61,7 +61,7 @@ pub fn collect(
         verify::reachable(rt, &root_addrs, Check::Hook, &mut findings);
     }
     report_problems(rt, &job.bad, findings);
-    pacer.cycle_finished(rt, live, 0.0);
+    pacer.cycle_finished(rt, live, 0.0, false);
     rt.stats.add_cycle();
     // Complete while still stopped: a request made after resume asks for a new collection.
     rt.requests.complete();
