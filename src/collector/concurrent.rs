@@ -151,7 +151,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         verify::reachable(rt, &root_addrs, Check::Hook, &mut findings);
     }
     let in_use_at_pause = rt.space.in_use();
-    let sweep = Arc::new(SweepJob::new(rt.clone(), rt.space.epoch()));
+    let sweep = Arc::new(SweepJob::new(rt.clone()));
     let logged = std::mem::take(&mut *rt.logged.lock());
     report_problems(rt, &job.bad, Findings::default());
     report_problems(rt, &final_job.bad, findings);
@@ -172,7 +172,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     );
 
     // 4. Concurrent sweep. Clear the object barrier's flags first: dead objects' memory is
-    // not reused before the sweep frees it.
+    // not reused before the sweep frees it, and allocators may help sweep only after.
     let ts = Instant::now();
     let span = tracing::debug_span!("concurrent_sweep").entered();
     for a in logged {
@@ -182,6 +182,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
             log::clear(unsafe { o.header() });
         }
     }
+    rt.space.offer_sweep(&sweep.sweep);
     pool.run_on(conc, sweep.clone(), std::iter::empty());
     let live = sweep.finish() + rt.space.sweep_large();
     rt.space.sub_in_use(in_use_at_pause.saturating_sub(live));
@@ -193,7 +194,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     // The pacer sizes the next trigger from what tracing found live: lines kept only
     // because they were allocated during marking are floating garbage next cycle, and
     // counting them would ratchet the heap up cycle after cycle.
-    let traced_live = live.saturating_sub(sweep.black_bytes());
+    let traced_live = live.saturating_sub(sweep.sweep.black_bytes());
     pacer.cycle_finished(
         rt,
         traced_live,

@@ -50,7 +50,7 @@ pub fn collect(
 
     let sweep_span = tracing::debug_span!("sweep").entered();
     let ts = Instant::now();
-    let sweep = Arc::new(SweepJob::new(rt.clone(), rt.space.epoch()));
+    let sweep = Arc::new(SweepJob::new(rt.clone()));
     pool.run(sweep.clone(), std::iter::empty());
     let live = sweep.finish() + rt.space.sweep_large();
     rt.space.set_in_use(live);

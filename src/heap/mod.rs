@@ -12,6 +12,7 @@
 pub mod blocks;
 pub mod los;
 pub mod metadata;
+pub mod sweep;
 pub mod vm;
 
 use crate::config::Config;
@@ -53,6 +54,8 @@ pub struct Space {
     pub pools: BlockPools,
     /// Which chunks are committed; taken only to commit or release a chunk.
     chunks: Mutex<Vec<bool>>,
+    /// The sweep allocators may help with, while one runs.
+    sweep: Mutex<Option<std::sync::Arc<sweep::ChunkSweep>>>,
     committed: AtomicUsize,
     peak: AtomicUsize,
     in_use: AtomicUsize,
@@ -88,6 +91,7 @@ impl Space {
             end: base + total,
             pools: BlockPools::default(),
             chunks: Mutex::new(vec![false; immix_size / CHUNK_SIZE]),
+            sweep: Mutex::new(None),
             committed: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             in_use: AtomicUsize::new(0),
@@ -233,15 +237,21 @@ impl Space {
         Some(b)
     }
 
-    /// Takes an empty block, committing a new chunk when the pool is dry and the budget
-    /// allows; None when the heap is at its maximum.
+    /// Takes an empty block; when the pool is dry, first sweeps chunks of a sweep in
+    /// progress, then commits a new chunk if the budget allows; None when the heap is at
+    /// its maximum.
     pub fn acquire_free(&self) -> Result<Option<usize>> {
-        let b = match self.pools.free.pop() {
-            Some(b) => b as usize,
-            None => match self.commit_chunk()? {
-                Some(b) => b,
+        let b = loop {
+            if let Some(b) = self.pools.free.pop() {
+                break b as usize;
+            }
+            if self.assist_sweep() {
+                continue;
+            }
+            match self.commit_chunk()? {
+                Some(b) => break b,
                 None => return Ok(None),
-            },
+            }
         };
         self.meta.set_block_state(b, BlockState::Allocating);
         self.add_in_use(BLOCK_SIZE);
@@ -414,5 +424,28 @@ mod tests {
             unsafe { *((s.block_addr(b) + 9 * LINE_SIZE) as *const u64) },
             POISON
         );
+    }
+
+    #[test]
+    fn allocators_sweep_an_offered_sweep_before_committing_memory() {
+        let s = space(4 * CHUNK_SIZE);
+        // Fill two chunks' worth of blocks, then "mark" one line of the first block only.
+        let blocks: Vec<usize> = (0..2 * BLOCKS_PER_CHUNK)
+            .map(|_| s.acquire_free().unwrap().unwrap())
+            .collect();
+        assert_eq!(s.committed(), 2 * CHUNK_SIZE);
+        let e = s.advance_epoch();
+        s.meta.block_lines(blocks[0])[0].store(e, Ordering::Relaxed);
+        let sweep = s.begin_sweep();
+        // Not offered yet: a dry pool commits a new chunk.
+        let fresh = s.acquire_free().unwrap().unwrap();
+        assert_eq!(s.committed(), 3 * CHUNK_SIZE);
+        s.pools.clear();
+        s.offer_sweep(&sweep);
+        // Offered: the allocator sweeps a chunk instead of committing another.
+        let b = s.acquire_free().unwrap().unwrap();
+        assert_ne!(b, fresh);
+        assert_eq!(s.committed(), 3 * CHUNK_SIZE);
+        assert_eq!(s.finish_sweep(&sweep), LINE_SIZE);
     }
 }

@@ -1,0 +1,143 @@
+//! Sweeping the block space chunk by chunk: whoever needs the work done claims the next
+//! chunk, sweeps its blocks' line marks and hands free and recyclable blocks to the
+//! allocators' pools. GC workers sweep in parallel; a mutator whose pools ran dry during
+//! a concurrent sweep sweeps a chunk itself instead of committing fresh memory (lazy
+//! sweeping as in Immix), so allocation never outruns the sweep into new chunks and the
+//! sweep finishes even when its workers get little CPU.
+//!
+//! The pools were emptied when the sweep began, so no allocator touches a block until it
+//! has been swept and pushed (the queue push/pop orders the sweep's writes before the
+//! allocator's). Wholly empty chunks swept by workers wait for [`Space::finish_sweep`],
+//! which returns those above the minimum heap to the OS.
+
+use super::blocks::{chunk_first_block, sweep_block, BlockIndex};
+use super::metadata::BlockState;
+use super::{Space, BLOCKS_PER_CHUNK, CHUNK_SIZE, LINE_SIZE};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// One sweep over the chunks committed when it began.
+#[derive(Debug)]
+pub struct ChunkSweep {
+    chunks: Vec<usize>,
+    next: AtomicUsize,
+    done: AtomicUsize,
+    epoch: u8,
+    empty_chunks: Mutex<Vec<usize>>,
+    live_lines: AtomicUsize,
+    black_lines: AtomicUsize,
+}
+
+impl ChunkSweep {
+    /// Claims and sweeps the next unswept chunk; false when none is left. `hold_empty`:
+    /// keep a wholly empty chunk out of the pools (for release at the end) instead of
+    /// pooling its blocks.
+    pub fn sweep_next(&self, space: &Space, hold_empty: bool) -> bool {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let Some(&c) = self.chunks.get(i) else {
+            return false;
+        };
+        let poison = space.poison();
+        let first = chunk_first_block(c);
+        let mut free: [BlockIndex; BLOCKS_PER_CHUNK] = [0; BLOCKS_PER_CHUNK];
+        let mut nfree = 0;
+        let (mut live, mut black) = (0, 0);
+        for b in first..first + BLOCKS_PER_CHUNK {
+            let r = sweep_block(&space.meta, space.immix_base(), b, self.epoch, poison);
+            live += r.live_lines;
+            black += r.black_lines;
+            match r.state {
+                BlockState::Free => {
+                    free[nfree] = b as BlockIndex;
+                    nfree += 1;
+                }
+                BlockState::Recyclable => space.pools.recyclable.push(b as BlockIndex),
+                _ => {}
+            }
+        }
+        if hold_empty && nfree == BLOCKS_PER_CHUNK {
+            self.empty_chunks.lock().push(c);
+        } else {
+            for &b in &free[..nfree] {
+                space.pools.free.push(b);
+            }
+        }
+        self.live_lines.fetch_add(live, Ordering::Relaxed);
+        self.black_lines.fetch_add(black, Ordering::Relaxed);
+        // Release: the totals above are complete when `finish_sweep` sees the count.
+        self.done.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    /// Bytes in lines that were live only because they were allocated during marking.
+    pub fn black_bytes(&self) -> usize {
+        self.black_lines.load(Ordering::Relaxed) * LINE_SIZE
+    }
+}
+
+impl Space {
+    /// Begins a sweep after marking with the current epoch: empties the block pools (call
+    /// it while the world is stopped). Allocators help only once it is offered.
+    pub fn begin_sweep(&self) -> Arc<ChunkSweep> {
+        self.pools.clear();
+        Arc::new(ChunkSweep {
+            chunks: self.committed_chunks(),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            epoch: self.epoch(),
+            empty_chunks: Mutex::new(Vec::new()),
+            live_lines: AtomicUsize::new(0),
+            black_lines: AtomicUsize::new(0),
+        })
+    }
+
+    /// Lets allocators whose pools run dry sweep chunks of `s` (once nothing but the sweep
+    /// may still write to dead objects' memory).
+    pub fn offer_sweep(&self, s: &Arc<ChunkSweep>) {
+        *self.sweep.lock() = Some(s.clone());
+    }
+
+    /// Sweeps one chunk of the sweep in progress for an allocator whose pools ran dry;
+    /// false when there is no sweep or nothing left to claim.
+    pub fn assist_sweep(&self) -> bool {
+        let Some(s) = self.sweep.lock().clone() else {
+            return false;
+        };
+        s.sweep_next(self, false)
+    }
+
+    /// Ends the sweep once every claimed chunk is swept (allocators may still be finishing
+    /// one): releases empty chunks above the minimum heap, pools the rest, and returns the
+    /// bytes live in blocks.
+    pub fn finish_sweep(&self, s: &ChunkSweep) -> usize {
+        while s.sweep_next(self, true) {}
+        *self.sweep.lock() = None;
+        let mut spins = 0u32;
+        while s.done.load(Ordering::Acquire) < s.chunks.len() {
+            spins += 1;
+            if spins < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+        let mut empty = std::mem::take(&mut *s.empty_chunks.lock());
+        empty.sort_unstable();
+        // Keep the lowest empty chunks (better locality), release from the top.
+        while let Some(&c) = empty.last() {
+            if self.committed() < self.heap_min() + CHUNK_SIZE {
+                break;
+            }
+            self.release_chunk(c);
+            empty.pop();
+        }
+        for c in empty {
+            let first = chunk_first_block(c);
+            for b in first..first + BLOCKS_PER_CHUNK {
+                self.pools.free.push(b as BlockIndex);
+            }
+        }
+        s.live_lines.load(Ordering::Relaxed) * LINE_SIZE
+    }
+}
