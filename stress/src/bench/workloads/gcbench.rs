@@ -69,7 +69,12 @@ fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> BResult<()> {
     populate(m, p.long_lived_depth)?;
 
     let array = m.word_array(p.array_size)?;
+    // Rooted before the fill, which polls (as compiled code does at a loop back-edge).
+    m.push_root(Some(array))?;
     for i in 0..p.array_size {
+        if i % 4096 == 4095 {
+            m.safepoint();
+        }
         let v = if i < p.array_size / 2 {
             1.0 / i as f64
         } else {
@@ -78,7 +83,6 @@ fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> BResult<()> {
         // SAFETY: item i of the fresh word array of `array_size` items.
         unsafe { api::set_word(array, api::item(i), v.to_bits()) };
     }
-    m.push_root(Some(array))?;
 
     let mut d = MIN_DEPTH;
     while d <= p.max_depth {
