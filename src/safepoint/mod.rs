@@ -44,7 +44,9 @@
 //!   the thread's token. A mutator that wakes with the bit set again (a spurious wake-up or
 //!   a new stop) re-registers under the lock unless it is still registered, so the next
 //!   resume wakes it too (the loom model `back_to_back_stops_wake_every_sleeper` fails
-//!   without the re-registration).
+//!   without the re-registration). A thread that woke spuriously and resumed before the
+//!   unpark arrived keeps it as a token: its next `std::thread::park` (ours or the VM's)
+//!   returns at once, which `park`'s contract allows.
 //! * Visibility. A mutator's writes before it enters native or stops happen-before the
 //!   collector's check (release CAS / lock, acquire load / lock). The collector's writes
 //!   during the stop happen-before a mutator's resumption (release `fetch_and` or lock,
