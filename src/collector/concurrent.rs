@@ -7,9 +7,10 @@
 //!    mutator to flush its partial buffer at its next poll.
 //! 3. **Final-mark pause**: flush every buffer, rescan the roots, finish the closure with all
 //!    workers, turn barriers off, empty the block pools. What it traces is bounded by the
-//!    SATB entries left after step 2 and what they reach (not by the heap size). If an
-//!    allocation could not wait, marking gave way and this pause finishes the whole trace:
-//!    a *degenerate* pause.
+//!    SATB entries left after step 2 and what they reach (not by the heap size). When an
+//!    allocation waits for the cycle, step 2 goes on with every worker (the waiting threads
+//!    are stalled, the others run); only if that keeps it waiting past a patience does
+//!    marking give way and this pause finish the whole trace: a *degenerate* pause.
 //! 4. **Concurrent sweep** on all workers; allocation continues from swept blocks.
 
 use super::mark::{mark_all, MarkJob, MarkPacket};
@@ -31,6 +32,9 @@ use std::time::Instant;
 const FINAL_MARK_SATB_BUDGET: usize = 4 * 1024;
 /// Objects the final mark traces on the control thread before it wakes the workers.
 const FINAL_MARK_INLINE_BUDGET: usize = 20_000;
+/// How long marking on every worker may keep an allocation waiting before the cycle
+/// degenerates (finishes the trace in a pause).
+const ESCALATED_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 /// Most extra concurrent rounds spent draining SATB buffers.
 const MAX_DRAIN_ROUNDS: usize = 8;
 
@@ -74,6 +78,15 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let tc = Instant::now();
     let span = tracing::debug_span!("concurrent_mark").entered();
     pool.run_on(conc, job.clone(), seeds);
+    let mut markers = conc;
+    if job.aborted.load(Ordering::Relaxed) && markers < pool.workers() {
+        // An allocation is waiting: the threads that wait are stalled, the others run on.
+        // Mark with every worker, degenerating only if even that keeps them waiting long.
+        tracing::debug!("allocation waiting: concurrent marking on every worker");
+        job.resume_after_giving_way(ESCALATED_PATIENCE);
+        markers = pool.workers();
+        pool.run_on(markers, job.clone(), std::iter::empty());
+    }
     for _ in 0..MAX_DRAIN_ROUNDS {
         if job.aborted.load(Ordering::Relaxed)
             || rt.satb.pending_entries() <= FINAL_MARK_SATB_BUDGET
@@ -81,12 +94,12 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
             break;
         }
         let seeds = satb_seeds(rt, &job);
-        pool.run_on(conc, job.clone(), seeds);
+        pool.run_on(markers, job.clone(), seeds);
     }
     if !job.aborted.load(Ordering::Relaxed) {
         rt.safepoint.for_each(|m| m.ts.request_handshake());
         let seeds = satb_seeds(rt, &job);
-        pool.run_on(conc, job.clone(), seeds);
+        pool.run_on(markers, job.clone(), seeds);
     }
     let conc_mark_ns = tc.elapsed().as_nanos() as u64;
     drop(span);

@@ -5,7 +5,8 @@
 //! concurrently with the mutators (`TANDEM_CONC_THREADS` workers). Concurrently, reference
 //! slots are read with acquire loads (mutators store with release), workers also drain the
 //! SATB queue, and they give way (publish their work and return) when an allocation is
-//! waiting for the cycle, so the pause can finish the trace with every worker.
+//! waiting for the cycle: the cycle then goes on concurrently with every worker, and only
+//! if that too keeps allocations waiting does the pause finish the trace.
 
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
@@ -137,6 +138,10 @@ pub struct MarkJob {
     pub concurrent: bool,
     /// Set when a concurrent phase gave way.
     pub aborted: AtomicBool,
+    /// Nanoseconds after `started` before which a waiting allocation does not make the
+    /// markers give way (0: give way at once).
+    give_way_after_ns: AtomicU64,
+    started: std::time::Instant,
 }
 
 impl MarkJob {
@@ -148,7 +153,24 @@ impl MarkJob {
             marked: AtomicU64::new(0),
             concurrent,
             aborted: AtomicBool::new(false),
+            give_way_after_ns: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// Continues a phase that gave way: clears `aborted`, and from now on the markers give
+    /// way only once `patience` has passed.
+    pub fn resume_after_giving_way(&self, patience: std::time::Duration) {
+        self.aborted.store(false, Ordering::Relaxed);
+        let at = self.started.elapsed() + patience;
+        self.give_way_after_ns
+            .store(at.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn should_give_way(&self) -> bool {
+        self.rt.requests.is_urgent()
+            && self.started.elapsed().as_nanos() as u64
+                >= self.give_way_after_ns.load(Ordering::Relaxed)
     }
 
     fn scan(&self, obj: ObjRef, stack: &mut Vec<ObjRef>) -> u64 {
@@ -231,7 +253,7 @@ impl Job<MarkPacket> for MarkJob {
                     budget -= 1;
                     if budget == 0 {
                         budget = YIELD_CHECK_INTERVAL;
-                        if rt.requests.is_urgent() {
+                        if self.should_give_way() {
                             self.give_way(ctx, &mut stack);
                             break 'phase;
                         }
