@@ -21,7 +21,7 @@ pub enum PauseKind {
     /// End of concurrent marking: SATB buffers drained, roots rescanned, closure finished.
     FinalMark,
     /// A final mark that had to finish the whole remaining trace in the pause, because an
-    /// allocation could not wait for concurrent marking.
+    /// allocation kept waiting even after concurrent marking moved to every worker.
     Degenerate,
 }
 
