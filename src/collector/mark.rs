@@ -264,3 +264,29 @@ impl Job<MarkPacket> for MarkJob {
         self.marked.fetch_add(marked, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::stats::GcCause;
+    use std::time::Duration;
+
+    #[test]
+    fn markers_give_way_to_a_waiting_allocation_only_after_the_patience() {
+        let rt = Arc::new(Runtime::new(Config::default()).unwrap());
+        let job = MarkJob::new(rt.clone(), true);
+        assert!(!job.should_give_way(), "nothing waits yet");
+        rt.requests.request(GcCause::AllocationFailure);
+        assert!(job.should_give_way(), "at once by default");
+        job.aborted.store(true, Ordering::Relaxed);
+        job.resume_after_giving_way(Duration::from_secs(3600));
+        assert!(!job.aborted.load(Ordering::Relaxed));
+        assert!(!job.should_give_way(), "escalated marking is patient");
+        job.resume_after_giving_way(Duration::ZERO);
+        assert!(
+            job.should_give_way(),
+            "and gives way once the patience is spent"
+        );
+    }
+}
