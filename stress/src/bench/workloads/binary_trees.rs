@@ -4,15 +4,14 @@
 //! threads, so the total work is the same at every thread count. Every node count is
 //! checked.
 
-use super::{tree_nodes as nodes, Outcome};
+use super::trees::{build_tree, expect_tree, tree_nodes as nodes};
+use super::Outcome;
 use crate::bench::api::{self, run_threads, BResult, Collector, Mutator};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tandem::ObjRef;
 
 /// The smallest depth of the short-lived trees.
 pub const MIN_DEPTH: u32 = 4;
-const LEFT: usize = api::node_ref(0);
-const RIGHT: usize = api::node_ref(1);
 const NODE_BYTES: u64 = api::node_size(2, 0) as u64;
 
 /// The size of a run.
@@ -65,28 +64,12 @@ pub fn run<C: Collector>(c: &C, p: &Params) -> BResult<Outcome> {
     })
 }
 
-/// A complete tree of `depth`, built bottom-up (children before their parent).
+/// A complete tree of `depth` of payload-free nodes, built bottom-up.
 pub fn build<M: Mutator>(m: &mut M, depth: u32) -> BResult<ObjRef> {
-    if depth == 0 {
-        return m.node(2, 0);
-    }
-    let l = build(m, depth - 1)?;
-    m.push_root(Some(l))?;
-    let r = build(m, depth - 1)?;
-    m.push_root(Some(r))?;
-    let n = m.node(2, 0)?;
-    let r = m.pop_root();
-    let l = m.pop_root();
-    // SAFETY: LEFT and RIGHT are the reference fields of the fresh node `n`; `l` and `r`
-    // were rooted across its allocation.
-    unsafe {
-        m.write_ref(n, LEFT, l);
-        m.write_ref(n, RIGHT, r);
-    }
-    Ok(n)
+    build_tree(m, depth, 0)
 }
 
 /// Fails unless the tree at `n` is a complete tree of `depth` (polls while it walks).
 pub fn expect_nodes<M: Mutator>(m: &mut M, n: ObjRef, depth: u32) -> BResult<()> {
-    super::expect_tree(m, n, depth, "binary-trees")
+    expect_tree(m, n, depth, "binary-trees")
 }

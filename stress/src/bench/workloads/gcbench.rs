@@ -5,13 +5,14 @@
 //! and then as many built bottom-up (`MakeTree`). Nodes have two references and two ints.
 //! With several threads each runs its own copy (the multithreaded variant).
 
-use super::{tree_nodes, Outcome};
+use super::trees::{build_tree, expect_tree, tree_nodes, LEFT, RIGHT};
+use super::Outcome;
 use crate::bench::api::{self, run_threads, BResult, Collector, Mutator};
 use tandem::ObjRef;
 
-const LEFT: usize = api::node_ref(0);
-const RIGHT: usize = api::node_ref(1);
-const NODE_BYTES: u64 = api::node_size(2, 2) as u64;
+/// Payload words per node (GCBench's two ints).
+const WORDS: usize = 2;
+const NODE_BYTES: u64 = api::node_size(2, WORDS) as u64;
 
 /// The size of a run.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -116,7 +117,7 @@ fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> BResult<()> {
 }
 
 fn new_node<M: Mutator>(m: &mut M) -> BResult<ObjRef> {
-    m.node(2, 2)
+    m.node(2, WORDS)
 }
 
 /// GCBench's `Populate`: gives the node on top of the shadow stack two fresh children, then
@@ -144,24 +145,9 @@ fn populate<M: Mutator>(m: &mut M, depth: u32) -> BResult<()> {
 
 /// GCBench's `MakeTree`: a tree built bottom-up.
 fn make_tree<M: Mutator>(m: &mut M, depth: u32) -> BResult<ObjRef> {
-    if depth == 0 {
-        return new_node(m);
-    }
-    let l = make_tree(m, depth - 1)?;
-    m.push_root(Some(l))?;
-    let r = make_tree(m, depth - 1)?;
-    m.push_root(Some(r))?;
-    let n = new_node(m)?;
-    let r = m.pop_root();
-    let l = m.pop_root();
-    // SAFETY: reference fields of the fresh node `n`; `l` and `r` were rooted.
-    unsafe {
-        m.write_ref(n, LEFT, l);
-        m.write_ref(n, RIGHT, r);
-    }
-    Ok(n)
+    build_tree(m, depth, WORDS)
 }
 
 fn expect_nodes<M: Mutator>(m: &mut M, n: ObjRef, depth: u32) -> BResult<()> {
-    super::expect_tree(m, n, depth, "gcbench")
+    expect_tree(m, n, depth, "gcbench")
 }
