@@ -440,9 +440,8 @@ impl Mutator {
             // SAFETY: RUNNING on the owning thread.
             unsafe { self.core.flush_barriers(&self.rt) };
         }
-        let t = std::time::Instant::now();
-        if self.rt.safepoint.poll(&self.core) {
-            self.rt.stats.add_mutator_stop(t.elapsed());
+        if let Some(d) = self.rt.safepoint.poll(&self.core) {
+            self.rt.stats.add_mutator_stop(d);
         }
     }
 
@@ -456,9 +455,8 @@ impl Mutator {
     /// Leaves a native region, waiting first if a collection is in progress.
     #[inline]
     pub fn leave_native(&mut self) {
-        let t = std::time::Instant::now();
-        if self.rt.safepoint.leave_native(&self.core) {
-            self.rt.stats.add_mutator_stop(t.elapsed());
+        if let Some(d) = self.rt.safepoint.leave_native(&self.core) {
+            self.rt.stats.add_mutator_stop(d);
         }
     }
 

@@ -55,6 +55,7 @@
 //! The loom model `loom-tests/tests/safepoint.rs` checks these claims over this code.
 
 use crate::sync::{thread, Arc, AtomicU32, Condvar, Mutex, MutexGuard, Ordering};
+use std::time::{Duration, Instant};
 
 /// The mutator runs managed code and may touch the heap.
 pub const RUNNING: u32 = 0;
@@ -231,30 +232,31 @@ impl<T: Participant> Safepoint<T> {
         self.len() == 0
     }
 
-    /// Parks if a stop was requested (the handshake bit is the caller's to handle); true if
-    /// it parked.
+    /// Parks if a stop was requested (the handshake bit is the caller's to handle); returns
+    /// how long it stood still, if it parked.
     #[inline(always)]
-    pub fn poll(&self, m: &T) -> bool {
+    pub fn poll(&self, m: &T) -> Option<Duration> {
         if m.thread_state().word.load(Ordering::Relaxed) & STOP_REQUESTED != 0 {
             return self.park(m);
         }
-        false
+        None
     }
 
-    /// Parks the RUNNING mutator `m` while a stop is requested; true if it parked (false
-    /// when the stop had already ended).
+    /// Parks the RUNNING mutator `m` while a stop is requested; returns how long it stood
+    /// still (None when the stop had already ended).
     #[cold]
-    pub fn park(&self, m: &T) -> bool {
+    pub fn park(&self, m: &T) -> Option<Duration> {
+        let t0 = Instant::now();
         let ts = m.thread_state();
         let g = self.registry.lock();
         if ts.transition(RUNNING, STOPPED, false) == Ok(0) {
             // The stop already ended (and none can begin while we hold the lock): undo.
             let _ = ts.transition(STOPPED, RUNNING, false);
-            return false;
+            return None;
         }
         self.parked_cv.notify_all();
         self.sleep_until_resumed(ts, STOPPED, g);
-        true
+        Some(t0.elapsed())
     }
 
     /// Enters a native region: the collector may proceed without this mutator, which must
@@ -267,15 +269,17 @@ impl<T: Participant> Safepoint<T> {
         }
     }
 
-    /// Leaves a native region, waiting first while the world is stopped; true if it waited.
+    /// Leaves a native region, waiting first while the world is stopped; returns how long
+    /// it waited, if it did.
     #[inline]
-    pub fn leave_native(&self, m: &T) -> bool {
+    pub fn leave_native(&self, m: &T) -> Option<Duration> {
         let ts = m.thread_state();
         if ts.transition(IN_NATIVE, RUNNING, true).is_ok() {
-            return false;
+            return None;
         }
+        let t0 = Instant::now();
         self.sleep_until_resumed(ts, IN_NATIVE, self.registry.lock());
-        true
+        Some(t0.elapsed())
     }
 
     /// Moves `ts` from `state` to RUNNING once no stop is requested, sleeping meanwhile.
@@ -326,7 +330,7 @@ impl<T: Participant> Safepoint<T> {
     /// [`Safepoint::stop_the_world`], also returning when the stop was requested (the
     /// moment the first mutator could see it: a pause is timed from there, not from before
     /// the collector got the lock, since until then every mutator runs on).
-    pub fn stop_the_world_timed(&self) -> (Vec<Arc<T>>, std::time::Instant) {
+    pub fn stop_the_world_timed(&self) -> (Vec<Arc<T>>, Instant) {
         let mut g = self.registry.lock();
         assert!(!g.stopping, "stop_the_world called while stopped");
         g.stopping = true;
@@ -335,7 +339,7 @@ impl<T: Participant> Safepoint<T> {
                 .word
                 .fetch_or(STOP_REQUESTED, Ordering::AcqRel);
         }
-        let requested = std::time::Instant::now();
+        let requested = Instant::now();
         while g
             .mutators
             .iter()
