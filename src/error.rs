@@ -25,6 +25,9 @@ pub enum Error {
     Os(String),
     /// An operation was called in a state where it is not allowed.
     State(String),
+    /// A collector thread failed (a panic or an unrecoverable error); the runtime is in the
+    /// failed state and every later heap operation reports the same message.
+    Internal(String),
 }
 
 impl fmt::Display for Error {
@@ -45,6 +48,7 @@ impl fmt::Display for Error {
             Error::Shutdown => write!(f, "the Tandem runtime has been shut down"),
             Error::Os(m) => write!(f, "operating system: {m}"),
             Error::State(m) => write!(f, "invalid state: {m}"),
+            Error::Internal(m) => write!(f, "internal error: the collector failed: {m}"),
         }
     }
 }

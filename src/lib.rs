@@ -25,6 +25,7 @@ pub mod barriers;
 pub mod collector;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod heap;
 pub mod mutator;
 pub mod object;

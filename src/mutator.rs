@@ -254,6 +254,7 @@ pub(crate) fn while_native<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
 
 impl Mutator {
     pub(crate) fn attach(rt: Arc<Runtime>) -> Result<Mutator> {
+        rt.failure.check()?;
         if rt.requests.is_shutdown() {
             return Err(Error::Shutdown);
         }
@@ -359,14 +360,29 @@ impl Mutator {
         })
     }
 
+    /// The slow path: [`Mutator::alloc_attempts`]; an allocation the failed collector
+    /// cannot serve fails as one that is out of memory does, through the VM's handler.
+    fn alloc_retrying(
+        &mut self,
+        size: usize,
+        attempt: impl FnMut(&mut Self) -> Result<Option<usize>>,
+    ) -> Result<usize> {
+        let r = self.alloc_attempts(size, attempt);
+        if matches!(r, Err(Error::Internal(_))) {
+            self.rt.call_oom_handler(size);
+        }
+        r
+    }
+
     /// The slow path's loop: poll, try `attempt`, and on failure collect and retry until
     /// [`Mutator::give_up`] says the heap is really full.
-    fn alloc_retrying(
+    fn alloc_attempts(
         &mut self,
         size: usize,
         mut attempt: impl FnMut(&mut Self) -> Result<Option<usize>>,
     ) -> Result<usize> {
-        self.safepoint();
+        self.rt.failure.check()?;
+        self.safepoint()?;
         let mut gcs = 0;
         loop {
             if let Some(a) = attempt(self)? {
@@ -410,6 +426,7 @@ impl Mutator {
     }
 
     fn collect_for(&mut self, cause: GcCause) -> Result<()> {
+        self.rt.failure.check()?;
         let t0 = std::time::Instant::now();
         let target = self.rt.requests.request(cause);
         self.rt.safepoint.enter_native(&self.core);
@@ -421,21 +438,24 @@ impl Mutator {
         if done {
             Ok(())
         } else {
+            self.rt.failure.check()?;
             Err(Error::Shutdown)
         }
     }
 
     /// The safepoint poll: runs a requested handshake (flushing the SATB buffer) and parks
-    /// here while the collector needs the world stopped.
+    /// here while the collector needs the world stopped. Fails with [`Error::Internal`]
+    /// when the collector has failed (the stop that parked this thread then ends).
     #[inline(always)]
-    pub fn safepoint(&mut self) {
+    pub fn safepoint(&mut self) -> Result<()> {
         if self.core.ts.poll_requested() {
-            self.safepoint_slow();
+            return self.safepoint_slow();
         }
+        Ok(())
     }
 
     #[cold]
-    fn safepoint_slow(&mut self) {
+    fn safepoint_slow(&mut self) -> Result<()> {
         if self.core.ts.take_handshake() {
             // SAFETY: RUNNING on the owning thread.
             unsafe { self.core.flush_barriers(&self.rt) };
@@ -443,6 +463,7 @@ impl Mutator {
         if let Some(d) = self.rt.safepoint.poll(&self.core) {
             self.rt.stats.add_mutator_stop(d);
         }
+        self.rt.failure.check()
     }
 
     /// Enters a native region (a blocking call): the collector may run meanwhile, so the
@@ -452,19 +473,25 @@ impl Mutator {
         self.rt.safepoint.enter_native(&self.core);
     }
 
-    /// Leaves a native region, waiting first if a collection is in progress.
+    /// Leaves a native region, waiting first if a collection is in progress. Fails with
+    /// [`Error::Internal`] (the thread has left the region all the same) when the
+    /// collector failed meanwhile.
     #[inline]
-    pub fn leave_native(&mut self) {
+    pub fn leave_native(&mut self) -> Result<()> {
         if let Some(d) = self.rt.safepoint.leave_native(&self.core) {
             self.rt.stats.add_mutator_stop(d);
+            return self.rt.failure.check();
         }
+        Ok(())
     }
 
     /// Runs `f` inside a native region.
+    /// The region is left even when the collector failed meanwhile (the next poll or
+    /// allocation reports it).
     pub fn native<R>(&mut self, f: impl FnOnce() -> R) -> R {
         self.enter_native();
         let r = f();
-        self.leave_native();
+        let _ = self.leave_native();
         r
     }
 

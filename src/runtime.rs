@@ -4,6 +4,7 @@ use crate::barriers::satb::SatbQueue;
 use crate::collector::request::GcRequests;
 use crate::config::Config;
 use crate::error::Result;
+use crate::fault::Failure;
 use crate::heap::Space;
 use crate::mutator::MutatorCore;
 use crate::object::{ObjRef, TypeRegistry};
@@ -42,6 +43,8 @@ pub struct Runtime {
     pub logged: Mutex<Vec<usize>>,
     /// The `gc_state` every mutator has now (set in pauses; copied by threads that attach).
     pub barrier_state: AtomicU8,
+    /// Set once a collector thread failed; every later blocking operation reports it.
+    pub failure: Failure,
     trigger: AtomicUsize,
     live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
@@ -64,6 +67,7 @@ impl Runtime {
             satb: SatbQueue::default(),
             logged: Mutex::new(Vec::new()),
             barrier_state: AtomicU8::new(0),
+            failure: Failure::default(),
             live_after_gc: AtomicUsize::new(0),
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),
@@ -112,6 +116,24 @@ impl Runtime {
     /// The verification hook, if any.
     pub fn verify_hook(&self) -> Option<VerifyHook> {
         self.verify_hook.lock().clone()
+    }
+
+    /// Turns the runtime into the failed state (see [`crate::fault`]): records `message`
+    /// (the first one stands), turns the barriers off (no cycle will consume what they
+    /// log), ends a stop in force and releases every thread waiting for the collector.
+    /// Running mutators learn of it at their next poll.
+    pub fn fail(&self, message: String) {
+        if self.failure.set(message.clone()) {
+            tracing::error!(%message, "the collector failed; heap operations now return errors");
+        }
+        self.barrier_state.store(0, Ordering::Relaxed);
+        self.safepoint.for_each(|m| {
+            // Relaxed: no collector reads these again; the barriers only stop logging.
+            m.gc_state.store(0, Ordering::Relaxed);
+            m.ts.request_handshake();
+        });
+        self.safepoint.end_stop();
+        self.requests.shutdown();
     }
 
     /// A statistics snapshot with current heap figures.

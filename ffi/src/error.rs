@@ -55,6 +55,7 @@ impl From<&Error> for Code {
             Error::Shutdown => Code::NotInitialized,
             Error::Os(_) => Code::Os,
             Error::State(_) => Code::State,
+            Error::Internal(_) => Code::Internal,
         }
     }
 }
@@ -110,11 +111,7 @@ pub fn guard<T>(on_error: T, body: impl FnOnce() -> FfiResult<T>) -> (T, Code) {
             (on_error, e.0)
         }
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = tandem_core::fault::panic_message(&*p);
             let e = FfiError(
                 Code::Internal,
                 format!("internal error (caught panic): {msg}"),

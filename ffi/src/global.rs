@@ -128,7 +128,8 @@ pub fn in_native_region<R>(f: impl FnOnce() -> R) -> R {
     if entered {
         CURRENT.with(|c| {
             if let Some(a) = c.borrow_mut().as_mut() {
-                a.mutator.leave_native();
+                // A failed collector shows at the thread's next poll or allocation.
+                let _ = a.mutator.leave_native();
             }
         });
     }

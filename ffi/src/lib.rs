@@ -399,15 +399,11 @@ pub unsafe extern "C" fn tandem_read_ref_slow(
     .0
 }
 
-/// The slow path of `tandem_safepoint`: parks while the collector runs.
+/// The slow path of `tandem_safepoint`: parks while the collector runs; fails with
+/// `TANDEM_ERR_INTERNAL` once the collector has failed.
 #[no_mangle]
 pub extern "C" fn tandem_safepoint_slow(m: *mut CMutator) -> i32 {
-    status(|| {
-        global::with_mutator(m, |mm| {
-            mm.safepoint();
-            Ok(())
-        })
-    })
+    status(|| global::with_mutator(m, |mm| Ok(mm.safepoint()?)))
 }
 
 /// Enters a native (blocking) region.
@@ -435,8 +431,7 @@ pub extern "C" fn tandem_leave_native(m: *mut CMutator) -> i32 {
             if mm.core().ts.load() != tandem_core::safepoint::IN_NATIVE {
                 return fail(Code::State, "tandem_leave_native: not in a native region");
             }
-            mm.leave_native();
-            Ok(())
+            Ok(mm.leave_native()?)
         })
     })
 }

@@ -67,6 +67,21 @@ fn misuse_returns_errors_with_messages_and_never_aborts() {
 }
 
 #[test]
+fn a_failing_trace_callback_is_an_error_for_every_thread_stop_the_world() {
+    let out = build_and_run(c_test("faults.c"), &["stw"]);
+    assert!(out.contains("faults stw: all checks passed"), "{out}");
+}
+
+#[test]
+fn a_failing_trace_callback_is_an_error_for_every_thread_concurrent() {
+    let out = build_and_run(c_test("faults.c"), &["concurrent"]);
+    assert!(
+        out.contains("faults concurrent: all checks passed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn every_kind_of_root_keeps_objects_and_garbage_is_reclaimed_stop_the_world() {
     build_and_run(c_test("shadow_stack.c"), &["stw"]);
 }
@@ -165,6 +180,7 @@ fn header_and_c_sources_compile_warning_free_with_gcc_and_clang_and_as_cxx() {
     let sources = [
         c_test("binary_trees.c"),
         c_test("misuse.c"),
+        c_test("faults.c"),
         c_test("shadow_stack.c"),
         c_test("concurrent_barriers.c"),
         c_test("abi_layout.c"),

@@ -46,7 +46,7 @@ fn every_logged_entry_is_processed_once_and_marking_terminates() {
             buf.push(SATB_BUFFER_CAPACITY + 1);
             buf
         });
-        let pool = WorkerPool::new(1, false);
+        let pool = WorkerPool::new(1, false).unwrap();
         let job = std::sync::Arc::new(Drain {
             queue: queue.clone(),
             seen: Mutex::new(Vec::new()),

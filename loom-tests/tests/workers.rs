@@ -25,7 +25,7 @@ impl Job<u32> for Split {
 #[test]
 fn every_packet_is_processed_once_and_the_pool_terminates() {
     loom::model(|| {
-        let pool = WorkerPool::new(2, false);
+        let pool = WorkerPool::new(2, false).unwrap();
         let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
         pool.run(job.clone(), [1u32]);
         assert_eq!(job.0.load(Ordering::SeqCst), 3);
@@ -36,7 +36,7 @@ fn every_packet_is_processed_once_and_the_pool_terminates() {
 #[test]
 fn a_second_phase_reuses_the_parked_workers() {
     loom::model(|| {
-        let pool = WorkerPool::new(2, false);
+        let pool = WorkerPool::new(2, false).unwrap();
         for _ in 0..2 {
             let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
             pool.run(job.clone(), [0u32, 0]);

@@ -27,26 +27,48 @@ use mark::{BadRefs, MarkPacket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Starts the control thread, which owns the worker pool.
+/// Starts the worker pool and the control thread, which owns it. Fails when a thread
+/// cannot be spawned.
 pub fn start(rt: Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let pool = WorkerPool::<MarkPacket>::new(rt.config.threads, rt.config.affinity)?;
     std::thread::Builder::new()
         .name("tandem-control".into())
-        .spawn(move || {
-            let pool = WorkerPool::<MarkPacket>::new(rt.config.threads, rt.config.affinity);
-            let mut pacer = pacer::Pacer::default();
-            rt.set_trigger(pacer.trigger(&rt, 0));
-            tracing::debug!(workers = pool.workers(), mode = ?rt.config.mode, "collector started");
-            while let Some(cause) = rt.requests.next() {
-                let n = rt.requests.completed() + 1;
-                let span = tracing::info_span!("gc", n, cause = ?cause);
-                let _e = span.enter();
-                match rt.config.mode {
-                    Mode::Stw => stw::collect(&rt, &pool, &mut pacer, cause),
-                    Mode::Concurrent => concurrent::cycle(&rt, &pool, &mut pacer, cause),
-                }
-            }
-            tracing::debug!("collector stopped");
-        })
+        .spawn(move || control_loop(rt, pool))
+}
+
+/// The control thread's body. A panic here, or one a worker raised in a phase, ends the
+/// loop and fails the runtime (see [`crate::fault`]): mutators get errors, never a hang.
+fn control_loop(rt: Arc<Runtime>, pool: WorkerPool<MarkPacket>) {
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&rt, &pool)));
+    match served {
+        Ok(()) => tracing::debug!("collector stopped"),
+        Err(p) => {
+            let msg = crate::fault::panic_message(&*p);
+            let msg = if msg.starts_with("GC worker ") {
+                msg
+            } else {
+                format!("the GC control thread panicked: {msg}")
+            };
+            rt.fail(msg);
+            pool.abandon();
+        }
+    }
+}
+
+/// Serves GC requests until shutdown.
+fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
+    let mut pacer = pacer::Pacer::default();
+    rt.set_trigger(pacer.trigger(rt, 0));
+    tracing::debug!(workers = pool.workers(), mode = ?rt.config.mode, "collector started");
+    while let Some(cause) = rt.requests.next() {
+        let n = rt.requests.completed() + 1;
+        let span = tracing::info_span!("gc", n, cause = ?cause);
+        let _e = span.enter();
+        match rt.config.mode {
+            Mode::Stw => stw::collect(rt, pool, &mut pacer, cause),
+            Mode::Concurrent => concurrent::cycle(rt, pool, &mut pacer, cause),
+        }
+    }
 }
 
 /// A stopped world: the mutators, when the stop was requested, and how long it took.

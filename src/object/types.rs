@@ -17,15 +17,42 @@ pub type VisitFn = unsafe extern "C" fn(slot: *mut *mut u8, ctx: *mut c_void);
 pub type TraceFn = unsafe extern "C" fn(obj: *mut u8, visit: VisitFn, ctx: *mut c_void);
 
 /// Calls `call` with a C visitor function and context that forward each slot to `f`.
+///
+/// A panic in `f` (or a slot the VM's callback made up: null or misaligned) must not
+/// unwind through the VM's C frames, which would abort the process: the visitor catches
+/// it, ignores the remaining slots, and re-raises it once `call` has returned, so the
+/// collector fails with the message instead.
 pub fn with_visitor<F: FnMut(*mut *mut u8), R>(
     f: &mut F,
     call: impl FnOnce(VisitFn, *mut c_void) -> R,
 ) -> R {
-    unsafe extern "C" fn tramp<F: FnMut(*mut *mut u8)>(slot: *mut *mut u8, ctx: *mut c_void) {
-        // SAFETY: ctx is the `&mut F` passed below, alive for the duration of `call`.
-        unsafe { (*(ctx as *mut F))(slot) }
+    struct Visitor<'a, F> {
+        f: &'a mut F,
+        panic: Option<Box<dyn std::any::Any + Send>>,
     }
-    call(tramp::<F>, f as *mut F as *mut c_void)
+    unsafe extern "C" fn tramp<F: FnMut(*mut *mut u8)>(slot: *mut *mut u8, ctx: *mut c_void) {
+        // SAFETY: ctx is the `Visitor` passed below, alive for the duration of `call`.
+        let v = unsafe { &mut *(ctx as *mut Visitor<'_, F>) };
+        if v.panic.is_some() {
+            return;
+        }
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert!(
+                !slot.is_null() && (slot as usize).is_multiple_of(std::mem::align_of::<usize>()),
+                "a trace callback visited an invalid slot address {slot:p}"
+            );
+            (v.f)(slot)
+        }));
+        if let Err(p) = r {
+            v.panic = Some(p);
+        }
+    }
+    let mut v = Visitor { f, panic: None };
+    let r = call(tramp::<F>, &mut v as *mut Visitor<'_, F> as *mut c_void);
+    if let Some(p) = v.panic {
+        std::panic::resume_unwind(p);
+    }
+    r
 }
 
 /// A registered type's id. Id 0 is never valid, so zeroed memory is never a typed object.

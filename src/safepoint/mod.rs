@@ -352,7 +352,19 @@ impl<T: Participant> Safepoint<T> {
 
     /// Ends a stop: clears every request and wakes the parked mutators.
     pub fn resume(&self) {
-        let mut g = self.registry.lock();
+        self.resume_locked(self.registry.lock());
+    }
+
+    /// Ends the stop in force, if any (a failed collector's last act: whoever stopped the
+    /// world will not resume it).
+    pub fn end_stop(&self) {
+        let g = self.registry.lock();
+        if g.stopping {
+            self.resume_locked(g);
+        }
+    }
+
+    fn resume_locked(&self, mut g: MutexGuard<'_, Registry<T>>) {
         g.stopping = false;
         for m in &g.mutators {
             m.thread_state()

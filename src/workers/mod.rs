@@ -11,6 +11,14 @@
 //!
 //! The control thread starts a phase with [`WorkerPool::run`], which bumps an epoch under
 //! the lock and wakes the parked workers, then sleeps until each has finished the job.
+//!
+//! # Failures
+//!
+//! A job that panics on a worker is caught there: the worker records the message, aborts
+//! the phase's termination (so its peers stop waiting for packets it will never publish)
+//! and counts itself finished like the others. The phase then ends on every worker, and
+//! [`WorkerPool::run_on`] re-raises the failure on the control thread (without calling the
+//! panic hook again), where the collector turns it into the runtime's failed state.
 
 pub mod terminate;
 
@@ -33,6 +41,8 @@ struct Control<P> {
     epoch: u64,
     finished: usize,
     shutdown: bool,
+    /// The first panic of this phase, as `GC worker N panicked: message`.
+    failure: Option<String>,
 }
 
 struct Shared<P> {
@@ -122,7 +132,8 @@ pub struct WorkerPool<P: Send + 'static> {
 
 impl<P: Send + 'static> WorkerPool<P> {
     /// Starts `n` parked workers; with `affinity`, worker `i` is pinned to core `i mod cores`.
-    pub fn new(n: usize, affinity: bool) -> WorkerPool<P> {
+    /// Fails when a thread cannot be spawned (the ones already started are stopped).
+    pub fn new(n: usize, affinity: bool) -> std::io::Result<WorkerPool<P>> {
         assert!(n > 0);
         let locals: Vec<Worker<P>> = (0..n).map(|_| Worker::new_lifo()).collect();
         let shared = Arc::new(Shared {
@@ -136,24 +147,32 @@ impl<P: Send + 'static> WorkerPool<P> {
                 epoch: 0,
                 finished: 0,
                 shutdown: false,
+                failure: None,
             }),
             job_cv: Condvar::new(),
             done_cv: Condvar::new(),
         });
         let cores = if affinity { core_ids() } else { Vec::new() };
-        let handles = locals
-            .into_iter()
-            .enumerate()
-            .map(|(id, local)| {
-                let shared = shared.clone();
-                let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
-                spawn_worker(id, move || {
-                    pin(core);
-                    worker_loop(id, local, &shared)
-                })
-            })
-            .collect();
-        WorkerPool { shared, handles }
+        let mut pool = WorkerPool {
+            shared,
+            handles: Vec::with_capacity(n),
+        };
+        for (id, local) in locals.into_iter().enumerate() {
+            let shared = pool.shared.clone();
+            let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+            // On error, dropping `pool` stops the workers started so far.
+            pool.handles.push(spawn_worker(id, move || {
+                pin(core);
+                worker_loop(id, local, &shared)
+            })?);
+        }
+        Ok(pool)
+    }
+
+    /// Stops the parked workers without waiting for them (a failed collector's exit: a
+    /// worker stuck in a VM callback must not hang the thread that drops the pool).
+    pub fn abandon(mut self) {
+        self.handles.clear();
     }
 
     /// Number of workers.
@@ -192,6 +211,10 @@ impl<P: Send + 'static> WorkerPool<P> {
             g = s.done_cv.wait(g);
         }
         g.job = None;
+        if let Some(msg) = g.failure.take() {
+            drop(g);
+            std::panic::resume_unwind(Box::new(msg));
+        }
     }
 }
 
@@ -220,7 +243,16 @@ fn worker_loop<P>(id: usize, local: Worker<P>, shared: &Shared<P>) {
                 local: &local,
                 shared,
             };
-            job.run(&mut ctx);
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut ctx)));
+            if let Err(p) = ran {
+                let msg = crate::fault::panic_message(&*p);
+                shared.term.abort();
+                shared
+                    .control
+                    .lock()
+                    .failure
+                    .get_or_insert_with(|| format!("GC worker {id} panicked: {msg}"));
+            }
         }
         drop(job);
         let mut g = shared.control.lock();
@@ -245,16 +277,21 @@ impl<P: Send + 'static> Drop for WorkerPool<P> {
 }
 
 #[cfg(not(loom))]
-fn spawn_worker(id: usize, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+fn spawn_worker(
+    id: usize,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("tandem-gc-{id}"))
         .spawn(f)
-        .expect("spawning a GC worker thread")
 }
 
 #[cfg(loom)]
-fn spawn_worker(_id: usize, f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
-    thread::spawn(f)
+fn spawn_worker(
+    _id: usize,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<thread::JoinHandle<()>> {
+    Ok(thread::spawn(f))
 }
 
 #[cfg(not(loom))]
@@ -303,12 +340,39 @@ mod tests {
 
     #[test]
     fn every_packet_is_processed_exactly_once_and_the_pool_terminates() {
-        let pool = WorkerPool::new(4, false);
+        let pool = WorkerPool::new(4, false).unwrap();
         for _ in 0..20 {
             let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
             pool.run(job.clone(), [10u32, 3]);
             assert_eq!(job.0.load(Ordering::Relaxed), (1 << 11) - 1 + (1 << 4) - 1);
         }
+    }
+
+    #[test]
+    fn a_panicking_job_ends_the_phase_on_every_worker_and_reaches_the_caller() {
+        /// The worker that takes packet 3 panics; its peer would wait for that worker to
+        /// go idle forever unless the phase is aborted.
+        struct Boom;
+        impl Job<u32> for Boom {
+            fn run(&self, ctx: &mut WorkerContext<'_, u32>) {
+                while let Some(n) = ctx.next_packet() {
+                    if n == 3 {
+                        panic!("boom on packet {n}");
+                    }
+                }
+            }
+        }
+        let pool = WorkerPool::new(2, false).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run(std::sync::Arc::new(Boom), [1u32, 2, 3, 4])
+        }));
+        let msg = crate::fault::panic_message(&*r.unwrap_err());
+        assert!(msg.starts_with("GC worker "), "{msg}");
+        assert!(msg.ends_with(" panicked: boom on packet 3"), "{msg}");
+        // The pool still serves later phases (packets the aborted phase left are drained).
+        let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
+        pool.run(job.clone(), [2u32]);
+        assert!(job.0.load(Ordering::Relaxed) >= 7);
     }
 
     #[test]
@@ -319,7 +383,7 @@ mod tests {
                 self.0.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let pool = WorkerPool::new(3, true);
+        let pool = WorkerPool::new(3, true).unwrap();
         let job = std::sync::Arc::new(Count(AtomicUsize::new(0)));
         pool.run(job.clone(), []);
         assert_eq!(job.0.load(Ordering::Relaxed), 3);

@@ -167,6 +167,13 @@ fn run_compiler(mut cmd: Command, what: &str) {
 pub fn build_program(src: &Path, name: &str, extra: &[&str]) -> PathBuf {
     std::fs::create_dir_all(out_dir()).expect("create the output directory");
     let exe = out_dir().join(name);
+    // Linked under a name of this process and thread, then renamed into place: two tests
+    // may build the same program while another runs it ("text file busy" otherwise).
+    let tmp = out_dir().join(format!(
+        "{name}.{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let mut cmd = compiler(None).to_command();
     cmd.args(STRICT_FLAGS)
         .args(extra)
@@ -176,8 +183,9 @@ pub fn build_program(src: &Path, name: &str, extra: &[&str]) -> PathBuf {
         .arg(libtandem())
         .args(SYSTEM_LIBS)
         .arg("-o")
-        .arg(&exe);
+        .arg(&tmp);
     run_compiler(cmd, &src.display().to_string());
+    std::fs::rename(&tmp, &exe).expect("move the program into place");
     exe
 }
 

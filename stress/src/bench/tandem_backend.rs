@@ -201,7 +201,8 @@ impl Mutator for TandemMutator {
 
     #[inline(always)]
     fn safepoint(&mut self) {
-        self.m.safepoint();
+        // A failed collector is reported by the next allocation (this poll has no result).
+        let _ = self.m.safepoint();
     }
 
     fn blocking<R>(&mut self, f: impl FnOnce() -> R) -> R {

@@ -51,7 +51,7 @@ fn one_program(
             if ctx.should_stop(0) {
                 break 'depths;
             }
-            m.safepoint();
+            m.safepoint()?;
             let t = build(m, types, ids, d)?;
             check_tree(m, types, t, d)?;
             ctx.count(1);
@@ -114,7 +114,7 @@ fn item_check(
     *until_poll -= 1;
     if *until_poll == 0 {
         *until_poll = POLL_EVERY;
-        m.safepoint();
+        m.safepoint()?;
     }
     // SAFETY: `node` is reachable from a rooted tree and nothing allocates during the walk.
     unsafe { objects::check_read(types, node, "binary-trees node")? };

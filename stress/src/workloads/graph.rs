@@ -90,7 +90,7 @@ impl SharedGraph {
         for i in 0..self.slots {
             // Poll between slots, so a collection in progress is not held up by the walk;
             // the array is a global root and nothing moves, so `arr` stays valid.
-            m.safepoint();
+            m.safepoint()?;
             // SAFETY: item i is a reference slot of the array.
             let Some(n) = (unsafe { m.read_ref(arr, array_slot(i)) }) else {
                 continue;
@@ -117,7 +117,7 @@ pub fn run_thread(ctx: &ThreadCtx<'_>, m: &mut Mutator, g: &SharedGraph, seed: u
     let mut ids = IdSource::new(ctx.index as u64 + 1);
     let mut ops = 0;
     while !ctx.should_stop(ops) {
-        m.safepoint();
+        m.safepoint()?;
         match rng.below(100) {
             0..=34 => insert(m, g, &mut rng, &mut ids)?,
             35..=69 => overwrite(m, g, &mut rng, &mut ids)?,

@@ -47,7 +47,7 @@ pub fn run_thread(
     m.push_root(Some(keep))?;
     let mut n = 0;
     while !ctx.should_stop(n) {
-        m.safepoint();
+        m.safepoint()?;
         let id = ids.next_id();
         let obj = match rng.below(20) {
             0..=7 => objects::new_bytes(m, types, id, rng.range(MIN_LARGE_BYTES, max_bytes))?,
@@ -109,7 +109,7 @@ fn fill_refs(
 /// Polls the safepoint between objects, since hashing large arrays takes a while.
 fn check_kept(m: &mut Mutator, types: &Types, keep_len: usize) -> Outcome<()> {
     for i in 0..keep_len {
-        m.safepoint();
+        m.safepoint()?;
         let keep = m.peek_root(0).flatten().expect("the keep array is rooted");
         if i == 0 {
             // SAFETY: rooted; nothing allocates while checking.

@@ -1,0 +1,95 @@
+//! What the integration tests share: a per-test watchdog (so a hang fails with a message
+//! instead of stalling the whole run), the macro that runs a check in both modes under it,
+//! and the small heaps and types the checks use.
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::sync::mpsc;
+use std::time::Duration;
+use tandem::{ByteSize, Config, Heap, Mode, TypeId, TypeInfo};
+
+/// Offset of a node's reference field.
+pub const NEXT: usize = 8;
+
+/// A heap for tests: 2 GC threads, `max_mb` MiB, 4 MiB minimum, environment ignored.
+pub fn heap(mode: Mode, max_mb: usize, verify: bool) -> Heap {
+    Heap::with_config(Config {
+        mode,
+        threads: 2,
+        heap_max: ByteSize(max_mb << 20),
+        heap_min: ByteSize(4 << 20),
+        verify,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+/// Node: header | next (ref) | value (u64).
+pub fn node_type(h: &Heap) -> TypeId {
+    h.register_type(TypeInfo {
+        fixed_size: 24,
+        ref_offsets: vec![NEXT],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Runs each check in both collector modes, as `stw::name` and `concurrent::name`, each
+/// under a [`Watchdog`].
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod stw {
+            $(#[test] fn $name() {
+                let _w = super::common::Watchdog::new(
+                    concat!("stw::", stringify!($name)),
+                    super::common::TEST_LIMIT,
+                );
+                super::$name(tandem::Mode::Stw)
+            })*
+        }
+        mod concurrent {
+            $(#[test] fn $name() {
+                let _w = super::common::Watchdog::new(
+                    concat!("concurrent::", stringify!($name)),
+                    super::common::TEST_LIMIT,
+                );
+                super::$name(tandem::Mode::Concurrent)
+            })*
+        }
+    };
+}
+
+/// Ends the test process with a message if the test holding it runs past its limit.
+/// Generous limits: these run as debug builds on a loaded 2-core machine.
+pub struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+}
+
+impl Watchdog {
+    /// Starts watching the test `name` for `limit`.
+    pub fn new(name: &'static str, limit: Duration) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("watchdog-{name}"))
+            .spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                    eprintln!(
+                        "watchdog: test `{name}` still running after {limit:?}: it hangs; \
+                         ending the test process"
+                    );
+                    std::process::exit(101);
+                }
+            })
+            .expect("spawning a watchdog thread");
+        Watchdog { done: Some(done) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Dropping the sender wakes the watchdog with `Disconnected`: the test ended.
+        self.done.take();
+    }
+}
+
+/// The limit every collector test runs under.
+pub const TEST_LIMIT: Duration = Duration::from_secs(240);
