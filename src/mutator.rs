@@ -383,23 +383,28 @@ impl Mutator {
     ) -> Result<usize> {
         self.rt.failure.check()?;
         self.safepoint()?;
-        let mut gcs = 0;
+        // Cycles numbered above this one started after the first failed attempt. Only they
+        // count toward giving up: a concurrent cycle already running when the attempt failed
+        // may have started before the memory the caller needs became garbage, and its live
+        // figure counts everything allocated black meanwhile (up to the whole heap).
+        let mut before: Option<u64> = None;
         loop {
             if let Some(a) = attempt(self)? {
                 self.check_trigger();
                 return Ok(a);
             }
+            let started = *before.get_or_insert_with(|| self.rt.requests.started());
+            let gcs = self.rt.requests.completed().saturating_sub(started) as usize;
             if self.give_up(size, gcs) {
                 return Err(self.out_of_memory(size));
             }
             self.collect_for(GcCause::AllocationFailure)?;
-            gcs += 1;
         }
     }
 
-    /// Out of memory: after a collection, when what is live leaves no room for `size`, or
-    /// after many collections that other threads' allocations keep consuming (a thread that
-    /// merely lost the race for freed memory retries).
+    /// Out of memory: after a collection that started after the failure, when what is live
+    /// leaves no room for `size`, or after many collections that other threads' allocations
+    /// keep consuming (a thread that merely lost the race for freed memory retries).
     fn give_up(&self, size: usize, gcs: usize) -> bool {
         let max = self.rt.space.heap_max();
         let live = self.rt.live_after_gc();

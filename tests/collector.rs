@@ -5,6 +5,7 @@
 mod common;
 
 use common::{heap, node_type, NEXT};
+use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tandem::{Error, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
@@ -359,6 +360,39 @@ fn memory_above_the_minimum_heap_is_returned_after_collection(mode: Mode) {
     assert!(after <= 8 << 20, "committed {grown} -> {after}");
 }
 
+/// A slow tracer (about 1 µs per object, like a VM callback that does real work) and one
+/// thread allocating garbage much faster than marking: allocations that wait on a running
+/// cycle must not report out of memory because that cycle counted everything allocated
+/// during it as live; only a cycle that started after the failure may say the heap is full.
+fn allocation_outpacing_marking_waits_for_a_fresh_cycle_instead_of_failing(mode: Mode) {
+    unsafe extern "C" fn slow_trace(obj: *mut u8, visit: tandem::VisitFn, ctx: *mut c_void) {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_micros(1) {
+            std::hint::spin_loop();
+        }
+        // SAFETY: offset NEXT is the node's one reference slot.
+        unsafe { visit(obj.add(NEXT) as *mut *mut u8, ctx) }
+    }
+    let h = heap(mode, 24, false);
+    let slow = h
+        .register_type(TypeInfo {
+            fixed_size: 24,
+            trace: Some(slow_trace),
+            ..Default::default()
+        })
+        .unwrap();
+    let plain = node_type(&h);
+    let mut m = h.attach().unwrap();
+    build_list(&mut m, slow, 200_000); // about 5 MiB live
+    for _ in 0..(120 << 20) / 24 {
+        // Five heaps' worth of garbage.
+        if let Err(e) = m.alloc(plain, 0) {
+            panic!("{e} with about 5 MiB live: {:?}", h.stats());
+        }
+    }
+    check_list(&mut m, 200_000);
+}
+
 fn misuse_is_reported_not_fatal(mode: Mode) {
     let h = heap(mode, 16, false);
     let mut m = h.attach().unwrap();
@@ -394,7 +428,8 @@ in_both_modes!(
     a_mutator_may_detach_while_a_collection_waits_for_it,
     writes_to_freed_memory_are_caught_by_verification,
     memory_above_the_minimum_heap_is_returned_after_collection,
-    misuse_is_reported_not_fatal
+    misuse_is_reported_not_fatal,
+    allocation_outpacing_marking_waits_for_a_fresh_cycle_instead_of_failing,
 );
 
 /// The classic SATB hazard: while marking runs, a thread keeps moving references between

@@ -118,6 +118,11 @@ impl GcRequests {
         self.urgent.load(Ordering::Relaxed)
     }
 
+    /// Number of collections started so far (the one running included).
+    pub fn started(&self) -> u64 {
+        self.state.lock().started
+    }
+
     /// Number of completed collections.
     pub fn completed(&self) -> u64 {
         self.state.lock().completed
