@@ -50,7 +50,10 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let heap_before = rt.space.in_use();
     let mut findings = Findings::default();
     if verify {
-        verify::free_lines_poisoned(rt, &mut findings);
+        // The last cycle's sweep ran alongside the mutators: check its result here, before
+        // this cycle's epoch makes its line marks stale.
+        verify::freed_memory_poisoned(rt, &mut findings);
+        verify::reachable(rt, &pause.roots(rt), Check::Swept, &mut findings);
     }
     let tm = Instant::now();
     rt.space.advance_epoch();
@@ -154,14 +157,8 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let marked = n + final_job.marked.load(Ordering::Relaxed);
     let final_mark_ns = tf.elapsed().as_nanos() as u64;
     if verify {
-        let root_addrs: Vec<usize> = roots.iter().map(|r| r.0).collect();
-        verify::reachable(
-            rt,
-            &root_addrs,
-            Check::Marks { black_ok: true },
-            &mut findings,
-        );
-        verify::reachable(rt, &root_addrs, Check::Hook, &mut findings);
+        verify::reachable(rt, &roots, Check::Marks { black_ok: true }, &mut findings);
+        verify::reachable(rt, &roots, Check::Hook, &mut findings);
     }
     let in_use_at_pause = rt.space.in_use();
     let sweep = Arc::new(SweepJob::new(rt.clone()));

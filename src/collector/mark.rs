@@ -8,6 +8,7 @@
 //! waiting for the cycle: the cycle then goes on concurrently with every worker, and only
 //! if that too keeps allocations waiting does the pause finish the trace.
 
+use super::validate::{self, Found};
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
 use crate::workers::{Job, WorkerContext};
@@ -48,19 +49,13 @@ impl BadRefs {
 }
 
 /// Marks the object at `addr` found in `from` (for messages); returns its type when this
-/// call marked it (so the caller must scan it).
+/// call marked it (so the caller must scan it). A reference that [`validate`] rejects is
+/// reported and not followed.
 #[inline]
-pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Option<&'a TypeInfo> {
+pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<&'a TypeInfo> {
     let space = &rt.space;
-    if !space.in_heap(addr) || !addr.is_multiple_of(8) {
-        bad.report(format!(
-            "invalid reference {addr:#x} found in {from:#x}: not an object address in the heap"
-        ));
-        return None;
-    }
-    let immix = space.in_immix(addr);
     let epoch = space.epoch();
-    if immix
+    if space.in_immix(addr)
         && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
             == crate::heap::metadata::black_stamp(epoch)
     {
@@ -68,30 +63,31 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Opt
         // tracing through it (SATB covers every object reachable at the snapshot).
         return None;
     }
+    if space.in_heap(addr) && !space.in_immix(addr) && space.meta.is_marked(addr) {
+        // A large object already marked: skip `locate`, which takes the space's lock.
+        return None;
+    }
+    let place = match validate::locate(space, addr) {
+        Ok(p) => p,
+        Err(why) => {
+            bad.report(format!("invalid reference {addr:#x} in {from}: {why}"));
+            return None;
+        }
+    };
     if !space.meta.mark(addr) {
         return None;
     }
     let obj = ObjRef::from_addr(addr)?;
-    // SAFETY: a heap address reached from a root; its header was written at allocation and
-    // published to us by the pause or by the release store that made it reachable.
-    let ty = unsafe { obj.type_id() };
-    let Some(info) = rt.types.get(ty) else {
-        bad.report(format!(
-            "object {addr:#x} (found in {from:#x}) has unknown type id {}: corrupt header",
-            ty.0
-        ));
-        return None;
-    };
-    if immix {
-        // SAFETY: a live object of type `info`.
-        let size = unsafe { info.size_of(obj) };
-        if size > crate::heap::LARGE_OBJECT_THRESHOLD {
-            bad.report(format!(
-                "object {addr:#x} (type {}) claims {size} bytes in a block: corrupt length",
-                ty.0
-            ));
+    // The header was written at allocation and published to us by the pause or by the
+    // release store that made the object reachable.
+    let (info, size) = match validate::object(&rt.types, obj, place) {
+        Ok(v) => v,
+        Err(why) => {
+            bad.report(format!("object {addr:#x} (found in {from}) {why}"));
             return None;
         }
+    };
+    if !place.large {
         let (first, last) = (space.line_of(addr), space.line_of(addr + size - 1));
         for l in first..=last {
             // Relaxed: line marks are read by the sweep after the phase barrier of the pool.
@@ -101,8 +97,8 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: usize) -> Opt
     Some(info)
 }
 
-/// Marks each `(address, found in)` pair and returns packets of the newly marked objects
-/// and how many there were.
+/// Marks each `(address, root slot or 0 for a SATB entry)` pair and returns packets of the
+/// newly marked objects and how many there were.
 pub fn mark_all(
     rt: &Runtime,
     addrs: impl IntoIterator<Item = (usize, usize)>,
@@ -112,7 +108,7 @@ pub fn mark_all(
     let mut cur = Vec::with_capacity(PACKET_SIZE);
     let mut n = 0;
     for (addr, from) in addrs {
-        if addr != 0 && mark(rt, addr, bad, from).is_some() {
+        if addr != 0 && mark(rt, addr, bad, Found::root_or_satb(from)).is_some() {
             n += 1;
             cur.push(ObjRef::from_addr(addr).expect("non-zero"));
             if cur.len() == PACKET_SIZE {
@@ -186,7 +182,8 @@ impl MarkJob {
         unsafe {
             info.for_each_slot(obj, |slot| {
                 let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
-                if child != 0 && mark(rt, child, &self.bad, obj.addr()).is_some() {
+                let from = Found::field(obj.addr(), slot as usize);
+                if child != 0 && mark(rt, child, &self.bad, from).is_some() {
                     marked += 1;
                     stack.push(ObjRef::from_addr(child).expect("non-zero"));
                 }

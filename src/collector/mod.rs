@@ -16,6 +16,7 @@ pub mod pacer;
 pub mod request;
 pub mod stw;
 pub mod sweep;
+pub mod validate;
 pub mod verify;
 
 use crate::config::Mode;

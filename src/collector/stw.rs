@@ -25,7 +25,7 @@ pub fn collect(
     let verify = rt.config.verify;
     let mut findings = Findings::default();
     if verify {
-        verify::free_lines_poisoned(rt, &mut findings);
+        verify::freed_memory_poisoned(rt, &mut findings);
     }
 
     let mark_span = tracing::debug_span!("mark").entered();
@@ -37,14 +37,8 @@ pub fn collect(
     pool.run(job.clone(), seeds);
     let marked = roots_marked + job.marked.load(Ordering::Relaxed);
     let mark_ns = tm.elapsed().as_nanos() as u64;
-    let root_addrs: Vec<usize> = roots.iter().map(|r| r.0).collect();
     if verify {
-        verify::reachable(
-            rt,
-            &root_addrs,
-            Check::Marks { black_ok: false },
-            &mut findings,
-        );
+        verify::reachable(rt, &roots, Check::Marks { black_ok: false }, &mut findings);
     }
     drop(mark_span);
 
@@ -58,7 +52,7 @@ pub fn collect(
     let sweep_ns = ts.elapsed().as_nanos() as u64;
     drop(sweep_span);
     if verify {
-        verify::reachable(rt, &root_addrs, Check::Hook, &mut findings);
+        verify::reachable(rt, &roots, Check::Swept, &mut findings);
     }
     report_problems(rt, &job.bad, findings);
     pacer.cycle_finished(rt, live, 0.0, false);

@@ -1,15 +1,21 @@
 //! Heap verification (`TANDEM_VERIFY=1`), run while the world is stopped.
 //!
-//! * Before marking: every free line still holds the poison written when it was freed, so a
-//!   write through a dangling pointer is caught.
+//! * Before marking: every free line, and every freed large object's run, still holds the
+//!   poison written when it was freed, so a write through a dangling pointer is caught.
 //! * After marking: every object reachable from the roots is marked, its lines are stamped,
 //!   its header names a registered type, and its references point into the heap.
-//! * After sweeping: every reachable object passes the VM's verify hook (tandem-stress checks
-//!   a checksum), so a wrongly freed object shows up as poison in its fields.
+//! * After sweeping (stw: in the same pause; concurrent: at the next init-mark pause, since
+//!   the sweep runs alongside the mutators): every reachable object lies on lines the sweep
+//!   kept live (or that were allocated since) and passes the VM's verify hook (tandem-stress
+//!   checks a checksum), so a wrongly freed object shows up as poison in its fields.
+//!
+//! Every reference is checked by [`validate`] before anything is read through it, so the
+//! verifier reports a corrupt heap instead of crashing on it.
 
-use crate::heap::blocks::chunk_first_block;
-use crate::heap::metadata::{black_stamp, line_live, LINE_FREE};
-use crate::heap::{BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
+use super::validate::{self, Found};
+use crate::heap::blocks::{chunk_first_block, find_unpoisoned};
+use crate::heap::metadata::{black_stamp, line_live, LINE_FREE, LINE_FRESH};
+use crate::heap::{Space, BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
 use std::collections::HashSet;
@@ -34,6 +40,15 @@ impl Findings {
     }
 }
 
+/// Checks that all freed memory still holds the poison pattern: free lines and freed
+/// large objects' runs (and what reusing such a run found since the last check).
+pub fn freed_memory_poisoned(rt: &Runtime, f: &mut Findings) {
+    free_lines_poisoned(rt, f);
+    for b in rt.space.los.broken_poison() {
+        f.report(b.to_string());
+    }
+}
+
 /// Checks that every free line of every committed block still holds the poison pattern.
 pub fn free_lines_poisoned(rt: &Runtime, f: &mut Findings) {
     let space = &rt.space;
@@ -46,14 +61,10 @@ pub fn free_lines_poisoned(rt: &Runtime, f: &mut Findings) {
                     continue;
                 }
                 let addr = space.block_addr(b) + l * LINE_SIZE;
-                // SAFETY: a committed line of the heap; the world is stopped.
-                let words =
-                    unsafe { std::slice::from_raw_parts(addr as *const u64, LINE_SIZE / 8) };
-                if let Some(i) = words.iter().position(|&w| w != POISON) {
+                if let Some((i, w)) = find_unpoisoned(addr, LINE_SIZE, POISON) {
                     f.report(format!(
                         "free line {addr:#x} (block {b}, line {l}) was written after it was \
-                         freed: word {i} is {:#x}",
-                        words[i]
+                         freed: word {i} is {w:#x}"
                     ));
                 }
             }
@@ -72,77 +83,116 @@ pub enum Check {
     },
     /// The VM's verify hook passes.
     Hook,
+    /// After the sweep of the current epoch: every line is one the sweep kept live or
+    /// one allocated since, and the VM's verify hook passes.
+    Swept,
 }
 
-/// Walks everything reachable from `roots` and checks each object as `check` says.
-pub fn reachable(rt: &Runtime, roots: &[usize], check: Check, f: &mut Findings) {
-    let check_marks = matches!(check, Check::Marks { .. });
-    let black_ok = check == Check::Marks { black_ok: true };
+/// Walks everything reachable from `roots`, given as (object, root slot) pairs, and checks
+/// each object as `check` says.
+pub fn reachable(rt: &Runtime, roots: &[(usize, usize)], check: Check, f: &mut Findings) {
     let space = &rt.space;
-    let hook = if check_marks { None } else { rt.verify_hook() };
+    let hook = if matches!(check, Check::Marks { .. }) {
+        None
+    } else {
+        rt.verify_hook()
+    };
     let epoch = space.epoch();
     let mut seen: HashSet<usize> = HashSet::new();
-    let mut todo: Vec<(usize, usize)> = roots.iter().map(|&r| (r, 0)).collect();
+    let mut todo: Vec<(usize, Found)> = roots
+        .iter()
+        .map(|&(r, slot)| (r, Found::Root(slot)))
+        .collect();
     while let Some((addr, from)) = todo.pop() {
         if addr == 0 || !seen.insert(addr) {
             continue;
         }
-        if !space.in_heap(addr) || addr % 8 != 0 {
-            f.report(format!(
-                "reference {addr:#x} in {from:#x} points outside the heap"
-            ));
-            continue;
-        }
-        if !space.in_immix(addr) && !space.los.contains(addr) {
-            f.report(format!(
-                "reference {addr:#x} in {from:#x} is not the start of a large object"
-            ));
-            continue;
-        }
-        let obj = ObjRef::from_addr(addr).expect("non-zero");
-        // SAFETY: a reachable heap object.
-        let ty = unsafe { obj.type_id() };
-        let Some(info) = rt.types.get(ty) else {
-            f.report(format!(
-                "object {addr:#x} (referenced from {from:#x}) has unknown type id {}",
-                ty.0
-            ));
-            continue;
+        let place = match validate::locate(space, addr) {
+            Ok(p) => p,
+            Err(why) => {
+                f.report(format!("reference {addr:#x} in {from} {why}"));
+                continue;
+            }
         };
-        if check_marks {
-            let mut lines_live = true;
-            if space.in_immix(addr) {
-                // SAFETY: live object of type `info`.
-                let size = unsafe { info.size_of(obj) };
-                for l in space.line_of(addr)..=space.line_of(addr + size - 1) {
-                    let v = space.meta.line(l).load(Ordering::Relaxed);
-                    if !line_live(v, epoch) {
-                        lines_live = false;
-                        f.report(format!(
-                            "reachable object {addr:#x} (type {}) has unmarked line {l}",
-                            ty.0
-                        ));
-                    }
+        let obj = ObjRef::from_addr(addr).expect("non-zero");
+        let (info, size) = match validate::object(&rt.types, obj, place) {
+            Ok(v) => v,
+            Err(why) => {
+                f.report(format!(
+                    "reachable object {addr:#x} (referenced from {from}) {why}"
+                ));
+                continue;
+            }
+        };
+        // SAFETY: `validate::object` read this header.
+        let ty = unsafe { obj.type_id() }.0;
+        match check {
+            Check::Marks { black_ok } => {
+                let lines_live = place.large
+                    || lines_ok(
+                        space,
+                        addr,
+                        size,
+                        |v| line_live(v, epoch),
+                        |l, _| {
+                            f.report(format!(
+                                "reachable object {addr:#x} (type {ty}) has unmarked line {l}"
+                            ))
+                        },
+                    );
+                let black = black_ok
+                    && lines_live
+                    && !place.large
+                    && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
+                        == black_stamp(epoch);
+                if !space.meta.is_marked(addr) && !black {
+                    f.report(format!(
+                        "reachable object {addr:#x} (type {ty}) is not marked"
+                    ));
                 }
             }
-            let black = black_ok
-                && lines_live
-                && space.in_immix(addr)
-                && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
-                    == black_stamp(epoch);
-            if !space.meta.is_marked(addr) && !black {
-                f.report(format!(
-                    "reachable object {addr:#x} (type {}) is not marked",
-                    ty.0
-                ));
+            Check::Swept if !place.large => {
+                let kept = |v: u8| line_live(v, epoch) || v == LINE_FRESH;
+                lines_ok(space, addr, size, kept, |l, v| {
+                    f.report(format!(
+                        "reachable object {addr:#x} (type {ty}) lies on line {l} that the \
+                         last sweep did not keep (line mark {v})"
+                    ))
+                });
             }
+            Check::Swept | Check::Hook => {}
         }
         if let Some(h) = &hook {
             if let Err(m) = h(obj) {
-                f.report(format!("object {addr:#x} (type {}): {m}", ty.0));
+                f.report(format!("object {addr:#x} (type {ty}): {m}"));
             }
         }
-        // SAFETY: live object of type `info`.
-        unsafe { info.for_each_slot(obj, |slot| todo.push((*slot as usize, addr))) };
+        // SAFETY: `validate::object` checked that the object of type `info` lies inside
+        // allocated memory, so its reference slots are readable.
+        unsafe {
+            info.for_each_slot(obj, |slot| {
+                todo.push((*slot as usize, Found::field(addr, slot as usize)))
+            })
+        };
     }
+}
+
+/// Whether every line of the block-space object `[addr, addr+size)` has a mark that `ok`
+/// accepts; calls `bad(line, mark)` for each that does not.
+fn lines_ok(
+    space: &Space,
+    addr: usize,
+    size: usize,
+    ok: impl Fn(u8) -> bool,
+    mut bad: impl FnMut(usize, u8),
+) -> bool {
+    let mut all = true;
+    for l in space.line_of(addr)..=space.line_of(addr + size - 1) {
+        let v = space.meta.line(l).load(Ordering::Relaxed);
+        if !ok(v) {
+            all = false;
+            bad(l, v);
+        }
+    }
+    all
 }

@@ -108,6 +108,17 @@ pub fn poison_range(addr: usize, len: usize, p: u64) {
     unsafe { std::slice::from_raw_parts_mut(addr as *mut u64, len / 8) }.fill(p);
 }
 
+/// The first word of `[addr, addr+len)` that no longer holds the pattern `p`, as (word
+/// index, value): memory written after it was freed and poisoned.
+pub fn find_unpoisoned(addr: usize, len: usize, p: u64) -> Option<(usize, u64)> {
+    debug_assert!(addr.is_multiple_of(8) && len.is_multiple_of(8));
+    // SAFETY: callers pass committed heap memory that holds no live object and that nobody
+    // writes meanwhile (the world is stopped, or the space's lock is held).
+    let words = unsafe { std::slice::from_raw_parts(addr as *const u64, len / 8) };
+    let i = words.iter().position(|&w| w != p)?;
+    Some((i, words[i]))
+}
+
 /// First block index of chunk `chunk`.
 pub fn chunk_first_block(chunk: usize) -> usize {
     chunk * BLOCKS_PER_CHUNK

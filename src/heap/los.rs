@@ -4,9 +4,14 @@
 //! Allocation takes a lock: large objects are rare next to TLAB bumps. Freed runs are kept
 //! committed in a small warm cache (up to `warm_cap` bytes) and reused after a memset, since
 //! returning pages to the OS and faulting fresh zeroed ones back in costs far more than
-//! clearing them for churning workloads. With verification on there is no warm cache: every
-//! freed run is made inaccessible, so a use after free faults at once.
+//! clearing them for churning workloads. With verification on there is no warm cache:
+//! instead every freed run stays committed, filled with the poison pattern, and is reused only
+//! when no uncommitted run fits; a write through a dangling pointer then breaks the poison
+//! (reported by the verifier, or when the run is reused) instead of faulting, and a read
+//! finds poison rather than a plausible object. Those runs are not charged to the heap
+//! budget: verification trades memory for diagnosis.
 
+use super::blocks::{find_unpoisoned, poison_range};
 use super::metadata::SideMetadata;
 use super::vm::{Reservation, PAGE_SIZE};
 use crate::error::Result;
@@ -24,6 +29,64 @@ struct LosInner {
     objects: BTreeMap<usize, usize>,
     /// Mark new objects (from the start of marking until this space is swept).
     alloc_black: bool,
+    /// Under verification: freed runs kept committed and poisoned, start -> length.
+    poisoned: BTreeMap<usize, usize>,
+    /// Poison found broken when a poisoned run was reused, kept for the next verification.
+    broken: Vec<BrokenPoison>,
+}
+
+/// Freed large-object memory that was written after it was freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokenPoison {
+    /// Start of the poisoned run.
+    pub run: usize,
+    /// Its length in bytes.
+    pub len: usize,
+    /// Index of the first word that is not poison.
+    pub word: usize,
+    /// That word's value.
+    pub value: u64,
+    /// Whether it was found when the run was reused for a new object.
+    pub on_reuse: bool,
+}
+
+impl std::fmt::Display for BrokenPoison {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "freed large object memory {:#x} (+{:#x}) was written after it was freed: word {} \
+             ({:#x}) is {:#x}{}",
+            self.run,
+            self.len,
+            self.word,
+            self.run + 8 * self.word,
+            self.value,
+            if self.on_reuse {
+                " (found when the run was reused)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// What an address of the large-object space holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LargeSlot {
+    /// The start of a live object whose run is `len` bytes.
+    Object {
+        /// Committed length of the object's run.
+        len: usize,
+    },
+    /// Inside the live object that starts at `start`, but not at its start.
+    Inside {
+        /// Start of that object.
+        start: usize,
+    },
+    /// Memory of an object that was freed (poisoned or cached), not yet reused.
+    Freed,
+    /// Memory that holds no object.
+    Unused,
 }
 
 /// The large-object space over `[base, base+size)`.
@@ -32,19 +95,22 @@ pub struct LargeObjectSpace {
     base: usize,
     size: usize,
     warm_cap: usize,
+    poison: Option<u64>,
     inner: Mutex<LosInner>,
 }
 
 impl LargeObjectSpace {
     /// An empty space over `[base, base+size)` keeping up to `warm_cap` freed bytes
-    /// committed for reuse.
-    pub fn new(base: usize, size: usize, warm_cap: usize) -> LargeObjectSpace {
+    /// committed for reuse; with `poison`, freed runs are instead kept committed and filled
+    /// with that pattern until reused (verification).
+    pub fn new(base: usize, size: usize, warm_cap: usize, poison: Option<u64>) -> LargeObjectSpace {
         let mut inner = LosInner::default();
         inner.free.insert(base, size);
         LargeObjectSpace {
             base,
             size,
-            warm_cap,
+            warm_cap: if poison.is_some() { 0 } else { warm_cap },
+            poison,
             inner: Mutex::new(inner),
         }
     }
@@ -72,6 +138,7 @@ impl LargeObjectSpace {
                 start
             }
             None => {
+                let mut reused = None;
                 if !g.free.values().any(|&l| l >= len) {
                     // The warm runs may be what fragments the space: give them back.
                     let warm = std::mem::take(&mut g.warm);
@@ -79,15 +146,21 @@ impl LargeObjectSpace {
                     for (a, l) in warm {
                         Self::release_locked(&mut g, res, a, l);
                     }
+                    reused = self.reuse_poisoned(&mut g, res, bytes);
                 }
-                let Some(start) = Self::take_run(&mut g.free, len) else {
-                    return Ok(None);
-                };
-                if let Err(e) = res.commit(start, len) {
-                    Self::insert_run(&mut g.free, start, len);
-                    return Err(e);
+                match reused {
+                    Some(start) => start,
+                    None => {
+                        let Some(start) = Self::take_run(&mut g.free, len) else {
+                            return Ok(None);
+                        };
+                        if let Err(e) = res.commit(start, len) {
+                            Self::insert_run(&mut g.free, start, len);
+                            return Err(e);
+                        }
+                        start
+                    }
                 }
-                start
             }
         };
         g.objects.insert(start, len);
@@ -130,7 +203,10 @@ impl LargeObjectSpace {
     }
 
     fn free_locked(&self, g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
-        if g.warm_bytes + len <= self.warm_cap {
+        if let Some(p) = self.poison {
+            poison_range(addr, len, p);
+            Self::insert_run(&mut g.poisoned, addr, len);
+        } else if g.warm_bytes + len <= self.warm_cap {
             g.warm_bytes += len;
             Self::insert_run(&mut g.warm, addr, len);
         } else {
@@ -169,6 +245,70 @@ impl LargeObjectSpace {
         (freed, live)
     }
 
+    /// Under verification, when no uncommitted run fits `bytes`: reuses a poisoned run that
+    /// does (checking its poison, then zeroing it), or, when none does, checks and releases
+    /// every poisoned run so that they coalesce with the uncommitted ones. The run of the
+    /// reused object is `footprint(bytes)` long.
+    fn reuse_poisoned(&self, g: &mut LosInner, res: &Reservation, bytes: usize) -> Option<usize> {
+        let p = self.poison?;
+        let len = Self::footprint(bytes);
+        let Some(start) = Self::take_run(&mut g.poisoned, len) else {
+            for (a, l) in std::mem::take(&mut g.poisoned) {
+                Self::check_run(g, a, l, p, true);
+                Self::release_locked(g, res, a, l);
+            }
+            return None;
+        };
+        Self::check_run(g, start, len, p, true);
+        // SAFETY: a committed free run of `len >= bytes` bytes owned by this lock.
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, bytes) };
+        Some(start)
+    }
+
+    /// Records broken poison in `[run, run+len)`.
+    fn check_run(g: &mut LosInner, run: usize, len: usize, p: u64, on_reuse: bool) {
+        if let Some((word, value)) = find_unpoisoned(run, len, p) {
+            g.broken.push(BrokenPoison {
+                run,
+                len,
+                word,
+                value,
+                on_reuse,
+            });
+        }
+    }
+
+    /// Freed memory written after it was freed: what reuse found since the last call, then
+    /// every poisoned run whose poison is broken now. Empty unless verification is on.
+    pub fn broken_poison(&self) -> Vec<BrokenPoison> {
+        let Some(p) = self.poison else {
+            return Vec::new();
+        };
+        let mut g = self.inner.lock();
+        let runs: Vec<(usize, usize)> = g.poisoned.iter().map(|(&a, &l)| (a, l)).collect();
+        for (a, l) in runs {
+            Self::check_run(&mut g, a, l, p, false);
+        }
+        std::mem::take(&mut g.broken)
+    }
+
+    /// What `addr`, an address of this space, holds.
+    pub fn slot_at(&self, addr: usize) -> LargeSlot {
+        let g = self.inner.lock();
+        let inside = |runs: &BTreeMap<usize, usize>| {
+            runs.range(..=addr)
+                .next_back()
+                .filter(|(&s, &l)| addr < s + l)
+                .map(|(&s, &l)| (s, l))
+        };
+        match inside(&g.objects) {
+            Some((s, len)) if s == addr => LargeSlot::Object { len },
+            Some((start, _)) => LargeSlot::Inside { start },
+            None if inside(&g.poisoned).is_some() || inside(&g.warm).is_some() => LargeSlot::Freed,
+            None => LargeSlot::Unused,
+        }
+    }
+
     /// Whether `addr` is the start of a live large object.
     pub fn contains(&self, addr: usize) -> bool {
         self.inner.lock().objects.contains_key(&addr)
@@ -188,5 +328,58 @@ impl LargeObjectSpace {
     /// Whether the space holds no object.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heap::POISON;
+
+    const SPACE: usize = 16 * PAGE_SIZE;
+
+    fn space() -> (Reservation, SideMetadata, LargeObjectSpace) {
+        let res = Reservation::new(SPACE, PAGE_SIZE, false).unwrap();
+        let meta = SideMetadata::new(res.base(), SPACE, 0).unwrap();
+        let los = LargeObjectSpace::new(res.base(), SPACE, 0, Some(POISON));
+        (res, meta, los)
+    }
+
+    #[test]
+    fn freed_runs_stay_poisoned_and_a_write_into_one_is_found() {
+        let (res, meta, los) = space();
+        let a = los.alloc(&res, &meta, 3 * PAGE_SIZE).unwrap().unwrap();
+        los.sweep(&res, &meta);
+        assert_eq!(los.slot_at(a + 8), LargeSlot::Freed);
+        assert!(los.broken_poison().is_empty());
+        // SAFETY: the freed run stays committed under poisoning.
+        unsafe { *((a + 16) as *mut u64) = 7 };
+        let b = los.broken_poison();
+        assert_eq!(b.len(), 1);
+        assert_eq!(
+            (b[0].run, b[0].word, b[0].value, b[0].on_reuse),
+            (a, 2, 7, false)
+        );
+    }
+
+    #[test]
+    fn a_poisoned_run_is_checked_and_zeroed_when_reused() {
+        let (res, meta, los) = space();
+        let a = los.alloc(&res, &meta, SPACE).unwrap().unwrap();
+        los.sweep(&res, &meta);
+        // SAFETY: the freed run stays committed under poisoning.
+        unsafe { *((a + PAGE_SIZE) as *mut u64) = 9 };
+        // No uncommitted run is left, so the poisoned one is reused.
+        let b = los.alloc(&res, &meta, 2 * PAGE_SIZE).unwrap().unwrap();
+        assert_eq!(b, a);
+        assert_eq!(los.slot_at(b), LargeSlot::Object { len: 2 * PAGE_SIZE });
+        // SAFETY: the new object's zeroed memory.
+        assert_eq!(unsafe { *((b + 8) as *const u64) }, 0);
+        let broken = los.broken_poison();
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].on_reuse, "{}", broken[0]);
+        assert!(broken[0]
+            .to_string()
+            .contains("found when the run was reused"));
     }
 }

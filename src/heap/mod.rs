@@ -74,15 +74,12 @@ impl Space {
         let base = res.base();
         let meta = SideMetadata::new(base, total, immix_size)?;
         Ok(Space {
-            // No warm cache under verification: freed large objects must fault when used.
+            // Under verification freed large objects are poisoned, not cached (see `los`).
             los: LargeObjectSpace::new(
                 base + immix_size,
                 immix_size,
-                if config.verify {
-                    0
-                } else {
-                    (config.heap_max.0 / 16).min(64 << 20)
-                },
+                (config.heap_max.0 / 16).min(64 << 20),
+                config.verify.then_some(POISON),
             ),
             res,
             meta,

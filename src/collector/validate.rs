@@ -1,0 +1,149 @@
+//! What a reference must be before the collector reads through it. Marking and verification
+//! both ask here, so a corrupt heap (a VM bug) is reported and the reference is not
+//! followed, instead of reading unmapped memory.
+//!
+//! 1. [`locate`]: the address is in the heap and 8-aligned, and lies in allocated memory: in
+//!    the block space, on a line that is not free (a free line, a free block and an
+//!    uncommitted chunk all read as free lines); in the large-object space, at the start of
+//!    a live object. It returns how far the object may extend: to the end of its block
+//!    (small objects never cross blocks) or of its large-object run.
+//! 2. [`object`]: the header names a registered type, and the size computed from the
+//!    length field neither overflows nor runs past that limit.
+
+use crate::heap::los::LargeSlot;
+use crate::heap::metadata::{BlockState, LINE_FREE};
+use crate::heap::{Space, BLOCK_SIZE};
+use crate::object::{ObjRef, TypeInfo, TypeRegistry};
+use std::fmt;
+use std::sync::atomic::Ordering;
+
+/// Where a reference was found, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// A root slot (shadow stack, global, callback) at this address.
+    Root(usize),
+    /// An entry of a SATB buffer.
+    Satb,
+    /// A field of an object.
+    Field {
+        /// The object holding the field.
+        obj: usize,
+        /// Byte offset of the field in the object.
+        offset: usize,
+    },
+}
+
+impl Found {
+    /// A root slot, or a SATB entry for slot 0 (how `mark_all` callers pass them).
+    pub fn root_or_satb(slot: usize) -> Found {
+        if slot == 0 {
+            Found::Satb
+        } else {
+            Found::Root(slot)
+        }
+    }
+
+    /// The field of `obj` at address `slot`.
+    pub fn field(obj: usize, slot: usize) -> Found {
+        Found::Field {
+            obj,
+            offset: slot.wrapping_sub(obj),
+        }
+    }
+}
+
+impl fmt::Display for Found {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Found::Root(slot) => write!(f, "root slot {slot:#x}"),
+            Found::Satb => write!(f, "a SATB buffer"),
+            Found::Field { obj, offset } => write!(f, "field +{offset} of object {obj:#x}"),
+        }
+    }
+}
+
+/// Where a valid reference points and how far its object may extend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// One past the last byte the object may occupy: the end of its block or of its run.
+    pub limit: usize,
+    /// Whether it is a large object.
+    pub large: bool,
+}
+
+/// Checks that `addr` (not null) points at allocated heap memory; the error says why not.
+/// Takes the large-object space's lock for a large-object address.
+pub fn locate(space: &Space, addr: usize) -> Result<Place, String> {
+    if !space.in_heap(addr) {
+        return Err("points outside the heap".into());
+    }
+    if !addr.is_multiple_of(8) {
+        return Err("is not 8-byte aligned".into());
+    }
+    if space.in_immix(addr) {
+        let line = space.line_of(addr);
+        if space.meta.line(line).load(Ordering::Relaxed) != LINE_FREE {
+            let block = space.block_of(addr);
+            return Ok(Place {
+                limit: space.block_addr(block) + BLOCK_SIZE,
+                large: false,
+            });
+        }
+        let block = space.block_of(addr);
+        return Err(match space.meta.block_state(block) {
+            BlockState::Uncommitted => format!("points into uncommitted memory (block {block})"),
+            BlockState::Free => format!("points into free block {block}"),
+            _ => format!("points into free line {line} (block {block})"),
+        });
+    }
+    match space.los.slot_at(addr) {
+        LargeSlot::Object { len } => Ok(Place {
+            limit: addr + len,
+            large: true,
+        }),
+        LargeSlot::Inside { start } => Err(format!("points inside large object {start:#x}")),
+        LargeSlot::Freed => Err("points into a freed large object".into()),
+        LargeSlot::Unused => Err("points into unallocated large-object space".into()),
+    }
+}
+
+/// The type and size of the object at a reference [`locate`] accepted as `place`; the
+/// error says what is wrong with its header or length.
+pub fn object(
+    types: &TypeRegistry,
+    obj: ObjRef,
+    place: Place,
+) -> Result<(&TypeInfo, usize), String> {
+    let addr = obj.addr();
+    // SAFETY: `locate` found the header word in allocated, committed memory.
+    let ty = unsafe { obj.type_id() };
+    let Some(info) = types.get(ty) else {
+        return Err(format!("has unknown type id {:#x}: corrupt header", ty.0));
+    };
+    let room = place.limit - addr;
+    let what = if place.large {
+        "its large-object run"
+    } else {
+        "its block"
+    };
+    if info.fixed_size > room {
+        return Err(format!(
+            "(type {}) has a {}-byte fixed part that runs past {what}",
+            ty.0, info.fixed_size
+        ));
+    }
+    // SAFETY: the length field lies in the fixed part, which is inside the limit (above).
+    let len = unsafe { info.length_of(obj) };
+    match info.size_for(len) {
+        None => Err(format!(
+            "(type {}) has length {len} whose size overflows: corrupt length",
+            ty.0
+        )),
+        Some(size) if size > room => Err(format!(
+            "(type {}) has length {len}: its {size} bytes run past {what} ({room} bytes): \
+             corrupt length",
+            ty.0
+        )),
+        Some(size) => Ok((info, size)),
+    }
+}
