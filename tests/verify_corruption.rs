@@ -2,32 +2,17 @@
 //! the statistics, and the process survives it: the corrupt data is never followed. Each
 //! check runs in both collector modes.
 
-use tandem::{ByteSize, Config, Heap, Mode, Mutator, ObjRef, Stats, TypeId, TypeInfo};
+#[macro_use]
+mod common;
 
-/// Node: header | next (ref) | value (u64).
-const NEXT: usize = 8;
+use common::{node_type, NEXT};
+use tandem::{Heap, Mode, Mutator, ObjRef, Stats, TypeId, TypeInfo};
 /// Pointer array: header | length | items (refs).
 const LENGTH: usize = 8;
 
+/// A verifying 32 MiB heap.
 fn heap(mode: Mode) -> Heap {
-    Heap::with_config(Config {
-        mode,
-        threads: 2,
-        heap_max: ByteSize(32 << 20),
-        heap_min: ByteSize(4 << 20),
-        verify: true,
-        ..Config::default()
-    })
-    .unwrap()
-}
-
-fn node_type(h: &Heap) -> TypeId {
-    h.register_type(TypeInfo {
-        fixed_size: 24,
-        ref_offsets: vec![NEXT],
-        ..Default::default()
-    })
-    .unwrap()
+    common::heap(mode, 32, true)
 }
 
 fn array_type(h: &Heap) -> TypeId {
@@ -195,6 +180,7 @@ fn a_dangling_reference_to_a_freed_large_object_is_reported(mode: Mode) {
 /// before marking stamps those lines again.
 #[test]
 fn an_object_on_lines_the_concurrent_sweep_freed_is_reported_at_the_next_init_mark() {
+    let _w = common::Watchdog::new("init_mark_sweep_check", common::TEST_LIMIT);
     let h = heap(Mode::Concurrent);
     let (node, arr) = (node_type(&h), array_type(&h));
     let mut m = h.attach().unwrap();
@@ -212,18 +198,6 @@ fn an_object_on_lines_the_concurrent_sweep_freed_is_reported_at_the_next_init_ma
         &s,
         &[&obj, "that the last sweep did not keep (line mark 0)"],
     );
-}
-
-/// Runs each check in both collector modes, as `stw::name` and `concurrent::name`.
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod stw {
-            $(#[test] fn $name() { super::$name(tandem::Mode::Stw) })*
-        }
-        mod concurrent {
-            $(#[test] fn $name() { super::$name(tandem::Mode::Concurrent) })*
-        }
-    };
 }
 
 in_both_modes!(
