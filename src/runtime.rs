@@ -122,10 +122,11 @@ impl Runtime {
     /// (the first one stands), turns the barriers off (no cycle will consume what they
     /// log), ends a stop in force and releases every thread waiting for the collector.
     /// Running mutators learn of it at their next poll.
+    ///
+    /// The log line comes last and under `catch_unwind`: the failure may be a logger that
+    /// panics (a subscriber writing to a closed stderr), and nothing may stop the wake-ups.
     pub fn fail(&self, message: String) {
-        if self.failure.set(message.clone()) {
-            tracing::error!(%message, "the collector failed; heap operations now return errors");
-        }
+        let first = self.failure.set(message.clone());
         self.barrier_state.store(0, Ordering::Relaxed);
         self.safepoint.for_each(|m| {
             // Relaxed: no collector reads these again; the barriers only stop logging.
@@ -134,6 +135,11 @@ impl Runtime {
         });
         self.safepoint.end_stop();
         self.requests.shutdown();
+        if first {
+            let _ = std::panic::catch_unwind(
+                || tracing::error!(%message, "the collector failed; heap operations now return errors"),
+            );
+        }
     }
 
     /// A statistics snapshot with current heap figures.
