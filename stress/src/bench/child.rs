@@ -53,7 +53,10 @@ pub fn main(collector: &str, spec: &str) -> ExitCode {
                 Err(e) => failed(collector, format!("cannot create the Tandem heap: {e}")),
             }
         }
-        "boehm" => run(&BoehmCollector::new(), &spec, collector),
+        "boehm" => match BoehmCollector::new() {
+            Ok(c) => run(&c, &spec, collector),
+            Err(e) => failed(collector, format!("libgc is not available: {e}")),
+        },
         other => {
             eprintln!("tandem-stress bench-one: unknown collector {other:?}");
             return ExitCode::from(2);
