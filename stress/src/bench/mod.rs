@@ -88,7 +88,7 @@ const METHOD: &[&str] = &[
 /// Runs the benchmark; exit 1 if a run failed. Without libgc only Tandem runs (exit 0).
 pub fn main(args: &BenchArgs) -> ExitCode {
     if let Err(e) = libgc::pretend_absent() {
-        eprintln!("tandem-stress bench: {e}");
+        errln!("tandem-stress bench: {e}");
         return ExitCode::from(2);
     }
     let libgc = LibgcStatus::probe();
@@ -132,7 +132,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         )
     };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
-        eprintln!(
+        errln!(
             "tandem-stress bench: cannot create {}: {e}",
             args.out.display()
         );
@@ -215,7 +215,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     }
     if !mark_scaling.is_empty() || !ttsp_scaling.is_empty() {
         if let Err(e) = plot::scaling(&args.out.join("scaling.svg"), &mark_scaling, &ttsp_scaling) {
-            eprintln!("tandem-stress bench: {e}");
+            errln!("tandem-stress bench: {e}");
         }
     }
     let report = Report {
@@ -230,11 +230,11 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     let path = args.out.join("report.json");
     let json = serde_json::to_string_pretty(&report).expect("a report serialises");
     if let Err(e) = std::fs::write(&path, json) {
-        eprintln!("tandem-stress bench: cannot write {}: {e}", path.display());
+        errln!("tandem-stress bench: cannot write {}: {e}", path.display());
         return ExitCode::from(2);
     }
-    print!("{}", table::tables(&report));
-    println!(
+    crate::stdio::out(format_args!("{}", table::tables(&report)));
+    outln!(
         "\nreport: {}; plots: {}/*.svg; {} child runs in {:.0} s, {} failed",
         path.display(),
         args.out.display(),
@@ -289,7 +289,7 @@ fn run_case(
                     format!("FAILED: {e}")
                 }
             };
-            eprintln!(
+            errln!(
                 "[{}/{} {:.0}s] {} {} run {}: {status}",
                 progress.done,
                 progress.total,
@@ -332,7 +332,7 @@ fn plot_case(out: &Path, case: &Case, t: &[RunRecord], b: &[RunRecord]) -> Optio
     match plot::workload(&out.join(&file), &case.name, ts, bs) {
         Ok(()) => Some(file),
         Err(e) => {
-            eprintln!("tandem-stress bench: {}: {e}", case.name);
+            errln!("tandem-stress bench: {}: {e}", case.name);
             None
         }
     }
@@ -366,11 +366,14 @@ fn print_plan(
     mark: &[Case],
     ttsp: &[Case],
 ) {
-    println!(
+    outln!(
         "tandem-stress bench ({:?} suite): {} cores ({}), Linux {}",
-        s.suite, m.cores, m.cpu, m.kernel
+        s.suite,
+        m.cores,
+        m.cpu,
+        m.kernel
     );
-    println!(
+    outln!(
         "GC threads {} for both collectors (TANDEM_THREADS, GC_MARKERS); Tandem mode: {}; \
          {} runs per collector and case, {} per scaling point, alternating Tandem and libgc",
         s.gc_threads,
@@ -381,15 +384,15 @@ fn print_plan(
         s.scaling_runs
     );
     match (&libgc.library, &libgc.reason) {
-        (Some(lib), _) => println!("libgc: {lib}"),
-        (None, reason) => println!(
+        (Some(lib), _) => outln!("libgc: {lib}"),
+        (None, reason) => outln!(
             "libgc: NOT AVAILABLE, only Tandem runs and the comparison is skipped: {}",
             reason.as_deref().unwrap_or("unknown reason")
         ),
     }
-    println!("cases:");
+    outln!("cases:");
     for c in cases {
-        println!(
+        outln!(
             "  {:<22} {} mutator thread{}: {}; {}",
             c.name,
             c.spec.threads(),
@@ -403,7 +406,7 @@ fn print_plan(
             .iter()
             .map(|c| c.gc_threads.unwrap_or(s.gc_threads).to_string())
             .collect();
-        println!(
+        outln!(
             "  marking throughput: {}; GC threads {} (TANDEM_MODE=stw)",
             c.spec.sizes(),
             threads.join(", ")
@@ -411,7 +414,7 @@ fn print_plan(
     }
     if let Some(c) = ttsp.first() {
         let m: Vec<String> = ttsp.iter().map(|c| c.spec.threads().to_string()).collect();
-        println!(
+        outln!(
             "  time-to-safepoint: {}; mutator threads {}",
             c.spec.sizes(),
             m.join(", ")
