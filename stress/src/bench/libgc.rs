@@ -123,7 +123,7 @@ fn open_first(names: Vec<String>) -> Result<Libgc, String> {
         return resolve(handle, name);
     }
     Err(format!(
-        "libgc is not installed ({}): {INSTALL_HINT}",
+        "cannot load libgc ({}): {INSTALL_HINT}",
         errors.join("; ")
     ))
 }
@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn a_missing_library_is_reported_with_the_install_hint() {
         let e = open_first(vec!["/nonexistent/libgc.so.1".into()]).unwrap_err();
-        assert!(e.contains("libgc is not installed"), "{e}");
+        assert!(e.contains("cannot load libgc"), "{e}");
         assert!(e.contains("/nonexistent/libgc.so.1"), "{e}");
         assert!(e.contains("apt-get install libgc-dev"), "{e}");
     }
