@@ -98,7 +98,7 @@ fn stdout_closed_before_the_summary_keeps_the_runs_exit_status() {
 
 #[test]
 fn stderr_closed_under_gc_logging_neither_panics_nor_hangs() {
-    // Every pause logs from a GC thread at info; every such write meets the closed pipe.
+    // Every pause logs from a GC thread (info and debug); each write meets the closed pipe.
     let mut child = stress(&["graph", "--seconds", "1", "--threads", "2"])
         .env("TANDEM_LOG", "debug")
         .stdout(Stdio::piped())
