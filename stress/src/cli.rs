@@ -24,8 +24,9 @@ pub enum Command {
     /// A stress workload.
     #[command(flatten)]
     Workload(Workload),
-    /// Benchmarks: every workload on Tandem and on the Boehm collector (libgc), with
-    /// medians, ratios, pause percentiles, scaling, a table, report.json and SVG plots.
+    /// Benchmarks: every workload on Tandem and on the Boehm collector (libgc, when
+    /// installed; TANDEM_LIBGC=off skips it), with medians, ratios, pause percentiles,
+    /// scaling, a table, report.json and SVG plots.
     Bench(BenchArgs),
     /// One benchmark run in a child process (used by `bench`).
     #[command(hide = true)]

@@ -2,8 +2,13 @@
 //! heap as they go, and `tandem-stress bench`, which runs benchmark workloads on Tandem and
 //! on the Boehm collector side by side. Exit status: 0 when every check passed, 1 when a
 //! workload check or the collector's verification failed (or a benchmark run failed), 2
-//! for a bad option or environment variable.
+//! for a bad option or environment variable. A closed stdout or stderr (`| head -1`) is
+//! not an error: the output is dropped ([`stdio`]) and the status is the run's.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+
+// First, so that its `outln!` and `errln!` are in scope in the modules below.
+#[macro_use]
+mod stdio;
 
 mod bench;
 mod checksum;
@@ -36,7 +41,7 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init_tracing() {
-        eprintln!("tandem-stress: {e}");
+        errln!("tandem-stress: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
     match &cli.command {
@@ -51,14 +56,14 @@ fn stress(workload: &Workload) -> ExitCode {
     let heap = match make_heap(workload.run_args().heap_max) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("tandem-stress: {e}");
+            errln!("tandem-stress: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let types = match Types::register(&heap) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("tandem-stress: cannot register the object types: {e}");
+            errln!("tandem-stress: cannot register the object types: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
@@ -69,15 +74,15 @@ fn stress(workload: &Workload) -> ExitCode {
     let wall_s = start.elapsed().as_secs_f64();
 
     let report = build_report(&heap, workload, result, wall_s);
-    println!("{}", report.summary());
+    outln!("{}", report.summary());
     for f in &report.failures {
-        eprintln!("tandem-stress: {f}");
+        errln!("tandem-stress: {f}");
     }
     for m in &report.verify_messages {
-        eprintln!("tandem-stress: verify: {m}");
+        errln!("tandem-stress: verify: {m}");
     }
     if workload.run_args().json {
-        println!("{}", report.json());
+        outln!("{}", report.json());
     }
     if report.passed() {
         ExitCode::SUCCESS
@@ -86,7 +91,8 @@ fn stress(workload: &Workload) -> ExitCode {
     }
 }
 
-/// Logs to stderr with the filter in `TANDEM_LOG` (default `warn`).
+/// Logs to stderr with the filter in `TANDEM_LOG` (default `warn`); a closed stderr drops
+/// the log lines (they are written from GC threads, which must not fail on them).
 fn init_tracing() -> Result<(), String> {
     let spec = std::env::var("TANDEM_LOG")
         .ok()
@@ -97,7 +103,8 @@ fn init_tracing() -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(stdio::QuietStderr)
+        .log_internal_errors(false)
         .init();
     Ok(())
 }

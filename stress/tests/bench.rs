@@ -1,43 +1,90 @@
 //! `tandem-stress bench --smoke` runs every benchmark workload on Tandem and on libgc and
 //! writes a complete report: both collectors and the ratios for every workload, the
-//! scaling points, and the plots.
+//! scaling points, and the plots. Where libgc is not installed the libgc half is skipped
+//! with a message (and fails under `TANDEM_REQUIRE_LIBGC=1`, as in CI); the report must
+//! then say that the comparison did not run.
 
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 
-fn out_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tandem-bench-smoke-{}", std::process::id()));
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tandem-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
-#[test]
-fn bench_smoke_reports_both_collectors_with_ratios_and_plots() {
-    let dir = out_dir();
-    // A small minimum heap, so that Tandem collects even at these sizes.
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem-stress"))
-        .args(["bench", "--smoke", "--runs", "1", "--out"])
-        .arg(&dir)
+/// Runs `tandem-stress bench --smoke --runs 1` plus `args` into `dir`, with `env`; asserts
+/// exit 0 and returns the output and report.json.
+fn smoke(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Output, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem-stress"));
+    cmd.args(["bench", "--smoke", "--runs", "1", "--out"])
+        .arg(dir)
+        .args(args)
+        // A small minimum heap, so that Tandem collects even at these sizes.
         .env("TANDEM_HEAP_MIN", "4M")
         .env_remove("TANDEM_LOG")
         .env_remove("TANDEM_THREADS")
-        .env_remove("GC_MARKERS")
-        .output()
-        .expect("cannot run tandem-stress bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .env_remove("GC_MARKERS");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("cannot run tandem-stress bench");
     assert!(
         out.status.success(),
-        "bench --smoke failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        "bench --smoke failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("Time and memory"), "no table:\n{stdout}");
-
     let report: Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join("report.json")).expect("report.json is written"),
     )
     .expect("report.json is JSON");
+    (out, report)
+}
+
+/// Whether the libgc half of a test must run: true where libgc was loaded; where it was
+/// not, false with a message, or a failure under `TANDEM_REQUIRE_LIBGC=1`.
+fn libgc_ran(test: &str, report: &Value) -> bool {
+    if report["libgc"]["available"] == true {
+        return true;
+    }
+    let reason = &report["libgc"]["reason"];
+    assert!(
+        std::env::var("TANDEM_REQUIRE_LIBGC").as_deref() != Ok("1"),
+        "{test}: TANDEM_REQUIRE_LIBGC=1 but libgc is not available: {reason}"
+    );
+    eprintln!("{test}: SKIPPED the libgc comparison (libgc is not available: {reason})");
+    false
+}
+
+/// Checks one collector's summary of one workload.
+fn assert_side_ran(name: &Value, side: &str, s: &Value) {
+    assert_eq!(s["runs_ok"], 1, "{name} {side}: {s}");
+    assert!(s["wall_s"].as_f64().unwrap() > 0.0, "{name} {side}: {s}");
+    assert!(
+        s["max_rss_bytes"].as_u64().unwrap() > 0,
+        "{name} {side}: {s}"
+    );
+    assert!(
+        s["live_set_bytes"].as_u64().unwrap() > 0,
+        "{name} {side}: {s}"
+    );
+    for p in ["p50", "p99", "max"] {
+        assert!(s["pause_us"][p].is_number(), "{name} {side}: {s}");
+    }
+}
+
+#[test]
+fn bench_smoke_reports_both_collectors_with_ratios_and_plots() {
+    let test = "bench_smoke_reports_both_collectors_with_ratios_and_plots";
+    let dir = out_dir("smoke");
+    let (out, report) = smoke(&dir, &[], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Time and memory"), "no table:\n{stdout}");
+    let with_libgc = libgc_ran(test, &report);
+
     let workloads = report["workloads"].as_array().expect("a workloads array");
     for family in ["binary-trees", "gcbench", "graph", "pypy", "large"] {
         assert!(
@@ -49,26 +96,14 @@ fn bench_smoke_reports_both_collectors_with_ratios_and_plots() {
     }
     for w in workloads {
         let name = &w["name"];
-        for side in ["tandem", "boehm"] {
-            let s = &w[side];
-            assert_eq!(s["runs_ok"], 1, "{name} {side}: {s}");
-            assert!(s["wall_s"].as_f64().unwrap() > 0.0, "{name} {side}: {s}");
-            assert!(
-                s["max_rss_bytes"].as_u64().unwrap() > 0,
-                "{name} {side}: {s}"
-            );
-            assert!(
-                s["live_set_bytes"].as_u64().unwrap() > 0,
-                "{name} {side}: {s}"
-            );
-            for p in ["p50", "p99", "max"] {
-                assert!(s["pause_us"][p].is_number(), "{name} {side}: {s}");
-            }
-        }
+        assert_side_ran(name, "tandem", &w["tandem"]);
         assert!(!w["tandem"]["mode"].as_str().unwrap().is_empty(), "{name}");
-        assert_eq!(w["boehm"]["mode"], "boehm", "{name}");
-        for r in ["wall", "cpu", "gc_time", "max_rss"] {
-            assert!(w["ratios"][r].is_number(), "{name}: ratio {r} missing: {w}");
+        if with_libgc {
+            assert_side_ran(name, "boehm", &w["boehm"]);
+            assert_eq!(w["boehm"]["mode"], "boehm", "{name}");
+            for r in ["wall", "cpu", "gc_time", "max_rss"] {
+                assert!(w["ratios"][r].is_number(), "{name}: ratio {r} missing: {w}");
+            }
         }
         let plot = w["plot"].as_str().expect("a plot per workload");
         let svg = std::fs::read_to_string(dir.join(plot)).expect("the plot file exists");
@@ -77,17 +112,48 @@ fn bench_smoke_reports_both_collectors_with_ratios_and_plots() {
             "{plot} is not SVG"
         );
     }
+    let sides: &[&str] = if with_libgc {
+        &["tandem", "boehm"]
+    } else {
+        &["tandem"]
+    };
     for (key, field) in [("mark_scaling", "mb_per_s"), ("ttsp_scaling", "ttsp_us")] {
         let points = report[key].as_array().expect("scaling points");
-        for c in ["tandem", "boehm"] {
+        for c in sides {
             assert!(
                 points
                     .iter()
-                    .any(|p| p["collector"] == c && !p[field].is_null()),
+                    .any(|p| p["collector"] == *c && !p[field].is_null()),
                 "no {c} point in {key}: {report}"
             );
         }
     }
     assert!(dir.join("scaling.svg").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_without_libgc_runs_tandem_and_says_the_comparison_did_not_run() {
+    let dir = out_dir("no-libgc");
+    let (out, report) = smoke(
+        &dir,
+        &["--only", "graph", "--no-scaling"],
+        &[("TANDEM_LIBGC", "off")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(report["libgc"]["available"], false, "{report}");
+    let reason = report["libgc"]["reason"].as_str().expect("a reason");
+    assert!(reason.contains("TANDEM_LIBGC=off"), "{reason}");
+    assert!(
+        stdout.contains("libgc NOT AVAILABLE: the comparison did not run"),
+        "the tables do not say that libgc did not run:\n{stdout}"
+    );
+    let workloads = report["workloads"].as_array().expect("a workloads array");
+    assert!(!workloads.is_empty(), "{report}");
+    for w in workloads {
+        assert_side_ran(&w["name"], "tandem", &w["tandem"]);
+        assert!(w["boehm"].is_null(), "libgc figures without libgc: {w}");
+        assert!(w["ratios"]["wall"].is_null(), "a ratio without libgc: {w}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,5 @@
 //! The peer: the Boehm-Demers-Weiser collector (libgc 8.x, Debian's `libgc-dev`), called
-//! through its C API.
+//! through its C API, loaded at run time by [`libgc`](super::libgc) (absent: no peer).
 //!
 //! Set-up follows libgc's rules for threads that libgc did not create: `GC_init`, then
 //! `GC_allow_register_threads` (which starts the parallel markers; `GC_MARKERS=N` sets how
@@ -18,16 +18,11 @@
 //! only reads the clock and stores into static atomics: no allocation, no lock.
 
 use super::api::{self, BResult, Collector, GcStats, Global, Mutator, Pause};
+use super::libgc::{self, GcStackBase, Libgc};
 use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use tandem::ObjRef;
-
-/// `struct GC_stack_base` on platforms without a separate register stack.
-#[repr(C)]
-struct GcStackBase {
-    mem_base: *mut c_void,
-}
 
 const GC_SUCCESS: c_int = 0;
 
@@ -39,24 +34,6 @@ const GC_EVENT_END: c_int = 5;
 const GC_EVENT_PRE_STOP_WORLD: c_int = 6;
 const GC_EVENT_POST_STOP_WORLD: c_int = 7;
 const GC_EVENT_POST_START_WORLD: c_int = 9;
-
-extern "C" {
-    fn GC_init();
-    fn GC_allow_register_threads();
-    fn GC_start_mark_threads();
-    fn GC_malloc(n: usize) -> *mut c_void;
-    fn GC_malloc_atomic(n: usize) -> *mut c_void;
-    fn GC_malloc_uncollectable(n: usize) -> *mut c_void;
-    fn GC_free(p: *mut c_void);
-    fn GC_gcollect();
-    fn GC_get_stack_base(sb: *mut GcStackBase) -> c_int;
-    fn GC_register_my_thread(sb: *const GcStackBase) -> c_int;
-    fn GC_unregister_my_thread() -> c_int;
-    fn GC_get_heap_size() -> usize;
-    fn GC_get_total_bytes() -> usize;
-    fn GC_get_parallel() -> c_int;
-    fn GC_set_on_collection_event(f: Option<extern "C" fn(c_int)>);
-}
 
 /// Pauses the event log keeps (later ones are counted, not logged).
 const LOG_CAPACITY: usize = 1 << 16;
@@ -130,25 +107,27 @@ extern "C" fn on_collection_event(event: c_int) {
 /// libgc, initialised once per process with the pause hook and parallel markers.
 #[derive(Debug)]
 pub struct BoehmCollector {
-    _private: (),
+    gc: &'static Libgc,
 }
 
 impl BoehmCollector {
-    /// Initialises libgc (markers from `GC_MARKERS`); call on the main thread, once.
-    pub fn new() -> BoehmCollector {
+    /// Loads and initialises libgc (markers from `GC_MARKERS`); call on the main thread.
+    /// `Err` says why libgc is not available.
+    pub fn new() -> Result<BoehmCollector, String> {
+        let gc = libgc::load()?;
         INIT.call_once(|| {
             EPOCH_NS.store(monotonic_ns(), Ordering::Relaxed);
             // SAFETY: the documented start-up sequence for a client whose threads libgc did
             // not create, run once on the main thread before any other libgc call; the hook
             // is a plain function that only touches static atomics.
             unsafe {
-                GC_set_on_collection_event(Some(on_collection_event));
-                GC_init();
-                GC_allow_register_threads();
-                GC_start_mark_threads();
+                (gc.set_on_collection_event)(Some(on_collection_event));
+                (gc.init)();
+                (gc.allow_register_threads)();
+                (gc.start_mark_threads)();
             }
         });
-        BoehmCollector { _private: () }
+        Ok(BoehmCollector { gc })
     }
 }
 
@@ -157,18 +136,18 @@ impl Collector for BoehmCollector {
     type Global = BoehmGlobal;
 
     fn attach(&self) -> BResult<BoehmMutator> {
-        BoehmMutator::attach()
+        BoehmMutator::attach(self.gc)
     }
 
     fn global(&self, obj: ObjRef) -> BResult<BoehmGlobal> {
         // SAFETY: libgc is initialised; uncollectable memory is scanned for roots.
-        let slot = unsafe { GC_malloc_uncollectable(8) } as *mut AtomicPtr<u8>;
+        let slot = unsafe { (self.gc.malloc_uncollectable)(8) } as *mut AtomicPtr<u8>;
         if slot.is_null() {
             return Err("libgc: cannot allocate a global root slot".into());
         }
         // SAFETY: a fresh, 8-aligned allocation of 8 bytes.
         unsafe { slot.write(AtomicPtr::new(obj.as_ptr())) };
-        Ok(BoehmGlobal { slot })
+        Ok(BoehmGlobal { gc: self.gc, slot })
     }
 
     fn stats(&self) -> GcStats {
@@ -193,8 +172,13 @@ impl Collector for BoehmCollector {
             .collect::<Vec<_>>();
         let ttsp_max_ns = pauses.iter().map(|p| p.ttsp_ns).max().unwrap_or(0);
         // SAFETY: libgc is initialised; these take libgc's lock and read counters.
-        let (heap, total, parallel) =
-            unsafe { (GC_get_heap_size(), GC_get_total_bytes(), GC_get_parallel()) };
+        let (heap, total, parallel) = unsafe {
+            (
+                (self.gc.get_heap_size)(),
+                (self.gc.get_total_bytes)(),
+                (self.gc.get_parallel)(),
+            )
+        };
         GcStats {
             pauses,
             gcs: COLLECTIONS.load(Ordering::Relaxed),
@@ -212,6 +196,7 @@ impl Collector for BoehmCollector {
 /// A global root: one word of uncollectable (scanned) libgc memory.
 #[derive(Debug)]
 pub struct BoehmGlobal {
+    gc: &'static Libgc,
     slot: *mut AtomicPtr<u8>,
 }
 
@@ -232,7 +217,7 @@ impl Global for BoehmGlobal {
 impl Drop for BoehmGlobal {
     fn drop(&mut self) {
         // SAFETY: allocated by GC_malloc_uncollectable in `global`, freed once.
-        unsafe { GC_free(self.slot as *mut c_void) };
+        unsafe { (self.gc.free)(self.slot as *mut c_void) };
     }
 }
 
@@ -242,6 +227,7 @@ const SHADOW_SLOTS: usize = 1 << 14;
 /// A registered thread with its shadow stack (in scanned, uncollectable memory).
 #[derive(Debug)]
 pub struct BoehmMutator {
+    gc: &'static Libgc,
     stack: *mut *mut u8,
     depth: usize,
     registered: bool,
@@ -249,25 +235,26 @@ pub struct BoehmMutator {
 }
 
 impl BoehmMutator {
-    fn attach() -> BResult<BoehmMutator> {
+    fn attach(gc: &'static Libgc) -> BResult<BoehmMutator> {
         let mut sb = GcStackBase {
             mem_base: std::ptr::null_mut(),
         };
         // SAFETY: `sb` is a valid GC_stack_base to fill; libgc was initialised by
         // `BoehmCollector::new` and allows thread registration.
         let registered = unsafe {
-            if GC_get_stack_base(&mut sb) != GC_SUCCESS {
+            if (gc.get_stack_base)(&mut sb) != GC_SUCCESS {
                 return Err("libgc: GC_get_stack_base failed".into());
             }
             // GC_DUPLICATE on the main thread, which libgc registered itself.
-            GC_register_my_thread(&sb) == GC_SUCCESS
+            (gc.register_my_thread)(&sb) == GC_SUCCESS
         };
         // SAFETY: the thread is registered; the result is checked below.
-        let stack = unsafe { GC_malloc_uncollectable(SHADOW_SLOTS * 8) } as *mut *mut u8;
+        let stack = unsafe { (gc.malloc_uncollectable)(SHADOW_SLOTS * 8) } as *mut *mut u8;
         if stack.is_null() {
             return Err("libgc: cannot allocate a shadow stack".into());
         }
         Ok(BoehmMutator {
+            gc,
             stack,
             depth: 0,
             registered,
@@ -290,9 +277,9 @@ impl BoehmMutator {
         // SAFETY: this thread is registered with libgc.
         let p = unsafe {
             if atomic {
-                GC_malloc_atomic(bytes)
+                (self.gc.malloc_atomic)(bytes)
             } else {
-                GC_malloc(bytes)
+                (self.gc.malloc)(bytes)
             }
         };
         let obj = ObjRef::from_ptr(p as *mut u8)
@@ -321,9 +308,9 @@ impl Drop for BoehmMutator {
         // SAFETY: the stack came from GC_malloc_uncollectable; it is freed while the thread
         // is still registered, and only an explicitly registered thread unregisters.
         unsafe {
-            GC_free(self.stack as *mut c_void);
+            (self.gc.free)(self.stack as *mut c_void);
             if self.registered {
-                GC_unregister_my_thread();
+                (self.gc.unregister_my_thread)();
             }
         }
     }
@@ -429,7 +416,7 @@ impl Mutator for BoehmMutator {
 
     fn collect(&mut self) -> BResult<()> {
         // SAFETY: a registered thread asks for a full collection.
-        unsafe { GC_gcollect() };
+        unsafe { (self.gc.gcollect)() };
         Ok(())
     }
 }

@@ -38,7 +38,7 @@ pub fn main(collector: &str, spec: &str) -> ExitCode {
     let spec: Spec = match serde_json::from_str(spec) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("tandem-stress bench-one: bad --spec: {e}");
+            errln!("tandem-stress bench-one: bad --spec: {e}");
             return ExitCode::from(2);
         }
     };
@@ -53,13 +53,16 @@ pub fn main(collector: &str, spec: &str) -> ExitCode {
                 Err(e) => failed(collector, format!("cannot create the Tandem heap: {e}")),
             }
         }
-        "boehm" => run(&BoehmCollector::new(), &spec, collector),
+        "boehm" => match BoehmCollector::new() {
+            Ok(c) => run(&c, &spec, collector),
+            Err(e) => failed(collector, format!("libgc is not available: {e}")),
+        },
         other => {
-            eprintln!("tandem-stress bench-one: unknown collector {other:?}");
+            errln!("tandem-stress bench-one: unknown collector {other:?}");
             return ExitCode::from(2);
         }
     };
-    println!(
+    outln!(
         "{}",
         serde_json::to_string(&record).expect("a record serialises")
     );

@@ -2,7 +2,9 @@
 //!
 //! How it runs:
 //! 1. Every workload is written once over [`api`] and runs on both collectors: Tandem
-//!    through its Rust API ([`tandem_backend`]), libgc through its C API ([`boehm`]).
+//!    through its Rust API ([`tandem_backend`]), libgc through its C API ([`boehm`]), loaded
+//!    at run time ([`libgc`]). Where libgc is not installed only Tandem runs, and the tables
+//!    and `report.json` (`"libgc": {"available": false, "reason": ...}`) say so.
 //! 2. Each (case, collector, run) is a child process (`bench-one`, [`child`]) started from
 //!    this binary, so runs share no heap and the child's peak RSS and CPU time come from
 //!    `wait4` ([`process`]). Runs alternate between the collectors, swapping which goes
@@ -14,6 +16,7 @@
 pub mod api;
 pub mod boehm;
 pub mod child;
+pub mod libgc;
 pub mod plot;
 pub mod process;
 pub mod spec;
@@ -27,7 +30,7 @@ use spec::{Case, Suite};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use summary::{CollectorSummary, Machine, Ratios, Report, Settings, WorkloadReport};
+use summary::{CollectorSummary, LibgcStatus, Machine, Ratios, Report, Settings, WorkloadReport};
 
 /// Options of `tandem-stress bench`.
 #[derive(Debug, clap::Args)]
@@ -82,8 +85,19 @@ const METHOD: &[&str] = &[
     "libgc runs with parallel markers (GC_allow_register_threads starts them; GC_MARKERS sets the count) and its default heap growth; Tandem with its defaults and the TANDEM_* environment.",
 ];
 
-/// Runs the benchmark; exit 1 if a run failed.
+/// Runs the benchmark; exit 1 if a run failed. Without libgc only Tandem runs (exit 0).
 pub fn main(args: &BenchArgs) -> ExitCode {
+    if let Err(e) = libgc::pretend_absent() {
+        errln!("tandem-stress bench: {e}");
+        return ExitCode::from(2);
+    }
+    let libgc = LibgcStatus::probe();
+    // Without libgc, only Tandem: `run_case` leaves libgc's runs empty.
+    let collectors = if libgc.available {
+        &COLLECTORS[..]
+    } else {
+        &COLLECTORS[..1]
+    };
     let suite = if args.smoke {
         Suite::Smoke
     } else if args.quick {
@@ -118,7 +132,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         )
     };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
-        eprintln!(
+        errln!(
             "tandem-stress bench: cannot create {}: {e}",
             args.out.display()
         );
@@ -132,10 +146,18 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         gc_threads,
         tandem_mode_env: std::env::var("TANDEM_MODE").ok(),
     };
-    print_plan(&machine, &settings, &cases, &mark_cases, &ttsp_cases);
+    print_plan(
+        &machine,
+        &settings,
+        &libgc,
+        &cases,
+        &mark_cases,
+        &ttsp_cases,
+    );
 
     let timeout = Duration::from_secs(if suite == Suite::Full { 1800 } else { 300 });
-    let total = 2 * (cases.len() * runs + (mark_cases.len() + ttsp_cases.len()) * scaling_runs);
+    let total = collectors.len()
+        * (cases.len() * runs + (mark_cases.len() + ttsp_cases.len()) * scaling_runs);
     let mut progress = Progress {
         done: 0,
         total,
@@ -144,19 +166,19 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     };
     let mut workloads = Vec::new();
     for case in &cases {
-        let [t, b] = run_case(case, runs, gc_threads, timeout, &mut progress);
+        let [t, b] = run_case(case, collectors, runs, gc_threads, timeout, &mut progress);
         let plot = plot_case(&args.out, case, &t, &b);
-        let (ts, bs) = (
-            CollectorSummary::of("tandem", &t),
-            CollectorSummary::of("boehm", &b),
-        );
+        let ts = CollectorSummary::of("tandem", &t);
+        let bs = libgc.available.then(|| CollectorSummary::of("boehm", &b));
         workloads.push(WorkloadReport {
             name: case.name.clone(),
             description: spec::description(&case.spec).into(),
             sizes: case.spec.sizes(),
             params: serde_json::to_value(&case.spec).expect("a spec serialises"),
             threads: case.spec.threads(),
-            ratios: Ratios::of(&ts, &bs),
+            ratios: bs
+                .as_ref()
+                .map_or_else(Ratios::default, |bs| Ratios::of(&ts, bs)),
             tandem: ts,
             boehm: bs,
             plot,
@@ -165,26 +187,41 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     let mut mark_scaling = Vec::new();
     for case in &mark_cases {
         let threads = case.gc_threads.unwrap_or(gc_threads);
-        let runs = run_case(case, scaling_runs, gc_threads, timeout, &mut progress);
-        for (name, r) in COLLECTORS.iter().zip(&runs) {
+        let runs = run_case(
+            case,
+            collectors,
+            scaling_runs,
+            gc_threads,
+            timeout,
+            &mut progress,
+        );
+        for (name, r) in collectors.iter().zip(&runs) {
             mark_scaling.push(summary::mark_point(name, threads, r));
         }
     }
     let mut ttsp_scaling = Vec::new();
     for case in &ttsp_cases {
-        let runs = run_case(case, scaling_runs, gc_threads, timeout, &mut progress);
-        for (name, r) in COLLECTORS.iter().zip(&runs) {
+        let runs = run_case(
+            case,
+            collectors,
+            scaling_runs,
+            gc_threads,
+            timeout,
+            &mut progress,
+        );
+        for (name, r) in collectors.iter().zip(&runs) {
             ttsp_scaling.push(summary::ttsp_point(name, case.spec.threads(), r));
         }
     }
     if !mark_scaling.is_empty() || !ttsp_scaling.is_empty() {
         if let Err(e) = plot::scaling(&args.out.join("scaling.svg"), &mark_scaling, &ttsp_scaling) {
-            eprintln!("tandem-stress bench: {e}");
+            errln!("tandem-stress bench: {e}");
         }
     }
     let report = Report {
         machine,
         settings,
+        libgc,
         workloads,
         mark_scaling,
         ttsp_scaling,
@@ -193,11 +230,11 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     let path = args.out.join("report.json");
     let json = serde_json::to_string_pretty(&report).expect("a report serialises");
     if let Err(e) = std::fs::write(&path, json) {
-        eprintln!("tandem-stress bench: cannot write {}: {e}", path.display());
+        errln!("tandem-stress bench: cannot write {}: {e}", path.display());
         return ExitCode::from(2);
     }
-    print!("{}", table::tables(&report));
-    println!(
+    crate::stdio::out(format_args!("{}", table::tables(&report)));
+    outln!(
         "\nreport: {}; plots: {}/*.svg; {} child runs in {:.0} s, {} failed",
         path.display(),
         args.out.display(),
@@ -224,9 +261,11 @@ struct Progress {
     failures: usize,
 }
 
-/// Runs `case` `runs` times on each collector, alternating; returns [tandem, boehm] runs.
+/// Runs `case` `runs` times on each of `collectors` (a prefix of [`COLLECTORS`]),
+/// alternating; returns [tandem, boehm] runs (empty for a collector not asked for).
 fn run_case(
     case: &Case,
+    collectors: &[&str],
     runs: usize,
     gc_threads: usize,
     timeout: Duration,
@@ -235,7 +274,7 @@ fn run_case(
     let mut out = [Vec::new(), Vec::new()];
     for run in 0..runs {
         let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
+        for i in order.into_iter().filter(|&i| i < collectors.len()) {
             let r = process::run_child(case, COLLECTORS[i], gc_threads, timeout);
             progress.done += 1;
             let status = match &r.error {
@@ -250,7 +289,7 @@ fn run_case(
                     format!("FAILED: {e}")
                 }
             };
-            eprintln!(
+            errln!(
                 "[{}/{} {:.0}s] {} {} run {}: {status}",
                 progress.done,
                 progress.total,
@@ -293,7 +332,7 @@ fn plot_case(out: &Path, case: &Case, t: &[RunRecord], b: &[RunRecord]) -> Optio
     match plot::workload(&out.join(&file), &case.name, ts, bs) {
         Ok(()) => Some(file),
         Err(e) => {
-            eprintln!("tandem-stress bench: {}: {e}", case.name);
+            errln!("tandem-stress bench: {}: {e}", case.name);
             None
         }
     }
@@ -319,12 +358,22 @@ fn machine() -> Machine {
     }
 }
 
-fn print_plan(m: &Machine, s: &Settings, cases: &[Case], mark: &[Case], ttsp: &[Case]) {
-    println!(
+fn print_plan(
+    m: &Machine,
+    s: &Settings,
+    libgc: &LibgcStatus,
+    cases: &[Case],
+    mark: &[Case],
+    ttsp: &[Case],
+) {
+    outln!(
         "tandem-stress bench ({:?} suite): {} cores ({}), Linux {}",
-        s.suite, m.cores, m.cpu, m.kernel
+        s.suite,
+        m.cores,
+        m.cpu,
+        m.kernel
     );
-    println!(
+    outln!(
         "GC threads {} for both collectors (TANDEM_THREADS, GC_MARKERS); Tandem mode: {}; \
          {} runs per collector and case, {} per scaling point, alternating Tandem and libgc",
         s.gc_threads,
@@ -334,9 +383,16 @@ fn print_plan(m: &Machine, s: &Settings, cases: &[Case], mark: &[Case], ttsp: &[
         s.runs,
         s.scaling_runs
     );
-    println!("cases:");
+    match (&libgc.library, &libgc.reason) {
+        (Some(lib), _) => outln!("libgc: {lib}"),
+        (None, reason) => outln!(
+            "libgc: NOT AVAILABLE, only Tandem runs and the comparison is skipped: {}",
+            reason.as_deref().unwrap_or("unknown reason")
+        ),
+    }
+    outln!("cases:");
     for c in cases {
-        println!(
+        outln!(
             "  {:<22} {} mutator thread{}: {}; {}",
             c.name,
             c.spec.threads(),
@@ -350,7 +406,7 @@ fn print_plan(m: &Machine, s: &Settings, cases: &[Case], mark: &[Case], ttsp: &[
             .iter()
             .map(|c| c.gc_threads.unwrap_or(s.gc_threads).to_string())
             .collect();
-        println!(
+        outln!(
             "  marking throughput: {}; GC threads {} (TANDEM_MODE=stw)",
             c.spec.sizes(),
             threads.join(", ")
@@ -358,7 +414,7 @@ fn print_plan(m: &Machine, s: &Settings, cases: &[Case], mark: &[Case], ttsp: &[
     }
     if let Some(c) = ttsp.first() {
         let m: Vec<String> = ttsp.iter().map(|c| c.spec.threads().to_string()).collect();
-        println!(
+        outln!(
             "  time-to-safepoint: {}; mutator threads {}",
             c.spec.sizes(),
             m.join(", ")

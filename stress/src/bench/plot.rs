@@ -86,7 +86,11 @@ pub fn workload(
                     .map(|p| Circle::new((secs(p), ms(p)), 3, color.mix(0.7).filled())),
             )
             .map_err(err)?
-            .label(format!("{name} ({} pauses)", s.timeline.len()))
+            .label(if s.runs == 0 {
+                format!("{name} (did not run)")
+            } else {
+                format!("{name} ({} pauses)", s.timeline.len())
+            })
             .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
     }
     chart

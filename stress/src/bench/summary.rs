@@ -268,8 +268,8 @@ pub struct WorkloadReport {
     pub threads: usize,
     /// Tandem's figures.
     pub tandem: CollectorSummary,
-    /// libgc's figures.
-    pub boehm: CollectorSummary,
+    /// libgc's figures; None when libgc is not available (see [`Report::libgc`]).
+    pub boehm: Option<CollectorSummary>,
     /// Tandem over libgc.
     pub ratios: Ratios,
     /// The plot file, relative to the report.
@@ -375,6 +375,8 @@ pub struct Report {
     pub machine: Machine,
     /// How the benchmark ran.
     pub settings: Settings,
+    /// Whether libgc was there to compare against.
+    pub libgc: LibgcStatus,
     /// One entry per workload case.
     pub workloads: Vec<WorkloadReport>,
     /// Marking throughput against GC threads.
@@ -383,6 +385,37 @@ pub struct Report {
     pub ttsp_scaling: Vec<TtspPoint>,
     /// How each figure was obtained.
     pub method: Vec<&'static str>,
+}
+
+/// Whether the comparison with libgc ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct LibgcStatus {
+    /// libgc was loaded: every case ran on both collectors.
+    pub available: bool,
+    /// The library that was loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
+    /// Why libgc is not available, and how to install it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl LibgcStatus {
+    /// Loads libgc (once per process) and says how that went.
+    pub fn probe() -> LibgcStatus {
+        match super::libgc::load() {
+            Ok(gc) => LibgcStatus {
+                available: true,
+                library: Some(gc.path.clone()),
+                reason: None,
+            },
+            Err(e) => LibgcStatus {
+                available: false,
+                library: None,
+                reason: Some(e.into()),
+            },
+        }
+    }
 }
 
 /// The machine the benchmark ran on.

@@ -1,6 +1,6 @@
 //! The tables printed on stdout.
 
-use super::summary::{MarkPoint, Report, TtspPoint};
+use super::summary::{CollectorSummary, MarkPoint, Report, TtspPoint};
 use std::fmt::Write;
 
 /// Formats rows as an aligned text table (first column left-aligned, the rest right).
@@ -53,9 +53,22 @@ fn ms(us: f64) -> String {
     }
 }
 
+/// A libgc cell: `-` where libgc did not run.
+fn cell(b: Option<&CollectorSummary>, g: impl Fn(&CollectorSummary) -> String) -> String {
+    b.map_or_else(|| "-".into(), g)
+}
+
 /// Every table of the report.
 pub fn tables(r: &Report) -> String {
     let mut out = String::new();
+    if !r.libgc.available {
+        let _ = writeln!(
+            out,
+            "\nlibgc NOT AVAILABLE: the comparison did not run, the B and T/B columns are \
+             empty (-).\n  why: {}",
+            r.libgc.reason.as_deref().unwrap_or("unknown")
+        );
+    }
     let _ = writeln!(
         out,
         "\nTime and memory: medians of {} runs per collector; T = Tandem, B = libgc, T/B = \
@@ -67,24 +80,28 @@ pub fn tables(r: &Report) -> String {
         .workloads
         .iter()
         .map(|w| {
-            let (t, b, q) = (&w.tandem, &w.boehm, &w.ratios);
+            let (t, b, q) = (&w.tandem, w.boehm.as_ref(), &w.ratios);
             vec![
                 w.name.clone(),
                 w.threads.to_string(),
                 f(t.wall_s, 2),
-                f(b.wall_s, 2),
+                cell(b, |b| f(b.wall_s, 2)),
                 ratio(q.wall),
                 f(t.cpu_s, 2),
-                f(b.cpu_s, 2),
+                cell(b, |b| f(b.cpu_s, 2)),
                 ratio(q.cpu),
                 f(t.gc_s, 3),
-                f(b.gc_s, 3),
+                cell(b, |b| f(b.gc_s, 3)),
                 ratio(q.gc_time),
                 mib(t.max_rss_bytes),
-                mib(b.max_rss_bytes),
+                cell(b, |b| mib(b.max_rss_bytes)),
                 ratio(q.max_rss),
                 mib(t.live_set_bytes),
-                format!("{:.1}/{:.1}", t.rss_over_live, b.rss_over_live),
+                format!(
+                    "{:.1}/{}",
+                    t.rss_over_live,
+                    cell(b, |b| format!("{:.1}", b.rss_over_live))
+                ),
             ]
         })
         .collect();
@@ -119,7 +136,7 @@ pub fn tables(r: &Report) -> String {
         .workloads
         .iter()
         .map(|w| {
-            let (t, b) = (&w.tandem, &w.boehm);
+            let (t, b) = (&w.tandem, w.boehm.as_ref());
             let kinds = t
                 .pause_kinds
                 .iter()
@@ -132,10 +149,10 @@ pub fn tables(r: &Report) -> String {
                 ms(t.pause_us.p50),
                 ms(t.pause_us.p99),
                 ms(t.pause_us.max),
-                f(b.pauses_per_run, 0),
-                ms(b.pause_us.p50),
-                ms(b.pause_us.p99),
-                ms(b.pause_us.max),
+                cell(b, |b| f(b.pauses_per_run, 0)),
+                cell(b, |b| ms(b.pause_us.p50)),
+                cell(b, |b| ms(b.pause_us.p99)),
+                cell(b, |b| ms(b.pause_us.max)),
                 ratio(w.ratios.pause_p99),
                 format!("{} {kinds}", t.mode),
             ]
