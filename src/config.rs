@@ -26,6 +26,17 @@ pub enum Trigger {
     Bytes(usize),
 }
 
+impl std::fmt::Display for Trigger {
+    /// As `TANDEM_GC_TRIGGER` accepts it: `auto`, `70%` or a size.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Auto => write!(f, "auto"),
+            Trigger::Percent(p) => write!(f, "{p}%"),
+            Trigger::Bytes(b) => write!(f, "{}", ByteSize(*b)),
+        }
+    }
+}
+
 impl OptionValue for Trigger {
     const FORM: &'static str =
         "`auto`, a percentage of TANDEM_HEAP_MAX such as `70%`, or a size such as `512M`";
@@ -93,6 +104,19 @@ impl OptionValue for String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub usize);
 
+impl std::fmt::Display for ByteSize {
+    /// In the largest unit that divides it exactly (`2G`, `1536M`, `4097`), the way sizes
+    /// are typed in the environment.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (shift, unit) in [(40, 'T'), (30, 'G'), (20, 'M'), (10, 'K')] {
+            if self.0 != 0 && self.0.is_multiple_of(1 << shift) {
+                return write!(f, "{}{unit}", self.0 >> shift);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
 impl OptionValue for ByteSize {
     const FORM: &'static str = "a byte count with an optional K, M, G or T suffix, e.g. 512M";
     fn parse_value(s: &str) -> Option<Self> {
@@ -117,6 +141,41 @@ pub fn parse_size(s: &str) -> Option<usize> {
     };
     let n: usize = digits.trim().parse().ok()?;
     n.checked_mul(1usize << shift).filter(|&b| b > 0)
+}
+
+/// Fails on a `TANDEM_*` name that is not an option, naming the nearest one.
+fn check_known(var: &str) -> Result<()> {
+    let Some(rest) = var.strip_prefix("TANDEM_") else {
+        return Ok(());
+    };
+    if rest.starts_with("STRESS_") || Config::TABLE.iter().any(|(v, _, _)| *v == var) {
+        return Ok(());
+    }
+    let nearest = Config::TABLE
+        .iter()
+        .map(|(v, _, _)| *v)
+        .min_by_key(|v| edit_distance(v, var))
+        .unwrap_or("TANDEM_THREADS");
+    Err(Error::Config(format!(
+        "unknown environment variable {var}: did you mean {nearest}? (TANDEM_* is reserved \
+         for options; see the README's Configuration table)"
+    )))
+}
+
+/// Levenshtein distance between two short ASCII names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (diag + usize::from(ca != cb)).min(up + 1).min(row[j] + 1);
+            diag = up;
+        }
+    }
+    row[b.len()]
 }
 
 fn default_threads() -> usize {
@@ -149,8 +208,10 @@ macro_rules! options {
                 mut self,
                 lookup: impl Fn(&str) -> Option<String>,
             ) -> Result<Self> {
+                let mut given: Vec<&str> = Vec::new();
                 $(
                     if let Some(raw) = lookup($var) {
+                        given.push($var);
                         self.$field = <$ty as OptionValue>::parse_value(&raw).ok_or_else(|| {
                             Error::Config(format!(
                                 "{}={:?} is not valid: expected {}",
@@ -159,6 +220,9 @@ macro_rules! options {
                         })?;
                     }
                 )*
+                if !given.contains(&"TANDEM_HEAP_MIN") {
+                    self = self.min_follows_max();
+                }
                 self.validate()?;
                 Ok(self)
             }
@@ -199,15 +263,24 @@ impl Config {
     }
 
     /// `self` overridden by the process environment (the environment wins over the API).
+    /// An unknown `TANDEM_*` variable is an error naming the nearest known one (a typo
+    /// must not silently run with defaults); `TANDEM_STRESS_*` belongs to the tools.
     pub fn apply_env(self) -> Result<Self> {
         for (k, _) in std::env::vars_os() {
             if let Some(k) = k.to_str() {
-                if k.starts_with("TANDEM_") && !Self::TABLE.iter().any(|(v, _, _)| *v == k) {
-                    tracing::warn!(var = k, "unknown TANDEM_* environment variable ignored");
-                }
+                check_known(k)?;
             }
         }
         self.apply_env_with(|v| std::env::var(v).ok())
+    }
+
+    /// A minimum left at its default follows a smaller maximum down (`TANDEM_HEAP_MAX=8M`
+    /// alone is a valid request, not a conflict with the 16M default minimum).
+    pub fn min_follows_max(mut self) -> Self {
+        if self.heap_min == Config::default().heap_min && self.heap_min > self.heap_max {
+            self.heap_min = self.heap_max;
+        }
+        self
     }
 
     /// Workers used for concurrent marking.
@@ -236,20 +309,21 @@ impl Config {
         let min_heap = crate::heap::CHUNK_SIZE;
         if self.heap_max.0 < min_heap {
             return Err(Error::Config(format!(
-                "TANDEM_HEAP_MAX={} is too small: the heap needs at least {} bytes (4M)",
-                self.heap_max.0, min_heap
+                "TANDEM_HEAP_MAX={} is too small: the heap needs at least {}",
+                self.heap_max,
+                ByteSize(min_heap)
             )));
         }
         if self.heap_max.0 > 1 << 44 {
             return Err(Error::Config(format!(
                 "TANDEM_HEAP_MAX={} is too large: at most 16T",
-                self.heap_max.0
+                self.heap_max
             )));
         }
         if self.heap_min > self.heap_max {
             return Err(Error::Config(format!(
                 "TANDEM_HEAP_MIN={} is larger than TANDEM_HEAP_MAX={}",
-                self.heap_min.0, self.heap_max.0
+                self.heap_min, self.heap_max
             )));
         }
         if self.shadow_stack_slots > 1 << 28 {
@@ -333,6 +407,46 @@ mod tests {
             .to_string()
             .contains("TANDEM_GC_TRIGGER"));
         assert!(t("soon").is_err());
+    }
+
+    #[test]
+    fn unknown_variables_are_errors_naming_the_nearest_option() {
+        let e = check_known("TANDEM_HEAP_MAXX").unwrap_err().to_string();
+        assert!(e.contains("TANDEM_HEAP_MAXX") && e.contains("did you mean TANDEM_HEAP_MAX?"));
+        let e = check_known("TANDEM_THREAD").unwrap_err().to_string();
+        assert!(e.contains("did you mean TANDEM_THREADS?"), "{e}");
+        assert!(check_known("TANDEM_STRESS_LIBGC").is_ok());
+        assert!(check_known("TANDEM_VERIFY").is_ok());
+        assert!(check_known("PATH").is_ok());
+    }
+
+    #[test]
+    fn a_maximum_alone_below_the_default_minimum_pulls_the_minimum_down() {
+        let c = Config::default()
+            .apply_env_with(env(&[("TANDEM_HEAP_MAX", "8M")]))
+            .unwrap();
+        assert_eq!(
+            (c.heap_min, c.heap_max),
+            (ByteSize(8 << 20), ByteSize(8 << 20))
+        );
+    }
+
+    #[test]
+    fn sizes_in_messages_read_as_typed() {
+        assert_eq!(ByteSize(2 << 30).to_string(), "2G");
+        assert_eq!(ByteSize(1536 << 20).to_string(), "1536M");
+        assert_eq!(ByteSize(4097).to_string(), "4097");
+        let e = Config::default()
+            .apply_env_with(env(&[
+                ("TANDEM_HEAP_MIN", "1G"),
+                ("TANDEM_HEAP_MAX", "64M"),
+            ]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TANDEM_HEAP_MIN=1G is larger than TANDEM_HEAP_MAX=64M"),
+            "{e}"
+        );
     }
 
     #[test]

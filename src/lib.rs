@@ -90,8 +90,10 @@ impl Heap {
         Self::with_config(config.apply_env()?)
     }
 
-    /// Creates a heap with exactly `config`, ignoring the environment.
+    /// Creates a heap with exactly `config`, ignoring the environment (a minimum left at its
+    /// default follows a smaller maximum down).
     pub fn with_config(config: Config) -> Result<Heap> {
+        let config = config.min_follows_max();
         config.validate()?;
         let rt = Arc::new(Runtime::new(config)?);
         let control = collector::start(rt.clone())

@@ -81,12 +81,23 @@ typedef struct tandem_options {
     uint32_t verify;             /**< Non-zero: verify the heap at each GC (TANDEM_VERIFY). */
     uint32_t affinity;           /**< Non-zero: pin GC workers (TANDEM_AFFINITY). */
     uint64_t shadow_stack_slots; /**< Root slots per thread (TANDEM_SHADOW_STACK). */
-    const char *mode;            /**< "stw" or NULL (TANDEM_MODE). */
+    const char *mode;            /**< "stw", "concurrent" or NULL (TANDEM_MODE). */
+    uint32_t conc_threads;       /**< Concurrent marking workers (TANDEM_CONC_THREADS). */
+    uint32_t reserved;           /**< Zero. */
+    const char *gc_trigger;      /**< "auto", "70%", "256M" or NULL (TANDEM_GC_TRIGGER). */
+    const char *log;             /**< A log filter such as "info", or NULL (TANDEM_LOG): GC
+                                      logs go to stderr unless the process has a Rust
+                                      `tracing` subscriber already. */
 } tandem_options;
 
 /** Starts the runtime. opts may be NULL (defaults). Fails with TANDEM_ERR_CONFIG and a
  *  message naming the variable when an option or environment variable is bad. */
 tandem_result tandem_init(const tandem_options *opts);
+
+/** Fills *out (set out->size first) with the options the runtime runs with, after the
+ *  defaults and the environment were applied: conc_threads is the number of concurrent
+ *  workers actually used; the strings stay valid until the next tandem_init. */
+tandem_result tandem_get_options(tandem_options *out);
 
 /** Stops the runtime. Threads still attached get TANDEM_ERR_NOT_INITIALIZED from their
  *  next collection. tandem_init may be called again afterwards. */

@@ -9,36 +9,16 @@
 
 pub mod error;
 pub mod global;
+pub mod options;
 pub mod types;
 
 use error::{fail, guard, status, Code, FfiResult};
 use std::ffi::{c_char, c_void, CStr};
 use tandem_core::mutator::MutatorCore;
-use tandem_core::{ByteSize, Config, Heap, ObjRef, RootCallback, TypeId};
+use tandem_core::{Heap, ObjRef, RootCallback, TypeId};
 
 /// `tandem_mutator` as C sees it.
 pub type CMutator = MutatorCore;
-
-/// Options for `tandem_init` (`tandem_options`); zero fields mean "default".
-#[repr(C)]
-pub struct CTandemOptions {
-    /// sizeof(tandem_options).
-    pub size: u32,
-    /// GC worker threads.
-    pub threads: u32,
-    /// Minimum heap bytes.
-    pub heap_min: u64,
-    /// Maximum heap bytes.
-    pub heap_max: u64,
-    /// Non-zero: verify the heap around every GC.
-    pub verify: u32,
-    /// Non-zero: pin GC workers to cores.
-    pub affinity: u32,
-    /// Shadow-stack slots per mutator.
-    pub shadow_stack_slots: u64,
-    /// "stw" (NULL: default).
-    pub mode: *const c_char,
-}
 
 /// Statistics (`tandem_stats`).
 #[repr(C)]
@@ -83,45 +63,6 @@ pub struct CStats {
     pub mutator_stop_histogram: [u64; tandem_core::stats::HISTOGRAM_BUCKETS],
 }
 
-fn config_from(opts: *const CTandemOptions) -> FfiResult<Config> {
-    let mut c = Config::default();
-    if opts.is_null() {
-        return Ok(c);
-    }
-    // SAFETY: non-null; the caller passes a readable tandem_options.
-    let o = unsafe { &*opts };
-    if o.size as usize != std::mem::size_of::<CTandemOptions>() {
-        return fail(
-            Code::InvalidArgument,
-            format!(
-                "tandem_options.size is {}, expected {}: set it to sizeof(tandem_options)",
-                o.size,
-                std::mem::size_of::<CTandemOptions>()
-            ),
-        );
-    }
-    if o.threads != 0 {
-        c.threads = o.threads as usize;
-    }
-    if o.heap_min != 0 {
-        c.heap_min = ByteSize(o.heap_min as usize);
-    }
-    if o.heap_max != 0 {
-        c.heap_max = ByteSize(o.heap_max as usize);
-    }
-    c.verify = o.verify != 0;
-    c.affinity = o.affinity != 0;
-    if o.shadow_stack_slots != 0 {
-        c.shadow_stack_slots = o.shadow_stack_slots as usize;
-    }
-    if !o.mode.is_null() {
-        // SAFETY: a NUL-terminated string by the API contract.
-        let mode = unsafe { CStr::from_ptr(o.mode) }.to_string_lossy();
-        c = c.apply_env_with(|v| (v == "TANDEM_MODE").then(|| mode.to_string()))?;
-    }
-    Ok(c)
-}
-
 /// The library version, e.g. "0.1.0".
 #[no_mangle]
 pub extern "C" fn tandem_version() -> *const c_char {
@@ -142,11 +83,15 @@ pub extern "C" fn tandem_last_error_code() -> i32 {
 
 /// Starts the runtime with `opts` (NULL: defaults), overridden by `TANDEM_*` variables.
 #[no_mangle]
-pub unsafe extern "C" fn tandem_init(opts: *const CTandemOptions) -> i32 {
+pub unsafe extern "C" fn tandem_init(opts: *const options::CTandemOptions) -> i32 {
     status(|| {
-        let config = config_from(opts)?;
+        // SAFETY: the caller passes NULL or a readable tandem_options (API contract).
+        let config = unsafe { options::config_from(opts) }?;
+        options::install_log_subscriber(&config.log);
         types::reset_layouts();
-        global::install(Heap::new(config)?)
+        let heap = Heap::new(config)?;
+        options::remember_effective(heap.config());
+        global::install(heap)
     })
 }
 

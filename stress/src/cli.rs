@@ -25,7 +25,7 @@ pub enum Command {
     #[command(flatten)]
     Workload(Workload),
     /// Benchmarks: every workload on Tandem and on the Boehm collector (libgc, when
-    /// installed; TANDEM_LIBGC=off skips it), with medians, ratios, pause percentiles,
+    /// installed; TANDEM_STRESS_LIBGC=off skips it), with medians, ratios, pause percentiles,
     /// scaling, a table, report.json and SVG plots.
     Bench(BenchArgs),
     /// One benchmark run in a child process (used by `bench`).

@@ -1,7 +1,7 @@
 //! `tandem-stress bench --smoke` runs every benchmark workload on Tandem and on libgc and
 //! writes a complete report: both collectors and the ratios for every workload, the
 //! scaling points, and the plots. Where libgc is not installed the libgc half is skipped
-//! with a message (and fails under `TANDEM_REQUIRE_LIBGC=1`, as in CI); the report must
+//! with a message (and fails under `TANDEM_STRESS_REQUIRE_LIBGC=1`, as in CI); the report must
 //! then say that the comparison did not run.
 
 use serde_json::Value;
@@ -45,15 +45,15 @@ fn smoke(dir: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Output, Value) 
 }
 
 /// Whether the libgc half of a test must run: true where libgc was loaded; where it was
-/// not, false with a message, or a failure under `TANDEM_REQUIRE_LIBGC=1`.
+/// not, false with a message, or a failure under `TANDEM_STRESS_REQUIRE_LIBGC=1`.
 fn libgc_ran(test: &str, report: &Value) -> bool {
     if report["libgc"]["available"] == true {
         return true;
     }
     let reason = &report["libgc"]["reason"];
     assert!(
-        std::env::var("TANDEM_REQUIRE_LIBGC").as_deref() != Ok("1"),
-        "{test}: TANDEM_REQUIRE_LIBGC=1 but libgc is not available: {reason}"
+        std::env::var("TANDEM_STRESS_REQUIRE_LIBGC").as_deref() != Ok("1"),
+        "{test}: TANDEM_STRESS_REQUIRE_LIBGC=1 but libgc is not available: {reason}"
     );
     eprintln!("{test}: SKIPPED the libgc comparison (libgc is not available: {reason})");
     false
@@ -138,12 +138,12 @@ fn bench_without_libgc_runs_tandem_and_says_the_comparison_did_not_run() {
     let (out, report) = smoke(
         &dir,
         &["--only", "graph", "--no-scaling"],
-        &[("TANDEM_LIBGC", "off")],
+        &[("TANDEM_STRESS_LIBGC", "off")],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(report["libgc"]["available"], false, "{report}");
     let reason = report["libgc"]["reason"].as_str().expect("a reason");
-    assert!(reason.contains("TANDEM_LIBGC=off"), "{reason}");
+    assert!(reason.contains("TANDEM_STRESS_LIBGC=off"), "{reason}");
     assert!(
         stdout.contains("libgc NOT AVAILABLE: the comparison did not run"),
         "the tables do not say that libgc did not run:\n{stdout}"

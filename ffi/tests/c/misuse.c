@@ -120,8 +120,44 @@ static void bad_options_fail_with_a_message_naming_them(void) {
     o.heap_max = 64u << 20;
     CHECK_FAILS(tandem_init(&o), TANDEM_ERR_CONFIG, "TANDEM_HEAP_MIN");
 
+    /* A misspelt variable is an error naming the option it resembles. */
+    CHECK(setenv("TANDEM_HEAP_MAXX", "64M", 1) == 0);
+    CHECK_FAILS(tandem_init(NULL), TANDEM_ERR_CONFIG, "did you mean TANDEM_HEAP_MAX?");
+    CHECK(unsetenv("TANDEM_HEAP_MAXX") == 0);
+
+    o = check_options();
+    o.gc_trigger = "150%";
+    CHECK_FAILS(tandem_init(&o), TANDEM_ERR_CONFIG, "TANDEM_GC_TRIGGER");
+    o = check_options();
+    o.conc_threads = 64;
+    o.threads = 2;
+    CHECK_FAILS(tandem_init(&o), TANDEM_ERR_CONFIG, "TANDEM_CONC_THREADS");
+
     /* None of the failures initialised anything. */
     CHECK_NULL_WITH(tandem_attach_thread(), "tandem_init");
+    tandem_options got = check_options();
+    CHECK_FAILS(tandem_get_options(&got), TANDEM_ERR_NOT_INITIALIZED, "tandem_init");
+}
+
+/* Every option can be set from C and read back as the runtime applied it. */
+static void options_are_set_and_read_back(void) {
+    tandem_options o = check_options();
+    o.threads = 2;
+    o.conc_threads = 1;
+    o.heap_max = 8u << 20; /* alone below the default minimum: the minimum follows it */
+    o.mode = "concurrent";
+    o.gc_trigger = "70%";
+    CHECK_OK(tandem_init(&o));
+    tandem_options got = check_options();
+    CHECK_OK(tandem_get_options(&got));
+    CHECK(got.threads == 2 && got.conc_threads == 1);
+    CHECK(got.heap_min == 8u << 20 && got.heap_max == 8u << 20);
+    CHECK(strcmp(got.mode, "concurrent") == 0);
+    CHECK(strcmp(got.gc_trigger, "70%") == 0);
+    CHECK(strcmp(got.log, "") == 0);
+    got.size = 4;
+    CHECK_FAILS(tandem_get_options(&got), TANDEM_ERR_INVALID_ARGUMENT, "tandem_options.size");
+    CHECK_OK(tandem_shutdown());
 }
 
 static void init_with_test_options(void) {
@@ -458,6 +494,7 @@ static void out_of_memory_calls_the_handler_and_is_recoverable(void) {
 int main(void) {
     calls_before_init_fail_with_not_initialized();
     bad_options_fail_with_a_message_naming_them();
+    options_are_set_and_read_back();
     init_with_test_options();
     bad_type_descriptions_are_rejected();
     register_types();

@@ -3,8 +3,8 @@
 //!
 //! [`load`] opens the library once per process with `dlopen` and resolves the functions the
 //! [`boehm`](super::boehm) backend calls into a [`Libgc`] of function pointers. It tries, in
-//! order: `libgc.so.1` and `libgc.so` in `TANDEM_LIBGC_DIR` (when set), then `libgc.so.1`
-//! and `libgc.so` on the dynamic linker's search path. `TANDEM_LIBGC=off` pretends libgc is
+//! order: `libgc.so.1` and `libgc.so` in `TANDEM_STRESS_LIBGC_DIR` (when set), then `libgc.so.1`
+//! and `libgc.so` on the dynamic linker's search path. `TANDEM_STRESS_LIBGC=off` pretends libgc is
 //! absent, to exercise that path on a machine that has it.
 //!
 //! The calls are the ones gc.h's macros expand to for a `GC_THREADS` client: `GC_MALLOC`
@@ -27,7 +27,7 @@ pub type EventHook = Option<extern "C" fn(c_int)>;
 
 /// What to run to get libgc (Debian and Ubuntu; `.ci/setup.sh` does it).
 pub const INSTALL_HINT: &str = "install it with `apt-get install libgc-dev` (or `libgc1`), \
-     or set TANDEM_LIBGC_DIR to the folder that holds libgc.so.1";
+     or set TANDEM_STRESS_LIBGC_DIR to the folder that holds libgc.so.1";
 
 /// libgc's functions, resolved once.
 #[derive(Debug)]
@@ -74,27 +74,29 @@ pub fn load() -> Result<&'static Libgc, &'static str> {
     LIBGC.get_or_init(open).as_ref().map_err(String::as_str)
 }
 
-/// Checks `TANDEM_LIBGC`: unset, empty or `on` use libgc where it is installed, `off`
+/// Checks `TANDEM_STRESS_LIBGC`: unset, empty or `on` use libgc where it is installed, `off`
 /// pretends it is absent; anything else is an error that names the variable.
 pub fn pretend_absent() -> Result<bool, String> {
-    match std::env::var("TANDEM_LIBGC") {
+    match std::env::var("TANDEM_STRESS_LIBGC") {
         Err(std::env::VarError::NotPresent) => Ok(false),
         Ok(v) if v.is_empty() || v == "on" => Ok(false),
         Ok(v) if v == "off" => Ok(true),
         Ok(v) => Err(format!(
-            "TANDEM_LIBGC={v:?} is not understood: `off` pretends libgc is absent, `on` (or \
+            "TANDEM_STRESS_LIBGC={v:?} is not understood: `off` pretends libgc is absent, `on` (or \
              unset) uses it where it is installed"
         )),
-        Err(e) => Err(format!("TANDEM_LIBGC: {e}")),
+        Err(e) => Err(format!("TANDEM_STRESS_LIBGC: {e}")),
     }
 }
 
 fn open() -> Result<Libgc, String> {
     if pretend_absent()? {
-        return Err("TANDEM_LIBGC=off pretends libgc is absent (unset it to compare)".into());
+        return Err(
+            "TANDEM_STRESS_LIBGC=off pretends libgc is absent (unset it to compare)".into(),
+        );
     }
     let mut names = Vec::new();
-    if let Some(dir) = std::env::var_os("TANDEM_LIBGC_DIR").filter(|d| !d.is_empty()) {
+    if let Some(dir) = std::env::var_os("TANDEM_STRESS_LIBGC_DIR").filter(|d| !d.is_empty()) {
         let dir = std::path::PathBuf::from(dir);
         for f in ["libgc.so.1", "libgc.so"] {
             names.push(dir.join(f).to_string_lossy().into_owned());
