@@ -181,6 +181,12 @@ impl Heap {
         self.rt().stats()
     }
 
+    /// The most recent `n` pauses (or fewer), oldest first: a cheaper read than
+    /// [`Heap::stats`] when only the log is wanted.
+    pub fn recent_pauses(&self, n: usize) -> Vec<PauseRecord> {
+        self.rt().stats.recent_pauses(n)
+    }
+
     /// Number of attached mutators.
     pub fn mutators(&self) -> usize {
         self.rt().safepoint.len()

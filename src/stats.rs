@@ -76,7 +76,9 @@ pub struct PauseRecord {
     pub sweep_ns: u64,
     /// Heap bytes in use before the GC.
     pub heap_before: usize,
-    /// Heap bytes live after the GC.
+    /// Heap bytes live after the GC: set for a stop-the-world collection; for a
+    /// concurrent cycle, on its final-mark (or degenerate) record once its sweep ends; 0 on
+    /// init-mark records and while not yet known.
     pub heap_after: usize,
     /// Bytes committed after the GC.
     pub committed_after: usize,
@@ -115,7 +117,8 @@ pub struct Stats {
     pub ttsp_max_ns: u64,
     /// Bytes handed out to objects by all mutators (retired TLAB space and large objects).
     pub bytes_allocated: u64,
-    /// Heap bytes live after the last GC.
+    /// Heap bytes live after the last completed cycle (kept, never 0, while the next one
+    /// runs).
     pub heap_live: usize,
     /// Heap bytes in use now (live after the last GC plus allocated since).
     pub heap_in_use: usize,
@@ -260,7 +263,21 @@ impl StatsRecorder {
         s.pause_total_ns += p.duration_ns;
         s.pause_max_ns = s.pause_max_ns.max(p.duration_ns);
         s.ttsp_max_ns = s.ttsp_max_ns.max(p.ttsp_ns);
-        s.heap_live = p.heap_after;
+        // Only a whole collection knows what is live when its pause ends; a concurrent
+        // cycle's pauses come before its sweep, which reports through `set_last_live`.
+        if p.kind == PauseKind::StwCollection {
+            s.heap_live = p.heap_after;
+        }
+    }
+
+    /// The most recent `n` pauses (or fewer), oldest first.
+    pub fn recent_pauses(&self, n: usize) -> Vec<PauseRecord> {
+        let g = self.inner.lock();
+        g.log
+            .iter()
+            .skip(g.log.len().saturating_sub(n))
+            .copied()
+            .collect()
     }
 
     /// Records verification failures.

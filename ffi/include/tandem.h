@@ -350,13 +350,13 @@ tandem_result tandem_set_oom_handler(tandem_oom_fn fn, void *data);
 typedef struct tandem_stats {
     uint32_t size;             /**< sizeof(tandem_stats). */
     uint32_t reserved;         /**< Zero. */
-    uint64_t gcs;              /**< Completed collections. */
+    uint64_t gcs;              /**< Pauses so far, every kind (not cycles). */
     uint64_t pause_total_ns;   /**< Sum of pauses. */
     uint64_t pause_max_ns;     /**< Longest pause. */
     uint64_t pause_last_ns;    /**< Most recent pause. */
     uint64_t ttsp_max_ns;      /**< Longest time-to-safepoint. */
     uint64_t bytes_allocated;  /**< Bytes handed out to objects. */
-    uint64_t heap_live;        /**< Bytes live after the last collection. */
+    uint64_t heap_live;        /**< Live bytes after the last completed cycle. */
     uint64_t heap_in_use;      /**< Live bytes plus bytes allocated since. */
     uint64_t heap_committed;   /**< Bytes committed now. */
     uint64_t heap_peak;        /**< Most bytes committed at once. */
@@ -371,6 +371,33 @@ typedef struct tandem_stats {
     uint64_t mutator_stop_max_ns;
     uint64_t mutator_stop_histogram[32]; /**< Mutator stops in [2^i, 2^(i+1)) microseconds. */
 } tandem_stats;
+
+/** Pause kinds (tandem_pause.kind). */
+#define TANDEM_PAUSE_STW 0        /**< A whole stop-the-world collection. */
+#define TANDEM_PAUSE_INIT_MARK 1  /**< Start of a concurrent cycle. */
+#define TANDEM_PAUSE_FINAL_MARK 2 /**< End of concurrent marking. */
+#define TANDEM_PAUSE_DEGENERATE 3 /**< A final mark that finished the whole trace. */
+/** Why a collection ran (tandem_pause.cause). */
+#define TANDEM_CAUSE_TRIGGER 0
+#define TANDEM_CAUSE_ALLOCATION_FAILURE 1
+#define TANDEM_CAUSE_EXPLICIT 2
+
+/** One pause of the log. */
+typedef struct tandem_pause {
+    uint32_t kind;        /**< TANDEM_PAUSE_*. */
+    uint32_t cause;       /**< TANDEM_CAUSE_*. */
+    uint64_t start_ns;    /**< From tandem_init to the stop request. */
+    uint64_t duration_ns; /**< Stop request to resume. */
+    uint64_t ttsp_ns;     /**< Stop request until every thread had stopped. */
+    uint64_t heap_before; /**< Heap bytes in use when the cycle started. */
+    uint64_t heap_after;  /**< Live bytes after the cycle: on stw and final-mark/degenerate
+                               records (the latter once the concurrent sweep ended); 0 on
+                               init-mark records and while not known. */
+} tandem_pause;
+
+/** Copies the most recent pauses (at most capacity, oldest first; the runtime keeps the
+ *  last 65536) to out and their number to *written. */
+tandem_result tandem_get_pauses(tandem_pause *out, size_t capacity, size_t *written);
 
 /** Fills *out with the current statistics. */
 tandem_result tandem_get_stats(tandem_stats *out);

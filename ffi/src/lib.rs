@@ -10,6 +10,7 @@
 pub mod error;
 pub mod global;
 pub mod options;
+pub mod pauses;
 pub mod types;
 
 use error::{fail, guard, status, Code, FfiResult};
@@ -27,7 +28,7 @@ pub struct CStats {
     pub size: u32,
     /// Padding.
     pub reserved: u32,
-    /// Completed collections.
+    /// Pauses so far, every kind (not cycles).
     pub gcs: u64,
     /// Sum of pauses, ns.
     pub pause_total_ns: u64,

@@ -160,6 +160,27 @@ int main(int argc, char **argv) {
     CHECK(s.verify_errors == 0);
     CHECK(s.out_of_memory == 0);
     CHECK(s.bytes_allocated > (uint64_t)opts.heap_max);
+    CHECK(s.cycles > 0 && s.heap_live > 0);
+
+    /* The pause log agrees with the totals and carries each pause's kind and timing. */
+    static tandem_pause log[4096];
+    size_t n = 0;
+    CHECK_OK(tandem_get_pauses(log, 4096, &n));
+    CHECK(n > 0 && n <= 4096 && (n == s.gcs || n == 4096));
+    uint64_t max_ns = 0;
+    size_t init_marks = 0;
+    for (size_t i = 0; i < n; i++) {
+        CHECK(log[i].kind <= TANDEM_PAUSE_DEGENERATE && log[i].cause <= TANDEM_CAUSE_EXPLICIT);
+        CHECK(log[i].duration_ns >= log[i].ttsp_ns);
+        CHECK(i == 0 || log[i].start_ns >= log[i - 1].start_ns);
+        max_ns = log[i].duration_ns > max_ns ? log[i].duration_ns : max_ns;
+        init_marks += log[i].kind == TANDEM_PAUSE_INIT_MARK;
+    }
+    CHECK(max_ns <= s.pause_max_ns);
+    tandem_options eff = check_options();
+    CHECK_OK(tandem_get_options(&eff));
+    CHECK((init_marks > 0) == (strcmp(eff.mode, "concurrent") == 0));
+    CHECK_FAILS(tandem_get_pauses(NULL, 4, &n), TANDEM_ERR_INVALID_ARGUMENT, "NULL");
     CHECK_OK(tandem_shutdown());
     return 0;
 }
