@@ -4,6 +4,7 @@ use crate::barriers::satb::SatbQueue;
 use crate::collector::request::GcRequests;
 use crate::config::Config;
 use crate::error::Result;
+use crate::heap::uncommit::Uncommitter;
 use crate::heap::Space;
 use crate::mutator::MutatorCore;
 use crate::object::{ObjRef, TypeRegistry};
@@ -42,6 +43,8 @@ pub struct Runtime {
     pub logged: Mutex<Vec<usize>>,
     /// The `gc_state` every mutator has now (set in pauses; copied by threads that attach).
     pub barrier_state: AtomicU8,
+    /// The background thread that returns long-idle memory to the OS.
+    pub uncommitter: Uncommitter,
     trigger: AtomicUsize,
     live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
@@ -64,6 +67,7 @@ impl Runtime {
             satb: SatbQueue::default(),
             logged: Mutex::new(Vec::new()),
             barrier_state: AtomicU8::new(0),
+            uncommitter: Uncommitter::default(),
             live_after_gc: AtomicUsize::new(0),
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),
@@ -112,6 +116,14 @@ impl Runtime {
     /// The verification hook, if any.
     pub fn verify_hook(&self) -> Option<VerifyHook> {
         self.verify_hook.lock().clone()
+    }
+
+    /// Starts the uncommit thread (none when the delay is zero).
+    pub fn start_uncommitter(self: &Arc<Self>) -> Result<()> {
+        let (delay, floor) = (self.config.uncommit_delay, self.config.heap_min.0);
+        self.uncommitter
+            .start(self.clone(), |rt| &rt.space, delay, floor)
+            .map_err(|e| crate::Error::Os(format!("cannot start the uncommit thread: {e}")))
     }
 
     /// A statistics snapshot with current heap figures.

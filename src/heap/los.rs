@@ -6,7 +6,11 @@
 //! returning pages to the OS and faulting fresh zeroed ones back in costs far more than
 //! clearing them for churning workloads. With verification on there is no warm cache: every
 //! freed run is made inaccessible, so a use after free faults at once.
+//!
+//! Warm runs are committed memory, so they stay charged to the heap's [`Budget`]; when a
+//! charge would pass the maximum, the warm cache is given back first.
 
+use super::budget::Budget;
 use super::metadata::SideMetadata;
 use super::vm::{Reservation, PAGE_SIZE};
 use crate::error::Result;
@@ -54,18 +58,21 @@ impl LargeObjectSpace {
         bytes.div_ceil(PAGE_SIZE) * PAGE_SIZE
     }
 
-    /// Commits zeroed pages for an object of `bytes`; None when no run of address space is
-    /// large enough. The caller has already charged `footprint(bytes)` to the heap budget.
+    /// Commits zeroed pages for an object of `bytes`, charging fresh pages to `budget`; None
+    /// when no run of address space is large enough or the budget is spent even without
+    /// the warm cache.
     pub fn alloc(
         &self,
         res: &Reservation,
         meta: &SideMetadata,
+        budget: &Budget,
         bytes: usize,
     ) -> Result<Option<usize>> {
         let len = Self::footprint(bytes);
         let mut g = self.inner.lock();
         let start = match Self::take_run(&mut g.warm, len) {
             Some(start) => {
+                // Already charged: warm runs count as committed.
                 g.warm_bytes -= len;
                 // SAFETY: a committed free run of at least `len` bytes owned by this lock.
                 unsafe { std::ptr::write_bytes(start as *mut u8, 0, bytes) };
@@ -74,17 +81,21 @@ impl LargeObjectSpace {
             None => {
                 if !g.free.values().any(|&l| l >= len) {
                     // The warm runs may be what fragments the space: give them back.
-                    let warm = std::mem::take(&mut g.warm);
-                    g.warm_bytes = 0;
-                    for (a, l) in warm {
-                        Self::release_locked(&mut g, res, a, l);
+                    Self::drop_warm_locked(&mut g, res, budget);
+                }
+                if !budget.try_charge(len) {
+                    Self::drop_warm_locked(&mut g, res, budget);
+                    if !budget.try_charge(len) {
+                        return Ok(None);
                     }
                 }
                 let Some(start) = Self::take_run(&mut g.free, len) else {
+                    budget.uncharge(len);
                     return Ok(None);
                 };
                 if let Err(e) = res.commit(start, len) {
                     Self::insert_run(&mut g.free, start, len);
+                    budget.uncharge(len);
                     return Err(e);
                 }
                 start
@@ -124,17 +135,48 @@ impl LargeObjectSpace {
         runs.insert(start, len);
     }
 
-    fn release_locked(g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
+    fn release_locked(
+        g: &mut LosInner,
+        res: &Reservation,
+        budget: &Budget,
+        addr: usize,
+        len: usize,
+    ) {
         res.release(addr, len);
+        budget.uncharge(len);
         Self::insert_run(&mut g.free, addr, len);
     }
 
-    fn free_locked(&self, g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
+    /// Returns every warm run to the OS; the bytes given back.
+    fn drop_warm_locked(g: &mut LosInner, res: &Reservation, budget: &Budget) -> usize {
+        let warm = std::mem::take(&mut g.warm);
+        g.warm_bytes = 0;
+        warm.into_iter()
+            .map(|(a, l)| {
+                Self::release_locked(g, res, budget, a, l);
+                l
+            })
+            .sum()
+    }
+
+    /// Returns the warm cache to the OS (to make room in the budget); the bytes given back.
+    pub fn drop_warm(&self, res: &Reservation, budget: &Budget) -> usize {
+        Self::drop_warm_locked(&mut self.inner.lock(), res, budget)
+    }
+
+    fn free_locked(
+        &self,
+        g: &mut LosInner,
+        res: &Reservation,
+        budget: &Budget,
+        addr: usize,
+        len: usize,
+    ) {
         if g.warm_bytes + len <= self.warm_cap {
             g.warm_bytes += len;
             Self::insert_run(&mut g.warm, addr, len);
         } else {
-            Self::release_locked(g, res, addr, len);
+            Self::release_locked(g, res, budget, addr, len);
         }
     }
 
@@ -143,10 +185,11 @@ impl LargeObjectSpace {
         self.inner.lock().alloc_black = true;
     }
 
-    /// Frees every unmarked object and clears the marks of the rest; returns (bytes freed,
-    /// bytes still live). Objects allocated from here on are unmarked again. Runs after
-    /// marking is complete; allocation waits on the lock meanwhile.
-    pub fn sweep(&self, res: &Reservation, meta: &SideMetadata) -> (usize, usize) {
+    /// Frees every unmarked object and clears the marks of the rest, uncharging what goes
+    /// back to the OS; returns (bytes freed, bytes still live). Objects allocated from here
+    /// on are unmarked again. Runs after marking is complete; allocation waits on the lock
+    /// meanwhile.
+    pub fn sweep(&self, res: &Reservation, meta: &SideMetadata, budget: &Budget) -> (usize, usize) {
         let mut g = self.inner.lock();
         g.alloc_black = false;
         let dead: Vec<(usize, usize)> = g
@@ -158,7 +201,7 @@ impl LargeObjectSpace {
         let mut freed = 0;
         for (a, l) in dead {
             g.objects.remove(&a);
-            self.free_locked(&mut g, res, a, l);
+            self.free_locked(&mut g, res, budget, a, l);
             freed += l;
         }
         let mut live = 0;
