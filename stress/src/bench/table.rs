@@ -45,6 +45,10 @@ fn mib(b: u64) -> String {
     format!("{:.0}", b as f64 / (1 << 20) as f64)
 }
 
+fn thousands(n: u64) -> String {
+    format!("{:.0}", n as f64 / 1e3)
+}
+
 fn ms(us: f64) -> String {
     if us >= 100_000.0 {
         format!("{:.0}", us / 1e3)
@@ -60,7 +64,7 @@ pub fn tables(r: &Report) -> String {
         out,
         "\nTime and memory: medians of {} runs per collector; T = Tandem, B = libgc, T/B = \
          ratio (below 1: Tandem better); GC = sum of stop-the-world pauses; CPU = process \
-         user+system time",
+         user+system time; faults = minor page faults, thousands",
         r.settings.runs
     );
     let rows: Vec<Vec<String>> = r
@@ -85,6 +89,8 @@ pub fn tables(r: &Report) -> String {
                 ratio(q.max_rss),
                 mib(t.live_set_bytes),
                 format!("{:.1}/{:.1}", t.rss_over_live, b.rss_over_live),
+                thousands(t.minor_faults),
+                thousands(b.minor_faults),
             ]
         })
         .collect();
@@ -106,6 +112,8 @@ pub fn tables(r: &Report) -> String {
             "T/B",
             "live MiB",
             "RSS/live T/B",
+            "faults T",
+            "faults B",
         ],
         &rows,
     ));
