@@ -4,6 +4,7 @@
 //! A bad value is an error naming the variable and the accepted form, never a warning.
 
 use crate::error::{Error, Result};
+use std::time::Duration;
 
 /// Which collector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +179,34 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+impl OptionValue for Duration {
+    const FORM: &'static str = "a duration such as `5s`, `500ms` or `2m`, or `0`";
+    fn parse_value(s: &str) -> Option<Self> {
+        parse_duration(s)
+    }
+}
+
+/// Parses `0`, `250ms`, `5s`, `2m` or `1h` (whole numbers, case-insensitive) into a duration.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim().to_ascii_lowercase();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let (digits, unit_ms) = if let Some(d) = s.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, 1000)
+    } else if let Some(d) = s.strip_suffix('m') {
+        (d, 60_000)
+    } else if let Some(d) = s.strip_suffix('h') {
+        (d, 3_600_000)
+    } else {
+        return None;
+    };
+    let n: u64 = digits.trim().parse().ok()?;
+    n.checked_mul(unit_ms).map(Duration::from_millis)
+}
+
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -234,8 +263,13 @@ options! {
     /// Number of parallel GC worker threads (default: the available parallelism, which
     /// respects cgroup quotas and the affinity mask).
     threads: usize = default_threads(), env "TANDEM_THREADS";
-    /// Heap size kept committed; free memory above it is returned to the OS after a GC.
+    /// Heap size kept committed; free memory above it is returned to the OS once it has
+    /// stayed unused for TANDEM_UNCOMMIT_DELAY.
     heap_min: ByteSize = ByteSize(16 << 20), env "TANDEM_HEAP_MIN";
+    /// How long an empty chunk stays committed (reused without page faults) before a
+    /// background thread returns it to the OS; `0` returns it at the end of the GC that
+    /// found it empty.
+    uncommit_delay: Duration = Duration::from_secs(5), env "TANDEM_UNCOMMIT_DELAY";
     /// Hard limit on the heap (small and large objects together).
     heap_max: ByteSize = ByteSize(1 << 30), env "TANDEM_HEAP_MAX";
     /// Which collector runs: `concurrent` (concurrent marking, short pauses) or `stw`
@@ -367,6 +401,14 @@ mod tests {
             (&[("TANDEM_HEAP_MAX", "12Q")][..], "TANDEM_HEAP_MAX"),
             (&[("TANDEM_MODE", "fast")][..], "TANDEM_MODE"),
             (&[("TANDEM_VERIFY", "maybe")][..], "TANDEM_VERIFY"),
+            (
+                &[("TANDEM_UNCOMMIT_DELAY", "5")][..],
+                "TANDEM_UNCOMMIT_DELAY",
+            ),
+            (
+                &[("TANDEM_UNCOMMIT_DELAY", "-1s")][..],
+                "TANDEM_UNCOMMIT_DELAY",
+            ),
         ] {
             let pairs: &'static [(&str, &str)] = Box::leak(pairs.to_vec().into_boxed_slice());
             let err = Config::default().apply_env_with(env(pairs)).unwrap_err();
@@ -447,6 +489,18 @@ mod tests {
             e.contains("TANDEM_HEAP_MIN=1G is larger than TANDEM_HEAP_MAX=64M"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("1.5s"), None);
+        assert_eq!(parse_duration("ms"), None);
     }
 
     #[test]

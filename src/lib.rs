@@ -57,6 +57,7 @@ struct HeapOwner {
 
 impl Drop for HeapOwner {
     fn drop(&mut self) {
+        self.rt.uncommitter.stop();
         self.rt.requests.shutdown();
         if let Some(h) = self.control.take() {
             // A collection in progress may be waiting for this very thread to stop.
@@ -99,12 +100,15 @@ impl Heap {
         let control = collector::start(rt.clone())
             .map_err(|e| Error::Os(format!("cannot start the collector thread: {e}")))?;
         tracing::debug!(config = ?rt.config, "heap created");
-        Ok(Heap {
+        let heap = Heap {
             owner: Arc::new(HeapOwner {
                 rt,
                 control: Some(control),
             }),
-        })
+        };
+        // Once the owner exists, so that a failure stops the collector on the way out.
+        heap.rt().start_uncommitter()?;
+        Ok(heap)
     }
 
     /// Creates a heap from the defaults and the environment.

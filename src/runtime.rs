@@ -5,6 +5,7 @@ use crate::collector::request::GcRequests;
 use crate::config::Config;
 use crate::error::Result;
 use crate::fault::Failure;
+use crate::heap::uncommit::Uncommitter;
 use crate::heap::Space;
 use crate::mutator::MutatorCore;
 use crate::object::{ObjRef, TypeRegistry};
@@ -45,6 +46,8 @@ pub struct Runtime {
     pub barrier_state: AtomicU8,
     /// Set once a collector thread failed; every later blocking operation reports it.
     pub failure: Failure,
+    /// The background thread that returns long-idle memory to the OS.
+    pub uncommitter: Uncommitter,
     trigger: AtomicUsize,
     live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
@@ -68,6 +71,7 @@ impl Runtime {
             logged: Mutex::new(Vec::new()),
             barrier_state: AtomicU8::new(0),
             failure: Failure::default(),
+            uncommitter: Uncommitter::default(),
             live_after_gc: AtomicUsize::new(0),
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),
@@ -140,6 +144,14 @@ impl Runtime {
                 || tracing::error!(%message, "the collector failed; heap operations now return errors"),
             );
         }
+    }
+
+    /// Starts the uncommit thread (none when the delay is zero).
+    pub fn start_uncommitter(self: &Arc<Self>) -> Result<()> {
+        let (delay, floor) = (self.config.uncommit_delay, self.config.heap_min.0);
+        self.uncommitter
+            .start(self.clone(), |rt| &rt.space, delay, floor)
+            .map_err(|e| crate::Error::Os(format!("cannot start the uncommit thread: {e}")))
     }
 
     /// A statistics snapshot with current heap figures.

@@ -8,10 +8,22 @@ use common::{heap, node_type, NEXT};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tandem::{Error, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
+use std::time::{Duration, Instant};
+use tandem::{ByteSize, Config, Error, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
 
 /// Node payload (see [`common::node_type`]).
 const VALUE: usize = 16;
+
+fn config(mode: Mode, max_mb: usize, verify: bool) -> Config {
+    Config {
+        mode,
+        threads: 2,
+        heap_max: ByteSize(max_mb << 20),
+        heap_min: ByteSize(4 << 20),
+        verify,
+        ..Config::default()
+    }
+}
 
 /// Pointer array: header | length | items (refs).
 fn array_type(h: &Heap) -> TypeId {
@@ -347,8 +359,14 @@ fn writes_to_freed_memory_are_caught_by_verification(mode: Mode) {
     );
 }
 
-fn memory_above_the_minimum_heap_is_returned_after_collection(mode: Mode) {
-    let h = heap(mode, 128, false);
+/// A heap of 128 MiB with a 4 MiB minimum and the given uncommit delay, grown to ~36 MB
+/// live and then emptied by a collection; returns the committed bytes before the collection.
+fn grow_then_empty(mode: Mode, delay: Duration) -> (Heap, Mutator, usize) {
+    let h = Heap::with_config(Config {
+        uncommit_delay: delay,
+        ..config(mode, 128, false)
+    })
+    .unwrap();
     let ty = node_type(&h);
     let mut m = h.attach().unwrap();
     build_list(&mut m, ty, 1_500_000); // ~36 MB live
@@ -356,6 +374,11 @@ fn memory_above_the_minimum_heap_is_returned_after_collection(mode: Mode) {
     assert!(grown >= 32 << 20);
     m.set_root(0, None);
     m.collect().unwrap();
+    (h, m, grown)
+}
+
+fn memory_above_the_minimum_heap_is_returned_at_once_with_no_delay(mode: Mode) {
+    let (h, _m, grown) = grow_then_empty(mode, Duration::ZERO);
     let after = h.stats().heap_committed;
     assert!(after <= 8 << 20, "committed {grown} -> {after}");
 }
@@ -393,6 +416,32 @@ fn allocation_outpacing_marking_waits_for_a_fresh_cycle_instead_of_failing(mode:
     check_list(&mut m, 200_000);
 }
 
+fn memory_above_the_minimum_heap_is_returned_after_the_delay(mode: Mode) {
+    let (h, _m, grown) = grow_then_empty(mode, Duration::from_millis(100));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut after = h.stats().heap_committed;
+    while after > 8 << 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        after = h.stats().heap_committed;
+    }
+    assert!(after <= 8 << 20, "committed {grown} -> {after}");
+    assert!(
+        after >= h.config().heap_min.0,
+        "released below the minimum: {after}"
+    );
+}
+
+fn memory_stays_committed_for_reuse_within_the_delay(mode: Mode) {
+    let (h, mut m, grown) = grow_then_empty(mode, Duration::from_secs(3600));
+    let after = h.stats().heap_committed;
+    assert_eq!(after, grown, "released before the delay");
+    // The idle memory serves the next allocations: nothing more is committed.
+    let ty = node_type(&h);
+    build_list(&mut m, ty, 1_000_000);
+    m.collect().unwrap();
+    assert_eq!(h.stats().heap_committed, grown);
+}
+
 fn misuse_is_reported_not_fatal(mode: Mode) {
     let h = heap(mode, 16, false);
     let mut m = h.attach().unwrap();
@@ -427,7 +476,9 @@ in_both_modes!(
     a_thread_in_native_code_does_not_hold_up_collections,
     a_mutator_may_detach_while_a_collection_waits_for_it,
     writes_to_freed_memory_are_caught_by_verification,
-    memory_above_the_minimum_heap_is_returned_after_collection,
+    memory_above_the_minimum_heap_is_returned_at_once_with_no_delay,
+    memory_above_the_minimum_heap_is_returned_after_the_delay,
+    memory_stays_committed_for_reuse_within_the_delay,
     misuse_is_reported_not_fatal,
     allocation_outpacing_marking_waits_for_a_fresh_cycle_instead_of_failing,
 );

@@ -88,6 +88,9 @@ typedef struct tandem_options {
     const char *log;             /**< A log filter such as "info", or NULL (TANDEM_LOG): GC
                                       logs go to stderr unless the process has a Rust
                                       `tracing` subscriber already. */
+    const char *uncommit_delay;  /**< "5s", "250ms", "0" or NULL: how long free memory stays
+                                      committed before it is returned
+                                      (TANDEM_UNCOMMIT_DELAY). */
 } tandem_options;
 
 /** Starts the runtime. opts may be NULL (defaults). Fails with TANDEM_ERR_CONFIG and a

@@ -34,6 +34,9 @@ pub struct CTandemOptions {
     pub gc_trigger: *const c_char,
     /// A `tracing` filter such as "info" (NULL: none).
     pub log: *const c_char,
+    /// How long free memory stays committed before it goes back to the OS, e.g. "5s",
+    /// "250ms", "0" (NULL: default).
+    pub uncommit_delay: *const c_char,
 }
 
 /// Size of the first `tandem_options` (through `mode`), still accepted.
@@ -90,20 +93,13 @@ pub unsafe fn config_from(opts: *const CTandemOptions) -> FfiResult<Config> {
     // String options go through the environment's parser, so they accept the same forms
     // and fail with the same messages.
     let mut strings: Vec<(&str, String)> = Vec::new();
+    // Fields past the first version's size are read only when the caller's struct has them.
+    let ext = |p: *const c_char| if extended { p } else { std::ptr::null() };
     let fields = [
         ("TANDEM_MODE", o.mode),
-        (
-            "TANDEM_GC_TRIGGER",
-            if extended {
-                o.gc_trigger
-            } else {
-                std::ptr::null()
-            },
-        ),
-        (
-            "TANDEM_LOG",
-            if extended { o.log } else { std::ptr::null() },
-        ),
+        ("TANDEM_GC_TRIGGER", ext(o.gc_trigger)),
+        ("TANDEM_LOG", ext(o.log)),
+        ("TANDEM_UNCOMMIT_DELAY", ext(o.uncommit_delay)),
     ];
     for (var, p) in fields {
         if !p.is_null() {
@@ -152,12 +148,22 @@ impl std::io::Write for LossyStderr {
     }
 }
 
+/// `d` as `TANDEM_UNCOMMIT_DELAY` accepts it: `0`, whole seconds, or milliseconds.
+fn format_duration(d: std::time::Duration) -> String {
+    match d.as_millis() {
+        0 => "0".into(),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
 /// The effective options of the running heap, with the strings `tandem_get_options`
 /// hands out (valid until the next `tandem_init`).
 struct Effective {
     config: Config,
     gc_trigger: CString,
     log: CString,
+    uncommit_delay: CString,
 }
 
 static EFFECTIVE: Mutex<Option<Effective>> = Mutex::new(None);
@@ -169,6 +175,7 @@ pub fn remember_effective(config: &Config) {
         config: config.clone(),
         gc_trigger: CString::new(trigger).unwrap_or_default(),
         log: CString::new(config.log.clone()).unwrap_or_default(),
+        uncommit_delay: CString::new(format_duration(config.uncommit_delay)).unwrap_or_default(),
     });
 }
 
@@ -212,6 +219,7 @@ pub unsafe extern "C" fn tandem_get_options(out: *mut CTandemOptions) -> i32 {
                 o.reserved = 0;
                 o.gc_trigger = e.gc_trigger.as_ptr();
                 o.log = e.log.as_ptr();
+                o.uncommit_delay = e.uncommit_delay.as_ptr();
             }
         }
         Ok(())

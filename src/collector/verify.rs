@@ -52,7 +52,8 @@ pub fn freed_memory_poisoned(rt: &Runtime, f: &mut Findings) {
 /// Checks that every free line of every committed block still holds the poison pattern.
 pub fn free_lines_poisoned(rt: &Runtime, f: &mut Findings) {
     let space = &rt.space;
-    for c in space.committed_chunks() {
+    let pinned = space.pin_chunks();
+    for &c in &pinned.chunks {
         let first = chunk_first_block(c);
         for b in first..first + BLOCKS_PER_CHUNK {
             let lines = space.meta.block_lines(b);

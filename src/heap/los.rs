@@ -4,14 +4,19 @@
 //! Allocation takes a lock: large objects are rare next to TLAB bumps. Freed runs are kept
 //! committed in a small warm cache (up to `warm_cap` bytes) and reused after a memset, since
 //! returning pages to the OS and faulting fresh zeroed ones back in costs far more than
-//! clearing them for churning workloads. With verification on there is no warm cache:
-//! instead every freed run stays committed, filled with the poison pattern, and is reused only
-//! when no uncommitted run fits; a write through a dangling pointer then breaks the poison
-//! (reported by the verifier, or when the run is reused) instead of faulting, and a read
-//! finds poison rather than a plausible object. Those runs are not charged to the heap
-//! budget: verification trades memory for diagnosis.
+//! clearing them for churning workloads. Warm runs are committed memory, so they stay
+//! charged to the heap's [`Budget`]; when a charge would pass the maximum, the warm cache is
+//! given back first.
+//!
+//! With verification on there is no warm cache: instead every freed run stays committed,
+//! filled with the poison pattern, and is reused only when no uncommitted run fits; a write
+//! through a dangling pointer then breaks the poison (reported by the verifier, or when the
+//! run is reused) instead of faulting, and a read finds poison rather than a plausible
+//! object. Those runs are not charged to the heap budget: verification trades memory for
+//! diagnosis.
 
 use super::blocks::{find_unpoisoned, poison_range};
+use super::budget::Budget;
 use super::metadata::SideMetadata;
 use super::vm::{Reservation, PAGE_SIZE};
 use crate::error::Result;
@@ -120,42 +125,54 @@ impl LargeObjectSpace {
         bytes.div_ceil(PAGE_SIZE) * PAGE_SIZE
     }
 
-    /// Commits zeroed pages for an object of `bytes`; None when no run of address space is
-    /// large enough. The caller has already charged `footprint(bytes)` to the heap budget.
+    /// Commits zeroed pages for an object of `bytes`, charging fresh pages to `budget`; None
+    /// when no run of address space is large enough or the budget is spent even without
+    /// the warm cache.
     pub fn alloc(
         &self,
         res: &Reservation,
         meta: &SideMetadata,
+        budget: &Budget,
         bytes: usize,
     ) -> Result<Option<usize>> {
         let len = Self::footprint(bytes);
         let mut g = self.inner.lock();
         let start = match Self::take_run(&mut g.warm, len) {
             Some(start) => {
+                // Already charged: warm runs count as committed.
                 g.warm_bytes -= len;
                 // SAFETY: a committed free run of at least `len` bytes owned by this lock.
                 unsafe { std::ptr::write_bytes(start as *mut u8, 0, bytes) };
                 start
             }
             None => {
-                let mut reused = None;
                 if !g.free.values().any(|&l| l >= len) {
                     // The warm runs may be what fragments the space: give them back.
-                    let warm = std::mem::take(&mut g.warm);
-                    g.warm_bytes = 0;
-                    for (a, l) in warm {
-                        Self::release_locked(&mut g, res, a, l);
-                    }
-                    reused = self.reuse_poisoned(&mut g, res, bytes);
+                    Self::drop_warm_locked(&mut g, res, budget);
                 }
+                if !budget.try_charge(len) {
+                    Self::drop_warm_locked(&mut g, res, budget);
+                    if !budget.try_charge(len) {
+                        return Ok(None);
+                    }
+                }
+                // Under verification freed runs wait poisoned: reuse one when no
+                // uncommitted run fits.
+                let reused = if g.free.values().any(|&l| l >= len) {
+                    None
+                } else {
+                    self.reuse_poisoned(&mut g, res, bytes)
+                };
                 match reused {
                     Some(start) => start,
                     None => {
                         let Some(start) = Self::take_run(&mut g.free, len) else {
+                            budget.uncharge(len);
                             return Ok(None);
                         };
                         if let Err(e) = res.commit(start, len) {
                             Self::insert_run(&mut g.free, start, len);
+                            budget.uncharge(len);
                             return Err(e);
                         }
                         start
@@ -197,20 +214,58 @@ impl LargeObjectSpace {
         runs.insert(start, len);
     }
 
-    fn release_locked(g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
+    fn release_locked(
+        g: &mut LosInner,
+        res: &Reservation,
+        budget: &Budget,
+        addr: usize,
+        len: usize,
+    ) {
+        budget.uncharge(len);
+        Self::unmap_locked(g, res, addr, len);
+    }
+
+    /// Returns a run that is not charged to the budget (a poisoned one) to the OS.
+    fn unmap_locked(g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
         res.release(addr, len);
         Self::insert_run(&mut g.free, addr, len);
     }
 
-    fn free_locked(&self, g: &mut LosInner, res: &Reservation, addr: usize, len: usize) {
+    /// Returns every warm run to the OS; the bytes given back.
+    fn drop_warm_locked(g: &mut LosInner, res: &Reservation, budget: &Budget) -> usize {
+        let warm = std::mem::take(&mut g.warm);
+        g.warm_bytes = 0;
+        warm.into_iter()
+            .map(|(a, l)| {
+                Self::release_locked(g, res, budget, a, l);
+                l
+            })
+            .sum()
+    }
+
+    /// Returns the warm cache to the OS (to make room in the budget); the bytes given back.
+    pub fn drop_warm(&self, res: &Reservation, budget: &Budget) -> usize {
+        Self::drop_warm_locked(&mut self.inner.lock(), res, budget)
+    }
+
+    fn free_locked(
+        &self,
+        g: &mut LosInner,
+        res: &Reservation,
+        budget: &Budget,
+        addr: usize,
+        len: usize,
+    ) {
         if let Some(p) = self.poison {
             poison_range(addr, len, p);
+            // Not charged while poisoned: verification trades memory for diagnosis.
+            budget.uncharge(len);
             Self::insert_run(&mut g.poisoned, addr, len);
         } else if g.warm_bytes + len <= self.warm_cap {
             g.warm_bytes += len;
             Self::insert_run(&mut g.warm, addr, len);
         } else {
-            Self::release_locked(g, res, addr, len);
+            Self::release_locked(g, res, budget, addr, len);
         }
     }
 
@@ -219,10 +274,11 @@ impl LargeObjectSpace {
         self.inner.lock().alloc_black = true;
     }
 
-    /// Frees every unmarked object and clears the marks of the rest; returns (bytes freed,
-    /// bytes still live). Objects allocated from here on are unmarked again. Runs after
-    /// marking is complete; allocation waits on the lock meanwhile.
-    pub fn sweep(&self, res: &Reservation, meta: &SideMetadata) -> (usize, usize) {
+    /// Frees every unmarked object and clears the marks of the rest, uncharging what goes
+    /// back to the OS; returns (bytes freed, bytes still live). Objects allocated from here
+    /// on are unmarked again. Runs after marking is complete; allocation waits on the lock
+    /// meanwhile.
+    pub fn sweep(&self, res: &Reservation, meta: &SideMetadata, budget: &Budget) -> (usize, usize) {
         let mut g = self.inner.lock();
         g.alloc_black = false;
         let dead: Vec<(usize, usize)> = g
@@ -234,7 +290,7 @@ impl LargeObjectSpace {
         let mut freed = 0;
         for (a, l) in dead {
             g.objects.remove(&a);
-            self.free_locked(&mut g, res, a, l);
+            self.free_locked(&mut g, res, budget, a, l);
             freed += l;
         }
         let mut live = 0;
@@ -255,7 +311,7 @@ impl LargeObjectSpace {
         let Some(start) = Self::take_run(&mut g.poisoned, len) else {
             for (a, l) in std::mem::take(&mut g.poisoned) {
                 Self::check_run(g, a, l, p, true);
-                Self::release_locked(g, res, a, l);
+                Self::unmap_locked(g, res, a, l);
             }
             return None;
         };
@@ -338,18 +394,21 @@ mod tests {
 
     const SPACE: usize = 16 * PAGE_SIZE;
 
-    fn space() -> (Reservation, SideMetadata, LargeObjectSpace) {
+    fn space() -> (Reservation, SideMetadata, LargeObjectSpace, Budget) {
         let res = Reservation::new(SPACE, PAGE_SIZE, false).unwrap();
         let meta = SideMetadata::new(res.base(), SPACE, 0).unwrap();
         let los = LargeObjectSpace::new(res.base(), SPACE, 0, Some(POISON));
-        (res, meta, los)
+        (res, meta, los, Budget::new(SPACE))
     }
 
     #[test]
     fn freed_runs_stay_poisoned_and_a_write_into_one_is_found() {
-        let (res, meta, los) = space();
-        let a = los.alloc(&res, &meta, 3 * PAGE_SIZE).unwrap().unwrap();
-        los.sweep(&res, &meta);
+        let (res, meta, los, budget) = space();
+        let a = los
+            .alloc(&res, &meta, &budget, 3 * PAGE_SIZE)
+            .unwrap()
+            .unwrap();
+        los.sweep(&res, &meta, &budget);
         assert_eq!(los.slot_at(a + 8), LargeSlot::Freed);
         assert!(los.broken_poison().is_empty());
         // SAFETY: the freed run stays committed under poisoning.
@@ -364,13 +423,16 @@ mod tests {
 
     #[test]
     fn a_poisoned_run_is_checked_and_zeroed_when_reused() {
-        let (res, meta, los) = space();
-        let a = los.alloc(&res, &meta, SPACE).unwrap().unwrap();
-        los.sweep(&res, &meta);
+        let (res, meta, los, budget) = space();
+        let a = los.alloc(&res, &meta, &budget, SPACE).unwrap().unwrap();
+        los.sweep(&res, &meta, &budget);
         // SAFETY: the freed run stays committed under poisoning.
         unsafe { *((a + PAGE_SIZE) as *mut u64) = 9 };
         // No uncommitted run is left, so the poisoned one is reused.
-        let b = los.alloc(&res, &meta, 2 * PAGE_SIZE).unwrap().unwrap();
+        let b = los
+            .alloc(&res, &meta, &budget, 2 * PAGE_SIZE)
+            .unwrap()
+            .unwrap();
         assert_eq!(b, a);
         assert_eq!(los.slot_at(b), LargeSlot::Object { len: 2 * PAGE_SIZE });
         // SAFETY: the new object's zeroed memory.

@@ -6,22 +6,29 @@
 //! | chunk | chunk | ...     | large objects (page runs) ... |
 //! ```
 //! An address is in the heap when `base <= a < end`: two compares. Chunks are committed on
-//! demand and released when a sweep finds them empty and the heap is above its minimum.
-//! Committed bytes of both spaces together never exceed the configured maximum.
+//! demand; a chunk a sweep finds empty idles, and goes back to the OS only after it stayed
+//! idle for the uncommit delay with the heap above its minimum (see [`uncommit`]).
+//! Committed bytes of both spaces together, the large-object warm cache included, never
+//! exceed the configured maximum (see [`budget`]).
 
 pub mod blocks;
+pub mod budget;
 pub mod los;
 pub mod metadata;
 pub mod sweep;
+pub mod uncommit;
 pub mod vm;
 
 use crate::config::Config;
 use crate::error::Result;
 use blocks::BlockPools;
+use budget::Budget;
 use los::LargeObjectSpace;
 use metadata::{BlockState, SideMetadata};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+use uncommit::ChunkState;
 use vm::Reservation;
 
 /// Bytes per chunk, the unit of commit and release.
@@ -52,15 +59,16 @@ pub struct Space {
     pub los: LargeObjectSpace,
     /// Free and recyclable blocks.
     pub pools: BlockPools,
-    /// Which chunks are committed; taken only to commit or release a chunk.
-    chunks: Mutex<Vec<bool>>,
+    /// What each chunk is; taken only to commit, park, unpark or release a chunk.
+    chunks: Mutex<Vec<ChunkState>>,
+    /// Held while a chunk is released, and by readers of idle chunks (taken before `chunks`).
+    release_gate: Mutex<()>,
     /// The sweep allocators may help with, while one runs.
     sweep: Mutex<Option<std::sync::Arc<sweep::ChunkSweep>>>,
-    committed: AtomicUsize,
-    peak: AtomicUsize,
+    budget: Budget,
     in_use: AtomicUsize,
     heap_min: usize,
-    heap_max: usize,
+    uncommit_delay: Duration,
     epoch: AtomicU8,
     poison: bool,
 }
@@ -87,13 +95,13 @@ impl Space {
             immix_size,
             end: base + total,
             pools: BlockPools::default(),
-            chunks: Mutex::new(vec![false; immix_size / CHUNK_SIZE]),
+            chunks: Mutex::new(vec![ChunkState::Uncommitted; immix_size / CHUNK_SIZE]),
+            release_gate: Mutex::new(()),
             sweep: Mutex::new(None),
-            committed: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
+            budget: Budget::new(config.heap_max.0),
             in_use: AtomicUsize::new(0),
             heap_min: config.heap_min.0,
-            heap_max: config.heap_max.0,
+            uncommit_delay: config.uncommit_delay,
             epoch: AtomicU8::new(1),
             poison: config.verify,
         })
@@ -165,14 +173,14 @@ impl Space {
         self.poison.then_some(POISON)
     }
 
-    /// Bytes committed by both spaces.
+    /// Bytes committed by both spaces (idle chunks and the large-object warm cache too).
     pub fn committed(&self) -> usize {
-        self.committed.load(Ordering::Relaxed)
+        self.budget.committed()
     }
 
     /// The most bytes ever committed at once.
     pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::Relaxed)
+        self.budget.peak()
     }
 
     /// Bytes live after the last GC plus bytes handed out since.
@@ -192,38 +200,12 @@ impl Space {
 
     /// Configured maximum heap size.
     pub fn heap_max(&self) -> usize {
-        self.heap_max
+        self.budget.max()
     }
 
     /// Configured minimum heap size.
     pub fn heap_min(&self) -> usize {
         self.heap_min
-    }
-
-    fn try_charge(&self, n: usize) -> bool {
-        let mut cur = self.committed.load(Ordering::Relaxed);
-        loop {
-            if cur + n > self.heap_max {
-                return false;
-            }
-            // Relaxed: this counter is a budget, not a publication point.
-            match self.committed.compare_exchange_weak(
-                cur,
-                cur + n,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    self.peak.fetch_max(cur + n, Ordering::Relaxed);
-                    return true;
-                }
-                Err(c) => cur = c,
-            }
-        }
-    }
-
-    fn uncharge(&self, n: usize) {
-        self.committed.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Takes a block with holes, if any.
@@ -255,29 +237,37 @@ impl Space {
         Ok(Some(b))
     }
 
-    /// Commits one more chunk, pushes all but its first block to the free pool and returns
-    /// the first.
+    /// Takes back an idle chunk or commits one more, pushes all but its first block to the
+    /// free pool and returns the first.
     fn commit_chunk(&self) -> Result<Option<usize>> {
         let mut chunks = self.chunks.lock();
         // Another thread may have refilled the pool while we waited for the lock.
         if let Some(b) = self.pools.free.pop() {
             return Ok(Some(b as usize));
         }
-        let Some(c) = chunks.iter().position(|&c| !c) else {
+        // Idle memory is committed already: reusing it costs no page faults.
+        if let Some(b) = self.unpark_locked(&mut chunks) {
+            return Ok(Some(b));
+        }
+        let Some(c) = chunks.iter().position(|&c| c == ChunkState::Uncommitted) else {
             return Ok(None);
         };
-        if !self.try_charge(CHUNK_SIZE) {
-            return Ok(None);
+        if !self.budget.try_charge(CHUNK_SIZE) {
+            // At the maximum the large-object warm cache gives way to live allocation.
+            self.los.drop_warm(&self.res, &self.budget);
+            if !self.budget.try_charge(CHUNK_SIZE) {
+                return Ok(None);
+            }
         }
         let start = self.immix_base + c * CHUNK_SIZE;
         if let Err(e) = self.res.commit(start, CHUNK_SIZE) {
-            self.uncharge(CHUNK_SIZE);
+            self.budget.uncharge(CHUNK_SIZE);
             return Err(e);
         }
         if let Some(p) = self.poison() {
             blocks::poison_range(start, CHUNK_SIZE, p);
         }
-        chunks[c] = true;
+        chunks[c] = ChunkState::Active;
         let first = blocks::chunk_first_block(c);
         for b in first..first + BLOCKS_PER_CHUNK {
             self.meta.set_block_state(b, BlockState::Free);
@@ -290,51 +280,34 @@ impl Space {
         Ok(Some(first))
     }
 
-    /// Indices of the committed chunks.
+    /// Indices of the active chunks: committed and not idle. Only these may hold objects or
+    /// pooled blocks; an idle chunk may be released at any moment, so nobody else reads it.
     pub fn committed_chunks(&self) -> Vec<usize> {
         let chunks = self.chunks.lock();
-        (0..chunks.len()).filter(|&c| chunks[c]).collect()
-    }
-
-    /// Returns chunk `c`, whose blocks are all free and in no pool, to the OS.
-    pub fn release_chunk(&self, c: usize) {
-        let mut chunks = self.chunks.lock();
-        assert!(chunks[c], "releasing an uncommitted chunk");
-        let start = self.immix_base + c * CHUNK_SIZE;
-        self.res.release(start, CHUNK_SIZE);
-        self.meta.discard(start, CHUNK_SIZE);
-        let first = blocks::chunk_first_block(c);
-        for b in first..first + BLOCKS_PER_CHUNK {
-            self.meta.set_block_state(b, BlockState::Uncommitted);
-        }
-        chunks[c] = false;
-        self.uncharge(CHUNK_SIZE);
-        tracing::trace!(chunk = c, "released chunk");
+        (0..chunks.len())
+            .filter(|&c| chunks[c] == ChunkState::Active)
+            .collect()
     }
 
     /// Commits zeroed memory for a large object of `bytes`; None when over budget.
     pub fn alloc_large(&self, bytes: usize) -> Result<Option<usize>> {
         let len = LargeObjectSpace::footprint(bytes);
-        if !self.try_charge(len) {
-            return Ok(None);
-        }
-        match self.los.alloc(&self.res, &self.meta, bytes) {
-            Ok(Some(a)) => {
-                self.add_in_use(len);
-                Ok(Some(a))
-            }
-            other => {
-                self.uncharge(len);
-                other
+        loop {
+            match self.los.alloc(&self.res, &self.meta, &self.budget, bytes)? {
+                Some(a) => {
+                    self.add_in_use(len);
+                    return Ok(Some(a));
+                }
+                // At the maximum, idle chunks give way to live allocation.
+                None if self.release_idle_for(len) => continue,
+                None => return Ok(None),
             }
         }
     }
 
     /// Frees unmarked large objects; returns bytes still live.
     pub fn sweep_large(&self) -> usize {
-        let (freed, live) = self.los.sweep(&self.res, &self.meta);
-        self.uncharge(freed);
-        live
+        self.los.sweep(&self.res, &self.meta, &self.budget).1
     }
 
     /// Lowers the in-use figure by `n` (what a sweep found dead).
@@ -388,6 +361,30 @@ mod tests {
         assert_eq!(s.sweep_large(), LargeObjectSpace::footprint(100_000));
         assert!(!s.los.contains(a) && s.los.contains(b));
         assert!(s.alloc_large(CHUNK_SIZE).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_large_object_warm_cache_is_committed_and_gives_way_at_the_maximum() {
+        // A warm cache of max/16 = 4 MiB.
+        let s = space(16 * CHUNK_SIZE);
+        let a = s.alloc_large(CHUNK_SIZE).unwrap().unwrap();
+        assert_eq!(s.committed(), CHUNK_SIZE);
+        assert_eq!(s.sweep_large(), 0);
+        assert!(!s.los.contains(a));
+        assert_eq!(
+            s.committed(),
+            CHUNK_SIZE,
+            "the freed run is still committed"
+        );
+        // The block space takes the whole budget: the warm run goes back to make room.
+        let mut blocks = 0;
+        while s.acquire_free().unwrap().is_some() {
+            blocks += 1;
+            assert!(s.committed() <= s.heap_max());
+        }
+        assert_eq!(blocks, 16 * BLOCKS_PER_CHUNK);
+        assert_eq!(s.committed(), s.heap_max());
+        assert_eq!(s.peak(), s.heap_max());
     }
 
     #[test]

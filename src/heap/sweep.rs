@@ -8,11 +8,12 @@
 //! The pools were emptied when the sweep began, so no allocator touches a block until it
 //! has been swept and pushed (the queue push/pop orders the sweep's writes before the
 //! allocator's). Wholly empty chunks swept by workers wait for [`Space::finish_sweep`],
-//! which returns those above the minimum heap to the OS.
+//! which parks them as idle (see `heap::uncommit`): allocators take them back when the
+//! pools run dry, and the uncommit thread returns those that stay idle to the OS.
 
 use super::blocks::{chunk_first_block, sweep_block, BlockIndex};
 use super::metadata::BlockState;
-use super::{Space, BLOCKS_PER_CHUNK, CHUNK_SIZE, LINE_SIZE};
+use super::{Space, BLOCKS_PER_CHUNK, LINE_SIZE};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -108,8 +109,8 @@ impl Space {
     }
 
     /// Ends the sweep once every claimed chunk is swept (allocators may still be finishing
-    /// one): releases empty chunks above the minimum heap, pools the rest, and returns the
-    /// bytes live in blocks.
+    /// one): parks empty chunks as idle (releasing those above the minimum heap at once
+    /// when the uncommit delay is zero), and returns the bytes live in blocks.
     pub fn finish_sweep(&self, s: &ChunkSweep) -> usize {
         while s.sweep_next(self, true) {}
         *self.sweep.lock() = None;
@@ -122,21 +123,10 @@ impl Space {
                 std::thread::sleep(std::time::Duration::from_micros(50));
             }
         }
-        let mut empty = std::mem::take(&mut *s.empty_chunks.lock());
-        empty.sort_unstable();
-        // Keep the lowest empty chunks (better locality), release from the top.
-        while let Some(&c) = empty.last() {
-            if self.committed() < self.heap_min() + CHUNK_SIZE {
-                break;
-            }
-            self.release_chunk(c);
-            empty.pop();
-        }
-        for c in empty {
-            let first = chunk_first_block(c);
-            for b in first..first + BLOCKS_PER_CHUNK {
-                self.pools.free.push(b as BlockIndex);
-            }
+        let empty = std::mem::take(&mut *s.empty_chunks.lock());
+        self.park_chunks(&empty);
+        if self.uncommit_delay.is_zero() {
+            self.release_idle(None, self.heap_min(), usize::MAX);
         }
         s.live_lines.load(Ordering::Relaxed) * LINE_SIZE
     }

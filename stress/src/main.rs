@@ -190,6 +190,7 @@ fn build_report(heap: &Heap, w: &Workload, result: RunResult, wall_s: f64) -> Re
         allocated_bytes: stats.bytes_allocated,
         wall_s: (wall_s * 1000.0).round() / 1000.0,
         peak_heap_bytes: stats.heap_peak,
+        process: report::ProcessUsage::of_self(),
         verify_errors: stats.verify_errors,
         verify: heap.config().verify,
         heap_max_bytes: heap.config().heap_max.0,

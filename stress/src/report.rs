@@ -34,6 +34,34 @@ pub struct MutatorStops {
     pub over_1ms: u64,
 }
 
+/// What the kernel counted for this process (`getrusage(RUSAGE_SELF)`, set-up included).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ProcessUsage {
+    /// Peak resident set, bytes.
+    pub max_rss_bytes: u64,
+    /// Page faults served without I/O: mostly first touches of fresh or released memory.
+    pub minor_faults: u64,
+    /// Page faults that needed I/O.
+    pub major_faults: u64,
+}
+
+impl ProcessUsage {
+    /// The figures for this process so far.
+    pub fn of_self() -> ProcessUsage {
+        // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_SELF with a valid out-pointer to a local.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+            return ProcessUsage::default();
+        }
+        ProcessUsage {
+            max_rss_bytes: u.ru_maxrss as u64 * 1024,
+            minor_faults: u.ru_minflt as u64,
+            major_faults: u.ru_majflt as u64,
+        }
+    }
+}
+
 /// Everything a run reports; the JSON line is this object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -70,6 +98,8 @@ pub struct Report {
     pub wall_s: f64,
     /// Most heap bytes committed at once.
     pub peak_heap_bytes: usize,
+    /// Peak RSS and page faults of the process.
+    pub process: ProcessUsage,
     /// Problems the collector's verification found.
     pub verify_errors: u64,
     /// Whether verification ran (`TANDEM_VERIFY`).
@@ -166,6 +196,7 @@ impl Report {
             "tandem-stress {}: {verdict}\n  \
              {} mutator threads, {} GC threads ({} mode), heap max {}, verify {}\n  \
              {:.2} s, {} units of checked work, {} allocated, peak heap {}\n  \
+             peak RSS {}, page faults {} minor / {} major\n  \
              {} pauses in {} cycles, pause p50 {} / p99 {} / max {}, time-to-safepoint max {}, \
              allocation stalls {}\n  \
              mutator stops {}: p99 <= {}, max {}, {} of 1 ms or more\n  \
@@ -180,6 +211,9 @@ impl Report {
             self.work,
             bytes(self.allocated_bytes),
             bytes(self.peak_heap_bytes as u64),
+            bytes(self.process.max_rss_bytes),
+            self.process.minor_faults,
+            self.process.major_faults,
             self.gcs,
             self.cycles,
             micros(self.pause_us.p50),
@@ -293,6 +327,12 @@ mod tests {
     fn no_pauses_give_zeros() {
         let p = pause_percentiles(&Stats::default());
         assert_eq!((p.p50, p.p99, p.max), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn this_process_has_touched_memory() {
+        let u = ProcessUsage::of_self();
+        assert!(u.max_rss_bytes > 0 && u.minor_faults > 0, "{u:?}");
     }
 
     #[test]

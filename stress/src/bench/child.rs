@@ -1,6 +1,6 @@
 //! The child process: `tandem-stress bench-one --collector C --spec JSON` runs one case on
 //! one collector and prints one JSON line, a [`RunRecord`]. The driver adds what only the
-//! parent can see (peak RSS and CPU time from `wait4`).
+//! parent can see (peak RSS, CPU time and page faults from `wait4`).
 
 use super::api::{Collector, GcStats};
 use super::boehm::BoehmCollector;
@@ -31,6 +31,13 @@ pub struct RunRecord {
     /// User plus system CPU time of the whole process, seconds (from `wait4`).
     #[serde(default)]
     pub cpu_s: f64,
+    /// Minor page faults of the whole process (from `wait4`): mostly first touches of fresh
+    /// or returned memory.
+    #[serde(default)]
+    pub minor_faults: u64,
+    /// Major page faults (needing I/O) of the whole process (from `wait4`).
+    #[serde(default)]
+    pub major_faults: u64,
 }
 
 /// Runs `spec` on `collector` and prints the record; exit 1 if the run failed.
@@ -104,7 +111,6 @@ fn run<C: Collector>(c: &C, spec: &Spec, collector: &str) -> RunRecord {
         wall_s,
         outcome,
         stats,
-        max_rss_bytes: 0,
-        cpu_s: 0.0,
+        ..Default::default()
     }
 }

@@ -79,7 +79,7 @@ const METHOD: &[&str] = &[
     "wall: the workload's own wall time in the child (collector start-up excluded); CPU: user+system time of the whole child process from wait4, GC threads included.",
     "GC time: the sum of a run's stop-the-world pauses. Tandem: Stats.pauses (PauseRecord.duration_ns, from the stop request to resume). libgc: GC_set_on_collection_event, from GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_START_WORLD; collection_s adds the rest of the time libgc held its lock for a collection (GC_EVENT_START to GC_EVENT_END).",
     "Time-to-safepoint: Tandem PauseRecord.ttsp_ns (stop request until every mutator stopped) and Stats.ttsp_max_ns; libgc GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_STOP_WORLD (suspend signals sent until every thread acknowledged).",
-    "Max RSS: ru_maxrss of the child from wait4. Live set: computed by the workload from its object sizes (header words included, allocator rounding not), the same for both collectors; Tandem's heap_live_max_bytes is the most it found live after a collection.",
+    "Max RSS: ru_maxrss of the child from wait4; page faults: its ru_minflt (minor: first touches of fresh or returned memory) and ru_majflt (major: needing I/O), also from wait4. Live set: computed by the workload from its object sizes (header words included, allocator rounding not), the same for both collectors; Tandem's heap_live_max_bytes is the most it found live after a collection.",
     "Medians are over the successful runs; pause percentiles pool the pauses of all runs (max is the longest of any run). Ratios are Tandem over libgc: below 1, Tandem is better.",
     "Marking throughput: a fixed live graph, three explicit collections after the build; MiB/s = live bytes / mark time (Tandem PauseRecord.mark_ns in TANDEM_MODE=stw; libgc GC_EVENT_MARK_START to GC_EVENT_MARK_END), with TANDEM_THREADS = GC_MARKERS = the GC thread count.",
     "libgc runs with parallel markers (GC_allow_register_threads starts them; GC_MARKERS sets the count) and its default heap growth; Tandem with its defaults and the TANDEM_* environment.",
@@ -279,10 +279,11 @@ fn run_case(
             progress.done += 1;
             let status = match &r.error {
                 None => format!(
-                    "{:.2} s, {} pauses, RSS {} MiB",
+                    "{:.2} s, {} pauses, RSS {} MiB, {} minor faults",
                     r.wall_s,
                     r.stats.pauses.len(),
-                    r.max_rss_bytes >> 20
+                    r.max_rss_bytes >> 20,
+                    r.minor_faults
                 ),
                 Some(e) => {
                     progress.failures += 1;

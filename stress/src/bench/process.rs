@@ -1,5 +1,6 @@
 //! Runs one case on one collector in a child process (this binary, `bench-one`), so that
-//! runs are independent and the child's peak RSS and CPU time can be read from `wait4`.
+//! runs are independent and the child's peak RSS, CPU time and page faults can be read
+//! from `wait4`.
 
 use super::child::RunRecord;
 use super::spec::Case;
@@ -124,5 +125,7 @@ fn spawn_and_wait(
     record.max_rss_bytes = usage.ru_maxrss as u64 * 1024;
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     record.cpu_s = secs(usage.ru_utime) + secs(usage.ru_stime);
+    record.minor_faults = usage.ru_minflt as u64;
+    record.major_faults = usage.ru_majflt as u64;
     Ok(record)
 }

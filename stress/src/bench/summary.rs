@@ -64,6 +64,10 @@ pub struct RunSummary {
     pub gc_s: f64,
     /// Peak RSS, bytes.
     pub max_rss_bytes: u64,
+    /// Minor page faults.
+    pub minor_faults: u64,
+    /// Major page faults.
+    pub major_faults: u64,
     /// Pauses.
     pub pauses: usize,
     /// Longest pause, microseconds.
@@ -97,6 +101,10 @@ pub struct CollectorSummary {
     pub collection_s: Option<f64>,
     /// Median peak RSS, bytes.
     pub max_rss_bytes: u64,
+    /// Median minor page faults of the process.
+    pub minor_faults: u64,
+    /// Median major page faults of the process.
+    pub major_faults: u64,
     /// The workload's live set from its object sizes, bytes.
     pub live_set_bytes: u64,
     /// Median peak RSS over the live set.
@@ -179,6 +187,8 @@ impl CollectorSummary {
             gc_s: med(&gc_seconds),
             collection_s: (!collection.is_empty()).then(|| median(&collection)),
             max_rss_bytes: rss,
+            minor_faults: med(&|r| r.minor_faults as f64) as u64,
+            major_faults: med(&|r| r.major_faults as f64) as u64,
             live_set_bytes: live,
             rss_over_live: if live > 0 {
                 rss as f64 / live as f64
@@ -204,6 +214,8 @@ impl CollectorSummary {
                     cpu_s: r.cpu_s,
                     gc_s: gc_seconds(r),
                     max_rss_bytes: r.max_rss_bytes,
+                    minor_faults: r.minor_faults,
+                    major_faults: r.major_faults,
                     pauses: r.stats.pauses.len(),
                     pause_max_us: r.stats.pauses.iter().map(|p| p.dur_ns).max().unwrap_or(0) as f64
                         / 1e3,

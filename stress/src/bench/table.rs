@@ -45,6 +45,10 @@ fn mib(b: u64) -> String {
     format!("{:.0}", b as f64 / (1 << 20) as f64)
 }
 
+fn thousands(n: u64) -> String {
+    format!("{:.0}", n as f64 / 1e3)
+}
+
 fn ms(us: f64) -> String {
     if us >= 100_000.0 {
         format!("{:.0}", us / 1e3)
@@ -73,7 +77,7 @@ pub fn tables(r: &Report) -> String {
         out,
         "\nTime and memory: medians of {} runs per collector; T = Tandem, B = libgc, T/B = \
          ratio (below 1: Tandem better); GC = sum of stop-the-world pauses; CPU = process \
-         user+system time",
+         user+system time; faults = minor page faults, thousands",
         r.settings.runs
     );
     let rows: Vec<Vec<String>> = r
@@ -102,6 +106,8 @@ pub fn tables(r: &Report) -> String {
                     t.rss_over_live,
                     cell(b, |b| format!("{:.1}", b.rss_over_live))
                 ),
+                thousands(t.minor_faults),
+                cell(b, |b| thousands(b.minor_faults)),
             ]
         })
         .collect();
@@ -123,6 +129,8 @@ pub fn tables(r: &Report) -> String {
             "T/B",
             "live MiB",
             "RSS/live T/B",
+            "faults T",
+            "faults B",
         ],
         &rows,
     ));
