@@ -72,6 +72,22 @@ impl OptionValue for usize {
     }
 }
 
+/// A heap growth factor: how many times the live bytes the heap may hold before the next
+/// cycle starts.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Growth(pub f64);
+
+impl OptionValue for Growth {
+    const FORM: &'static str = "a factor from 1.1 to 100, such as 2 or 1.5";
+    fn parse_value(s: &str) -> Option<Self> {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|g| (1.1..=100.0).contains(g))
+            .map(Growth)
+    }
+}
+
 impl OptionValue for bool {
     const FORM: &'static str = "one of 1, 0, true, false, yes, no, on, off";
     fn parse_value(s: &str) -> Option<Self> {
@@ -280,6 +296,10 @@ options! {
     conc_threads: usize = 0, env "TANDEM_CONC_THREADS";
     /// When a cycle starts: `auto` (the pacer), a percentage of TANDEM_HEAP_MAX, or a size.
     gc_trigger: Trigger = Trigger::Auto, env "TANDEM_GC_TRIGGER";
+    /// With the `auto` trigger: the heap may grow to this many times the bytes found live
+    /// before the next cycle (like GOGC or PYPY_GC_MAJOR_COLLECT); larger trades memory
+    /// for fewer cycles.
+    gc_growth: Growth = Growth(2.0), env "TANDEM_GC_GROWTH";
     /// Pin GC worker threads to cores, one core each, round-robin.
     affinity: bool = false, env "TANDEM_AFFINITY";
     /// Verify the heap around every GC: reachable objects intact and marked, free lines poisoned.
@@ -489,6 +509,26 @@ mod tests {
             e.contains("TANDEM_HEAP_MIN=1G is larger than TANDEM_HEAP_MAX=64M"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn growth_factors_parse_within_their_range() {
+        let g = |v: &'static str| {
+            let pairs: &'static [(&str, &str)] =
+                Box::leak(vec![("TANDEM_GC_GROWTH", v)].into_boxed_slice());
+            Config::default()
+                .apply_env_with(env(pairs))
+                .map(|c| c.gc_growth)
+        };
+        assert_eq!(g("1.5").unwrap(), Growth(1.5));
+        assert_eq!(g("3").unwrap(), Growth(3.0));
+        for bad in ["1", "0.5", "1000", "two"] {
+            let e = g(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("TANDEM_GC_GROWTH") && e.contains("1.1 to 100"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

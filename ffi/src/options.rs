@@ -37,6 +37,8 @@ pub struct CTandemOptions {
     /// How long free memory stays committed before it goes back to the OS, e.g. "5s",
     /// "250ms", "0" (NULL: default).
     pub uncommit_delay: *const c_char,
+    /// Heap growth factor over live bytes, e.g. "2" or "1.5" (NULL: default).
+    pub gc_growth: *const c_char,
 }
 
 /// Size of the first `tandem_options` (through `mode`), still accepted.
@@ -100,6 +102,7 @@ pub unsafe fn config_from(opts: *const CTandemOptions) -> FfiResult<Config> {
         ("TANDEM_GC_TRIGGER", ext(o.gc_trigger)),
         ("TANDEM_LOG", ext(o.log)),
         ("TANDEM_UNCOMMIT_DELAY", ext(o.uncommit_delay)),
+        ("TANDEM_GC_GROWTH", ext(o.gc_growth)),
     ];
     for (var, p) in fields {
         if !p.is_null() {
@@ -164,6 +167,7 @@ struct Effective {
     gc_trigger: CString,
     log: CString,
     uncommit_delay: CString,
+    gc_growth: CString,
 }
 
 static EFFECTIVE: Mutex<Option<Effective>> = Mutex::new(None);
@@ -176,6 +180,7 @@ pub fn remember_effective(config: &Config) {
         gc_trigger: CString::new(trigger).unwrap_or_default(),
         log: CString::new(config.log.clone()).unwrap_or_default(),
         uncommit_delay: CString::new(format_duration(config.uncommit_delay)).unwrap_or_default(),
+        gc_growth: CString::new(config.gc_growth.0.to_string()).unwrap_or_default(),
     });
 }
 
@@ -220,6 +225,7 @@ pub unsafe extern "C" fn tandem_get_options(out: *mut CTandemOptions) -> i32 {
                 o.gc_trigger = e.gc_trigger.as_ptr();
                 o.log = e.log.as_ptr();
                 o.uncommit_delay = e.uncommit_delay.as_ptr();
+                o.gc_growth = e.gc_growth.as_ptr();
             }
         }
         Ok(())

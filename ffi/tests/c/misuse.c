@@ -148,6 +148,7 @@ static void options_are_set_and_read_back(void) {
     o.mode = "concurrent";
     o.gc_trigger = "70%";
     o.uncommit_delay = "250ms";
+    o.gc_growth = "1.5";
     CHECK_OK(tandem_init(&o));
     tandem_options got = check_options();
     CHECK_OK(tandem_get_options(&got));
@@ -157,6 +158,7 @@ static void options_are_set_and_read_back(void) {
     CHECK(strcmp(got.gc_trigger, "70%") == 0);
     CHECK(strcmp(got.log, "") == 0);
     CHECK(strcmp(got.uncommit_delay, "250ms") == 0);
+    CHECK(strcmp(got.gc_growth, "1.5") == 0);
     got.size = 4;
     CHECK_FAILS(tandem_get_options(&got), TANDEM_ERR_INVALID_ARGUMENT, "tandem_options.size");
     CHECK_OK(tandem_shutdown());
