@@ -564,8 +564,11 @@ impl Mutator {
     #[inline(always)]
     pub unsafe fn object_barrier(&mut self, obj: ObjRef) {
         // SAFETY: caller's contract.
+        // Acquire pairs with the Release that sets LOGGED in `log_once`: the caller's stores
+        // that follow cannot become visible before this load, so the logging thread read
+        // the old values (on weakly ordered CPUs a Relaxed load allows that reordering).
         if self.core.marking()
-            && unsafe { obj.header() }.load(Ordering::Relaxed) & crate::object::FLAG_LOGGED == 0
+            && unsafe { obj.header() }.load(Ordering::Acquire) & crate::object::FLAG_LOGGED == 0
         {
             // SAFETY: caller's contract.
             unsafe { self.log_object(obj) };

@@ -288,8 +288,12 @@ static inline void tandem_write_ref(tandem_mutator *m, void *obj, void **slot, v
 /** Call before the first store into obj's reference fields after a safepoint (RPython's
  *  object-granularity barrier); then plain stores may follow until the next safepoint. */
 static inline void tandem_object_barrier(tandem_mutator *m, void *obj) {
+    /* An acquire load (a plain load on x86-64, ldar on AArch64):
+     * the stores that follow must not become visible before the LOGGED flag was seen, or
+     * the thread that logged the object could have read the new values. */
     if (TANDEM_UNLIKELY((m->gc_state & TANDEM_GC_MARKING) &&
-                        !(*(const uint64_t *)obj & TANDEM_FLAG_LOGGED))) {
+                        !(__atomic_load_n((const uint64_t *)obj, __ATOMIC_ACQUIRE) &
+                          TANDEM_FLAG_LOGGED))) {
         (void)tandem_object_barrier_slow(m, obj);
     }
 }
