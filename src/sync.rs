@@ -155,18 +155,51 @@ mod imp {
     /// crossbeam-deque's own atomics are invisible to loom (and its waits would hang a model).
     pub mod deque {
         pub use crossbeam_deque::Steal;
+        use loom::sync::atomic::{AtomicUsize, Ordering};
         use loom::sync::{Arc, Mutex};
         use std::collections::VecDeque;
 
+        /// A queue and a count of the operations in progress on it. A steal that finds
+        /// one in progress answers `Retry`, as crossbeam's steal may when it races with a
+        /// push, a pop or another steal; loom can preempt between the count and the lock,
+        /// so the models explore every caller's retry path.
+        #[derive(Debug)]
+        pub struct Queue<T> {
+            q: Mutex<VecDeque<T>>,
+            busy: AtomicUsize,
+        }
+
+        impl<T> Queue<T> {
+            fn new() -> Self {
+                Queue {
+                    q: Mutex::new(VecDeque::new()),
+                    busy: AtomicUsize::new(0),
+                }
+            }
+            fn with<R>(&self, f: impl FnOnce(&mut VecDeque<T>) -> R) -> R {
+                self.busy.fetch_add(1, Ordering::SeqCst);
+                let r = f(&mut self.q.lock().unwrap());
+                self.busy.fetch_sub(1, Ordering::SeqCst);
+                r
+            }
+            fn steal(&self) -> Steal<T> {
+                if self.busy.load(Ordering::SeqCst) > 0 {
+                    return Steal::Retry;
+                }
+                self.with(|q| q.pop_front())
+                    .map_or(Steal::Empty, Steal::Success)
+            }
+        }
+
         /// The owner's end of a deque (LIFO pop).
         #[derive(Debug)]
-        pub struct Worker<T>(Arc<Mutex<VecDeque<T>>>);
+        pub struct Worker<T>(Arc<Queue<T>>);
         /// The thieves' end of a deque.
         #[derive(Debug)]
-        pub struct Stealer<T>(Arc<Mutex<VecDeque<T>>>);
+        pub struct Stealer<T>(Arc<Queue<T>>);
         /// A shared FIFO queue every worker may take from.
         #[derive(Debug)]
-        pub struct Injector<T>(Mutex<VecDeque<T>>);
+        pub struct Injector<T>(Queue<T>);
 
         impl<T> Clone for Stealer<T> {
             fn clone(&self) -> Self {
@@ -177,7 +210,7 @@ mod imp {
         impl<T> Worker<T> {
             /// A new LIFO deque.
             pub fn new_lifo() -> Self {
-                Worker(Arc::new(Mutex::new(VecDeque::new())))
+                Worker(Arc::new(Queue::new()))
             }
             /// A stealer for this deque.
             pub fn stealer(&self) -> Stealer<T> {
@@ -185,29 +218,26 @@ mod imp {
             }
             /// Pushes onto the owner's end.
             pub fn push(&self, t: T) {
-                self.0.lock().unwrap().push_back(t);
+                self.0.with(|q| q.push_back(t));
             }
             /// Pops from the owner's end.
             pub fn pop(&self) -> Option<T> {
-                self.0.lock().unwrap().pop_back()
+                self.0.with(|q| q.pop_back())
             }
             /// Whether the deque is empty.
             pub fn is_empty(&self) -> bool {
-                self.0.lock().unwrap().is_empty()
+                self.0.with(|q| q.is_empty())
             }
         }
 
         impl<T> Stealer<T> {
-            /// Steals from the thieves' end.
+            /// Steals from the thieves' end (or `Retry`, see [`Queue`]).
             pub fn steal(&self) -> Steal<T> {
-                match self.0.lock().unwrap().pop_front() {
-                    Some(t) => Steal::Success(t),
-                    None => Steal::Empty,
-                }
+                self.0.steal()
             }
             /// Whether the deque is empty.
             pub fn is_empty(&self) -> bool {
-                self.0.lock().unwrap().is_empty()
+                self.0.with(|q| q.is_empty())
             }
         }
 
@@ -220,22 +250,19 @@ mod imp {
         impl<T> Injector<T> {
             /// A new empty injector.
             pub fn new() -> Self {
-                Injector(Mutex::new(VecDeque::new()))
+                Injector(Queue::new())
             }
             /// Pushes a task.
             pub fn push(&self, t: T) {
-                self.0.lock().unwrap().push_back(t);
+                self.0.with(|q| q.push_back(t));
             }
-            /// Steals one task.
+            /// Steals one task (or `Retry`, see [`Queue`]).
             pub fn steal(&self) -> Steal<T> {
-                match self.0.lock().unwrap().pop_front() {
-                    Some(t) => Steal::Success(t),
-                    None => Steal::Empty,
-                }
+                self.0.steal()
             }
             /// Whether the injector is empty.
             pub fn is_empty(&self) -> bool {
-                self.0.lock().unwrap().is_empty()
+                self.0.with(|q| q.is_empty())
             }
         }
     }

@@ -44,3 +44,34 @@ fn a_second_phase_reuses_the_parked_workers() {
         }
     });
 }
+
+/// The loom stand-in for crossbeam's deque answers `Retry` when a steal races with the
+/// owner, so the pool models above also cover the workers' retry path; and a racing steal
+/// loses or duplicates nothing.
+#[test]
+fn a_steal_racing_with_the_owner_may_retry_and_loses_nothing() {
+    use tandem::sync::deque::{Steal, Worker};
+    static SAW_RETRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    loom::model(|| {
+        let w = Worker::new_lifo();
+        w.push(1u32);
+        w.push(2u32);
+        let s = w.stealer();
+        let thief = loom::thread::spawn(move || loop {
+            match s.steal() {
+                Steal::Success(v) => return Some(v),
+                Steal::Empty => return None,
+                Steal::Retry => {
+                    SAW_RETRY.store(true, std::sync::atomic::Ordering::Relaxed);
+                    loom::hint::spin_loop();
+                }
+            }
+        });
+        let mut got: Vec<u32> = w.pop().into_iter().collect();
+        got.extend(thief.join().unwrap());
+        got.extend(w.pop());
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+    });
+    assert!(SAW_RETRY.load(std::sync::atomic::Ordering::Relaxed));
+}

@@ -23,7 +23,7 @@
 pub mod terminate;
 
 use crate::sync::deque::{Injector, Steal, Stealer, Worker};
-use crate::sync::{thread, Arc, Condvar, Mutex};
+use crate::sync::{spin_loop, thread, Arc, Condvar, Mutex};
 use terminate::{Idle, Terminator};
 
 /// One parallel phase, run once by every worker.
@@ -105,6 +105,9 @@ impl<P> WorkerContext<'_, P> {
             if !retry {
                 return None;
             }
+            // A steal raced with another operation: look again (under loom, let the other
+            // thread run first).
+            spin_loop();
         }
     }
 
