@@ -12,6 +12,35 @@
 //!    are stalled, the others run); only if that keeps it waiting past a patience does
 //!    marking give way and this pause finish the whole trace: a *degenerate* pause.
 //! 4. **Concurrent sweep** on all workers; allocation continues from swept blocks.
+//!
+//! # Why the cycle frees no live object
+//!
+//! * **The snapshot.** At init mark every root is marked and every mutator's `gc_state`
+//!   turns MARKING in the same pause (a thread attaching later copies `barrier_state` under
+//!   the registry lock; loom model `a_thread_attaching_during_init_mark_starts_with_the_
+//!   barriers_on`). From then on every reference overwritten in the heap is logged first
+//!   (the SATB deletion barrier, field or object granularity), so every object reachable at
+//!   init mark is either reached by the markers or logged and marked from the buffers.
+//! * **New objects.** Objects allocated while MARKING is on are black (their lines are
+//!   stamped with this cycle's epoch; large objects are marked at allocation), so the sweep
+//!   keeps them without tracing; they need no snapshot entry.
+//! * **The handshake is not awaited.** It only asks running threads to hand over partial
+//!   SATB buffers early, to shrink the final pause. Correctness does not depend on it: the
+//!   final-mark pause stops every thread, flushes every buffer and rescans the roots before
+//!   it finishes the closure.
+//! * **Barriers off before anything is freed.** The final-mark pause turns `gc_state` off
+//!   while every thread is stopped, with marking complete. Only then are the LOGGED flags
+//!   cleared and the sweep offered to allocators (lazy sweeping): the object barrier's fast
+//!   path reads LOGGED only while MARKING, so clearing the flags races with no barrier, and
+//!   the next cycle's init mark comes after this cycle completes, when all flags are clear.
+//! * **Lazy sweep keeps the snapshot.** A chunk is swept (by a worker or an allocator, each
+//!   chunk claimed once) only after marking is complete; it frees only lines not stamped
+//!   with this cycle's epoch, and every reachable object's lines were stamped by marking or
+//!   by black allocation. Allocation from freed lines happens with barriers off, as after
+//!   any cycle.
+//! * **A failed allocation waits for a fresh cycle.** The live figure of a cycle counts
+//!   black allocation; an allocation reports out of memory only after a cycle that started
+//!   after it failed (see `Mutator::alloc_attempts`).
 
 use super::mark::{mark_all, MarkJob, MarkPacket};
 use super::pacer::Pacer;
