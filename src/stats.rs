@@ -99,6 +99,8 @@ pub struct Stats {
     pub concurrent_sweep_ns: u64,
     /// Total time mutators stalled in allocation waiting for a collection, nanoseconds.
     pub stall_ns: u64,
+    /// Longest single allocation stall, nanoseconds.
+    pub stall_max_ns: u64,
     /// How long mutators stood still at safepoints, as each saw it (from noticing the stop
     /// until running again, so it includes waiting for a core after the resume), counted
     /// by power-of-two microsecond bucket like [`Stats::pause_histogram`].
@@ -162,6 +164,7 @@ pub struct StatsRecorder {
     bytes_allocated: AtomicU64,
     out_of_memory: AtomicU64,
     stall_ns: AtomicU64,
+    stall_max_ns: AtomicU64,
     mutator_stops: [AtomicU64; HISTOGRAM_BUCKETS],
     mutator_stop_max_ns: AtomicU64,
 }
@@ -174,6 +177,7 @@ impl Default for StatsRecorder {
             bytes_allocated: AtomicU64::new(0),
             out_of_memory: AtomicU64::new(0),
             stall_ns: AtomicU64::new(0),
+            stall_max_ns: AtomicU64::new(0),
             mutator_stops: std::array::from_fn(|_| AtomicU64::new(0)),
             mutator_stop_max_ns: AtomicU64::new(0),
         }
@@ -186,6 +190,17 @@ fn bucket(ns: u64) -> usize {
         0
     } else {
         (63 - us.leading_zeros() as usize).min(HISTOGRAM_BUCKETS - 1)
+    }
+}
+
+impl Stats {
+    /// The longest any mutator waited on the collector, nanoseconds: the longest pause,
+    /// the longest stop a mutator saw (which can outlast the pause on a busy machine), or
+    /// the longest allocation stall, whichever is longest.
+    pub fn longest_wait_ns(&self) -> u64 {
+        self.pause_max_ns
+            .max(self.mutator_stop_max_ns)
+            .max(self.stall_max_ns)
     }
 }
 
@@ -203,8 +218,9 @@ impl StatsRecorder {
 
     /// Adds time a mutator spent stalled in allocation, waiting for a collection.
     pub fn add_stall(&self, d: std::time::Duration) {
-        self.stall_ns
-            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        let ns = d.as_nanos() as u64;
+        self.stall_ns.fetch_add(ns, Ordering::Relaxed);
+        self.stall_max_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
     /// Records how long a mutator stood still at a safepoint (lock-free: every mutator
@@ -302,6 +318,7 @@ impl StatsRecorder {
         s.bytes_allocated = self.bytes_allocated.load(Ordering::Relaxed);
         s.out_of_memory = self.out_of_memory.load(Ordering::Relaxed);
         s.stall_ns = self.stall_ns.load(Ordering::Relaxed);
+        s.stall_max_ns = self.stall_max_ns.load(Ordering::Relaxed);
         for (h, a) in s.mutator_stop_histogram.iter_mut().zip(&self.mutator_stops) {
             *h = a.load(Ordering::Relaxed);
         }

@@ -379,6 +379,9 @@ typedef struct tandem_stats {
      *  resume when the machine has more runnable threads than cores. */
     uint64_t mutator_stop_max_ns;
     uint64_t mutator_stop_histogram[32]; /**< Mutator stops in [2^i, 2^(i+1)) microseconds. */
+    uint64_t stall_max_ns;     /**< Longest single allocation stall. */
+    uint64_t longest_wait_ns;  /**< Longest any thread waited on the collector: the longest
+                                    pause, observed stop or allocation stall. */
 } tandem_stats;
 
 /** Pause kinds (tandem_pause.kind). */

@@ -62,6 +62,10 @@ pub struct CStats {
     pub mutator_stop_max_ns: u64,
     /// Mutator safepoint stops per power-of-two microsecond bucket.
     pub mutator_stop_histogram: [u64; tandem_core::stats::HISTOGRAM_BUCKETS],
+    /// Longest single allocation stall, ns.
+    pub stall_max_ns: u64,
+    /// Longest any mutator waited on the collector (pause, observed stop or stall), ns.
+    pub longest_wait_ns: u64,
 }
 
 /// The library version, e.g. "0.1.0".
@@ -437,6 +441,8 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             stall_ns: s.stall_ns,
             mutator_stop_max_ns: s.mutator_stop_max_ns,
             mutator_stop_histogram: s.mutator_stop_histogram,
+            stall_max_ns: s.stall_max_ns,
+            longest_wait_ns: s.longest_wait_ns(),
         };
         // SAFETY: as above.
         unsafe { out.write(c) };

@@ -183,6 +183,7 @@ fn build_report(heap: &Heap, w: &Workload, result: RunResult, wall_s: f64) -> Re
         pause_us: report::pause_percentiles(&stats),
         pause_us_by_kind: report::pause_percentiles_by_kind(&stats),
         stall_us_total: (stats.stall_ns as f64 / 100.0).round() / 10.0,
+        longest_wait_us: (stats.longest_wait_ns() as f64 / 100.0).round() / 10.0,
         concurrent_mark_s: stats.concurrent_mark_ns as f64 / 1e9,
         concurrent_sweep_s: stats.concurrent_sweep_ns as f64 / 1e9,
         ttsp_us_max: (stats.ttsp_max_ns as f64 / 100.0).round() / 10.0,

@@ -84,6 +84,9 @@ pub struct Report {
     pub pause_us_by_kind: BTreeMap<&'static str, PausePercentiles>,
     /// Total time mutators stalled in allocation waiting for a collection, microseconds.
     pub stall_us_total: f64,
+    /// The longest any mutator waited on the collector (pause, mutator-observed stop or
+    /// allocation stall), microseconds.
+    pub longest_wait_us: f64,
     /// Total time of concurrent marking, seconds.
     pub concurrent_mark_s: f64,
     /// Total time of concurrent sweeping, seconds.

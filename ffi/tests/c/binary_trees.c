@@ -177,6 +177,8 @@ int main(int argc, char **argv) {
         init_marks += log[i].kind == TANDEM_PAUSE_INIT_MARK;
     }
     CHECK(max_ns <= s.pause_max_ns);
+    CHECK(s.longest_wait_ns >= s.pause_max_ns && s.longest_wait_ns >= s.stall_max_ns);
+    CHECK(s.longest_wait_ns >= s.mutator_stop_max_ns);
     tandem_options eff = check_options();
     CHECK_OK(tandem_get_options(&eff));
     CHECK((init_marks > 0) == (strcmp(eff.mode, "concurrent") == 0));

@@ -129,6 +129,10 @@ pub struct GcStats {
     pub collection_ns: Option<u64>,
     /// Longest time-to-safepoint the collector recorded, nanoseconds.
     pub ttsp_max_ns: u64,
+    /// Longest any mutator waited on the collector, nanoseconds (Tandem: the longest of
+    /// pause, mutator-observed stop and allocation stall; libgc: its longest pause).
+    #[serde(default)]
+    pub longest_wait_ns: u64,
 }
 
 /// A collector as the workloads see it: attach threads, hold global roots, report.

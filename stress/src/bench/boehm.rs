@@ -171,6 +171,8 @@ impl Collector for BoehmCollector {
             })
             .collect::<Vec<_>>();
         let ttsp_max_ns = pauses.iter().map(|p| p.ttsp_ns).max().unwrap_or(0);
+        // libgc's threads wait exactly as long as its collections stop them.
+        let longest_wait_ns = pauses.iter().map(|p| p.dur_ns).max().unwrap_or(0);
         // SAFETY: libgc is initialised; these take libgc's lock and read counters.
         let (heap, total, parallel) = unsafe {
             (
@@ -189,6 +191,7 @@ impl Collector for BoehmCollector {
             heap_peak: heap as u64,
             collection_ns: Some(COLLECTION_NS.load(Ordering::Relaxed)),
             ttsp_max_ns,
+            longest_wait_ns,
         }
     }
 }

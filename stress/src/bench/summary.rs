@@ -122,6 +122,9 @@ pub struct CollectorSummary {
     pub pauses_per_run: f64,
     /// Pause percentiles over the pauses of all runs pooled (max: the longest of any run).
     pub pause_us: Percentiles,
+    /// The longest any mutator waited on the collector in any run, microseconds (Tandem:
+    /// pause, mutator-observed stop or allocation stall; libgc: pause).
+    pub longest_wait_us: f64,
     /// Time-to-safepoint percentiles, pooled likewise.
     pub ttsp_us: Percentiles,
     /// Median marking time per pause that marked, microseconds.
@@ -201,6 +204,12 @@ impl CollectorSummary {
             gcs: med(&|r| r.stats.gcs as f64),
             pauses_per_run: med(&|r| r.stats.pauses.len() as f64),
             pause_us: pooled(&|p| p.dur_ns),
+            longest_wait_us: ok
+                .iter()
+                .map(|r| r.stats.longest_wait_ns)
+                .max()
+                .unwrap_or(0) as f64
+                / 1e3,
             ttsp_us: pooled(&|p| p.ttsp_ns),
             mark_us_median: median(&marks),
             pause_kinds: kinds,

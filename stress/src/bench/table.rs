@@ -137,8 +137,9 @@ pub fn tables(r: &Report) -> String {
 
     let _ = writeln!(
         out,
-        "\nPauses in ms, all runs pooled (n = pauses per run, median); Tandem mode and pause \
-         kinds"
+        "\nPauses in ms, all runs pooled (n = pauses per run, median); wait = the longest any \
+         mutator waited on the collector in any run (Tandem: pause, mutator-observed stop or \
+         allocation stall; libgc: pause); Tandem mode and pause kinds"
     );
     let rows: Vec<Vec<String>> = r
         .workloads
@@ -157,10 +158,12 @@ pub fn tables(r: &Report) -> String {
                 ms(t.pause_us.p50),
                 ms(t.pause_us.p99),
                 ms(t.pause_us.max),
+                ms(t.longest_wait_us),
                 cell(b, |b| f(b.pauses_per_run, 0)),
                 cell(b, |b| ms(b.pause_us.p50)),
                 cell(b, |b| ms(b.pause_us.p99)),
                 cell(b, |b| ms(b.pause_us.max)),
+                cell(b, |b| ms(b.longest_wait_us)),
                 ratio(w.ratios.pause_p99),
                 format!("{} {kinds}", t.mode),
             ]
@@ -173,10 +176,12 @@ pub fn tables(r: &Report) -> String {
             "p50 T",
             "p99 T",
             "max T",
+            "wait T",
             "n B",
             "p50 B",
             "p99 B",
             "max B",
+            "wait B",
             "p99 T/B",
             "Tandem mode, kinds",
         ],

@@ -100,6 +100,7 @@ impl Collector for TandemCollector {
             heap_peak: s.heap_peak as u64,
             collection_ns: None,
             ttsp_max_ns: s.ttsp_max_ns,
+            longest_wait_ns: s.longest_wait_ns(),
         }
     }
 }
