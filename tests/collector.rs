@@ -4,26 +4,15 @@
 #[macro_use]
 mod common;
 
-use common::{heap, node_type, NEXT};
+use common::{config, heap, node_type, NEXT};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tandem::{ByteSize, Config, Error, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
+use tandem::{Config, Error, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
 
 /// Node payload (see [`common::node_type`]).
 const VALUE: usize = 16;
-
-fn config(mode: Mode, max_mb: usize, verify: bool) -> Config {
-    Config {
-        mode,
-        threads: 2,
-        heap_max: ByteSize(max_mb << 20),
-        heap_min: ByteSize(4 << 20),
-        verify,
-        ..Config::default()
-    }
-}
 
 /// Pointer array: header | length | items (refs).
 fn array_type(h: &Heap) -> TypeId {

@@ -10,17 +10,21 @@ use tandem::{ByteSize, Config, Heap, Mode, TypeId, TypeInfo};
 /// Offset of a node's reference field.
 pub const NEXT: usize = 8;
 
-/// A heap for tests: 2 GC threads, `max_mb` MiB, 4 MiB minimum, environment ignored.
-pub fn heap(mode: Mode, max_mb: usize, verify: bool) -> Heap {
-    Heap::with_config(Config {
+/// The test configuration: 2 GC threads, `max_mb` MiB, 4 MiB minimum.
+pub fn config(mode: Mode, max_mb: usize, verify: bool) -> Config {
+    Config {
         mode,
         threads: 2,
         heap_max: ByteSize(max_mb << 20),
         heap_min: ByteSize(4 << 20),
         verify,
         ..Config::default()
-    })
-    .unwrap()
+    }
+}
+
+/// A heap of [`config`], environment ignored.
+pub fn heap(mode: Mode, max_mb: usize, verify: bool) -> Heap {
+    Heap::with_config(config(mode, max_mb, verify)).unwrap()
 }
 
 /// Node: header | next (ref) | value (u64).
