@@ -454,6 +454,72 @@ fn misuse_is_reported_not_fatal(mode: Mode) {
     assert!(matches!(m.collect(), Err(Error::Shutdown)));
 }
 
+/// Sparse survivors in every block: 80% of a 32 MiB heap filled with small live objects,
+/// then all but every 1000th dropped (well under 1% live, yet a survivor in nearly every
+/// block). A 4 MiB large object must still fit: the free pages of pooled blocks give their
+/// budget back to the large-object space instead of a few survivors pinning whole chunks.
+fn a_large_object_fits_beside_sparse_survivors_in_every_block(mode: Mode) {
+    let h = heap(mode, 32, true);
+    let (node, arr) = (node_type(&h), array_type(&h));
+    let mut m = h.attach().unwrap();
+    let total = (32u64 << 20) * 8 / 10 / 24;
+    build_list(&mut m, node, total);
+    let grown = h.stats().heap_committed;
+    // Keep every 1000th node: each kept node links to the one 1000 further down.
+    let mut cur = m.peek_root(0).unwrap();
+    let mut kept = 0;
+    while let Some(k) = cur {
+        let mut next = Some(k);
+        for _ in 0..1000 {
+            // SAFETY: list nodes are live (rooted through the list).
+            next = next.and_then(|n| unsafe { n.load_ref(NEXT) });
+        }
+        // SAFETY: k is a live node; the barrier logs the overwritten reference.
+        unsafe { k.store_ref(NEXT, next) };
+        kept += 1;
+        cur = next;
+    }
+    m.collect().unwrap();
+    let before = h.stats();
+    assert!(
+        before.heap_live < 1 << 20 && grown > 24 << 20,
+        "grown to {grown}, live after collecting {}",
+        before.heap_live
+    );
+    // 4 MiB of references: a large object the size of a chunk.
+    let big = m.alloc(arr, (4 << 20) / 8);
+    assert!(
+        big.is_ok(),
+        "{:?} with {} bytes live, {} committed of {}",
+        big.err(),
+        before.heap_live,
+        before.heap_committed,
+        32 << 20
+    );
+    assert!(h.stats().heap_committed <= 32 << 20);
+    // The survivors are intact, and small allocation goes on beside the live large object.
+    let check = |m: &mut Mutator| {
+        let mut cur = m.peek_root(0).unwrap();
+        let mut seen = 0;
+        while let Some(n) = cur {
+            // SAFETY: list nodes are live (rooted).
+            unsafe {
+                assert_eq!(*n.field::<u64>(VALUE), total - 1 - 1000 * seen);
+                cur = n.load_ref(NEXT);
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, kept);
+    };
+    check(&mut m);
+    m.push_root(big.ok()).unwrap();
+    churn(&mut m, node, 64 << 20);
+    m.pop_root().unwrap();
+    check(&mut m);
+    let s = h.stats();
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
 in_both_modes!(
     rooted_objects_survive_many_collections_intact,
     garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes,
@@ -470,6 +536,7 @@ in_both_modes!(
     memory_stays_committed_for_reuse_within_the_delay,
     misuse_is_reported_not_fatal,
     allocation_outpacing_marking_waits_for_a_fresh_cycle_instead_of_failing,
+    a_large_object_fits_beside_sparse_survivors_in_every_block,
 );
 
 /// The classic SATB hazard: while marking runs, a thread keeps moving references between

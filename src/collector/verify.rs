@@ -15,6 +15,7 @@
 use super::validate::{self, Found};
 use crate::heap::blocks::{chunk_first_block, find_unpoisoned};
 use crate::heap::metadata::{black_stamp, line_live, LINE_FREE, LINE_FRESH};
+use crate::heap::reclaim::line_decommitted;
 use crate::heap::{Space, BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
@@ -57,12 +58,19 @@ pub fn free_lines_poisoned(rt: &Runtime, f: &mut Findings) {
         let first = chunk_first_block(c);
         for b in first..first + BLOCKS_PER_CHUNK {
             let lines = space.meta.block_lines(b);
+            // Decommitted pages read as zero, not poison, until written (see `heap::reclaim`).
+            let decommitted = space.meta.decommitted(b);
             for (l, mark) in lines.iter().enumerate().take(LINES_PER_BLOCK) {
                 if mark.load(Ordering::Relaxed) != LINE_FREE {
                     continue;
                 }
+                let expect = if line_decommitted(decommitted, l) {
+                    0
+                } else {
+                    POISON
+                };
                 let addr = space.block_addr(b) + l * LINE_SIZE;
-                if let Some((i, w)) = find_unpoisoned(addr, LINE_SIZE, POISON) {
+                if let Some((i, w)) = find_unpoisoned(addr, LINE_SIZE, expect) {
                     f.report(format!(
                         "free line {addr:#x} (block {b}, line {l}) was written after it was \
                          freed: word {i} is {w:#x}"

@@ -2,6 +2,7 @@
 //! hole search and the per-block sweep.
 
 use super::metadata::{BlockState, SideMetadata, LINE_FREE};
+use super::reclaim::line_decommitted;
 use super::{BLOCKS_PER_CHUNK, BLOCK_SIZE, CHUNK_SIZE, LINES_PER_BLOCK, LINE_SIZE};
 use crossbeam::queue::SegQueue;
 
@@ -72,6 +73,9 @@ pub fn sweep_block(
     let block_addr = immix_base + block * BLOCK_SIZE;
     let mut live = 0;
     let mut black = 0;
+    // Decommitted pages hold only free lines, read as zero and are not charged: poisoning
+    // them would commit them behind the budget's back.
+    let decommitted = meta.decommitted(block);
     for (i, l) in lines.iter().enumerate() {
         let v = l.load(Relaxed);
         if super::metadata::line_live(v, epoch) {
@@ -81,8 +85,11 @@ pub fn sweep_block(
             if v != LINE_FREE {
                 l.store(LINE_FREE, Relaxed);
             }
-            if let Some(p) = poison {
-                poison_range(block_addr + i * LINE_SIZE, LINE_SIZE, p);
+            match poison {
+                Some(p) if !line_decommitted(decommitted, i) => {
+                    poison_range(block_addr + i * LINE_SIZE, LINE_SIZE, p);
+                }
+                _ => {}
             }
         }
     }

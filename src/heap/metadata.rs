@@ -61,7 +61,8 @@ impl BlockState {
     }
 }
 
-/// Mark bits, line marks, block states and live-line counts, indexed from the heap base.
+/// Mark bits, line marks, block states, live-line counts and decommitted-page masks,
+/// indexed from the heap base.
 #[derive(Debug)]
 pub struct SideMetadata {
     map: Reservation,
@@ -70,6 +71,7 @@ pub struct SideMetadata {
     lines: usize,
     states: usize,
     live: usize,
+    decommitted: usize,
     n_mark_words: usize,
     n_lines: usize,
     n_blocks: usize,
@@ -89,11 +91,12 @@ impl SideMetadata {
         let marks_len = page_round(n_mark_words * 8);
         let lines_len = page_round(n_lines);
         let states_len = page_round(n_blocks);
-        let map = Reservation::new(marks_len + lines_len + 2 * states_len, PAGE_SIZE, true)?;
+        let map = Reservation::new(marks_len + lines_len + 3 * states_len, PAGE_SIZE, true)?;
         let marks = map.base();
         let lines = marks + marks_len;
         let states = lines + lines_len;
         let live = states + states_len;
+        let decommitted = live + states_len;
         Ok(SideMetadata {
             map,
             heap_base,
@@ -101,6 +104,7 @@ impl SideMetadata {
             lines,
             states,
             live,
+            decommitted,
             n_mark_words,
             n_lines,
             n_blocks,
@@ -202,6 +206,27 @@ impl SideMetadata {
         assert!(block < self.n_blocks);
         // SAFETY: in bounds (asserted) of the read-write live table.
         unsafe { &*(self.live as *const AtomicU8).add(block) }.store(n as u8, Ordering::Relaxed);
+    }
+
+    fn decommitted_cell(&self, block: usize) -> &AtomicU8 {
+        assert!(block < self.n_blocks);
+        // SAFETY: in bounds (asserted) of the read-write decommitted-page table.
+        unsafe { &*(self.decommitted as *const AtomicU8).add(block) }
+    }
+
+    /// The pages of block `block` returned to the OS while it holds no object there, one bit
+    /// per page (see `heap::reclaim`).
+    #[inline]
+    pub fn decommitted(&self, block: usize) -> u8 {
+        // Relaxed: only the block's exclusive holder (popped from a pool, or its chunk idle
+        // or being swept) reads or writes the mask; the pools' push/pop orders hand-overs.
+        self.decommitted_cell(block).load(Ordering::Relaxed)
+    }
+
+    /// Records the decommitted pages of block `block`.
+    #[inline]
+    pub fn set_decommitted(&self, block: usize, mask: u8) {
+        self.decommitted_cell(block).store(mask, Ordering::Relaxed);
     }
 
     /// Returns the mark-bit and line-mark pages of a released heap range to the OS.

@@ -15,6 +15,7 @@ pub mod blocks;
 pub mod budget;
 pub mod los;
 pub mod metadata;
+pub mod reclaim;
 pub mod sweep;
 pub mod uncommit;
 pub mod vm;
@@ -211,6 +212,10 @@ impl Space {
     /// Takes a block with holes, if any.
     pub fn acquire_recyclable(&self) -> Option<usize> {
         let b = self.pools.recyclable.pop()? as usize;
+        if !self.recommit_block(b) {
+            self.pools.recyclable.push(b as u32);
+            return None;
+        }
         self.meta.set_block_state(b, BlockState::Allocating);
         self.add_in_use((LINES_PER_BLOCK - self.meta.live_lines(b)) * LINE_SIZE);
         Some(b)
@@ -232,6 +237,10 @@ impl Space {
                 None => return Ok(None),
             }
         };
+        if !self.recommit_block(b) {
+            self.pools.free.push(b as u32);
+            return Ok(None);
+        }
         self.meta.set_block_state(b, BlockState::Allocating);
         self.add_in_use(BLOCK_SIZE);
         Ok(Some(b))
@@ -298,11 +307,18 @@ impl Space {
                     self.add_in_use(len);
                     return Ok(Some(a));
                 }
-                // At the maximum, idle chunks give way to live allocation.
+                // At the maximum, idle chunks give way to live allocation, then the free
+                // pages of pooled blocks.
                 None if self.release_idle_for(len) => continue,
+                None if self.reclaim_pooled_pages(self.shortfall(len)) > 0 => continue,
                 None => return Ok(None),
             }
         }
+    }
+
+    /// Bytes that must be uncharged before `len` more fit in the budget.
+    fn shortfall(&self, len: usize) -> usize {
+        (self.committed() + len).saturating_sub(self.heap_max())
     }
 
     /// Frees unmarked large objects; returns bytes still live.

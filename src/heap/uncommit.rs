@@ -73,11 +73,10 @@ impl Space {
     /// Bytes held by idle chunks.
     pub fn idle_bytes(&self) -> usize {
         let table = self.chunks.lock();
-        table
-            .iter()
-            .filter(|s| matches!(s, ChunkState::Idle(_)))
-            .count()
-            * CHUNK_SIZE
+        (0..table.len())
+            .filter(|&c| matches!(table[c], ChunkState::Idle(_)))
+            .map(|c| self.chunk_charge(c))
+            .sum()
     }
 
     /// Returns up to `limit` idle chunks to the OS, highest first: only chunks idle since
@@ -87,12 +86,8 @@ impl Space {
         let mut released = 0;
         while released < limit {
             let _gate = self.release_gate.lock();
-            let c = {
+            let (c, charge) = {
                 let mut table = self.chunks.lock();
-                // The gate makes this the only chunk in release: the budget is exact.
-                if self.committed() < floor + CHUNK_SIZE {
-                    break;
-                }
                 let old_enough = |s: &ChunkState| match s {
                     ChunkState::Idle(at) => idle_since.is_none_or(|cut| *at <= cut),
                     _ => false,
@@ -100,8 +95,13 @@ impl Space {
                 let Some(c) = table.iter().rposition(old_enough) else {
                     break;
                 };
+                // The gate makes this the only chunk in release: the budget is exact.
+                let charge = self.chunk_charge(c);
+                if self.committed() < floor + charge {
+                    break;
+                }
                 table[c] = ChunkState::Releasing;
-                c
+                (c, charge)
             };
             let start = self.immix_base + c * CHUNK_SIZE;
             self.res.release(start, CHUNK_SIZE);
@@ -109,9 +109,11 @@ impl Space {
             let first = chunk_first_block(c);
             for b in first..first + BLOCKS_PER_CHUNK {
                 self.meta.set_block_state(b, BlockState::Uncommitted);
+                self.meta.set_decommitted(b, 0);
             }
-            // The pages are gone: uncharge before anyone may commit the chunk again.
-            self.budget.uncharge(CHUNK_SIZE);
+            // The pages are gone: uncharge before anyone may commit the chunk again (pages
+            // of its blocks decommitted earlier were uncharged then).
+            self.budget.uncharge(charge);
             self.chunks.lock()[c] = ChunkState::Uncommitted;
             tracing::trace!(chunk = c, "released chunk");
             released += 1;
