@@ -20,7 +20,7 @@ pub mod sweep;
 pub mod uncommit;
 pub mod vm;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::error::Result;
 use blocks::BlockPools;
 use budget::Budget;
@@ -336,18 +336,23 @@ impl Space {
     }
 }
 
+/// A space of `chunks` chunks at most, one chunk minimum, for the heap's unit tests.
+#[cfg(test)]
+pub(crate) fn test_space(chunks: usize) -> Space {
+    Space::new(&Config {
+        heap_max: config::ByteSize(chunks * CHUNK_SIZE),
+        heap_min: config::ByteSize(CHUNK_SIZE),
+        ..Config::default()
+    })
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ByteSize;
 
     fn space(max: usize) -> Space {
-        let c = Config {
-            heap_max: ByteSize(max),
-            heap_min: ByteSize(CHUNK_SIZE),
-            ..Config::default()
-        };
-        Space::new(&c).unwrap()
+        test_space(max / CHUNK_SIZE)
     }
 
     #[test]

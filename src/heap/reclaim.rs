@@ -139,18 +139,10 @@ const _: () = assert!(LINES_PER_BLOCK == PAGES_PER_BLOCK * LINES_PER_PAGE);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ByteSize, Config};
     use crate::heap::metadata::BlockState;
     use crate::heap::{BLOCKS_PER_CHUNK, CHUNK_SIZE};
 
-    fn space(chunks: usize) -> Space {
-        Space::new(&Config {
-            heap_max: ByteSize(chunks * CHUNK_SIZE),
-            heap_min: ByteSize(CHUNK_SIZE),
-            ..Config::default()
-        })
-        .unwrap()
-    }
+    use crate::heap::test_space as space;
 
     /// Fills the whole budget, keeps one live line in the first page of every block, sweeps.
     fn sparse(s: &Space) {

@@ -245,16 +245,8 @@ impl Uncommitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ByteSize, Config};
 
-    fn space(chunks: usize) -> Space {
-        Space::new(&Config {
-            heap_max: ByteSize(chunks * CHUNK_SIZE),
-            heap_min: ByteSize(CHUNK_SIZE),
-            ..Config::default()
-        })
-        .unwrap()
-    }
+    use crate::heap::test_space as space;
 
     /// Fills `chunks` chunks, then sweeps with nothing marked: every chunk comes out empty.
     fn fill_and_empty(s: &Space, chunks: usize) {
