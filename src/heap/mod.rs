@@ -20,7 +20,7 @@ pub mod sweep;
 pub mod uncommit;
 pub mod vm;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::error::Result;
 use blocks::BlockPools;
 use budget::Budget;
@@ -340,8 +340,8 @@ impl Space {
 #[cfg(test)]
 pub(crate) fn test_space(chunks: usize) -> Space {
     Space::new(&Config {
-        heap_max: config::ByteSize(chunks * CHUNK_SIZE),
-        heap_min: config::ByteSize(CHUNK_SIZE),
+        heap_max: crate::config::ByteSize(chunks * CHUNK_SIZE),
+        heap_min: crate::config::ByteSize(CHUNK_SIZE),
         ..Config::default()
     })
     .unwrap()
