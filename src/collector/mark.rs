@@ -371,11 +371,7 @@ impl Job<MarkPacket> for MarkJob {
                     None => break 'phase,
                 }
             }
-            loop {
-                let Some(obj) = self.next_grey(&mut greys, &mut edges, &mut stack, &mut marked)
-                else {
-                    break;
-                };
+            while let Some(obj) = self.next_grey(&mut greys, &mut edges, &mut stack, &mut marked) {
                 marked += self.scan(obj, &mut edges, &mut stack);
                 if stack.len() >= 2 * PACKET_SIZE {
                     let rest = stack.split_off(stack.len() - PACKET_SIZE);
