@@ -36,7 +36,8 @@ pub enum Command {
 /// A workload and its options.
 #[derive(Debug, Subcommand)]
 pub enum Workload {
-    /// binary-trees (Benchmarks Game), one instance per thread, with item checks.
+    /// binary-trees (Benchmarks Game), its short-lived trees shared out among the threads,
+    /// with item checks.
     BinaryTrees {
         /// Common options.
         #[command(flatten)]
@@ -101,8 +102,8 @@ pub struct RunArgs {
     /// Run for this many seconds (default 3).
     #[arg(long, conflicts_with = "iterations", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
-    /// Run this many iterations per thread instead (a whole program for binary-trees, an
-    /// operation for graph, an allocation for large).
+    /// Run this many iterations per thread instead (an operation for graph, an allocation
+    /// for large; for binary-trees, a whole program, which the threads share).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub iterations: Option<u64>,
     /// Maximum heap size, e.g. 64M (TANDEM_HEAP_MAX overrides it).

@@ -13,10 +13,8 @@ mod stdio;
 mod bench;
 mod checksum;
 mod cli;
+mod collector;
 mod failure;
-mod global_root;
-mod locks;
-mod objects;
 mod report;
 mod rng;
 mod runner;
@@ -24,14 +22,16 @@ mod workloads;
 
 use clap::Parser;
 use cli::{Cli, Command, Workload};
-use objects::Types;
+use collector::tandem::TandemCollector;
+use failure::Fallible;
 use report::Report;
-use runner::RunResult;
+use runner::Run;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 use tandem::{ByteSize, Config, Heap};
-use workloads::{binary_trees, graph, large};
+use workloads::objects::{self, Checks};
+use workloads::{binary_trees, graph, large, Outcome};
 
 /// Exit status for a failed check or verification.
 const EXIT_FAILED: u8 = 1;
@@ -51,7 +51,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs one stress workload and reports.
+/// Runs one stress workload on Tandem, with checked objects and the verify hook, and
+/// reports.
 fn stress(workload: &Workload) -> ExitCode {
     let heap = match make_heap(workload.run_args().heap_max) {
         Ok(h) => h,
@@ -60,20 +61,28 @@ fn stress(workload: &Workload) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let types = match Types::register(&heap) {
-        Ok(t) => t,
+    let c = match TandemCollector::new(heap) {
+        Ok(c) => c,
         Err(e) => {
             errln!("tandem-stress: cannot register the object types: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    objects::install_verify_hook(&heap, types);
+    c.set_verify_hook(objects::verify);
 
+    let run = Run::new(workload.run_args().budget());
     let start = Instant::now();
-    let result = run_workload(&heap, &types, workload);
+    let result = run_workload(&c, &run, workload);
     let wall_s = start.elapsed().as_secs_f64();
+    let failures = match result {
+        Ok(outcome) => {
+            tracing::info!(checked = outcome.checked, "workload done");
+            Vec::new()
+        }
+        Err(f) => f.messages(),
+    };
 
-    let report = build_report(&heap, workload, result, wall_s);
+    let report = build_report(c.heap(), workload, run.work(), failures, wall_s);
     outln!("{}", report.summary());
     for f in &report.failures {
         errln!("tandem-stress: {f}");
@@ -119,56 +128,47 @@ fn make_heap(heap_max: Option<usize>) -> tandem::Result<Heap> {
     Heap::new(config)
 }
 
-fn run_workload(heap: &Heap, types: &Types, w: &Workload) -> RunResult {
-    let run = w.run_args();
-    let (threads, budget, seed) = (run.threads as usize, run.budget(), run.seed);
+/// The stress runs' objects are all checked (the verify hook checks every one).
+fn run_workload(c: &TandemCollector, run: &Run, w: &Workload) -> Fallible<Outcome> {
+    let args = w.run_args();
+    let threads = args.threads as usize;
     match *w {
         Workload::BinaryTrees { depth, .. } => {
-            runner::run_threads(heap, threads, budget, |ctx, m| {
-                binary_trees::run_thread(ctx, m, types, depth)
-            })
+            let p = binary_trees::Params { depth, threads };
+            binary_trees::run(c, &p, run, Checks::On)
         }
         Workload::Graph {
             slots,
             corrupt_shared_array,
             ..
         } => {
-            let g =
-                graph::SharedGraph::new(heap, *types, slots as usize, seed, corrupt_shared_array);
-            let g = match g {
-                Ok(g) => g,
-                Err(e) => {
-                    return RunResult {
-                        work: 0,
-                        failures: vec![format!("setting up the shared graph: {e}")],
-                    }
-                }
+            let p = graph::Params {
+                slots: slots as usize,
+                threads,
+                seed: args.seed,
+                corrupt_shared_array,
             };
-            let mut r = runner::run_threads(heap, threads, budget, |ctx, m| {
-                graph::run_thread(ctx, m, &g, seed)
-            });
-            match g.check_all(heap) {
-                Ok(n) => tracing::info!(objects = n, "shared graph checked"),
-                Err(e) => r
-                    .failures
-                    .push(format!("final check of the shared graph: {e}")),
-            }
-            r
+            graph::run(c, &p, run)
         }
         Workload::Large { max_size, keep, .. } => {
-            let params = large::LargeParams {
+            let p = large::Params {
                 max_bytes: max_size,
                 keep: keep as usize,
-                seed,
+                threads,
+                seed: args.seed,
             };
-            runner::run_threads(heap, threads, budget, |ctx, m| {
-                large::run_thread(ctx, m, types, params)
-            })
+            large::run(c, &p, run, Checks::On)
         }
     }
 }
 
-fn build_report(heap: &Heap, w: &Workload, result: RunResult, wall_s: f64) -> Report {
+fn build_report(
+    heap: &Heap,
+    w: &Workload,
+    work: u64,
+    failures: Vec<String>,
+    wall_s: f64,
+) -> Report {
     let stats = heap.stats();
     Report {
         workload: w.name(),
@@ -195,9 +195,9 @@ fn build_report(heap: &Heap, w: &Workload, result: RunResult, wall_s: f64) -> Re
         verify_errors: stats.verify_errors,
         verify: heap.config().verify,
         heap_max_bytes: heap.config().heap_max.0,
-        work: result.work,
+        work,
         out_of_memory: stats.out_of_memory,
-        failures: result.failures,
+        failures,
         verify_messages: stats.verify_messages,
     }
 }

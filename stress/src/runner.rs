@@ -1,46 +1,67 @@
-//! Runs a workload's body on N attached mutator threads until its budget (a deadline or a
-//! count of iterations per thread) is spent, and gathers what the threads counted and why
-//! any of them failed. The first failure stops every thread.
+//! How a workload is driven: a [`Run`] holds its budget (a deadline or a count of
+//! iterations per thread), the stop flag that the first failure raises, and the count of
+//! checked work; [`run_threads`] runs a body on N attached mutator threads and gathers why
+//! any of them failed. The stress runs give a time or an iteration budget; the bench a
+//! fixed count, so that both collectors do the same work.
 
-use crate::failure::Outcome;
+use crate::collector::Collector;
+use crate::failure::{Failure, Fallible};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tandem::{Heap, Mutator};
 
 /// How long each thread runs.
 #[derive(Debug, Clone, Copy)]
 pub enum Budget {
     /// Until this much wall time has passed since the start.
     Time(Duration),
-    /// This many iterations per thread.
+    /// This many iterations per thread (what an iteration is, each workload says).
     Iterations(u64),
 }
 
-/// What one thread sees of the run: its index, its budget and the shared stop flag.
+/// One run of a workload: its budget, its stop flag and its count of checked work.
 #[derive(Debug)]
-pub struct ThreadCtx<'a> {
-    /// The thread's index, 0-based.
-    pub index: usize,
-    budget: Budget,
-    deadline: Instant,
-    stop: &'a AtomicBool,
-    work: &'a AtomicU64,
+pub struct Run {
+    deadline: Option<Instant>,
+    iterations: u64,
+    stop: AtomicBool,
+    work: AtomicU64,
 }
 
-impl ThreadCtx<'_> {
-    /// Whether the thread should stop after `done` iterations (budget spent, or another
-    /// thread failed).
+impl Run {
+    /// A run with `budget`, starting now.
+    pub fn new(budget: Budget) -> Run {
+        let (deadline, iterations) = match budget {
+            Budget::Time(d) => (Some(Instant::now() + d), u64::MAX),
+            Budget::Iterations(n) => (None, n),
+        };
+        Run {
+            deadline,
+            iterations,
+            stop: AtomicBool::new(false),
+            work: AtomicU64::new(0),
+        }
+    }
+
+    /// A run of one iteration per thread: for workloads whose size is all in their
+    /// parameters.
+    pub fn once() -> Run {
+        Run::new(Budget::Iterations(1))
+    }
+
+    /// Whether a thread should stop after `done` iterations: the budget is spent, or
+    /// another thread failed.
     #[inline]
     pub fn should_stop(&self, done: u64) -> bool {
+        done >= self.iterations || self.out_of_time()
+    }
+
+    /// Whether the deadline has passed or another thread failed: a workload whose
+    /// iteration is long checks this inside it.
+    #[inline]
+    pub fn out_of_time(&self) -> bool {
         // Relaxed: the flag only asks threads to finish early; nothing is published with it.
-        if self.stop.load(Ordering::Relaxed) {
-            return true;
-        }
-        match self.budget {
-            Budget::Time(_) => Instant::now() >= self.deadline,
-            Budget::Iterations(n) => done >= n,
-        }
+        self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Counts `n` units of checked work (trees, operations, allocations).
@@ -49,50 +70,57 @@ impl ThreadCtx<'_> {
         // Relaxed: a statistic, read after the threads are joined.
         self.work.fetch_add(n, Ordering::Relaxed);
     }
+
+    /// Units of checked work so far.
+    pub fn work(&self) -> u64 {
+        self.work.load(Ordering::Relaxed)
+    }
 }
 
-/// What a run produced.
-#[derive(Debug, Default)]
-pub struct RunResult {
-    /// Units of checked work, summed over the threads.
-    pub work: u64,
-    /// Failure messages, one per failed thread.
-    pub failures: Vec<String>,
+/// What one thread sees of the run.
+#[derive(Debug)]
+pub struct ThreadCtx<'a> {
+    /// The thread's index, 0-based.
+    pub index: usize,
+    /// The run.
+    pub run: &'a Run,
+}
+
+impl ThreadCtx<'_> {
+    /// See [`Run::should_stop`].
+    #[inline]
+    pub fn should_stop(&self, done: u64) -> bool {
+        self.run.should_stop(done)
+    }
+
+    /// See [`Run::count`].
+    #[inline]
+    pub fn count(&self, n: u64) {
+        self.run.count(n)
+    }
 }
 
 /// Runs `body` on `threads` threads, each with its own mutator attached inside the thread.
-pub fn run_threads<F>(heap: &Heap, threads: usize, budget: Budget, body: F) -> RunResult
+/// The first failure stops the other threads at their next check of the run; the error
+/// names every thread that failed.
+pub fn run_threads<C, F>(c: &C, threads: usize, run: &Run, body: F) -> Fallible<()>
 where
-    F: Fn(&ThreadCtx<'_>, &mut Mutator) -> Outcome<()> + Sync,
+    C: Collector,
+    F: Fn(&ThreadCtx<'_>, &mut C::Mutator) -> Fallible<()> + Sync,
 {
-    let stop = AtomicBool::new(false);
-    let work = AtomicU64::new(0);
     let failures = Mutex::new(Vec::new());
-    let deadline = match budget {
-        Budget::Time(d) => Instant::now() + d,
-        Budget::Iterations(_) => Instant::now(),
-    };
     std::thread::scope(|s| {
         for index in 0..threads {
-            let (stop, work, failures, body) = (&stop, &work, &failures, &body);
+            let (failures, body) = (&failures, &body);
             std::thread::Builder::new()
                 .name(format!("mutator-{index}"))
+                // Tree workloads recurse as deep as their trees.
+                .stack_size(8 << 20)
                 .spawn_scoped(s, move || {
-                    let ctx = ThreadCtx {
-                        index,
-                        budget,
-                        deadline,
-                        stop,
-                        work,
-                    };
-                    let r = heap.attach().map_err(Into::into).and_then(|mut m| {
-                        let r = body(&ctx, &mut m);
-                        drop(m);
-                        r
-                    });
-                    if let Err(e) = r {
+                    let ctx = ThreadCtx { index, run };
+                    if let Err(e) = c.attach().and_then(|mut m| body(&ctx, &mut m)) {
                         tracing::error!(thread = index, "{e}");
-                        stop.store(true, Ordering::Relaxed);
+                        run.stop.store(true, Ordering::Relaxed);
                         failures
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -102,8 +130,10 @@ where
                 .expect("cannot spawn a mutator thread");
         }
     });
-    RunResult {
-        work: work.into_inner(),
-        failures: failures.into_inner().unwrap_or_else(|p| p.into_inner()),
+    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Threads(failures))
     }
 }

@@ -1,10 +1,13 @@
 //! `tandem-stress bench`: Tandem beside the Boehm collector (libgc) on the same workloads.
 //!
 //! How it runs:
-//! 1. Every workload is written once over [`api`] and runs on both collectors: Tandem
-//!    through its Rust API ([`tandem_backend`]), libgc through its C API ([`boehm`]), loaded
-//!    at run time ([`libgc`]). Where libgc is not installed only Tandem runs, and the tables
-//!    and `report.json` (`"libgc": {"available": false, "reason": ...}`) say so.
+//! 1. Every workload is written once over [`crate::collector`] ([`crate::workloads`], shared
+//!    with the stress runs) and runs on both collectors: Tandem through its Rust API
+//!    ([`tandem`](crate::collector::tandem)), libgc through its C API
+//!    ([`boehm`](crate::collector::boehm)), loaded at run time
+//!    ([`libgc`](crate::collector::libgc)). Where libgc is not installed only Tandem runs,
+//!    and the tables and `report.json` (`"libgc": {"available": false, "reason": ...}`) say
+//!    so.
 //! 2. Each (case, collector, run) is a child process (`bench-one`, [`child`]) started from
 //!    this binary, so runs share no heap and the child's peak RSS and CPU time come from
 //!    `wait4` ([`process`]). Runs alternate between the collectors, swapping which goes
@@ -13,18 +16,14 @@
 //!    prints tables ([`table`]), writes `report.json` and one SVG plot per workload
 //!    ([`plot`]).
 
-pub mod api;
-pub mod boehm;
 pub mod child;
-pub mod libgc;
 pub mod plot;
 pub mod process;
 pub mod spec;
 pub mod summary;
 pub mod table;
-pub mod tandem_backend;
-pub mod workloads;
 
+use crate::collector::libgc;
 use child::RunRecord;
 use spec::{Case, Suite};
 use std::path::{Path, PathBuf};

@@ -2,8 +2,8 @@
 //! the median wall time) and a histogram of all runs' pauses in power-of-two buckets; and
 //! the two scaling curves.
 
-use super::api::Pause;
 use super::summary::{MarkPoint, TtspPoint};
+use crate::collector::Pause;
 use plotters::prelude::*;
 use std::path::Path;
 

@@ -1,8 +1,31 @@
 //! What the benchmark runs: each case is a workload with its sizes and thread counts, for
 //! three suites (`--smoke` for the test, `--quick`, and the full default).
 
-use super::workloads::{binary_trees, gcbench, graph, large, mark, pypy, ttsp};
+use crate::workloads::{binary_trees, gcbench, graph, large, mark, pypy, ttsp};
 use serde::{Deserialize, Serialize};
+
+/// The seed of the bench's graph and large runs (the stress runs' default too).
+const SEED: u64 = 1;
+
+/// The graph case: the workload's parameters and the operations each thread runs.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct GraphCase {
+    /// The workload's parameters.
+    #[serde(flatten)]
+    pub params: graph::Params,
+    /// Operations per thread.
+    pub ops: u64,
+}
+
+/// The large case: the workload's parameters and the allocations each thread makes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LargeCase {
+    /// The workload's parameters.
+    #[serde(flatten)]
+    pub params: large::Params,
+    /// Allocations per thread.
+    pub allocs: u64,
+}
 
 /// A workload and its sizes, as passed to the child process (one JSON object).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -13,11 +36,11 @@ pub enum Spec {
     /// GCBench.
     Gcbench(gcbench::Params),
     /// The mutation-heavy shared graph.
-    Graph(graph::Params),
+    Graph(GraphCase),
     /// pypy-like churn over a live set of containers.
     Pypy(pypy::Params),
     /// Large-object churn.
-    Large(large::Params),
+    Large(LargeCase),
     /// Marking throughput on a fixed live graph.
     Mark(mark::Params),
     /// Time-to-safepoint with many mutators.
@@ -30,9 +53,9 @@ impl Spec {
         match self {
             Spec::BinaryTrees(p) => p.threads,
             Spec::Gcbench(p) => p.threads,
-            Spec::Graph(p) => p.threads,
+            Spec::Graph(p) => p.params.threads,
             Spec::Pypy(p) => p.threads,
-            Spec::Large(p) => p.threads,
+            Spec::Large(p) => p.params.threads,
             Spec::Mark(_) => 1,
             Spec::Ttsp(p) => p.mutators,
         }
@@ -52,15 +75,18 @@ impl Spec {
                 p.threads,
                 if p.threads == 1 { "y" } else { "ies" }
             ),
-            Spec::Graph(p) => format!("{} shared nodes, {} operations per thread", p.slots, p.ops),
+            Spec::Graph(p) => format!(
+                "{} shared nodes, {} operations per thread",
+                p.params.slots, p.ops
+            ),
             Spec::Pypy(p) => format!(
                 "live set {} MiB of dicts and lists, {} operations per thread",
                 p.live_mb, p.ops
             ),
             Spec::Large(p) => format!(
                 "arrays 8 KiB..{} KiB, {} kept per thread, {} allocations per thread",
-                p.max_bytes >> 10,
-                p.keep,
+                p.params.max_bytes >> 10,
+                p.params.keep,
                 p.allocs
             ),
             Spec::Mark(p) => format!(
@@ -179,10 +205,14 @@ pub fn workloads(suite: Suite, cores: usize) -> Vec<Case> {
     };
     cases.push(Case::new(
         format!("graph/t{n}"),
-        Spec::Graph(graph::Params {
-            slots,
+        Spec::Graph(GraphCase {
+            params: graph::Params {
+                slots,
+                threads: n,
+                seed: SEED,
+                corrupt_shared_array: false,
+            },
             ops,
-            threads: n,
         }),
     ));
     let (live_mb, ops) = match suite {
@@ -205,11 +235,14 @@ pub fn workloads(suite: Suite, cores: usize) -> Vec<Case> {
     };
     cases.push(Case::new(
         format!("large/t{n}"),
-        Spec::Large(large::Params {
-            max_bytes,
-            keep: 16,
+        Spec::Large(LargeCase {
+            params: large::Params {
+                max_bytes,
+                keep: 16,
+                threads: n,
+                seed: SEED,
+            },
             allocs,
-            threads: n,
         }),
     ));
     cases

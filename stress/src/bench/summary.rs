@@ -148,7 +148,7 @@ impl CollectorSummary {
         let ok: Vec<&RunRecord> = runs.iter().filter(|r| r.error.is_none()).collect();
         let med =
             |f: &dyn Fn(&RunRecord) -> f64| median(&ok.iter().map(|r| f(r)).collect::<Vec<_>>());
-        let pooled = |f: &dyn Fn(&super::api::Pause) -> u64| {
+        let pooled = |f: &dyn Fn(&crate::collector::Pause) -> u64| {
             Percentiles::of_ns(
                 ok.iter()
                     .flat_map(|r| r.stats.pauses.iter().map(f))
@@ -424,7 +424,7 @@ pub struct LibgcStatus {
 impl LibgcStatus {
     /// Loads libgc (once per process) and says how that went.
     pub fn probe() -> LibgcStatus {
-        match super::libgc::load() {
+        match crate::collector::libgc::load() {
             Ok(gc) => LibgcStatus {
                 available: true,
                 library: Some(gc.path.clone()),

@@ -1,146 +1,156 @@
-//! binary-trees from the Computer Language Benchmarks Game, one instance per thread: a
-//! stretch tree of depth D+1, a long-lived tree of depth D, then for each depth 4, 6, .., D
-//! many short-lived trees, each walked to count its nodes. A wrong count, a wrong depth in a
-//! node or a bad checksum is a failure.
+//! binary-trees from the Computer Language Benchmarks Game: a stretch tree of depth D+1, a
+//! long-lived tree of depth D, then for each depth d = 4, 6, .., D, 2^(D-d+4) trees built
+//! bottom-up and walked (item check), and the long-lived tree checked last. The stretch and
+//! long-lived trees are built on the calling thread; the trees of each depth are shared out
+//! among the threads, as the published multithreaded programs share them, so the total
+//! work is the same at every thread count. Every node count is checked.
 //!
-//! Trees are built top-down: a node is allocated and rooted before its children, which are
-//! stored into it as soon as they return (an allocation may collect, so the parent is
-//! reloaded from the shadow stack after each child).
+//! An iteration of the run is one whole program; with a deadline, the threads stop inside
+//! the program when it passes (then the long-lived tree is still checked). With
+//! [`Checks::On`] each node also carries its height as payload, its id and a checksum, all
+//! checked as the trees are walked; with [`Checks::Off`] nodes are the published two
+//! references and nothing else.
 
-use crate::failure::{Failure, Outcome};
-use crate::objects::{self, IdSource, Types};
-use crate::runner::ThreadCtx;
-use tandem::{Mutator, ObjRef};
+use super::objects::{self, Checks, IdSource};
+use super::trees::{build_tree, expect_tree, tree_nodes};
+use super::Outcome;
+use crate::collector::{Collector, Mutator, Shape};
+use crate::failure::{Failure, Fallible};
+use crate::runner::{run_threads, Run};
+use tandem::ObjRef;
 
-const LEFT: usize = objects::node_ref(0);
-const RIGHT: usize = objects::node_ref(1);
 /// The smallest depth of the short-lived trees.
 pub const MIN_DEPTH: u32 = 4;
+/// Payload words of a checked node: its height.
+const PAYLOAD: usize = 1;
 
-/// Runs the program on this thread until the budget is spent; an iteration is one full
-/// program (all depths).
-pub fn run_thread(ctx: &ThreadCtx<'_>, m: &mut Mutator, types: &Types, depth: u32) -> Outcome<()> {
-    let depth = depth.max(MIN_DEPTH);
-    let mut ids = IdSource::new(ctx.index as u64 + 1);
-    let mut rounds = 0;
-    while !ctx.should_stop(rounds) {
-        one_program(ctx, m, types, &mut ids, depth)?;
-        rounds += 1;
-    }
-    Ok(())
+/// The size of a run.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Params {
+    /// Depth of the long-lived tree (D).
+    pub depth: u32,
+    /// Threads sharing the short-lived trees.
+    pub threads: usize,
 }
 
-fn one_program(
-    ctx: &ThreadCtx<'_>,
-    m: &mut Mutator,
-    types: &Types,
-    ids: &mut IdSource,
-    depth: u32,
-) -> Outcome<()> {
-    let stretch = build(m, types, ids, depth + 1)?;
-    check_tree(m, types, stretch, depth + 1)?;
-    ctx.count(1);
+/// Runs programs until `run` is spent (one per iteration); fails on a wrong node count or,
+/// checked, a wrong node. Counts one unit of work per tree checked.
+pub fn run<C: Collector>(c: &C, p: &Params, run: &Run, checks: Checks) -> Fallible<Outcome> {
+    let depth = p.depth.max(MIN_DEPTH);
+    let threads = p.threads.max(1);
+    let mut m = c.attach()?;
+    // The main thread's nodes: owner 0; the threads of program k own k * threads + i + 1.
+    let mut nodes = Nodes::new(checks, 0);
+    let mut programs = 0;
+    while !run.should_stop(programs) {
+        let first_owner = programs * threads as u64 + 1;
+        program(c, &mut m, &mut nodes, depth, threads, first_owner, run)?;
+        programs += 1;
+    }
+    let node = nodes.shape().size(0) as u64;
+    Ok(Outcome {
+        live_set_bytes: (1 + threads as u64) * tree_nodes(depth) * node,
+        checked: format!(
+            "{programs} program(s): {} trees had the right node counts",
+            run.work()
+        ),
+        ..Outcome::default()
+    })
+}
 
-    let long_lived = build(m, types, ids, depth)?;
+/// One program: stretch tree, long-lived tree, the short-lived trees on `threads` threads,
+/// the long-lived tree's check.
+fn program<C: Collector>(
+    c: &C,
+    m: &mut C::Mutator,
+    nodes: &mut Nodes,
+    depth: u32,
+    threads: usize,
+    first_owner: u64,
+    run: &Run,
+) -> Fallible<()> {
+    let stretch = nodes.build(m, depth + 1)?;
+    nodes.expect(m, stretch, depth + 1)?;
+    run.count(1);
+    let long_lived = nodes.build(m, depth)?;
     m.push_root(Some(long_lived))?;
-    let mut d = MIN_DEPTH;
-    'depths: while d <= depth {
-        let iterations = 1u64 << (depth - d + MIN_DEPTH);
-        for _ in 0..iterations {
-            // Within a program, stop early only on a deadline or another thread's failure.
-            if ctx.should_stop(0) {
-                break 'depths;
+    let checks = nodes.checks;
+    m.blocking(|| {
+        run_threads(c, threads, run, |ctx, m| {
+            let mut nodes = Nodes::new(checks, first_owner + ctx.index as u64);
+            let mut d = MIN_DEPTH;
+            while d <= depth {
+                let iterations = 1u64 << (depth - d + MIN_DEPTH);
+                let mut i = ctx.index as u64;
+                while i < iterations {
+                    if run.out_of_time() {
+                        return Ok(());
+                    }
+                    m.safepoint();
+                    let t = nodes.build(m, d)?;
+                    nodes.expect(m, t, d)?;
+                    ctx.count(1);
+                    i += threads as u64;
+                }
+                d += 2;
             }
-            m.safepoint()?;
-            let t = build(m, types, ids, d)?;
-            check_tree(m, types, t, d)?;
-            ctx.count(1);
-        }
-        tracing::debug!(thread = ctx.index, depth = d, iterations, "trees checked");
-        d += 2;
-    }
-    let long_lived = m.pop_root()?.expect("the long-lived tree is rooted");
-    check_tree(m, types, long_lived, depth)?;
-    ctx.count(1);
+            Ok(())
+        })
+    })?;
+    let long_lived = m.pop_root().expect("the long-lived tree is rooted");
+    nodes.expect(m, long_lived, depth)?;
+    run.count(1);
     Ok(())
 }
 
-/// Builds a complete tree of `depth`; each node's payload is its depth.
-fn build(m: &mut Mutator, types: &Types, ids: &mut IdSource, depth: u32) -> Outcome<ObjRef> {
-    let node = objects::new_node(m, types.tree_node, ids.next_id(), depth as u64)?;
-    if depth == 0 {
-        return Ok(node);
-    }
-    m.push_root(Some(node))?;
-    for field in [LEFT, RIGHT] {
-        let child = build(m, types, ids, depth - 1)?;
-        let node = m.peek_root(0).flatten().expect("the parent is rooted");
-        // SAFETY: `field` is a reference field of the tree node `node`, which is rooted;
-        // `child` was allocated since the last safepoint, so it is live.
-        unsafe { m.write_ref(node, field, Some(child)) };
-    }
-    Ok(m.pop_root()?.expect("the parent is rooted"))
+/// How one thread makes and checks tree nodes.
+struct Nodes {
+    checks: Checks,
+    ids: IdSource,
 }
 
-/// Nodes walked between safepoint polls: a JIT polls on loop back-edges, and a walk of a
-/// deep tree must not hold up a collection for milliseconds.
-const POLL_EVERY: u32 = 1024;
-
-/// Counts the nodes of a tree of `depth`, checking each node's checksum and depth. The
-/// tree is rooted during the walk, which polls the safepoint: its nodes stay live (and do
-/// not move: this collector does not evacuate) while the walk holds them.
-fn check_tree(m: &mut Mutator, types: &Types, root: ObjRef, depth: u32) -> Outcome<()> {
-    let expected = (1u64 << (depth + 1)) - 1;
-    m.push_root(Some(root))?;
-    let mut until_poll = POLL_EVERY;
-    let found = item_check(m, types, root, depth, &mut until_poll);
-    m.pop_root()?;
-    let found = found?;
-    if found != expected {
-        return Err(Failure::Check(format!(
-            "tree of depth {depth}: item check found {found} nodes, expected {expected}"
-        )));
-    }
-    Ok(())
-}
-
-fn item_check(
-    m: &mut Mutator,
-    types: &Types,
-    node: ObjRef,
-    depth: u32,
-    until_poll: &mut u32,
-) -> Outcome<u64> {
-    *until_poll -= 1;
-    if *until_poll == 0 {
-        *until_poll = POLL_EVERY;
-        m.safepoint()?;
-    }
-    // SAFETY: `node` is reachable from a rooted tree and nothing allocates during the walk.
-    unsafe { objects::check_read(types, node, "binary-trees node")? };
-    // SAFETY: as above; a tree node has a payload.
-    let payload = unsafe { objects::payload_of(node) };
-    if payload != depth as u64 {
-        // SAFETY: as above.
-        let id = unsafe { objects::id_of(types, node) };
-        return Err(Failure::Check(format!(
-            "tree node id {id:#x} has depth {payload}, expected {depth}"
-        )));
-    }
-    // SAFETY: LEFT and RIGHT are reference fields of the live tree node `node`.
-    let (l, r) = unsafe { (m.read_ref(node, LEFT), m.read_ref(node, RIGHT)) };
-    match (l, r, depth) {
-        (None, None, 0) => Ok(1),
-        (Some(l), Some(r), d) if d > 0 => {
-            let left = item_check(m, types, l, d - 1, until_poll)?;
-            Ok(1 + left + item_check(m, types, r, d - 1, until_poll)?)
+impl Nodes {
+    fn new(checks: Checks, owner: u64) -> Nodes {
+        Nodes {
+            checks,
+            ids: IdSource::new(owner),
         }
-        _ => {
+    }
+
+    fn shape(&self) -> Shape {
+        let words = match self.checks {
+            Checks::Off => 0,
+            Checks::On => PAYLOAD + objects::CHECK_WORDS,
+        };
+        Shape::Node { refs: 2, words }
+    }
+
+    fn build<M: Mutator>(&mut self, m: &mut M, depth: u32) -> Fallible<ObjRef> {
+        let (checks, ids) = (self.checks, &mut self.ids);
+        build_tree(m, depth, &mut |m: &mut M, height| match checks {
+            Checks::Off => m.node(2, 0),
+            Checks::On => objects::new_node(m, 2, &[height as u64], ids.next_id()),
+        })
+    }
+
+    fn expect<M: Mutator>(&self, m: &mut M, tree: ObjRef, depth: u32) -> Fallible<()> {
+        let checks = self.checks;
+        expect_tree(m, tree, depth, "binary-trees", &mut |m: &M, n, height| {
+            if checks == Checks::Off {
+                return Ok(());
+            }
+            // SAFETY: `n` is a node of a rooted tree, which nothing writes during the walk.
+            unsafe { objects::check_read(m, n, "binary-trees node")? };
+            // SAFETY: as above; a checked tree node's first payload word is its height.
+            let found = unsafe { objects::payload(n, 2, 0) };
+            if found == height as u64 {
+                return Ok(());
+            }
             // SAFETY: as above.
-            let id = unsafe { objects::id_of(types, node) };
+            let id = unsafe { objects::id_of(m, n) };
             Err(Failure::Check(format!(
-                "tree node id {id:#x} at depth {depth} has children {l:?}, {r:?}"
+                "binary-trees: node id {id:#x} has height {found}, expected {height}"
             )))
-        }
+        })
     }
 }

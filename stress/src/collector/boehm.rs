@@ -8,7 +8,9 @@
 //!
 //! Roots are found conservatively in registered thread stacks, registers, static data and
 //! the GC heap, never in memory from the system allocator: the shadow stack and the global
-//! slots live in `GC_malloc_uncollectable` memory, which libgc scans. Stores are plain.
+//! slots live in `GC_malloc_uncollectable` memory, which libgc scans. Reference fields are
+//! atomic words, as in Tandem (on x86-64 an acquire load and a release store are plain
+//! moves), so threads racing on a shared field are no data race; there is no barrier.
 //!
 //! Pauses come from `GC_set_on_collection_event`: a pause lasts from
 //! `GC_EVENT_PRE_STOP_WORLD` to `GC_EVENT_POST_START_WORLD` (all mutators stopped); its
@@ -17,8 +19,10 @@
 //! libgc calls the hook with its lock held, sometimes with the world stopped, so the hook
 //! only reads the clock and stores into static atomics: no allocation, no lock.
 
-use super::api::{self, BResult, Collector, GcStats, Global, Mutator, Pause};
+use super::layout::{self, Items, Shape};
 use super::libgc::{self, GcStackBase, Libgc};
+use super::{Collector, GcStats, Global, Mutator, Pause};
+use crate::failure::{Failure, Fallible};
 use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -135,15 +139,15 @@ impl Collector for BoehmCollector {
     type Mutator = BoehmMutator;
     type Global = BoehmGlobal;
 
-    fn attach(&self) -> BResult<BoehmMutator> {
+    fn attach(&self) -> Fallible<BoehmMutator> {
         BoehmMutator::attach(self.gc)
     }
 
-    fn global(&self, obj: ObjRef) -> BResult<BoehmGlobal> {
+    fn global(&self, obj: ObjRef) -> Fallible<BoehmGlobal> {
         // SAFETY: libgc is initialised; uncollectable memory is scanned for roots.
         let slot = unsafe { (self.gc.malloc_uncollectable)(8) } as *mut AtomicPtr<u8>;
         if slot.is_null() {
-            return Err("libgc: cannot allocate a global root slot".into());
+            return Err(runtime("cannot allocate a global root slot"));
         }
         // SAFETY: a fresh, 8-aligned allocation of 8 bytes.
         unsafe { slot.write(AtomicPtr::new(obj.as_ptr())) };
@@ -238,7 +242,7 @@ pub struct BoehmMutator {
 }
 
 impl BoehmMutator {
-    fn attach(gc: &'static Libgc) -> BResult<BoehmMutator> {
+    fn attach(gc: &'static Libgc) -> Fallible<BoehmMutator> {
         let mut sb = GcStackBase {
             mem_base: std::ptr::null_mut(),
         };
@@ -246,7 +250,7 @@ impl BoehmMutator {
         // `BoehmCollector::new` and allows thread registration.
         let registered = unsafe {
             if (gc.get_stack_base)(&mut sb) != GC_SUCCESS {
-                return Err("libgc: GC_get_stack_base failed".into());
+                return Err(runtime("GC_get_stack_base failed"));
             }
             // GC_DUPLICATE on the main thread, which libgc registered itself.
             (gc.register_my_thread)(&sb) == GC_SUCCESS
@@ -254,7 +258,7 @@ impl BoehmMutator {
         // SAFETY: the thread is registered; the result is checked below.
         let stack = unsafe { (gc.malloc_uncollectable)(SHADOW_SLOTS * 8) } as *mut *mut u8;
         if stack.is_null() {
-            return Err("libgc: cannot allocate a shadow stack".into());
+            return Err(runtime("cannot allocate a shadow stack"));
         }
         Ok(BoehmMutator {
             gc,
@@ -274,37 +278,34 @@ impl BoehmMutator {
         // SAFETY: depth < self.depth <= SHADOW_SLOTS: a slot in use.
         unsafe { self.stack.add(self.depth - 1 - depth) }
     }
+}
 
-    #[inline(always)]
-    fn alloc(&mut self, bytes: usize, atomic: bool, header: u64) -> BResult<ObjRef> {
-        // SAFETY: this thread is registered with libgc.
-        let p = unsafe {
-            if atomic {
-                (self.gc.malloc_atomic)(bytes)
-            } else {
-                (self.gc.malloc)(bytes)
-            }
-        };
-        let obj = ObjRef::from_ptr(p as *mut u8)
-            .ok_or_else(|| format!("libgc: out of memory allocating {bytes} bytes"))?;
-        // SAFETY: a fresh allocation of at least 8 bytes, 8-aligned (libgc's granule is 16).
-        unsafe { api::set_word(obj, 0, header) };
-        Ok(obj)
-    }
+fn runtime(what: &str) -> Failure {
+    Failure::Runtime(format!("libgc: {what}"))
+}
 
-    #[inline(always)]
-    fn array(&mut self, len: usize, item: usize, atomic: bool, tag: u64) -> BResult<ObjRef> {
-        let obj = self.alloc(api::array_size(len, item), atomic, tag)?;
-        // SAFETY: an array's fixed part holds the length word.
-        unsafe { api::set_word(obj, api::LEN, len as u64) };
-        Ok(obj)
+/// The header word the Boehm backend stores: a node's `refs << 8 | words`, or an array's
+/// `kind << 16 | words` with kind 1, 2, 3 for [`Items::ALL`]; [`shape_of_tag`] reads it back.
+fn tag(shape: Shape) -> u64 {
+    match shape {
+        Shape::Node { refs, words } => (refs << 8 | words) as u64,
+        Shape::Array { items, words } => ((items as usize + 1) << 16 | words) as u64,
     }
 }
 
-/// Header tags of the Boehm backend's arrays (nodes store `refs << 8 | words`).
-const TAG_REFS: u64 = 1 << 16;
-const TAG_WORDS: u64 = 2 << 16;
-const TAG_BYTES: u64 = 3 << 16;
+fn shape_of_tag(tag: u64) -> Shape {
+    let words = (tag & 0xff) as usize;
+    match tag >> 16 {
+        0 => Shape::Node {
+            refs: (tag >> 8 & 0xff) as usize,
+            words,
+        },
+        kind => Shape::Array {
+            items: Items::ALL[kind as usize - 1],
+            words,
+        },
+    }
+}
 
 impl Drop for BoehmMutator {
     fn drop(&mut self) {
@@ -320,34 +321,44 @@ impl Drop for BoehmMutator {
 }
 
 impl Mutator for BoehmMutator {
-    #[inline]
-    fn node(&mut self, refs: usize, words: usize) -> BResult<ObjRef> {
-        self.alloc(
-            api::node_size(refs, words),
-            false,
-            (refs << 8 | words) as u64,
-        )
+    #[inline(always)]
+    fn alloc(&mut self, shape: Shape, len: usize) -> Fallible<ObjRef> {
+        let bytes = shape.size(len);
+        // Memory that holds no references is allocated atomic: libgc never scans it.
+        let scanned = match shape {
+            Shape::Node { .. } => true,
+            Shape::Array { items, .. } => items == Items::Refs,
+        };
+        // SAFETY: this thread is registered with libgc.
+        let p = unsafe {
+            if scanned {
+                (self.gc.malloc)(bytes)
+            } else {
+                (self.gc.malloc_atomic)(bytes)
+            }
+        };
+        let obj = ObjRef::from_ptr(p as *mut u8)
+            .ok_or_else(|| runtime(&format!("out of memory allocating {bytes} bytes")))?;
+        // SAFETY: a fresh allocation of at least the fixed part, 8-aligned (libgc's granule
+        // is 16); an array's fixed part holds the length word.
+        unsafe {
+            layout::set_word(obj, 0, tag(shape));
+            if let Shape::Array { .. } = shape {
+                layout::set_word(obj, layout::LEN, len as u64);
+            }
+        }
+        Ok(obj)
+    }
+
+    unsafe fn shape(&self, obj: ObjRef) -> Shape {
+        // SAFETY: the caller passes a live object, whose header `alloc` wrote.
+        shape_of_tag(unsafe { layout::word(obj, 0) })
     }
 
     #[inline]
-    fn ref_array(&mut self, len: usize) -> BResult<ObjRef> {
-        self.array(len, 8, false, TAG_REFS)
-    }
-
-    #[inline]
-    fn word_array(&mut self, len: usize) -> BResult<ObjRef> {
-        self.array(len, 8, true, TAG_WORDS)
-    }
-
-    #[inline]
-    fn byte_array(&mut self, len: usize) -> BResult<ObjRef> {
-        self.array(len, 1, true, TAG_BYTES)
-    }
-
-    #[inline]
-    fn push_root(&mut self, obj: Option<ObjRef>) -> BResult<()> {
+    fn push_root(&mut self, obj: Option<ObjRef>) -> Fallible<()> {
         if self.depth == SHADOW_SLOTS {
-            return Err("libgc backend: shadow stack overflow".into());
+            return Err(runtime("shadow stack overflow"));
         }
         // SAFETY: depth < SHADOW_SLOTS: inside the stack allocation.
         unsafe {
@@ -385,16 +396,13 @@ impl Mutator for BoehmMutator {
     #[inline(always)]
     unsafe fn read_ref(&mut self, obj: ObjRef, off: usize) -> Option<ObjRef> {
         // SAFETY: caller's contract: a reference field of a live object.
-        ObjRef::from_ptr(unsafe { obj.field::<*mut u8>(off).read() })
+        unsafe { obj.load_ref(off) }
     }
 
     #[inline(always)]
     unsafe fn write_ref(&mut self, obj: ObjRef, off: usize, v: Option<ObjRef>) {
         // SAFETY: caller's contract: a reference field of a live object.
-        unsafe {
-            obj.field::<*mut u8>(off)
-                .write(v.map_or(std::ptr::null_mut(), ObjRef::as_ptr))
-        }
+        unsafe { obj.store_ref(off, v) }
     }
 
     #[inline]
@@ -403,8 +411,8 @@ impl Mutator for BoehmMutator {
         // `copy` is memmove, right for overlapping ranges.
         unsafe {
             std::ptr::copy(
-                src.field::<*mut u8>(api::item(from)),
-                dst.field::<*mut u8>(api::item(to)),
+                src.field::<*mut u8>(layout::item(from)),
+                dst.field::<*mut u8>(layout::item(to)),
                 n,
             )
         }
@@ -417,9 +425,27 @@ impl Mutator for BoehmMutator {
         f()
     }
 
-    fn collect(&mut self) -> BResult<()> {
+    fn collect(&mut self) -> Fallible<()> {
         // SAFETY: a registered thread asks for a full collection.
         unsafe { (self.gc.gcollect)() };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_tags_give_back_every_shape() {
+        let nodes = (0..=layout::MAX_NODE_REFS).flat_map(|refs| {
+            (0..=layout::MAX_NODE_WORDS).map(move |words| Shape::Node { refs, words })
+        });
+        let arrays = Items::ALL.into_iter().flat_map(|items| {
+            (0..=layout::MAX_ARRAY_WORDS).map(move |words| Shape::Array { items, words })
+        });
+        for shape in nodes.chain(arrays) {
+            assert_eq!(shape_of_tag(tag(shape)), shape);
+        }
     }
 }

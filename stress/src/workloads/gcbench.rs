@@ -7,12 +7,14 @@
 
 use super::trees::{build_tree, expect_tree, tree_nodes, LEFT, RIGHT};
 use super::Outcome;
-use crate::bench::api::{self, run_threads, BResult, Collector, Mutator};
+use crate::collector::{layout, Collector, Mutator};
+use crate::failure::{Failure, Fallible};
+use crate::runner::{run_threads, Run};
 use tandem::ObjRef;
 
 /// Payload words per node (GCBench's two ints).
 const WORDS: usize = 2;
-const NODE_BYTES: u64 = api::node_size(2, WORDS) as u64;
+const NODE_BYTES: u64 = layout::node_size(2, WORDS) as u64;
 
 /// The size of a run.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
@@ -46,11 +48,11 @@ impl Params {
 }
 
 /// Runs the benchmark; fails if the long-lived tree or array lost data.
-pub fn run<C: Collector>(c: &C, p: &Params) -> BResult<Outcome> {
+pub fn run<C: Collector>(c: &C, p: &Params) -> Fallible<Outcome> {
     let threads = p.threads.max(1);
-    run_threads(c, threads, |_, m| one_copy(m, p))?;
+    run_threads(c, threads, &Run::once(), |_, m| one_copy(m, p))?;
     let per_thread = 2 * tree_nodes(p.long_lived_depth.max(p.max_depth)) * NODE_BYTES
-        + api::array_size(p.array_size, 8) as u64;
+        + layout::array_size(p.array_size, 8) as u64;
     Ok(Outcome {
         live_set_bytes: threads as u64 * per_thread,
         checked: format!(
@@ -61,7 +63,7 @@ pub fn run<C: Collector>(c: &C, p: &Params) -> BResult<Outcome> {
     })
 }
 
-fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> BResult<()> {
+fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> Fallible<()> {
     let stretch = make_tree(m, p.stretch_depth)?;
     expect_nodes(m, stretch, p.stretch_depth)?;
 
@@ -82,7 +84,7 @@ fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> BResult<()> {
             0.0
         };
         // SAFETY: item i of the fresh word array of `array_size` items.
-        unsafe { api::set_word(array, api::item(i), v.to_bits()) };
+        unsafe { layout::set_word(array, layout::item(i), v.to_bits()) };
     }
 
     let mut d = MIN_DEPTH;
@@ -107,22 +109,22 @@ fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> BResult<()> {
     expect_nodes(m, long_lived, p.long_lived_depth)?;
     let probe = 1000.min(p.array_size / 2 - 1);
     // SAFETY: item `probe` of the live word array.
-    let v = f64::from_bits(unsafe { api::word(array, api::item(probe)) });
+    let v = f64::from_bits(unsafe { layout::word(array, layout::item(probe)) });
     if v != 1.0 / probe as f64 {
-        return Err(format!(
+        return Err(Failure::Check(format!(
             "gcbench: array[{probe}] is {v}, expected 1/{probe}"
-        ));
+        )));
     }
     Ok(())
 }
 
-fn new_node<M: Mutator>(m: &mut M) -> BResult<ObjRef> {
+fn new_node<M: Mutator>(m: &mut M) -> Fallible<ObjRef> {
     m.node(2, WORDS)
 }
 
 /// GCBench's `Populate`: gives the node on top of the shadow stack two fresh children, then
 /// populates each of them (top-down: stores into an older object).
-fn populate<M: Mutator>(m: &mut M, depth: u32) -> BResult<()> {
+fn populate<M: Mutator>(m: &mut M, depth: u32) -> Fallible<()> {
     if depth == 0 {
         return Ok(());
     }
@@ -144,10 +146,11 @@ fn populate<M: Mutator>(m: &mut M, depth: u32) -> BResult<()> {
 }
 
 /// GCBench's `MakeTree`: a tree built bottom-up.
-fn make_tree<M: Mutator>(m: &mut M, depth: u32) -> BResult<ObjRef> {
-    build_tree(m, depth, WORDS)
+fn make_tree<M: Mutator>(m: &mut M, depth: u32) -> Fallible<ObjRef> {
+    build_tree(m, depth, &mut |m: &mut M, _| new_node(m))
 }
 
-fn expect_nodes<M: Mutator>(m: &mut M, n: ObjRef, depth: u32) -> BResult<()> {
-    expect_tree(m, n, depth, "gcbench")
+/// Fails unless the tree at `n` is complete with `depth` (GCBench's nodes carry no check).
+fn expect_nodes<M: Mutator>(m: &mut M, n: ObjRef, depth: u32) -> Fallible<()> {
+    expect_tree(m, n, depth, "gcbench", &mut |_: &M, _, _| Ok(()))
 }
