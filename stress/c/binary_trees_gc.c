@@ -2,9 +2,9 @@
  * binary_trees_gc.c — the same binary-trees as binary_trees_tandem.c, written against gc.h
  * as libgc's documentation recommends for speed: GC_THREADS (thread-local allocation and
  * GC_pthread_create through gc.h's redirection), GC_INIT first, GC_MALLOC for nodes.
- * Nodes are allocated before their children, in the same order as the Tandem client.
+ * Trees are built in the same order as the Tandem client's (bottom-up by default).
  *
- * Usage: binary_trees_gc MAX_DEPTH THREADS
+ * Usage: binary_trees_gc MAX_DEPTH THREADS [bottom-up|top-down]
  * Prints one JSON line: wall seconds, the check sum and libgc's collection count and heap.
  */
 #define GC_THREADS 1
@@ -12,6 +12,7 @@
 
 #include <gc.h>
 #include <pthread.h>
+#include <string.h>
 
 typedef struct node {
     struct node *left;
@@ -22,13 +23,24 @@ typedef struct node {
 
 static int max_depth;
 
-static node *top_down_tree(int depth) {
+static int top_down;
+
+static node *tree(int depth) {
+    if (top_down) {
+        node *n = GC_MALLOC(sizeof(node));
+        BENCH_CHECK(n != NULL);
+        if (depth > 0) {
+            n->left = tree(depth - 1);
+            n->right = tree(depth - 1);
+        }
+        return n;
+    }
+    node *l = depth > 0 ? tree(depth - 1) : NULL;
+    node *r = depth > 0 ? tree(depth - 1) : NULL;
     node *n = GC_MALLOC(sizeof(node));
     BENCH_CHECK(n != NULL);
-    if (depth > 0) {
-        n->left = top_down_tree(depth - 1);
-        n->right = top_down_tree(depth - 1);
-    }
+    n->left = l;
+    n->right = r;
     return n;
 }
 
@@ -43,7 +55,7 @@ static long depth_check(int depth) {
     long iterations = 1L << (max_depth - depth + MIN_DEPTH);
     long check = 0;
     for (long i = 0; i < iterations; i++) {
-        check += item_check(top_down_tree(depth));
+        check += item_check(tree(depth));
     }
     return check;
 }
@@ -66,14 +78,16 @@ int main(int argc, char **argv) {
     max_depth = (int)bench_arg(argc, argv, 1, 16);
     int threads = (int)bench_arg(argc, argv, 2, 1);
     BENCH_CHECK(max_depth >= MIN_DEPTH + 2 && threads <= 64);
+    top_down = argc > 3 && strcmp(argv[3], "top-down") == 0;
+    BENCH_CHECK(argc <= 3 || top_down || strcmp(argv[3], "bottom-up") == 0);
     double t0 = bench_now();
     GC_INIT();
     const char *max = getenv("BENCH_HEAP_MAX");
     if (max != NULL) {
         GC_set_max_heap_size((size_t)strtoull(max, NULL, 10));
     }
-    long check = item_check(top_down_tree(max_depth + 1));
-    node *volatile long_lived = top_down_tree(max_depth);
+    long check = item_check(tree(max_depth + 1));
+    node *volatile long_lived = tree(max_depth);
 
     job jobs[64];
     pthread_t tids[64];

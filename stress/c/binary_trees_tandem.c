@@ -1,10 +1,12 @@
 /*
  * binary_trees_tandem.c — binary-trees from the Computer Language Benchmarks Game, written
- * against tandem.h only, as a VM's compiled code would use it: each node is allocated
- * before its children (top-down, as the Java and PyPy versions allocate), children are
- * stored through the write barrier, and the check walk polls the safepoint at every node.
+ * against tandem.h only, as a VM's compiled code would use it: children are stored through
+ * the write barrier, and the check walk polls the safepoint at every node. Trees are built
+ * bottom-up as the published programs build them (both children, then the node), or with
+ * `top-down` each node before its children (as an interpreter that allocates an object
+ * and then fills its fields does).
  *
- * Usage: binary_trees_tandem MAX_DEPTH THREADS
+ * Usage: binary_trees_tandem MAX_DEPTH THREADS [bottom-up|top-down]
  * Prints one JSON line: wall seconds, the check sum and the collector's statistics.
  * Options come from TANDEM_* variables (the bench sets only TANDEM_MODE and TANDEM_HEAP_MAX).
  *
@@ -12,14 +14,11 @@
  * polls with interior pointers in C locals: valid because Tandem does not move objects
  * that a thread's locals hold at a poll today; a moving configuration would root the path.
  */
-#include "bench.h"
+#include "bench_tandem.h"
 
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
-
-#include "tandem.h"
 
 typedef struct node {
     uint64_t header;
@@ -32,7 +31,9 @@ typedef struct node {
 static tandem_type_id node_type;
 static int max_depth;
 
-/* A complete tree of `depth`, unrooted on return. */
+static int top_down;
+
+/* A complete tree of `depth`, the node allocated before its children; unrooted on return. */
 static node *top_down_tree(tandem_mutator *m, int depth) {
     node *n = tandem_alloc(m, node_type, 0);
     BENCH_CHECK(n != NULL);
@@ -46,6 +47,28 @@ static node *top_down_tree(tandem_mutator *m, int depth) {
         tandem_write_ref(m, n, &n->right, right);
     }
     return n;
+}
+
+/* A complete tree of `depth`, the children allocated before the node; unrooted on return. */
+static node *bottom_up_tree(tandem_mutator *m, int depth) {
+    if (depth == 0) {
+        node *n = tandem_alloc(m, node_type, 0);
+        BENCH_CHECK(n != NULL);
+        return n;
+    }
+    BENCH_CHECK(tandem_push_root(m, bottom_up_tree(m, depth - 1)) == TANDEM_OK);
+    BENCH_CHECK(tandem_push_root(m, bottom_up_tree(m, depth - 1)) == TANDEM_OK);
+    node *n = tandem_alloc(m, node_type, 0);
+    BENCH_CHECK(n != NULL);
+    node *right = tandem_pop_root(m);
+    node *left = tandem_pop_root(m);
+    tandem_write_ref(m, n, &n->left, left);
+    tandem_write_ref(m, n, &n->right, right);
+    return n;
+}
+
+static node *tree(tandem_mutator *m, int depth) {
+    return top_down ? top_down_tree(m, depth) : bottom_up_tree(m, depth);
 }
 
 static long item_check(tandem_mutator *m, node *n) {
@@ -63,7 +86,7 @@ static long depth_check(tandem_mutator *m, int depth) {
     long iterations = 1L << (max_depth - depth + MIN_DEPTH);
     long check = 0;
     for (long i = 0; i < iterations; i++) {
-        check += item_check(m, top_down_tree(m, depth));
+        check += item_check(m, tree(m, depth));
     }
     return check;
 }
@@ -89,25 +112,17 @@ int main(int argc, char **argv) {
     max_depth = (int)bench_arg(argc, argv, 1, 16);
     int threads = (int)bench_arg(argc, argv, 2, 1);
     BENCH_CHECK(max_depth >= MIN_DEPTH + 2 && threads <= 64);
+    top_down = argc > 3 && strcmp(argv[3], "top-down") == 0;
+    BENCH_CHECK(argc <= 3 || top_down || strcmp(argv[3], "bottom-up") == 0);
     double t0 = bench_now();
-    if (tandem_init(NULL) != TANDEM_OK) {
-        fprintf(stderr, "tandem_init: %s\n", tandem_last_error());
-        return 2;
-    }
+    bench_tandem_init();
     static const size_t refs[] = {offsetof(node, left), offsetof(node, right)};
-    tandem_type_info info;
-    memset(&info, 0, sizeof info);
-    info.size = sizeof info;
-    info.fixed_size = sizeof(node);
-    info.ref_offsets = refs;
-    info.n_ref_offsets = 2;
-    info.name = "node";
-    BENCH_CHECK(tandem_register_type(&info, &node_type) == TANDEM_OK);
+    node_type = bench_tandem_type("node", sizeof(node), refs, 2, 0, 0);
     tandem_mutator *m = tandem_attach_thread();
     BENCH_CHECK(m != NULL);
 
-    long check = item_check(m, top_down_tree(m, max_depth + 1));
-    BENCH_CHECK(tandem_push_root(m, top_down_tree(m, max_depth)) == TANDEM_OK);
+    long check = item_check(m, tree(m, max_depth + 1));
+    BENCH_CHECK(tandem_push_root(m, tree(m, max_depth)) == TANDEM_OK);
 
     job jobs[64];
     pthread_t tids[64];
@@ -128,16 +143,6 @@ int main(int argc, char **argv) {
     check += item_check(m, long_lived);
     double wall = bench_now() - t0;
 
-    tandem_stats s;
-    memset(&s, 0, sizeof s);
-    s.size = sizeof s;
-    BENCH_CHECK(tandem_get_stats(&s) == TANDEM_OK);
-    printf("{\"wall_s\":%.6f,\"check\":%ld,\"gcs\":%llu,\"cycles\":%llu,"
-           "\"pause_max_ns\":%llu,\"longest_wait_ns\":%llu,\"heap_peak\":%llu}\n",
-           wall, check, (unsigned long long)s.gcs, (unsigned long long)s.cycles,
-           (unsigned long long)s.pause_max_ns, (unsigned long long)s.longest_wait_ns,
-           (unsigned long long)s.heap_peak);
-    BENCH_CHECK(tandem_detach_thread(m) == TANDEM_OK);
-    BENCH_CHECK(tandem_shutdown() == TANDEM_OK);
+    bench_tandem_finish(m, wall, check);
     return 0;
 }

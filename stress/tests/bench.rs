@@ -129,7 +129,53 @@ fn bench_smoke_reports_both_collectors_with_ratios_and_plots() {
         }
     }
     assert!(dir.join("scaling.svg").exists());
+    c_clients_ran(test, &report, with_libgc);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The C clients (against tandem.h, and against gc.h where libgc's header is installed)
+/// built, ran and checked their trees in every column.
+fn c_clients_ran(test: &str, report: &Value, with_libgc: bool) {
+    let c = &report["c_clients"];
+    assert!(
+        c["status"]["tandem_error"].is_null(),
+        "the Tandem C clients did not build: {}",
+        c["status"]["tandem_error"]
+    );
+    let libgc_built = c["status"]["libgc_error"].is_null();
+    if with_libgc && !libgc_built {
+        assert!(
+            std::env::var("TANDEM_STRESS_REQUIRE_LIBGC").as_deref() != Ok("1"),
+            "{test}: TANDEM_STRESS_REQUIRE_LIBGC=1 but the libgc C clients did not build: {}",
+            c["status"]["libgc_error"]
+        );
+        eprintln!(
+            "{test}: SKIPPED the plain-C libgc clients: {}",
+            c["status"]["libgc_error"]
+        );
+    }
+    let cases = c["cases"].as_array().expect("C client cases");
+    for program in ["c/binary-trees", "c/gcbench"] {
+        let case = cases
+            .iter()
+            .find(|r| {
+                r["case"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(program)
+            })
+            .unwrap_or_else(|| panic!("no {program} case in {c}"));
+        let columns = case["columns"].as_array().expect("columns");
+        let sides = if libgc_built { 3 } else { 2 };
+        for col in &columns[..sides] {
+            assert_eq!(col["ok_runs"], 1, "{program}: {col}");
+            assert!(col["wall_s"].as_f64().unwrap() > 0.0, "{program}: {col}");
+            assert!(
+                col["max_rss_bytes"].as_u64().unwrap() > 0,
+                "{program}: {col}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //!    prints tables ([`table`]), writes `report.json` and one SVG plot per workload
 //!    ([`plot`]).
 
+pub mod c_clients;
 pub mod child;
 pub mod plot;
 pub mod process;
@@ -81,6 +82,7 @@ const METHOD: &[&str] = &[
     "Max RSS: ru_maxrss of the child from wait4; page faults: its ru_minflt (minor: first touches of fresh or returned memory) and ru_majflt (major: needing I/O), also from wait4. Live set: computed by the workload from its object sizes (header words included, allocator rounding not), the same for both collectors; Tandem's heap_live_max_bytes is the most it found live after a collection.",
     "Medians are over the successful runs; pause percentiles pool the pauses of all runs (max is the longest of any run). Ratios are Tandem over libgc: below 1, Tandem is better.",
     "Marking throughput: a fixed live graph, three explicit collections after the build; MiB/s = live bytes / mark time (Tandem PauseRecord.mark_ns in TANDEM_MODE=stw; libgc GC_EVENT_MARK_START to GC_EVENT_MARK_END), with TANDEM_THREADS = GC_MARKERS = the GC thread count.",
+    "C clients (stress/c/): binary-trees and GCBench in C against tandem.h alone and against gc.h alone, each run its own process; Tandem in concurrent and stw mode with TANDEM_HEAP_MAX where the case gives one, libgc with its defaults (GC_THREADS, thread-local allocation, GC_MALLOC_ATOMIC for the array); wall time as the program measured it (start-up included), RSS and faults from wait4. harness/C: the bench's own libgc median for the same binary-trees case over the plain-C libgc median.",
     "libgc runs with parallel markers (GC_allow_register_threads starts them; GC_MARKERS sets the count) and its default heap growth; Tandem with its defaults and the TANDEM_* environment.",
 ];
 
@@ -154,9 +156,18 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         &ttsp_cases,
     );
 
+    let c_cases: Vec<c_clients::CCase> = c_clients::cases(suite)
+        .into_iter()
+        .filter(|c| {
+            args.only
+                .as_ref()
+                .is_none_or(|o| c.name.contains(o.as_str()))
+        })
+        .collect();
     let timeout = Duration::from_secs(if suite == Suite::Full { 1800 } else { 300 });
     let total = collectors.len()
-        * (cases.len() * runs + (mark_cases.len() + ttsp_cases.len()) * scaling_runs);
+        * (cases.len() * runs + (mark_cases.len() + ttsp_cases.len()) * scaling_runs)
+        + c_cases.len() * runs * c_clients::COLUMNS.len();
     let mut progress = Progress {
         done: 0,
         total,
@@ -183,6 +194,42 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             plot,
         });
     }
+    let c_clients = (!c_cases.is_empty()).then(|| {
+        let (status, mut results) = c_clients::run_all(
+            &args.out.join("c"),
+            &c_cases,
+            runs,
+            gc_threads,
+            timeout,
+            |line, ok| {
+                progress.done += 1;
+                progress.failures += usize::from(!ok);
+                errln!(
+                    "[{}/{} {:.0}s] {line}",
+                    progress.done,
+                    progress.total,
+                    progress.start.elapsed().as_secs_f64()
+                );
+            },
+        );
+        for r in &mut results {
+            let harness = r.case.harness_case.as_ref().and_then(|h| {
+                workloads
+                    .iter()
+                    .find(|w| &w.name == h)
+                    .and_then(|w| w.boehm.as_ref())
+            });
+            let plain = r.columns.get(2).and_then(Option::as_ref);
+            r.harness_over_plain_c = match (harness, plain) {
+                (Some(h), Some(p)) if p.wall_s > 0.0 && h.wall_s > 0.0 => Some(h.wall_s / p.wall_s),
+                _ => None,
+            };
+        }
+        c_clients::CClients {
+            status,
+            cases: results,
+        }
+    });
     let mut mark_scaling = Vec::new();
     for case in &mark_cases {
         let threads = case.gc_threads.unwrap_or(gc_threads);
@@ -224,6 +271,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         workloads,
         mark_scaling,
         ttsp_scaling,
+        c_clients,
         method: METHOD.to_vec(),
     };
     let path = args.out.join("report.json");

@@ -33,13 +33,97 @@ fn spawn_and_wait(
     let mut cmd = Command::new(exe);
     cmd.args(["bench-one", "--collector", collector, "--spec", &spec])
         .env("TANDEM_THREADS", &threads)
-        .env("GC_MARKERS", &threads)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("GC_MARKERS", &threads);
     for (k, v) in &case.env {
         cmd.env(k, v);
     }
+    let done = run_command(cmd, timeout)?;
+    let mut record = match done.json_line() {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            return Err(format!(
+                "unreadable child output ({e}): {}",
+                tail(&done.stdout)
+            ))
+        }
+        None => RunRecord {
+            collector: collector.into(),
+            error: Some(String::new()),
+            ..Default::default()
+        },
+    };
+    if let Some(how) = done.failure(timeout) {
+        let what = record.error.take().unwrap_or_default();
+        record.error = Some(format!("{how}: {what}").trim().to_string());
+    }
+    record.max_rss_bytes = done.max_rss_bytes;
+    record.cpu_s = done.cpu_s;
+    record.minor_faults = done.minor_faults;
+    record.major_faults = done.major_faults;
+    Ok(record)
+}
+
+/// A finished child process: its output and what `wait4` said of it.
+#[derive(Debug)]
+pub struct Finished {
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+    status: libc::c_int,
+    killed: bool,
+    /// Peak resident set size.
+    pub max_rss_bytes: u64,
+    /// User plus system time.
+    pub cpu_s: f64,
+    /// Minor page faults.
+    pub minor_faults: u64,
+    /// Major page faults.
+    pub major_faults: u64,
+}
+
+impl Finished {
+    /// The last line of stdout that starts with `{`, parsed.
+    pub fn json_line<T: serde::de::DeserializeOwned>(&self) -> Option<serde_json::Result<T>> {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .map(serde_json::from_str::<T>)
+    }
+
+    /// Why the process did not exit with status 0 (killed at the limit, a signal or a
+    /// status, with the tail of stderr); None when it did.
+    pub fn failure(&self, timeout: Duration) -> Option<String> {
+        if self.killed {
+            return Some(format!(
+                "killed after the {} s time limit",
+                timeout.as_secs()
+            ));
+        }
+        if libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0 {
+            return None;
+        }
+        let how = if libc::WIFSIGNALED(self.status) {
+            format!("killed by signal {}", libc::WTERMSIG(self.status))
+        } else {
+            format!("exit status {}", libc::WEXITSTATUS(self.status))
+        };
+        Some(format!("{how}: {}", tail(&self.stderr)))
+    }
+}
+
+/// The last lines of `s`.
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+/// Runs `cmd` (stdin closed, output captured) and waits for it, killing it after `timeout`.
+pub fn run_command(mut cmd: Command, timeout: Duration) -> Result<Finished, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start the child process: {e}"))?;
@@ -83,49 +167,15 @@ fn spawn_and_wait(
         std::thread::sleep(Duration::from_millis(2));
     };
     drop(child);
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    let tail = |s: &str| {
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(8)..].join("\n")
-    };
-    let mut record = match stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .map(serde_json::from_str::<RunRecord>)
-    {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return Err(format!("unreadable child output ({e}): {}", tail(&stdout))),
-        None => RunRecord {
-            collector: collector.into(),
-            error: Some(String::new()),
-            ..Default::default()
-        },
-    };
-    let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    if killed {
-        record.error = Some(format!(
-            "killed after the {} s time limit",
-            timeout.as_secs()
-        ));
-    } else if !exited_ok {
-        let how = if libc::WIFSIGNALED(status) {
-            format!("killed by signal {}", libc::WTERMSIG(status))
-        } else {
-            format!("exit status {}", libc::WEXITSTATUS(status))
-        };
-        let what = record.error.take().unwrap_or_default();
-        record.error = Some(
-            format!("{how}: {what} {}", tail(&stderr))
-                .trim()
-                .to_string(),
-        );
-    }
-    record.max_rss_bytes = usage.ru_maxrss as u64 * 1024;
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    record.cpu_s = secs(usage.ru_utime) + secs(usage.ru_stime);
-    record.minor_faults = usage.ru_minflt as u64;
-    record.major_faults = usage.ru_majflt as u64;
-    Ok(record)
+    Ok(Finished {
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+        status,
+        killed,
+        max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+        cpu_s: secs(usage.ru_utime) + secs(usage.ru_stime),
+        minor_faults: usage.ru_minflt as u64,
+        major_faults: usage.ru_majflt as u64,
+    })
 }

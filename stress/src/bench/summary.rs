@@ -404,6 +404,8 @@ pub struct Report {
     pub mark_scaling: Vec<MarkPoint>,
     /// Time-to-safepoint against mutator threads.
     pub ttsp_scaling: Vec<TtspPoint>,
+    /// The C clients, when any ran.
+    pub c_clients: Option<super::c_clients::CClients>,
     /// How each figure was obtained.
     pub method: Vec<&'static str>,
 }

@@ -1,5 +1,6 @@
 //! The tables printed on stdout.
 
+use super::c_clients::{CClients, CSummary, COLUMNS};
 use super::summary::{CollectorSummary, MarkPoint, Report, TtspPoint};
 use std::fmt::Write;
 
@@ -188,6 +189,9 @@ pub fn tables(r: &Report) -> String {
         &rows,
     ));
 
+    if let Some(c) = &r.c_clients {
+        out.push_str(&c_client_rows(c, r.settings.runs));
+    }
     if !r.mark_scaling.is_empty() {
         let _ = writeln!(
             out,
@@ -220,6 +224,99 @@ pub fn tables(r: &Report) -> String {
             },
             "mutators",
         ));
+    }
+    out
+}
+
+/// The C clients' table: Tandem concurrent (C) and stw (S) beside libgc (B).
+fn c_client_rows(c: &CClients, runs: usize) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nC clients (stress/c/, against tandem.h alone and gc.h alone), medians of {runs} \
+         runs: C = Tandem concurrent, S = Tandem stw, B = libgc; C/B = ratio; RSS MiB; faults \
+         in thousands; pause and wait max in ms (Tandem); harness/C = the bench's libgc \
+         wall for the same case over plain C's"
+    );
+    for (side, e) in [
+        ("Tandem", &c.status.tandem_error),
+        ("libgc", &c.status.libgc_error),
+    ] {
+        if let Some(e) = e {
+            let _ = writeln!(out, "  {side} clients NOT BUILT: {e}");
+        }
+    }
+    let rows: Vec<Vec<String>> = c
+        .cases
+        .iter()
+        .map(|r| {
+            let col = |i: usize| r.columns.get(i).and_then(Option::as_ref);
+            let (cc, ss, bb) = (col(0), col(1), col(2));
+            let opt = |v: Option<&CSummary>, g: &dyn Fn(&CSummary) -> String| {
+                v.filter(|s| s.ok_runs > 0).map_or_else(|| "-".into(), g)
+            };
+            let q = |a: Option<&CSummary>, g: &dyn Fn(&CSummary) -> f64| match (a, bb) {
+                (Some(a), Some(b)) if g(b) > 0.0 && a.ok_runs > 0 => ratio(Some(g(a) / g(b))),
+                _ => "-".into(),
+            };
+            vec![
+                r.case.name.clone(),
+                r.case.tandem_heap_max.unwrap_or("-").to_string(),
+                opt(cc, &|s| f(s.wall_s, 2)),
+                opt(ss, &|s| f(s.wall_s, 2)),
+                opt(bb, &|s| f(s.wall_s, 2)),
+                q(cc, &|s| s.wall_s),
+                opt(cc, &|s| mib(s.max_rss_bytes)),
+                opt(ss, &|s| mib(s.max_rss_bytes)),
+                opt(bb, &|s| mib(s.max_rss_bytes)),
+                q(cc, &|s| s.max_rss_bytes as f64),
+                opt(cc, &|s| thousands(s.minor_faults)),
+                opt(bb, &|s| thousands(s.minor_faults)),
+                opt(cc, &|s| ms(s.pause_max_us)),
+                opt(cc, &|s| ms(s.longest_wait_us)),
+                opt(ss, &|s| ms(s.pause_max_us)),
+                ratio(r.harness_over_plain_c),
+            ]
+        })
+        .collect();
+    out.push_str(&render(
+        &[
+            "C client",
+            "max",
+            "wall C",
+            "wall S",
+            "wall B",
+            "C/B",
+            "RSS C",
+            "RSS S",
+            "RSS B",
+            "C/B",
+            "faults C",
+            "faults B",
+            "pause C",
+            "wait C",
+            "pause S",
+            "harness/C",
+        ],
+        &rows,
+    ));
+    let failed: Vec<String> = c
+        .cases
+        .iter()
+        .flat_map(|r| {
+            r.columns
+                .iter()
+                .zip(COLUMNS)
+                .filter_map(move |(s, name)| Some((r, s.as_ref()?, name)))
+        })
+        .flat_map(|(r, s, name)| {
+            s.errors
+                .iter()
+                .map(move |e| format!("  {} {name}: {e}", r.case.name))
+        })
+        .collect();
+    for l in failed {
+        let _ = writeln!(out, "{l}");
     }
     out
 }
