@@ -279,7 +279,14 @@ void *tandem_read_ref_slow(tandem_mutator *m, void *obj, void **slot);
 /** Stores value into the reference field *slot of obj (pre-write SATB barrier + store). */
 static inline void tandem_write_ref(tandem_mutator *m, void *obj, void **slot, void *value) {
     if (TANDEM_UNLIKELY(m->gc_state & TANDEM_GC_MARKING)) {
-        (void)tandem_write_ref_slow(m, obj, slot, value);
+        /* SATB logs only the reference a store overwrites: a null field (the first store into
+         * a fresh object) needs no call. The release store publishes value's initialisation
+         * to the concurrent markers, which load fields with acquire. */
+        if (__atomic_load_n(slot, __ATOMIC_RELAXED) != NULL) {
+            (void)tandem_write_ref_slow(m, obj, slot, value);
+            return;
+        }
+        __atomic_store_n(slot, value, __ATOMIC_RELEASE);
         return;
     }
     *slot = value;
