@@ -15,10 +15,11 @@ use crate::roots::{ShadowStack, ShadowStackPtrs};
 use crate::runtime::Runtime;
 use crate::safepoint::{Participant, ThreadState};
 use crate::stats::GcCause;
+use crate::sync::raw::AtomicPtr;
+use crate::sync::unmodelled::Arc;
+use crate::sync::{AtomicU8, Ordering};
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
-use std::sync::Arc;
 
 /// The fields the inline fast paths use (TLAB window and shadow stack).
 #[repr(C)]
@@ -330,10 +331,7 @@ impl Mutator {
     pub fn alloc_nonmoving(&mut self, ty: TypeId, length: usize) -> Result<ObjRef> {
         let obj = self.alloc(ty, length)?;
         // SAFETY: a live object we just allocated.
-        unsafe { obj.header() }.fetch_or(
-            crate::object::FLAG_PINNED,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        unsafe { obj.header() }.fetch_or(crate::object::FLAG_PINNED, Ordering::Relaxed);
         Ok(obj)
     }
 
@@ -660,10 +658,7 @@ impl Mutator {
     /// that it was taken, so a moving collector keeps it).
     pub fn identity_hash(&mut self, obj: ObjRef) -> u64 {
         // SAFETY: the VM passes a live object.
-        unsafe { obj.header() }.fetch_or(
-            crate::object::FLAG_HASHED,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        unsafe { obj.header() }.fetch_or(crate::object::FLAG_HASHED, Ordering::Relaxed);
         // splitmix64 of the address: well spread, cheap, and stable while nothing moves.
         let mut z = (obj.addr() as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

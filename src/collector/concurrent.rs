@@ -52,9 +52,9 @@ use crate::barriers::MARKING;
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind};
+use crate::sync::unmodelled::Arc;
+use crate::sync::Ordering;
 use crate::workers::WorkerPool;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// SATB entries left for the final-mark pause before concurrent draining stops.

@@ -3,8 +3,8 @@
 
 use crate::heap::sweep::ChunkSweep;
 use crate::runtime::Runtime;
+use crate::sync::unmodelled::Arc;
 use crate::workers::{Job, WorkerContext};
-use std::sync::Arc;
 
 /// Workers' share of one sweep.
 pub struct SweepJob {

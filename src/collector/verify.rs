@@ -18,8 +18,8 @@ use crate::heap::metadata::{black_stamp, line_live, LINE_FREE, LINE_FRESH};
 use crate::heap::{Space, BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
+use crate::sync::Ordering;
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 /// Problems found, with the first messages.
 #[derive(Debug, Default)]
