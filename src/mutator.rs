@@ -6,7 +6,7 @@
 
 use crate::alloc::{BumpWindow, TlabState};
 use crate::barriers::log::log_once;
-use crate::barriers::satb::SatbBuffer;
+use crate::barriers::satb::{SatbBuffer, SatbQueue};
 use crate::barriers::MARKING;
 use crate::error::{Error, Result};
 use crate::heap::LARGE_OBJECT_THRESHOLD;
@@ -17,7 +17,7 @@ use crate::safepoint::{Participant, ThreadState};
 use crate::stats::GcCause;
 use crate::sync::raw::AtomicPtr;
 use crate::sync::unmodelled::Arc;
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::{AtomicU8, Mutex, Ordering};
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 
@@ -39,6 +39,17 @@ pub struct BarrierState {
     pub satb: SatbBuffer,
     /// Objects this mutator logged with the object barrier.
     pub logged: Vec<usize>,
+}
+
+impl BarrierState {
+    /// Hands the SATB entries to the markers' queue and the logged objects to the
+    /// collector's list (`Runtime::satb` and `Runtime::logged`), leaving both buffers empty.
+    pub fn flush(&mut self, satb: &SatbQueue, logged: &Mutex<Vec<usize>>) {
+        satb.publish(self.satb.take());
+        if !self.logged.is_empty() {
+            logged.lock().append(&mut self.logged);
+        }
+    }
 }
 
 /// The per-thread state shared between a mutator and the collector.
@@ -160,11 +171,7 @@ impl MutatorCore {
     /// As for [`MutatorCore::fast`].
     pub unsafe fn flush_barriers(&self, rt: &Runtime) {
         // SAFETY: forwarded.
-        let b = unsafe { self.barrier() };
-        rt.satb.publish(b.satb.take());
-        if !b.logged.is_empty() {
-            rt.logged.lock().append(&mut b.logged);
-        }
+        unsafe { self.barrier() }.flush(&rt.satb, &rt.logged);
     }
 
     /// The thread that attached this mutator.
@@ -459,14 +466,15 @@ impl Mutator {
 
     #[cold]
     fn safepoint_slow(&mut self) -> Result<()> {
-        if self.core.ts.take_handshake() {
-            // SAFETY: RUNNING on the owning thread.
-            unsafe { self.core.flush_barriers(&self.rt) };
+        let (core, rt) = (&*self.core, &*self.rt);
+        // SAFETY (the flush): RUNNING on the owning thread.
+        if let Some(d) = rt
+            .safepoint
+            .poll_slow(core, || unsafe { core.flush_barriers(rt) })
+        {
+            rt.stats.add_mutator_stop(d);
         }
-        if let Some(d) = self.rt.safepoint.poll(&self.core) {
-            self.rt.stats.add_mutator_stop(d);
-        }
-        self.rt.failure.check()
+        rt.failure.check()
     }
 
     /// Enters a native region (a blocking call): the collector may run meanwhile, so the

@@ -129,7 +129,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         pool.run_on(markers, job.clone(), seeds);
     }
     if !job.aborted.load(Ordering::Relaxed) {
-        rt.safepoint.for_each(|m| m.ts.request_handshake());
+        rt.safepoint.request_handshakes();
         let seeds = satb_seeds(rt, &job);
         pool.run_on(markers, job.clone(), seeds);
     }
