@@ -28,8 +28,16 @@ impl SweepJob {
     }
 }
 
+impl SweepJob {
+    /// A worker's step: claims and sweeps the next chunk, keeping a wholly empty one for
+    /// [`SweepJob::finish`]; false when none is left.
+    pub fn sweep_one(&self) -> bool {
+        self.sweep.sweep_next(&self.rt.space, true)
+    }
+}
+
 impl<P> Job<P> for SweepJob {
     fn run(&self, _ctx: &mut WorkerContext<'_, P>) {
-        while self.sweep.sweep_next(&self.rt.space, true) {}
+        while self.sweep_one() {}
     }
 }
