@@ -94,7 +94,7 @@ impl World {
 
 #[test]
 fn the_handshake_hands_over_every_entry_logged_before_it_was_answered_exactly_once() {
-    loom_tests::model("handshake", || {
+    loom_tests::model(|| {
         let w = Arc::new(World {
             sp: Safepoint::default(),
             satb: SatbQueue::default(),

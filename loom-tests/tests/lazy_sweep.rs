@@ -108,7 +108,7 @@ impl Job<()> for Steps {
 
 #[test]
 fn lazy_and_worker_sweeps_sweep_every_chunk_once_and_hand_out_only_swept_blocks() {
-    loom_tests::model("lazy_sweep", || {
+    loom_tests::model(|| {
         let config = Config {
             heap_min: ByteSize(CHUNKS * CHUNK_SIZE),
             heap_max: ByteSize(CHUNKS * CHUNK_SIZE),

@@ -58,7 +58,7 @@ fn quiet_expected_panics() {
 #[test]
 fn a_worker_panic_reaches_the_caller_and_the_next_phase_finishes_the_work() {
     quiet_expected_panics();
-    loom_tests::model("worker_panic", || {
+    loom_tests::model(|| {
         let pool = WorkerPool::new(2, false).unwrap();
         let failed = record();
         let job = failed.clone();
