@@ -27,7 +27,8 @@
 //! * **The handshake is not awaited.** It only asks running threads to hand over partial
 //!   SATB buffers early, to shrink the final pause. Correctness does not depend on it: the
 //!   final-mark pause stops every thread, flushes every buffer and rescans the roots before
-//!   it finishes the closure.
+//!   it finishes the closure. (Loom model `loom-tests/tests/handshake.rs`: every logged
+//!   entry reaches the markers once, and a mutator stopped at a poll has answered.)
 //! * **Barriers off before anything is freed.** The final-mark pause turns `gc_state` off
 //!   while every thread is stopped, with marking complete. Only then are the LOGGED flags
 //!   cleared and the sweep offered to allocators (lazy sweeping): the object barrier's fast

@@ -1,5 +1,7 @@
 //! The parallel sweep phase: workers sweep chunks of a [`ChunkSweep`] (see
-//! `heap::sweep`) until none is left; allocators may sweep chunks of it too.
+//! `heap::sweep`) until none is left; allocators may sweep chunks of it too. The loom model
+//! `loom-tests/tests/lazy_sweep.rs` races the two: each chunk is swept once, and no block
+//! reaches an allocator unswept.
 
 use crate::heap::sweep::ChunkSweep;
 use crate::runtime::Runtime;

@@ -18,7 +18,9 @@
 //! the phase's termination (so its peers stop waiting for packets it will never publish)
 //! and counts itself finished like the others. The phase then ends on every worker, and
 //! [`WorkerPool::run_on`] re-raises the failure on the control thread (without calling the
-//! panic hook again), where the collector turns it into the runtime's failed state.
+//! panic hook again), where the collector turns it into the runtime's failed state. The
+//! loom model `loom-tests/tests/worker_panic.rs` checks that no interleaving hangs and that
+//! the next phase takes the packets the failed one left queued.
 
 pub mod terminate;
 
