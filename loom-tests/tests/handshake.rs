@@ -160,7 +160,7 @@ fn the_handshake_hands_over_every_entry_logged_before_it_was_answered_exactly_on
                 // These were logged before the answer: the handshake handed them over, so
                 // the queue held them before final mark flushed anything.
                 for e in &seen.logged[..n] {
-                    assert!(handed_over.contains(&e), "entry {e} missed the handshake");
+                    assert!(handed_over.contains(e), "entry {e} missed the handshake");
                 }
                 assert!(!m.ts.take_handshake(), "an answered request stays answered");
             }
