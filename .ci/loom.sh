@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Loom models over the real protocol code (safepoint, worker termination).
+# Loom models over the real protocol code (safepoints and handshakes, SATB hand-off, object
+# barrier, lazy sweep, worker termination and panics); each prints its interleavings and time
+# with `-- --nocapture`.
 # CI bounds preemptions; for an exhaustive run by hand: LOOM_MAX_PREEMPTIONS= bash .ci/loom.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

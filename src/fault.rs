@@ -13,9 +13,9 @@
 //! report the error and exit, not carry on allocating.
 
 use crate::error::Error;
+use crate::sync::unmodelled::OnceLock;
+use crate::sync::{AtomicBool, Ordering};
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 /// The failed state of one runtime: unset until the first failure, then fixed.
 #[derive(Debug, Default)]

@@ -43,9 +43,9 @@ pub use object::{ObjRef, TraceFn, TypeId, TypeInfo, VisitFn};
 pub use roots::RootCallback;
 pub use stats::{GcCause, PauseKind, PauseRecord, Stats};
 
+use crate::sync::unmodelled::Arc;
 use runtime::Runtime;
 use std::ffi::c_void;
-use std::sync::Arc;
 
 /// The version of this library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,7 +6,7 @@
 
 use crate::alloc::{BumpWindow, TlabState};
 use crate::barriers::log::log_once;
-use crate::barriers::satb::SatbBuffer;
+use crate::barriers::satb::{SatbBuffer, SatbQueue};
 use crate::barriers::MARKING;
 use crate::error::{Error, Result};
 use crate::heap::LARGE_OBJECT_THRESHOLD;
@@ -15,10 +15,11 @@ use crate::roots::{ShadowStack, ShadowStackPtrs};
 use crate::runtime::Runtime;
 use crate::safepoint::{Participant, ThreadState};
 use crate::stats::GcCause;
+use crate::sync::raw::AtomicPtr;
+use crate::sync::unmodelled::Arc;
+use crate::sync::{AtomicU8, Mutex, Ordering};
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
-use std::sync::Arc;
 
 /// The fields the inline fast paths use (TLAB window and shadow stack).
 #[repr(C)]
@@ -38,6 +39,17 @@ pub struct BarrierState {
     pub satb: SatbBuffer,
     /// Objects this mutator logged with the object barrier.
     pub logged: Vec<usize>,
+}
+
+impl BarrierState {
+    /// Hands the SATB entries to the markers' queue and the logged objects to the
+    /// collector's list (`Runtime::satb` and `Runtime::logged`), leaving both buffers empty.
+    pub fn flush(&mut self, satb: &SatbQueue, logged: &Mutex<Vec<usize>>) {
+        satb.publish(self.satb.take());
+        if !self.logged.is_empty() {
+            logged.lock().append(&mut self.logged);
+        }
+    }
 }
 
 /// The per-thread state shared between a mutator and the collector.
@@ -159,11 +171,7 @@ impl MutatorCore {
     /// As for [`MutatorCore::fast`].
     pub unsafe fn flush_barriers(&self, rt: &Runtime) {
         // SAFETY: forwarded.
-        let b = unsafe { self.barrier() };
-        rt.satb.publish(b.satb.take());
-        if !b.logged.is_empty() {
-            rt.logged.lock().append(&mut b.logged);
-        }
+        unsafe { self.barrier() }.flush(&rt.satb, &rt.logged);
     }
 
     /// The thread that attached this mutator.
@@ -330,10 +338,7 @@ impl Mutator {
     pub fn alloc_nonmoving(&mut self, ty: TypeId, length: usize) -> Result<ObjRef> {
         let obj = self.alloc(ty, length)?;
         // SAFETY: a live object we just allocated.
-        unsafe { obj.header() }.fetch_or(
-            crate::object::FLAG_PINNED,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        unsafe { obj.header() }.fetch_or(crate::object::FLAG_PINNED, Ordering::Relaxed);
         Ok(obj)
     }
 
@@ -461,14 +466,15 @@ impl Mutator {
 
     #[cold]
     fn safepoint_slow(&mut self) -> Result<()> {
-        if self.core.ts.take_handshake() {
-            // SAFETY: RUNNING on the owning thread.
-            unsafe { self.core.flush_barriers(&self.rt) };
+        let (core, rt) = (&*self.core, &*self.rt);
+        // SAFETY (the flush): RUNNING on the owning thread.
+        if let Some(d) = rt
+            .safepoint
+            .poll_slow(core, || unsafe { core.flush_barriers(rt) })
+        {
+            rt.stats.add_mutator_stop(d);
         }
-        if let Some(d) = self.rt.safepoint.poll(&self.core) {
-            self.rt.stats.add_mutator_stop(d);
-        }
-        self.rt.failure.check()
+        rt.failure.check()
     }
 
     /// Enters a native region (a blocking call): the collector may run meanwhile, so the
@@ -660,10 +666,7 @@ impl Mutator {
     /// that it was taken, so a moving collector keeps it).
     pub fn identity_hash(&mut self, obj: ObjRef) -> u64 {
         // SAFETY: the VM passes a live object.
-        unsafe { obj.header() }.fetch_or(
-            crate::object::FLAG_HASHED,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        unsafe { obj.header() }.fetch_or(crate::object::FLAG_HASHED, Ordering::Relaxed);
         // splitmix64 of the address: well spread, cheap, and stable while nothing moves.
         let mut z = (obj.addr() as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

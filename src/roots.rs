@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::heap::vm::{Reservation, PAGE_SIZE};
 use crate::object::types::with_visitor;
 use crate::object::VisitFn;
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use std::ffi::c_void;
 
 /// The shadow-stack pointers the inline push/pop in `tandem.h` work on.

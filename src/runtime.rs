@@ -12,9 +12,8 @@ use crate::object::{ObjRef, TypeRegistry};
 use crate::roots::GlobalRoots;
 use crate::safepoint::Safepoint;
 use crate::stats::{Stats, StatsRecorder};
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use crate::sync::unmodelled::Arc;
+use crate::sync::{AtomicU8, AtomicUsize, Mutex, Ordering};
 
 /// Called with the size of an allocation that failed after a full GC.
 pub type OomHandler = Arc<dyn Fn(usize) + Send + Sync>;

@@ -1,8 +1,8 @@
 //! Pause and phase timings and heap figures, recorded once per GC and read as a snapshot.
 
-use parking_lot::Mutex;
+use crate::sync::unmodelled::AtomicU64;
+use crate::sync::{Mutex, Ordering};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// How many recent pauses a snapshot keeps, in order.

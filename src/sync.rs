@@ -3,8 +3,9 @@
 //! Every atomic, lock, condition variable, thread spawn, cell and work-stealing deque that a
 //! collector protocol uses (safepoints, worker parking and termination, GC requests) comes
 //! from here, so `loom-tests/` (built with `RUSTFLAGS="--cfg loom"`) explores the very code we
-//! ship. Raw side-metadata bytes in mmapped memory are not protocol state and use
-//! `std::sync::atomic` directly.
+//! ship. No other file in `src/` imports `std::sync` or `parking_lot` (unit tests aside, and
+//! `src/heap/` until it is moved over): what must stay std's in model builds too comes from
+//! the two sub-modules below, [`raw`] and [`unmodelled`], which say once why.
 //!
 //! The lock API has parking_lot's shape (`lock()` returns the guard, no poisoning) with a
 //! by-value `Condvar::wait`, which both backends can provide.
@@ -269,3 +270,35 @@ mod imp {
 }
 
 pub use imp::*;
+
+/// Atomics laid over raw memory: std's in every build.
+///
+/// Object header words and reference slots live in object memory, and line marks, mark
+/// bits and block tables in side metadata mapped with mmap; Tandem reaches them by casting
+/// an address to `&AtomicU64`, `&AtomicPtr<u8>` or `&AtomicU8`. Loom's atomics cannot be
+/// overlaid on such memory: they are larger than the word they model and keep its state
+/// in the model's execution, out of line. A protocol over these words is model-checked by
+/// running the same code over loom's atomics instead (the object barrier's `log_once` is
+/// generic over [`crate::barriers::log::HeaderWord`] for this), not by these types.
+pub mod raw {
+    pub use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8};
+}
+
+/// std's types in every build, where a model would gain nothing from loom's.
+///
+/// * [`Arc`](unmodelled::Arc) for shared ownership of the runtime, of worker-pool jobs and
+///   of the VM's callbacks. Loom's `Arc` cannot become an `Arc<dyn Trait>` by coercion
+///   (that needs the unstable `CoerceUnsized`), and these counts order nothing a protocol
+///   relies on: each value reaches another thread through a lock, a spawn or a queue that
+///   loom does see. Protocol state that is shared by counting (a mutator's core, the
+///   worker pool's shared state) uses the loom-aware [`Arc`](crate::sync::Arc).
+/// * [`OnceLock`](unmodelled::OnceLock) for the failure message (loom has none): written
+///   once, before the release store of the failed flag, which is loom's.
+/// * [`AtomicU64`](unmodelled::AtomicU64) for statistics counters (bytes allocated,
+///   stalls, stop histograms): relaxed figures for reports, which no thread waits on or
+///   branches on. As loom atomics they would add a scheduling point and a store history to
+///   every allocation slow path and stop in a model, for no property a model can check.
+pub mod unmodelled {
+    pub use std::sync::atomic::AtomicU64;
+    pub use std::sync::{Arc, OnceLock};
+}

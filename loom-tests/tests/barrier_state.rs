@@ -42,7 +42,7 @@ fn init_mark(w: &World) {
 
 #[test]
 fn a_thread_attaching_during_init_mark_starts_with_the_barriers_on() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let w = Arc::new(World {
             sp: Safepoint::default(),
             barrier_state: AtomicU8::new(0),
@@ -70,7 +70,7 @@ fn a_thread_attaching_during_init_mark_starts_with_the_barriers_on() {
 
 #[test]
 fn a_running_mutator_sees_the_barrier_state_change_only_at_a_poll() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let w = Arc::new(World {
             sp: Safepoint::default(),
             barrier_state: AtomicU8::new(0),

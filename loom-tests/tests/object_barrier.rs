@@ -32,7 +32,7 @@ fn store_with_barrier(o: &Object, field: usize, value: u64) -> bool {
 
 #[test]
 fn stores_into_distinct_fields_wait_until_every_old_value_is_logged() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let o = Arc::new(Object {
             header: AtomicU64::new(0),
             fields: [UnsafeCell::new(10), UnsafeCell::new(20)],

@@ -26,7 +26,7 @@ fn touch(w: &World, i: usize) {
 
 #[test]
 fn stop_the_world_excludes_mutators_and_loses_no_wakeup() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let w = Arc::new(World {
             sp: Safepoint::default(),
             heap: [UnsafeCell::new(0), UnsafeCell::new(0)],
@@ -69,7 +69,7 @@ fn stop_the_world_excludes_mutators_and_loses_no_wakeup() {
 
 #[test]
 fn a_thread_attaching_during_a_stop_waits_for_resume() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let w = Arc::new(World {
             sp: Safepoint::default(),
             heap: [UnsafeCell::new(0), UnsafeCell::new(0)],
@@ -92,7 +92,7 @@ fn a_thread_attaching_during_a_stop_waits_for_resume() {
 fn back_to_back_stops_wake_every_sleeper() {
     // A mutator woken by one resume may find the next stop already in force: it must stay
     // stopped and be woken again by the second resume (loom reports a deadlock otherwise).
-    loom::model(|| {
+    loom_tests::model(|| {
         let w = Arc::new(World {
             sp: Safepoint::default(),
             heap: [UnsafeCell::new(0), UnsafeCell::new(0)],

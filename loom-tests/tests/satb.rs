@@ -32,7 +32,7 @@ impl Job<Vec<usize>> for Drain {
 
 #[test]
 fn every_logged_entry_is_processed_once_and_marking_terminates() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let queue = Arc::new(SatbQueue::default());
         let q2 = queue.clone();
         // The mutator: one full buffer handed over, one entry left in its private buffer.

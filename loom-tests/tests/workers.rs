@@ -24,7 +24,7 @@ impl Job<u32> for Split {
 
 #[test]
 fn every_packet_is_processed_once_and_the_pool_terminates() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let pool = WorkerPool::new(2, false).unwrap();
         let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
         pool.run(job.clone(), [1u32]);
@@ -35,7 +35,7 @@ fn every_packet_is_processed_once_and_the_pool_terminates() {
 
 #[test]
 fn a_second_phase_reuses_the_parked_workers() {
-    loom::model(|| {
+    loom_tests::model(|| {
         let pool = WorkerPool::new(2, false).unwrap();
         for _ in 0..2 {
             let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
@@ -52,7 +52,7 @@ fn a_second_phase_reuses_the_parked_workers() {
 fn a_steal_racing_with_the_owner_may_retry_and_loses_nothing() {
     use tandem::sync::deque::{Steal, Worker};
     static SAW_RETRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    loom::model(|| {
+    loom_tests::model(|| {
         let w = Worker::new_lifo();
         w.push(1u32);
         w.push(2u32);

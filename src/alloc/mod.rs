@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::heap::blocks::find_hole;
 use crate::heap::metadata::{black_stamp, BlockState, LINE_FRESH};
 use crate::heap::{Space, BLOCK_SIZE, LINES_PER_BLOCK, LINE_SIZE};
-use std::sync::atomic::Ordering;
+use crate::sync::Ordering;
 
 /// The bump window read by the inline fast paths.
 #[repr(C)]

@@ -53,9 +53,9 @@ macro_rules! header_word {
     };
 }
 
-header_word!(std::sync::atomic::AtomicU64);
+header_word!(crate::sync::raw::AtomicU64);
 #[cfg(loom)]
-header_word!(loom::sync::atomic::AtomicU64);
+header_word!(crate::sync::AtomicU64);
 
 /// Header flag: a thread is logging this object's fields.
 pub const FLAG_LOGGING: u64 = 1 << 6;

@@ -13,7 +13,8 @@
 //! latest in the final-mark pause, while the mutator is stopped) or in the queue, from
 //! which it is removed by exactly one `take` (the lock). The lock orders the mutator's
 //! writes of the entries before the marker's reads. The loom model
-//! `loom-tests/tests/satb.rs` checks this with markers draining while buffers arrive.
+//! `loom-tests/tests/satb.rs` checks this with markers draining while buffers arrive, and
+//! `loom-tests/tests/handshake.rs` the flush a handshake asks for.
 
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 

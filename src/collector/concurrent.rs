@@ -27,7 +27,8 @@
 //! * **The handshake is not awaited.** It only asks running threads to hand over partial
 //!   SATB buffers early, to shrink the final pause. Correctness does not depend on it: the
 //!   final-mark pause stops every thread, flushes every buffer and rescans the roots before
-//!   it finishes the closure.
+//!   it finishes the closure. (Loom model `loom-tests/tests/handshake.rs`: every logged
+//!   entry reaches the markers once, and a mutator stopped at a poll has answered.)
 //! * **Barriers off before anything is freed.** The final-mark pause turns `gc_state` off
 //!   while every thread is stopped, with marking complete. Only then are the LOGGED flags
 //!   cleared and the sweep offered to allocators (lazy sweeping): the object barrier's fast
@@ -52,9 +53,9 @@ use crate::barriers::MARKING;
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind};
+use crate::sync::unmodelled::Arc;
+use crate::sync::Ordering;
 use crate::workers::WorkerPool;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// SATB entries left for the final-mark pause before concurrent draining stops.
@@ -129,7 +130,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         pool.run_on(markers, job.clone(), seeds);
     }
     if !job.aborted.load(Ordering::Relaxed) {
-        rt.safepoint.for_each(|m| m.ts.request_handshake());
+        rt.safepoint.request_handshakes();
         let seeds = satb_seeds(rt, &job);
         pool.run_on(markers, job.clone(), seeds);
     }

@@ -11,10 +11,10 @@
 use super::validate::{self, Found};
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
+use crate::sync::raw::AtomicPtr;
+use crate::sync::unmodelled::Arc;
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::workers::{Job, WorkerContext};
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// Objects per work packet.
 pub const PACKET_SIZE: usize = 512;

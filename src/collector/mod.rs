@@ -23,9 +23,9 @@ use crate::config::Mode;
 use crate::mutator::MutatorCore;
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind, PauseRecord};
+use crate::sync::unmodelled::Arc;
 use crate::workers::WorkerPool;
 use mark::{BadRefs, MarkPacket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Starts the worker pool and the control thread, which owns it. Fails when a thread

@@ -7,9 +7,9 @@ use super::verify::{self, Check, Findings};
 use super::{report_problems, Pause, PauseFigures};
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind};
+use crate::sync::unmodelled::Arc;
+use crate::sync::Ordering;
 use crate::workers::WorkerPool;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// One whole collection inside one pause.

@@ -1,10 +1,12 @@
 //! The parallel sweep phase: workers sweep chunks of a [`ChunkSweep`] (see
-//! `heap::sweep`) until none is left; allocators may sweep chunks of it too.
+//! `heap::sweep`) until none is left; allocators may sweep chunks of it too. The loom model
+//! `loom-tests/tests/lazy_sweep.rs` races the two: each chunk is swept once, and no block
+//! reaches an allocator unswept.
 
 use crate::heap::sweep::ChunkSweep;
 use crate::runtime::Runtime;
+use crate::sync::unmodelled::Arc;
 use crate::workers::{Job, WorkerContext};
-use std::sync::Arc;
 
 /// Workers' share of one sweep.
 pub struct SweepJob {
@@ -28,8 +30,16 @@ impl SweepJob {
     }
 }
 
+impl SweepJob {
+    /// A worker's step: claims and sweeps the next chunk, keeping a wholly empty one for
+    /// [`SweepJob::finish`]; false when none is left.
+    pub fn sweep_one(&self) -> bool {
+        self.sweep.sweep_next(&self.rt.space, true)
+    }
+}
+
 impl<P> Job<P> for SweepJob {
     fn run(&self, _ctx: &mut WorkerContext<'_, P>) {
-        while self.sweep.sweep_next(&self.rt.space, true) {}
+        while self.sweep_one() {}
     }
 }

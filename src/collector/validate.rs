@@ -14,8 +14,8 @@ use crate::heap::los::LargeSlot;
 use crate::heap::metadata::{BlockState, LINE_FREE};
 use crate::heap::{Space, BLOCK_SIZE};
 use crate::object::{ObjRef, TypeInfo, TypeRegistry};
+use crate::sync::Ordering;
 use std::fmt;
-use std::sync::atomic::Ordering;
 
 /// Where a reference was found, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use crate::heap::reclaim::line_decommitted;
 use crate::heap::{Space, BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
+use crate::sync::Ordering;
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 /// Problems found, with the first messages.
 #[derive(Debug, Default)]

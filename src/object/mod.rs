@@ -14,8 +14,9 @@ pub mod types;
 
 pub use types::{TraceFn, TypeId, TypeInfo, TypeRegistry, VisitFn};
 
+use crate::sync::raw::{AtomicPtr, AtomicU64};
+use crate::sync::Ordering;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Size of the header word.
 pub const HEADER_SIZE: usize = 8;

@@ -232,8 +232,33 @@ impl<T: Participant> Safepoint<T> {
         self.len() == 0
     }
 
-    /// Parks if a stop was requested (the handshake bit is the caller's to handle); returns
+    /// Asks every registered mutator to run a handshake at its next poll (the collector does
+    /// not wait for the answers: see [`Safepoint::poll_slow`]).
+    pub fn request_handshakes(&self) {
+        self.for_each(|m| m.thread_state().request_handshake());
+    }
+
+    /// The poll's slow path, for a mutator whose [`ThreadState::poll_requested`] said yes:
+    /// takes a pending handshake request and answers it by calling `handshake` (which
+    /// flushes the mutator's SATB buffer), then parks while a stop is requested. Returns
     /// how long it stood still, if it parked.
+    ///
+    /// A stop requested after a handshake is seen together with it: both bits live in one
+    /// word, the collector sets the handshake bit first, and a poll that sees the later
+    /// value of the word sees both. So a mutator stopped at a poll has answered every
+    /// handshake requested before that stop, and everything it logged before answering is
+    /// in the collector's queue by the time the stop completes (loom model
+    /// `loom-tests/tests/handshake.rs`).
+    #[cold]
+    pub fn poll_slow(&self, m: &T, handshake: impl FnOnce()) -> Option<Duration> {
+        if m.thread_state().take_handshake() {
+            handshake();
+        }
+        self.poll(m)
+    }
+
+    /// Parks if a stop was requested (the handshake bit is the caller's to handle, see
+    /// [`Safepoint::poll_slow`]); returns how long it stood still, if it parked.
     #[inline(always)]
     pub fn poll(&self, m: &T) -> Option<Duration> {
         if m.thread_state().word.load(Ordering::Relaxed) & STOP_REQUESTED != 0 {

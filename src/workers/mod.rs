@@ -18,12 +18,14 @@
 //! the phase's termination (so its peers stop waiting for packets it will never publish)
 //! and counts itself finished like the others. The phase then ends on every worker, and
 //! [`WorkerPool::run_on`] re-raises the failure on the control thread (without calling the
-//! panic hook again), where the collector turns it into the runtime's failed state.
+//! panic hook again), where the collector turns it into the runtime's failed state. The
+//! loom model `loom-tests/tests/worker_panic.rs` checks that no interleaving hangs and that
+//! the next phase takes the packets the failed one left queued.
 
 pub mod terminate;
 
 use crate::sync::deque::{Injector, Steal, Stealer, Worker};
-use crate::sync::{spin_loop, thread, Arc, Condvar, Mutex};
+use crate::sync::{spin_loop, thread, unmodelled, Arc, Condvar, Mutex};
 use terminate::{Idle, Terminator};
 
 /// One parallel phase, run once by every worker.
@@ -35,7 +37,7 @@ pub trait Job<P>: Send + Sync {
 
 struct Control<P> {
     // std's Arc: a job is handed over under the lock, so loom need not see its count.
-    job: Option<std::sync::Arc<dyn Job<P>>>,
+    job: Option<unmodelled::Arc<dyn Job<P>>>,
     /// Workers `0..active` run the job; the others skip it.
     active: usize,
     epoch: u64,
@@ -185,7 +187,7 @@ impl<P: Send + 'static> WorkerPool<P> {
 
     /// Runs `job` on every worker with `seed` packets in the injector, and returns when all
     /// workers have finished it.
-    pub fn run(&self, job: std::sync::Arc<dyn Job<P>>, seed: impl IntoIterator<Item = P>) {
+    pub fn run(&self, job: unmodelled::Arc<dyn Job<P>>, seed: impl IntoIterator<Item = P>) {
         self.run_on(self.shared.n, job, seed)
     }
 
@@ -194,7 +196,7 @@ impl<P: Send + 'static> WorkerPool<P> {
     pub fn run_on(
         &self,
         active: usize,
-        job: std::sync::Arc<dyn Job<P>>,
+        job: unmodelled::Arc<dyn Job<P>>,
         seed: impl IntoIterator<Item = P>,
     ) {
         let s = &*self.shared;
