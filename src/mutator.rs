@@ -467,11 +467,11 @@ impl Mutator {
     #[cold]
     fn safepoint_slow(&mut self) -> Result<()> {
         let (core, rt) = (&*self.core, &*self.rt);
-        // SAFETY (the flush): RUNNING on the owning thread.
-        if let Some(d) = rt
-            .safepoint
-            .poll_slow(core, || unsafe { core.flush_barriers(rt) })
-        {
+        let flush = || {
+            // SAFETY: RUNNING on the owning thread.
+            unsafe { core.flush_barriers(rt) }
+        };
+        if let Some(d) = rt.safepoint.poll_slow(core, flush) {
             rt.stats.add_mutator_stop(d);
         }
         rt.failure.check()
