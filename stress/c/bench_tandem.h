@@ -7,7 +7,6 @@
 
 #include "bench.h"
 
-#include <string.h>
 
 #include "tandem.h"
 

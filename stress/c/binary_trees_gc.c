@@ -12,14 +12,13 @@
 
 #include <gc.h>
 #include <pthread.h>
-#include <string.h>
 
 typedef struct node {
     struct node *left;
     struct node *right;
 } node;
 
-#define MIN_DEPTH 4
+#define MIN_DEPTH BENCH_MIN_DEPTH
 
 static int max_depth;
 
@@ -75,17 +74,12 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    max_depth = (int)bench_arg(argc, argv, 1, 16);
-    int threads = (int)bench_arg(argc, argv, 2, 1);
-    BENCH_CHECK(max_depth >= MIN_DEPTH + 2 && threads <= 64);
-    top_down = argc > 3 && strcmp(argv[3], "top-down") == 0;
-    BENCH_CHECK(argc <= 3 || top_down || strcmp(argv[3], "bottom-up") == 0);
+    bench_trees_args args = bench_trees_parse(argc, argv);
+    max_depth = args.max_depth;
+    top_down = args.top_down;
+    int threads = args.threads;
     double t0 = bench_now();
     GC_INIT();
-    const char *max = getenv("BENCH_HEAP_MAX");
-    if (max != NULL) {
-        GC_set_max_heap_size((size_t)strtoull(max, NULL, 10));
-    }
     long check = item_check(tree(max_depth + 1));
     node *volatile long_lived = tree(max_depth);
 

@@ -26,7 +26,7 @@ typedef struct node {
     void *right;
 } node;
 
-#define MIN_DEPTH 4
+#define MIN_DEPTH BENCH_MIN_DEPTH
 
 static tandem_type_id node_type;
 static int max_depth;
@@ -109,11 +109,10 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    max_depth = (int)bench_arg(argc, argv, 1, 16);
-    int threads = (int)bench_arg(argc, argv, 2, 1);
-    BENCH_CHECK(max_depth >= MIN_DEPTH + 2 && threads <= 64);
-    top_down = argc > 3 && strcmp(argv[3], "top-down") == 0;
-    BENCH_CHECK(argc <= 3 || top_down || strcmp(argv[3], "bottom-up") == 0);
+    bench_trees_args args = bench_trees_parse(argc, argv);
+    max_depth = args.max_depth;
+    top_down = args.top_down;
+    int threads = args.threads;
     double t0 = bench_now();
     bench_tandem_init();
     static const size_t refs[] = {offsetof(node, left), offsetof(node, right)};

@@ -73,10 +73,6 @@ int main(int argc, char **argv) {
     long_lived_depth = max_depth = stretch_depth - 2;
     double t0 = bench_now();
     GC_INIT();
-    const char *max = getenv("BENCH_HEAP_MAX");
-    if (max != NULL) {
-        GC_set_max_heap_size((size_t)strtoull(max, NULL, 10));
-    }
     (void)make_tree(stretch_depth);
     node *volatile long_lived = new_node();
     populate(long_lived_depth, long_lived);

@@ -230,35 +230,19 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             cases: results,
         }
     });
-    let mut mark_scaling = Vec::new();
-    for case in &mark_cases {
-        let threads = case.gc_threads.unwrap_or(gc_threads);
-        let runs = run_case(
-            case,
-            collectors,
-            scaling_runs,
-            gc_threads,
-            timeout,
-            &mut progress,
-        );
-        for (name, r) in collectors.iter().zip(&runs) {
-            mark_scaling.push(summary::mark_point(name, threads, r));
-        }
-    }
-    let mut ttsp_scaling = Vec::new();
-    for case in &ttsp_cases {
-        let runs = run_case(
-            case,
-            collectors,
-            scaling_runs,
-            gc_threads,
-            timeout,
-            &mut progress,
-        );
-        for (name, r) in collectors.iter().zip(&runs) {
-            ttsp_scaling.push(summary::ttsp_point(name, case.spec.threads(), r));
-        }
-    }
+    let mut sweep = Sweep {
+        collectors,
+        runs: scaling_runs,
+        gc_threads,
+        timeout,
+        progress: &mut progress,
+    };
+    let mark_scaling = sweep.points(&mark_cases, |name, case, r| {
+        summary::mark_point(name, case.gc_threads.unwrap_or(gc_threads), r)
+    });
+    let ttsp_scaling = sweep.points(&ttsp_cases, |name, case, r| {
+        summary::ttsp_point(name, case.spec.threads(), r)
+    });
     if !mark_scaling.is_empty() || !ttsp_scaling.is_empty() {
         if let Err(e) = plot::scaling(&args.out.join("scaling.svg"), &mark_scaling, &ttsp_scaling) {
             errln!("tandem-stress bench: {e}");
@@ -306,6 +290,39 @@ struct Progress {
     total: usize,
     start: Instant,
     failures: usize,
+}
+
+/// A scaling sweep: each case run on every collector, one point per (case, collector).
+struct Sweep<'a> {
+    collectors: &'a [&'a str],
+    runs: usize,
+    gc_threads: usize,
+    timeout: Duration,
+    progress: &'a mut Progress,
+}
+
+impl Sweep<'_> {
+    fn points<T>(
+        &mut self,
+        cases: &[Case],
+        point: impl Fn(&str, &Case, &[RunRecord]) -> T,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for case in cases {
+            let runs = run_case(
+                case,
+                self.collectors,
+                self.runs,
+                self.gc_threads,
+                self.timeout,
+                self.progress,
+            );
+            for (name, r) in self.collectors.iter().zip(&runs) {
+                out.push(point(name, case, r));
+            }
+        }
+        out
+    }
 }
 
 /// Runs `case` `runs` times on each of `collectors` (a prefix of [`COLLECTORS`]),
