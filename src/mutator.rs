@@ -8,6 +8,7 @@ use crate::alloc::{BumpWindow, TlabState};
 use crate::barriers::log::log_once;
 use crate::barriers::satb::{SatbBuffer, SatbQueue};
 use crate::barriers::MARKING;
+use crate::collector::assist::{MAX_ASSIST, MIN_ASSIST};
 use crate::error::{Error, Result};
 use crate::heap::LARGE_OBJECT_THRESHOLD;
 use crate::object::{make_header, ObjRef, TypeId};
@@ -226,6 +227,8 @@ thread_local! {
 pub struct Mutator {
     core: crate::sync::Arc<MutatorCore>,
     rt: Arc<Runtime>,
+    /// Marking work (objects) this thread owes for what it allocated while marking runs.
+    assist_debt: f64,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -284,6 +287,7 @@ impl Mutator {
         Ok(Mutator {
             core,
             rt,
+            assist_debt: 0.0,
             _not_send: PhantomData,
         })
     }
@@ -349,7 +353,11 @@ impl Mutator {
             // SAFETY: we are RUNNING on the owning thread.
             let (fast, slow) = unsafe { (m.core.fast(), m.core.slow()) };
             let r = slow.alloc_slow(&mut fast.window, &m.rt.space, size, black)?;
-            m.rt.stats.add_allocated(slow.take_allocated());
+            let bytes = slow.take_allocated();
+            m.rt.stats.add_allocated(bytes);
+            if black {
+                m.assist(bytes);
+            }
             Ok(r)
         })
     }
@@ -360,9 +368,39 @@ impl Mutator {
             let r = m.rt.space.alloc_large(size)?;
             if r.is_some() {
                 m.rt.stats.add_allocated(size);
+                if m.core.marking() {
+                    m.assist(size);
+                }
             }
             Ok(r)
         })
+    }
+
+    /// Pays for `bytes` allocated while marking runs with marking work, once the debt is
+    /// worth an assist (see [`crate::collector::assist`]).
+    fn assist(&mut self, bytes: usize) {
+        let rt = &*self.rt;
+        self.assist_debt += rt.assists.debt(rt.space.in_use(), bytes);
+        if self.assist_debt < MIN_ASSIST as f64 {
+            return;
+        }
+        let work = (self.assist_debt as usize).min(MAX_ASSIST);
+        let t0 = std::time::Instant::now();
+        let done = rt
+            .assists
+            .assist(rt, work, || self.core.ts.poll_requested());
+        rt.stats.add_assist(done as u64, t0.elapsed());
+        // Less work than asked for: none is left to find now, so the rest is forgiven.
+        self.assist_debt = if done < work {
+            if rt.assists.past_goal(rt.space.in_use()) {
+                // The markers hold the rest and are late: on a machine with more runnable
+                // threads than cores, let them run (free when a core is idle).
+                crate::sync::thread::yield_now();
+            }
+            0.0
+        } else {
+            self.assist_debt - done as f64
+        };
     }
 
     /// The slow path: [`Mutator::alloc_attempts`]; an allocation the failed collector

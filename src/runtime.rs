@@ -1,6 +1,7 @@
 //! The runtime shared by the VM's handles, the mutators and the collector threads.
 
 use crate::barriers::satb::SatbQueue;
+use crate::collector::assist::Assists;
 use crate::collector::request::GcRequests;
 use crate::config::Config;
 use crate::error::Result;
@@ -38,6 +39,8 @@ pub struct Runtime {
     pub stats: StatsRecorder,
     /// Full SATB buffers waiting for the markers.
     pub satb: SatbQueue,
+    /// Mutators' share of concurrent marking.
+    pub assists: Assists,
     /// Objects logged by the object barrier this cycle, whose flags are cleared after
     /// marking (handed over by mutators at the final-mark pause or on detach).
     pub logged: Mutex<Vec<usize>>,
@@ -67,6 +70,7 @@ impl Runtime {
             requests: GcRequests::default(),
             stats: StatsRecorder::default(),
             satb: SatbQueue::default(),
+            assists: Assists::default(),
             logged: Mutex::new(Vec::new()),
             barrier_state: AtomicU8::new(0),
             failure: Failure::default(),

@@ -101,6 +101,11 @@ pub struct Stats {
     pub stall_ns: u64,
     /// Longest single allocation stall, nanoseconds.
     pub stall_max_ns: u64,
+    /// Time mutators spent marking in assists (paying for allocation while marking runs),
+    /// nanoseconds.
+    pub assist_ns: u64,
+    /// Objects mutators scanned in assists.
+    pub assist_objects: u64,
     /// How long mutators stood still at safepoints, as each saw it (from noticing the stop
     /// until running again, so it includes waiting for a core after the resume), counted
     /// by power-of-two microsecond bucket like [`Stats::pause_histogram`].
@@ -165,6 +170,8 @@ pub struct StatsRecorder {
     out_of_memory: AtomicU64,
     stall_ns: AtomicU64,
     stall_max_ns: AtomicU64,
+    assist_ns: AtomicU64,
+    assist_objects: AtomicU64,
     mutator_stops: [AtomicU64; HISTOGRAM_BUCKETS],
     mutator_stop_max_ns: AtomicU64,
 }
@@ -178,6 +185,8 @@ impl Default for StatsRecorder {
             out_of_memory: AtomicU64::new(0),
             stall_ns: AtomicU64::new(0),
             stall_max_ns: AtomicU64::new(0),
+            assist_ns: AtomicU64::new(0),
+            assist_objects: AtomicU64::new(0),
             mutator_stops: std::array::from_fn(|_| AtomicU64::new(0)),
             mutator_stop_max_ns: AtomicU64::new(0),
         }
@@ -221,6 +230,13 @@ impl StatsRecorder {
         let ns = d.as_nanos() as u64;
         self.stall_ns.fetch_add(ns, Ordering::Relaxed);
         self.stall_max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// Records one mark assist: `objects` scanned in `d`.
+    pub fn add_assist(&self, objects: u64, d: std::time::Duration) {
+        self.assist_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        self.assist_objects.fetch_add(objects, Ordering::Relaxed);
     }
 
     /// Records how long a mutator stood still at a safepoint (lock-free: every mutator
@@ -319,6 +335,8 @@ impl StatsRecorder {
         s.out_of_memory = self.out_of_memory.load(Ordering::Relaxed);
         s.stall_ns = self.stall_ns.load(Ordering::Relaxed);
         s.stall_max_ns = self.stall_max_ns.load(Ordering::Relaxed);
+        s.assist_ns = self.assist_ns.load(Ordering::Relaxed);
+        s.assist_objects = self.assist_objects.load(Ordering::Relaxed);
         for (h, a) in s.mutator_stop_histogram.iter_mut().zip(&self.mutator_stops) {
             *h = a.load(Ordering::Relaxed);
         }

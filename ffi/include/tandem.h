@@ -389,6 +389,11 @@ typedef struct tandem_stats {
     uint64_t stall_max_ns;     /**< Longest single allocation stall. */
     uint64_t longest_wait_ns;  /**< Longest any thread waited on the collector: the longest
                                     pause, observed stop or allocation stall. */
+    /* Added later: a client built against a header without the fields below passes the
+     * smaller size and gets the fields above. */
+    uint64_t assist_ns;        /**< Time mutators spent marking in assists: paying for what
+                                    they allocate while concurrent marking runs. */
+    uint64_t assist_objects;   /**< Objects mutators scanned in assists. */
 } tandem_stats;
 
 /** Pause kinds (tandem_pause.kind). */

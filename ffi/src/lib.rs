@@ -66,7 +66,15 @@ pub struct CStats {
     pub stall_max_ns: u64,
     /// Longest any mutator waited on the collector (pause, observed stop or stall), ns.
     pub longest_wait_ns: u64,
+    /// Time mutators spent marking in assists, ns (absent from the first layout).
+    pub assist_ns: u64,
+    /// Objects mutators scanned in assists.
+    pub assist_objects: u64,
 }
+
+/// Size of `tandem_stats` before the assist fields: clients built against that header
+/// still get every field they know.
+const STATS_V1_SIZE: usize = std::mem::offset_of!(CStats, assist_ns);
 
 /// The library version, e.g. "0.1.0".
 #[no_mangle]
@@ -91,10 +99,11 @@ pub extern "C" fn tandem_last_error_code() -> i32 {
 pub unsafe extern "C" fn tandem_init(opts: *const options::CTandemOptions) -> i32 {
     status(|| {
         // SAFETY: the caller passes NULL or a readable tandem_options (API contract).
-        let config = unsafe { options::config_from(opts) }?;
+        let config = unsafe { options::config_from(opts) }?.apply_env()?;
+        // After the environment: `TANDEM_LOG` is usually given there.
         options::install_log_subscriber(&config.log);
         types::reset_layouts();
-        let heap = Heap::new(config)?;
+        let heap = Heap::with_config(config)?;
         options::remember_effective(heap.config());
         global::install(heap)
     })
@@ -411,7 +420,7 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
         }
         // SAFETY: non-null; the caller passes a writable tandem_stats whose size it set.
         let size = unsafe { (*out).size } as usize;
-        if size != std::mem::size_of::<CStats>() {
+        if size != std::mem::size_of::<CStats>() && size != STATS_V1_SIZE {
             return fail(
                 Code::InvalidArgument,
                 format!(
@@ -443,9 +452,14 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             mutator_stop_histogram: s.mutator_stop_histogram,
             stall_max_ns: s.stall_max_ns,
             longest_wait_ns: s.longest_wait_ns(),
+            assist_ns: s.assist_ns,
+            assist_objects: s.assist_objects,
         };
-        // SAFETY: as above.
-        unsafe { out.write(c) };
+        // SAFETY: as above: the caller's struct has `size` writable bytes, and `size` is
+        // at most ours.
+        unsafe {
+            std::ptr::copy_nonoverlapping(&c as *const CStats as *const u8, out as *mut u8, size)
+        };
         Ok(())
     })
 }

@@ -1,7 +1,8 @@
 //! Loom model of the real worker pool and its termination protocol (`tandem::workers`).
 //!
 //! Every packet must be processed exactly once, the phase must end (no worker left asleep,
-//! no early exit while work remains), and the pool must shut down.
+//! no early exit while work remains), and the pool must shut down; a thread outside the
+//! pool that takes work (a mark assist) must keep the phase open until it gives back.
 #![cfg(loom)]
 
 use tandem::sync::{AtomicUsize, Ordering};
@@ -74,4 +75,33 @@ fn a_steal_racing_with_the_owner_may_retry_and_loses_nothing() {
         assert_eq!(got, [1, 2]);
     });
     assert!(SAW_RETRY.load(std::sync::atomic::Ordering::Relaxed));
+}
+
+/// A thread outside the pool (a mutator's mark assist) holds the phase, takes a packet,
+/// processes it like the job and gives the children back. The phase cannot end while it
+/// holds: when `run` returns, a packet the outsider took was processed and its children
+/// too, exactly once, wherever the outsider's steps fall; nothing is left queued.
+#[test]
+fn an_outsider_holding_a_packet_keeps_the_phase_open() {
+    loom_tests::model(|| {
+        let pool = WorkerPool::new(1, false).unwrap();
+        let job = std::sync::Arc::new(Split(AtomicUsize::new(0)));
+        let queues = pool.queues();
+        let counted = job.clone();
+        let outsider = loom::thread::spawn(move || {
+            let hold = queues.hold();
+            if let Some(n) = hold.take() {
+                counted.0.fetch_add(1, Ordering::SeqCst);
+                if n > 0 {
+                    hold.give(n - 1);
+                    hold.give(n - 1);
+                }
+            }
+        });
+        pool.run(job.clone(), [1u32]);
+        assert_eq!(job.0.load(Ordering::SeqCst), 3, "the phase ended early");
+        outsider.join().unwrap();
+        assert_eq!(job.0.load(Ordering::SeqCst), 3);
+        assert_eq!(pool.pending(), 0, "a hold or a packet was left behind");
+    });
 }

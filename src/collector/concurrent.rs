@@ -94,6 +94,9 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     }
     let job = Arc::new(MarkJob::new(rt.clone(), true));
     let (seeds, roots_marked) = mark_all(rt, pause.roots(rt), &job.bad);
+    rt.assists
+        .begin(pacer.expected_marks(), pacer.assist_goal(rt));
+    rt.assists.progress(roots_marked);
     let init_mark_ns = tm.elapsed().as_nanos() as u64;
     pause.end(
         rt,
@@ -122,7 +125,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     }
     for _ in 0..MAX_DRAIN_ROUNDS {
         if job.aborted.load(Ordering::Relaxed)
-            || rt.satb.pending_entries() <= FINAL_MARK_SATB_BUDGET
+            || (rt.satb.pending_entries() <= FINAL_MARK_SATB_BUDGET && pool.pending() == 0)
         {
             break;
         }
@@ -144,6 +147,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
 
     // 3. Final mark.
     let pause = Pause::stop(rt);
+    let assisted = rt.assists.end();
     let degenerate = job.aborted.load(Ordering::Relaxed);
     let tf = Instant::now();
     rt.barrier_state.store(0, Ordering::Relaxed);
@@ -172,8 +176,9 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     );
     let tr = Instant::now();
     let rest = final_job.drain_here(seeds, FINAL_MARK_INLINE_BUDGET);
-    if !rest.is_empty() || degenerate {
-        // Packets left by a concurrent phase that gave way are in the pool's queues.
+    if !rest.is_empty() || pool.pending() > 0 {
+        // Packets left by a concurrent phase that gave way, or given back by an assist, are
+        // in the pool's queues.
         pool.run(final_job.clone(), rest);
     }
     tracing::debug!(
@@ -185,6 +190,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         "final mark"
     );
     let marked = n + final_job.marked.load(Ordering::Relaxed);
+    let cycle_marked = roots_marked + job.marked.load(Ordering::Relaxed) + assisted + marked;
     let final_mark_ns = tf.elapsed().as_nanos() as u64;
     if verify {
         verify::reachable(rt, &roots, Check::Marks { black_ok: true }, &mut findings);
@@ -194,6 +200,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let sweep = Arc::new(SweepJob::new(rt.clone()));
     let logged = std::mem::take(&mut *rt.logged.lock());
     report_problems(rt, &job.bad, Findings::default());
+    report_problems(rt, &rt.assists.bad, Findings::default());
     report_problems(rt, &final_job.bad, findings);
     pause.end(
         rt,
@@ -238,6 +245,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     pacer.cycle_finished(
         rt,
         traced_live,
+        cycle_marked,
         t_cycle.elapsed().as_secs_f64(),
         degenerate || cause == GcCause::AllocationFailure,
     );
@@ -246,6 +254,8 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         conc_mark_us = conc_mark_ns / 1000,
         conc_sweep_us = sweep_ns / 1000,
         degenerate,
+        assisted,
+        marked = cycle_marked,
         "cycle done"
     );
     rt.requests.complete();

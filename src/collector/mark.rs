@@ -18,8 +18,9 @@ use crate::workers::{Job, WorkerContext};
 
 /// Objects per work packet.
 pub const PACKET_SIZE: usize = 512;
-/// Objects a concurrent marker scans between checks for a waiting allocation.
-const YIELD_CHECK_INTERVAL: u32 = 256;
+/// Objects a marker scans between checks for work to share and (concurrently) for a
+/// waiting allocation.
+const YIELD_CHECK_INTERVAL: usize = 256;
 
 /// A batch of marked objects whose fields are still to be scanned.
 pub type MarkPacket = Vec<ObjRef>;
@@ -193,6 +194,113 @@ fn prefetch(addr: usize) {
     let _ = addr;
 }
 
+/// One thread's tracing over a mark stack: what the workers, the final mark's control
+/// thread and mutator assists share.
+#[derive(Clone, Copy)]
+pub struct Tracer<'a> {
+    /// The runtime being collected.
+    pub rt: &'a Runtime,
+    /// Where invalid references are reported.
+    pub bad: &'a BadRefs,
+}
+
+impl Tracer<'_> {
+    /// Loads `obj`'s references into `edges`, which marks them once their headers had time
+    /// to arrive in the cache; returns how many objects that marked.
+    fn scan(&self, obj: ObjRef, edges: &mut Prefetcher<Edge>, stack: &mut Vec<ObjRef>) -> u64 {
+        let rt = self.rt;
+        let mut marked = 0;
+        // SAFETY: obj is marked and live; its type was checked when it was marked.
+        let info = rt
+            .types
+            .get(unsafe { obj.type_id() })
+            .expect("checked when marked");
+        // SAFETY: obj is a live, initialised object of type `info`; reference slots are
+        // atomic words, loaded with acquire (see `ObjRef::store_ref`).
+        unsafe {
+            info.for_each_slot(obj, |slot| {
+                let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
+                if child != 0 {
+                    if let Some((c, from)) =
+                        edges.push(child, (child, Found::field(obj.addr(), slot as usize)))
+                    {
+                        marked += self.mark_edge(c, from, stack);
+                    }
+                }
+            })
+        };
+        marked
+    }
+
+    /// Marks one edge's target, pushing it for scanning when this call marked it.
+    #[inline]
+    fn mark_edge(&self, child: usize, from: Found, stack: &mut Vec<ObjRef>) -> u64 {
+        if mark(self.rt, child, self.bad, from).is_some() {
+            stack.push(ObjRef::from_addr(child).expect("non-zero"));
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The next object to scan: one popped from the stack a few pops ago (prefetched since);
+    /// when the stack runs dry, the edges in flight are marked first (they may refill it).
+    /// None when nothing is left locally.
+    #[inline]
+    fn next_grey(
+        &self,
+        greys: &mut Prefetcher<ObjRef>,
+        edges: &mut Prefetcher<Edge>,
+        stack: &mut Vec<ObjRef>,
+        marked: &mut u64,
+    ) -> Option<ObjRef> {
+        loop {
+            if let Some(obj) = stack.pop() {
+                match greys.push(obj.addr(), obj) {
+                    Some(ready) => return Some(ready),
+                    None => continue,
+                }
+            }
+            if let Some(obj) = greys.pop() {
+                return Some(obj);
+            }
+            *marked += self.flush(edges, stack);
+            if stack.is_empty() {
+                return None;
+            }
+        }
+    }
+
+    /// Marks every edge still waiting in `edges`.
+    fn flush(&self, edges: &mut Prefetcher<Edge>, stack: &mut Vec<ObjRef>) -> u64 {
+        let mut marked = 0;
+        while let Some((c, from)) = edges.pop() {
+            marked += self.mark_edge(c, from, stack);
+        }
+        marked
+    }
+
+    /// Scans objects from `stack` until it runs dry or `budget` objects were scanned,
+    /// leaving the rest (marked, not yet scanned) on `stack`. Returns (objects newly marked,
+    /// objects scanned).
+    pub fn drain(&self, stack: &mut Vec<ObjRef>, budget: usize) -> (u64, usize) {
+        let mut edges = Prefetcher::<Edge>::default();
+        let mut greys = Prefetcher::<ObjRef>::default();
+        let mut marked = 0;
+        let mut scanned = 0;
+        while scanned < budget {
+            let Some(obj) = self.next_grey(&mut greys, &mut edges, stack, &mut marked) else {
+                break;
+            };
+            marked += self.scan(obj, &mut edges, stack);
+            scanned += 1;
+        }
+        marked += self.flush(&mut edges, stack);
+        stack.extend(std::iter::from_fn(|| greys.pop()));
+        (marked, scanned)
+    }
+}
+
 /// The parallel marking phase.
 pub struct MarkJob {
     /// The runtime being collected.
@@ -240,81 +348,6 @@ impl MarkJob {
                 >= self.give_way_after_ns.load(Ordering::Relaxed)
     }
 
-    /// Loads `obj`'s references into `edges`, which marks them once their headers had time
-    /// to arrive in the cache; returns how many objects that marked.
-    fn scan(&self, obj: ObjRef, edges: &mut Prefetcher<Edge>, stack: &mut Vec<ObjRef>) -> u64 {
-        let rt = &*self.rt;
-        let mut marked = 0;
-        // SAFETY: obj is marked and live; its type was checked when it was marked.
-        let info = rt
-            .types
-            .get(unsafe { obj.type_id() })
-            .expect("checked when marked");
-        // SAFETY: obj is a live, initialised object of type `info`; reference slots are
-        // atomic words, loaded with acquire (see `ObjRef::store_ref`).
-        unsafe {
-            info.for_each_slot(obj, |slot| {
-                let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
-                if child != 0 {
-                    if let Some((c, from)) =
-                        edges.push(child, (child, Found::field(obj.addr(), slot as usize)))
-                    {
-                        marked += self.mark_edge(c, from, stack);
-                    }
-                }
-            })
-        };
-        marked
-    }
-
-    /// Marks one edge's target, pushing it for scanning when this call marked it.
-    #[inline]
-    fn mark_edge(&self, child: usize, from: Found, stack: &mut Vec<ObjRef>) -> u64 {
-        if mark(&self.rt, child, &self.bad, from).is_some() {
-            stack.push(ObjRef::from_addr(child).expect("non-zero"));
-            1
-        } else {
-            0
-        }
-    }
-
-    /// The next object to scan: one popped from the stack a few pops ago (prefetched since);
-    /// when the stack runs dry, the edges in flight are marked first (they may refill it).
-    /// None when nothing is left locally.
-    #[inline]
-    fn next_grey(
-        &self,
-        greys: &mut Prefetcher<ObjRef>,
-        edges: &mut Prefetcher<Edge>,
-        stack: &mut Vec<ObjRef>,
-        marked: &mut u64,
-    ) -> Option<ObjRef> {
-        loop {
-            if let Some(obj) = stack.pop() {
-                match greys.push(obj.addr(), obj) {
-                    Some(ready) => return Some(ready),
-                    None => continue,
-                }
-            }
-            if let Some(obj) = greys.pop() {
-                return Some(obj);
-            }
-            *marked += self.flush(edges, stack);
-            if stack.is_empty() {
-                return None;
-            }
-        }
-    }
-
-    /// Marks every edge still waiting in `edges`.
-    fn flush(&self, edges: &mut Prefetcher<Edge>, stack: &mut Vec<ObjRef>) -> u64 {
-        let mut marked = 0;
-        while let Some((c, from)) = edges.pop() {
-            marked += self.mark_edge(c, from, stack);
-        }
-        marked
-    }
-
     fn give_way(&self, ctx: &mut WorkerContext<'_, MarkPacket>, stack: &mut Vec<ObjRef>) {
         self.aborted.store(true, Ordering::Relaxed);
         for chunk in stack.chunks(PACKET_SIZE) {
@@ -331,32 +364,25 @@ impl MarkJob {
     /// packets for the pool.
     pub fn drain_here(&self, packets: Vec<MarkPacket>, budget: usize) -> Vec<MarkPacket> {
         let mut stack: Vec<ObjRef> = packets.into_iter().flatten().collect();
-        let mut edges = Prefetcher::<Edge>::default();
-        let mut greys = Prefetcher::<ObjRef>::default();
-        let mut marked = 0;
-        let mut scanned = 0;
-        while scanned < budget {
-            let Some(obj) = self.next_grey(&mut greys, &mut edges, &mut stack, &mut marked) else {
-                break;
-            };
-            marked += self.scan(obj, &mut edges, &mut stack);
-            scanned += 1;
-        }
-        marked += self.flush(&mut edges, &mut stack);
-        stack.extend(std::iter::from_fn(|| greys.pop()));
+        let (marked, _) = self.tracer().drain(&mut stack, budget);
         self.marked.fetch_add(marked, Ordering::Relaxed);
         stack.chunks(PACKET_SIZE).map(<[ObjRef]>::to_vec).collect()
+    }
+
+    fn tracer(&self) -> Tracer<'_> {
+        Tracer {
+            rt: &self.rt,
+            bad: &self.bad,
+        }
     }
 }
 
 impl Job<MarkPacket> for MarkJob {
     fn run(&self, ctx: &mut WorkerContext<'_, MarkPacket>) {
         let rt = &*self.rt;
+        let tracer = self.tracer();
         let mut stack: Vec<ObjRef> = Vec::with_capacity(4 * PACKET_SIZE);
-        let mut edges = Prefetcher::<Edge>::default();
-        let mut greys = Prefetcher::<ObjRef>::default();
         let mut marked = 0u64;
-        let mut budget = YIELD_CHECK_INTERVAL;
         'phase: loop {
             if stack.is_empty() && self.concurrent {
                 if let Some(buf) = rt.satb.take() {
@@ -371,22 +397,26 @@ impl Job<MarkPacket> for MarkJob {
                     None => break 'phase,
                 }
             }
-            while let Some(obj) = self.next_grey(&mut greys, &mut edges, &mut stack, &mut marked) {
-                marked += self.scan(obj, &mut edges, &mut stack);
-                if stack.len() >= 2 * PACKET_SIZE {
+            while !stack.is_empty() {
+                let (n, _) = tracer.drain(&mut stack, YIELD_CHECK_INTERVAL);
+                marked += n;
+                while stack.len() >= 2 * PACKET_SIZE {
                     let rest = stack.split_off(stack.len() - PACKET_SIZE);
                     ctx.push(rest);
                 }
+                if stack.len() >= 2 && ctx.queues_empty() {
+                    // Nothing is queued for idle workers or assists: share the bottom half
+                    // (in a depth-first trace, the roots of the largest untraced parts). A
+                    // narrow structure such as a tree never fills a packet, and would
+                    // otherwise be traced by one thread alone.
+                    let bottom: Vec<ObjRef> = stack.drain(..stack.len() / 2).collect();
+                    ctx.push(bottom);
+                }
                 if self.concurrent {
-                    budget -= 1;
-                    if budget == 0 {
-                        budget = YIELD_CHECK_INTERVAL;
-                        if self.should_give_way() {
-                            marked += self.flush(&mut edges, &mut stack);
-                            stack.extend(std::iter::from_fn(|| greys.pop()));
-                            self.give_way(ctx, &mut stack);
-                            break 'phase;
-                        }
+                    rt.assists.progress(n);
+                    if self.should_give_way() {
+                        self.give_way(ctx, &mut stack);
+                        break 'phase;
                     }
                 }
             }

@@ -10,6 +10,7 @@
 //! Both share the pieces below: stopping the world, gathering roots, verification, and the
 //! sweep.
 
+pub mod assist;
 pub mod concurrent;
 pub mod mark;
 pub mod pacer;
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 /// cannot be spawned.
 pub fn start(rt: Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let pool = WorkerPool::<MarkPacket>::new(rt.config.threads, rt.config.affinity)?;
+    rt.assists.connect(pool.queues());
     std::thread::Builder::new()
         .name("tandem-control".into())
         .spawn(move || control_loop(rt, pool))

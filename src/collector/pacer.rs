@@ -9,6 +9,11 @@
 //! doubles the safety factor (the measured cycle time of a cut-short cycle understates
 //! the real one, so without this the next cycle starts as late and degenerates again);
 //! each clean cycle brings it back down towards its base.
+//!
+//! A concurrent cycle also has a goal for the heap by the end of marking, which mark
+//! assists ([`super::assist`]) pace the allocating threads to: the trigger plus
+//! [`ASSIST_SLACK`] of its distance from the live data, so the peak stays near the trigger
+//! however little CPU the markers get.
 
 use crate::config::{Mode, Trigger};
 use crate::heap::CHUNK_SIZE;
@@ -21,6 +26,9 @@ const HEADROOM_FACTOR: f64 = 1.5;
 const MAX_HEADROOM_FACTOR: f64 = 16.0;
 /// Weight of the newest sample in the moving averages.
 const EWMA_WEIGHT: f64 = 0.5;
+/// Share of the last inter-cycle allocation the heap may grow by during marking before
+/// assists take all the marking work they can find.
+pub const ASSIST_SLACK: f64 = 0.5;
 
 /// Allocation and cycle-time measurements.
 #[derive(Debug)]
@@ -30,6 +38,8 @@ pub struct Pacer {
     alloc_rate: f64,
     cycle_secs: f64,
     safety: f64,
+    live: usize,
+    marked: u64,
 }
 
 impl Default for Pacer {
@@ -40,6 +50,8 @@ impl Default for Pacer {
             alloc_rate: 0.0,
             cycle_secs: 0.0,
             safety: HEADROOM_FACTOR,
+            live: 0,
+            marked: 0,
         }
     }
 }
@@ -58,10 +70,35 @@ impl Pacer {
         self.alloc_rate
     }
 
+    /// Objects the next cycle is expected to mark (what the last one marked; 0 before the
+    /// first).
+    pub fn expected_marks(&self) -> u64 {
+        self.marked
+    }
+
+    /// The heap in use by which the concurrent cycle starting now should have finished
+    /// marking: the trigger plus [`ASSIST_SLACK`] of its distance from the live data. Not
+    /// from the heap at the start, which a late start would ratchet up cycle by cycle.
+    pub fn assist_goal(&self, rt: &Runtime) -> usize {
+        let trigger = rt.trigger();
+        let slack = trigger.saturating_sub(self.live) as f64 * ASSIST_SLACK;
+        let max = rt.space.heap_max();
+        (trigger + slack as usize).min(max - max / 16)
+    }
+
     /// Records a finished cycle that took `cycle_secs` (from its first pause to the end of
-    /// its sweep) and left `live` bytes, and sets the runtime's next trigger. `late`: the
-    /// cycle degenerated or began because an allocation failed.
-    pub fn cycle_finished(&mut self, rt: &Runtime, live: usize, cycle_secs: f64, late: bool) {
+    /// its sweep), marked `marked` objects and left `live` bytes, and sets the runtime's
+    /// next trigger. `late`: the cycle degenerated or began because an allocation failed.
+    pub fn cycle_finished(
+        &mut self,
+        rt: &Runtime,
+        live: usize,
+        marked: u64,
+        cycle_secs: f64,
+        late: bool,
+    ) {
+        self.live = live;
+        self.marked = marked;
         self.safety = if late {
             (self.safety * 2.0).min(MAX_HEADROOM_FACTOR)
         } else {

@@ -55,7 +55,7 @@ pub fn collect(
         verify::reachable(rt, &roots, Check::Swept, &mut findings);
     }
     report_problems(rt, &job.bad, findings);
-    pacer.cycle_finished(rt, live, 0.0, false);
+    pacer.cycle_finished(rt, live, marked, 0.0, false);
     rt.stats.add_cycle();
     // Complete while still stopped: a request made after resume asks for a new collection.
     rt.requests.complete();

@@ -78,6 +78,12 @@ impl<P> WorkerContext<'_, P> {
         self.shared.term.abort();
     }
 
+    /// Whether this worker's deque and the shared queue are empty (idle workers and outside
+    /// helpers may be starved).
+    pub fn queues_empty(&self) -> bool {
+        self.local.is_empty() && self.shared.injector.is_empty()
+    }
+
     /// Makes `p` available to this worker and to thieves.
     pub fn push(&mut self, p: P) {
         self.shared.term.before_publish();
@@ -89,28 +95,7 @@ impl<P> WorkerContext<'_, P> {
         if let Some(p) = self.local.pop() {
             return Some(p);
         }
-        loop {
-            let mut retry = false;
-            match self.shared.injector.steal() {
-                Steal::Success(p) => return Some(p),
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
-            }
-            let n = self.shared.stealers.len();
-            for k in 1..n {
-                match self.shared.stealers[(self.id + k) % n].steal() {
-                    Steal::Success(p) => return Some(p),
-                    Steal::Retry => retry = true,
-                    Steal::Empty => {}
-                }
-            }
-            if !retry {
-                return None;
-            }
-            // A steal raced with another operation: look again (under loom, let the other
-            // thread run first).
-            spin_loop();
-        }
+        self.shared.steal(self.id + 1)
     }
 
     /// The next packet of this phase, or None once every worker has run dry.
@@ -126,6 +111,105 @@ impl<P> WorkerContext<'_, P> {
                 Idle::Retry => thread::yield_now(),
             }
         }
+    }
+}
+
+impl<P> Shared<P> {
+    /// A packet from the injector or another worker's deque (trying worker `first` first),
+    /// or None when every queue is empty.
+    fn steal(&self, first: usize) -> Option<P> {
+        loop {
+            let mut retry = false;
+            match self.injector.steal() {
+                Steal::Success(p) => return Some(p),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = self.stealers.len();
+            for k in 0..n {
+                match self.stealers[(first + k) % n].steal() {
+                    Steal::Success(p) => return Some(p),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+            // A steal raced with another operation: look again (under loom, let the other
+            // thread run first).
+            spin_loop();
+        }
+    }
+}
+
+/// The pool's queues as seen from outside it: a thread that is not a worker (a mutator
+/// assisting the markers) holds the phase open, takes packets, gives back what it did not
+/// finish, and lets go.
+///
+/// While a [`Hold`] lives it counts as one pending packet for the terminator, so the
+/// workers cannot end their phase while the outsider may still give work back; they look
+/// for work meanwhile (an outsider shares when the queues run dry, as workers do).
+/// Outside a phase, what is given stays queued for the next one, so an owner that lets
+/// outsiders work between phases must run a phase while [`PacketQueues::pending`] is not
+/// 0 (marking's final pause does).
+pub struct PacketQueues<P>(Arc<Shared<P>>);
+
+impl<P> Clone for PacketQueues<P> {
+    fn clone(&self) -> Self {
+        PacketQueues(self.0.clone())
+    }
+}
+
+impl<P> std::fmt::Debug for PacketQueues<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketQueues")
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl<P> PacketQueues<P> {
+    /// Holds the current phase open until the returned guard is dropped.
+    pub fn hold(&self) -> Hold<'_, P> {
+        self.0.term.before_publish();
+        Hold(&self.0)
+    }
+
+    /// Packets queued and not yet taken, plus one per live [`Hold`].
+    pub fn pending(&self) -> usize {
+        self.0.term.pending()
+    }
+}
+
+/// An outsider's claim on the pool's phase (see [`PacketQueues`]).
+pub struct Hold<'a, P>(&'a Shared<P>);
+
+impl<P> Hold<'_, P> {
+    /// A queued packet, or None when every queue is empty.
+    pub fn take(&self) -> Option<P> {
+        let p = self.0.steal(0)?;
+        // The hold keeps `pending` above 0 until it is dropped.
+        self.0.term.taken();
+        Some(p)
+    }
+
+    /// Queues `p` for the workers (waking a sleeping one).
+    pub fn give(&self, p: P) {
+        self.0.term.before_publish();
+        self.0.injector.push(p);
+        self.0.term.after_publish();
+    }
+
+    /// Whether the shared queue is empty (the workers may be starved).
+    pub fn starved(&self) -> bool {
+        self.0.injector.is_empty()
+    }
+}
+
+impl<P> Drop for Hold<'_, P> {
+    fn drop(&mut self) {
+        self.0.term.taken();
     }
 }
 
@@ -178,6 +262,17 @@ impl<P: Send + 'static> WorkerPool<P> {
     /// worker stuck in a VM callback must not hang the thread that drops the pool).
     pub fn abandon(mut self) {
         self.handles.clear();
+    }
+
+    /// A handle on the queues for threads outside the pool.
+    pub fn queues(&self) -> PacketQueues<P> {
+        PacketQueues(self.shared.clone())
+    }
+
+    /// Packets queued and not yet taken (left by an aborted phase or given back by a thread
+    /// outside the pool).
+    pub fn pending(&self) -> usize {
+        self.shared.term.pending()
     }
 
     /// Number of workers.

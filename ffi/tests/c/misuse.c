@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -361,6 +362,14 @@ static void bad_barrier_and_stats_arguments_are_reported(tandem_mutator *m) {
     s.size = 16;
     CHECK_FAILS(tandem_get_stats(&s), TANDEM_ERR_INVALID_ARGUMENT, "tandem_stats.size");
     CHECK_FAILS(tandem_get_stats(NULL), TANDEM_ERR_INVALID_ARGUMENT, "NULL");
+    /* A client built against the first layout (up to longest_wait_ns) gets those fields and
+     * nothing is written past them. */
+    memset(&s, 0xAB, sizeof s);
+    s.size = offsetof(tandem_stats, assist_ns);
+    CHECK_OK(tandem_get_stats(&s));
+    CHECK(s.size == offsetof(tandem_stats, assist_ns));
+    CHECK(s.gcs != 0xABABABABABABABABull && s.longest_wait_ns != 0xABABABABABABABABull);
+    CHECK(s.assist_ns == 0xABABABABABABABABull && s.assist_objects == 0xABABABABABABABABull);
 }
 
 static void detaching_twice_is_reported(tandem_mutator *m) {

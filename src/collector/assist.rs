@@ -1,0 +1,161 @@
+//! Mark assists: while concurrent marking runs, a mutator that allocates also traces, in
+//! proportion to what it allocates (Go's GC assists).
+//!
+//! Without them the heap grows during marking by whatever the mutators allocate before the
+//! markers finish, and with more runnable threads than cores the markers get a small share
+//! of the CPU while the allocators get the rest: the heap runs up to its maximum and
+//! allocations stall. With assists the allocators pay for their allocation in marking
+//! work, so marking finishes near a goal the pacer sets at init mark.
+//!
+//! # Pacing
+//!
+//! At init mark the pacer gives the cycle an estimate of its work (the objects the last
+//! cycle marked) and a heap goal. Each allocation slow path while marking adds to its
+//! thread's debt `bytes × remaining work / remaining distance to the goal`; once the debt
+//! reaches [`MIN_ASSIST`] objects the thread pays it by scanning objects taken from the
+//! markers' queues and the full SATB buffers. Past the goal the distance is clamped small,
+//! so assists take all the work they can find. A thread that finds no work is forgiven
+//! its debt (the markers hold the rest or marking is done).
+//!
+//! # Why nothing is lost
+//!
+//! An assist marks and scans exactly as a worker does (the same [`Tracer`]). It holds the
+//! workers' phase open while it runs ([`PacketQueues::hold`]), so they cannot end it while
+//! the assist may still give work back; what it did not finish it gives back before it
+//! lets go (also when it unwinds: the hold is a guard). Between the workers' phases
+//! (while the control thread drains SATB buffers or asks for the handshake) an assist may
+//! take and give back too, and the next phase finds it. Assists run only while the
+//! mutator's `gc_state` says MARKING, which the final-mark pause turns off with every
+//! mutator stopped (so with no assist running); that pause then runs the pool while any
+//! packet is pending, so nothing an assist gave back is left when the sweep starts, nor
+//! carried into the next cycle.
+//! The loom model `loom-tests/tests/workers.rs` checks the hand-off over the real pool.
+
+use super::mark::{mark_all, BadRefs, MarkPacket, Tracer, PACKET_SIZE};
+use crate::object::ObjRef;
+use crate::runtime::Runtime;
+use crate::sync::unmodelled::OnceLock;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::workers::PacketQueues;
+
+/// Smallest debt (objects) worth an assist: smaller debts wait for the next slow path.
+pub const MIN_ASSIST: usize = 128;
+/// Most objects one assist scans, so a thread reaches its next poll soon.
+pub const MAX_ASSIST: usize = 16 * 1024;
+/// Objects scanned between checks for a stop request.
+const ASSIST_BATCH: usize = 256;
+/// Least distance to the goal the debt is computed with (past the goal: every byte costs
+/// the remaining work divided by this).
+const MIN_DISTANCE: usize = 256 << 10;
+
+/// The assist state of one heap.
+#[derive(Debug, Default)]
+pub struct Assists {
+    queues: OnceLock<PacketQueues<MarkPacket>>,
+    /// Invalid references assists met (reported with the cycle's).
+    pub bad: BadRefs,
+    /// Objects this cycle is expected to mark; 0 while no marking runs (no assists).
+    expected: AtomicU64,
+    /// Objects marked so far this cycle, by workers and assists.
+    progress: AtomicU64,
+    /// Heap in use by which marking should be done.
+    goal: AtomicUsize,
+    /// Objects marked by assists this cycle.
+    marked: AtomicU64,
+}
+
+impl Assists {
+    /// Connects assists to the markers' queues (once, when the collector starts).
+    pub fn connect(&self, queues: PacketQueues<MarkPacket>) {
+        let _ = self.queues.set(queues);
+    }
+
+    /// Starts assisting a cycle expected to mark `expected` objects by the time the heap
+    /// holds `goal` bytes (in the init-mark pause; 0 expected: no assists this cycle).
+    pub fn begin(&self, expected: u64, goal: usize) {
+        // Relaxed: pacing figures, read by mutators after the pause's resume orders them.
+        self.progress.store(0, Ordering::Relaxed);
+        self.marked.store(0, Ordering::Relaxed);
+        self.goal.store(goal, Ordering::Relaxed);
+        self.expected.store(expected, Ordering::Relaxed);
+    }
+
+    /// Stops assisting (in the final-mark pause); returns the objects assists marked.
+    pub fn end(&self) -> u64 {
+        self.expected.store(0, Ordering::Relaxed);
+        self.marked.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` objects marked by a worker.
+    #[inline]
+    pub fn progress(&self, n: u64) {
+        self.progress.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn assisted(&self, n: u64) {
+        self.progress(n);
+        self.marked.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether the heap has passed this cycle's goal (marking is late).
+    pub fn past_goal(&self, in_use: usize) -> bool {
+        self.expected.load(Ordering::Relaxed) != 0 && in_use >= self.goal.load(Ordering::Relaxed)
+    }
+
+    /// The marking work (objects) a thread owes for allocating `bytes` with `in_use`
+    /// bytes of heap in use.
+    pub fn debt(&self, in_use: usize, bytes: usize) -> f64 {
+        let expected = self.expected.load(Ordering::Relaxed);
+        if expected == 0 {
+            return 0.0;
+        }
+        // An estimate from the last cycle: never let it say the work is all done.
+        let remaining = expected
+            .saturating_sub(self.progress.load(Ordering::Relaxed))
+            .max(expected / 16);
+        let distance = self
+            .goal
+            .load(Ordering::Relaxed)
+            .saturating_sub(in_use)
+            .max(MIN_DISTANCE);
+        bytes as f64 * remaining as f64 / distance as f64
+    }
+
+    /// Scans up to `work` objects from the markers' queues and SATB buffers on the calling
+    /// thread, giving back what it did not finish; stops early once `stop()` says so (checked
+    /// between batches). Returns the objects scanned.
+    pub fn assist(&self, rt: &Runtime, work: usize, stop: impl Fn() -> bool) -> usize {
+        let Some(queues) = self.queues.get() else {
+            return 0;
+        };
+        let hold = queues.hold();
+        let tracer = Tracer { rt, bad: &self.bad };
+        let mut stack: Vec<ObjRef> = Vec::new();
+        let mut done = 0;
+        while done < work && !stop() {
+            if stack.is_empty() {
+                if let Some(buf) = rt.satb.take() {
+                    let (packets, n) = mark_all(rt, buf.into_iter().map(|a| (a, 0)), &self.bad);
+                    self.assisted(n);
+                    stack.extend(packets.into_iter().flatten());
+                } else if let Some(p) = hold.take() {
+                    stack = p;
+                } else {
+                    break;
+                }
+            }
+            let (marked, scanned) = tracer.drain(&mut stack, ASSIST_BATCH.min(work - done));
+            self.assisted(marked);
+            done += scanned;
+            if stack.len() >= 2 && hold.starved() {
+                // The workers may wait for what this thread holds: share, as they do.
+                let bottom: Vec<ObjRef> = stack.drain(..stack.len() / 2).collect();
+                hold.give(bottom);
+            }
+        }
+        for chunk in stack.chunks(PACKET_SIZE) {
+            hold.give(chunk.to_vec());
+        }
+        done
+    }
+}
