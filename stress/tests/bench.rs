@@ -130,7 +130,31 @@ fn bench_smoke_reports_both_collectors_with_ratios_and_plots() {
     }
     assert!(dir.join("scaling.svg").exists());
     c_clients_ran(test, &report, with_libgc);
+    space_time_ran(&dir, &report);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every C case has a space-time point per Tandem mode and growth factor, each from a run
+/// that worked, and the plot was drawn.
+fn space_time_ran(dir: &std::path::Path, report: &Value) {
+    let c = &report["c_clients"];
+    let points = c["space_time"].as_array().expect("space-time points");
+    for case in c["cases"].as_array().expect("C client cases") {
+        let name = &case["case"]["name"];
+        for column in ["tandem-concurrent", "tandem-stw"] {
+            let mine: Vec<&Value> = points
+                .iter()
+                .filter(|p| p["case"] == *name && p["column"] == column)
+                .collect();
+            assert!(mine.len() >= 2, "{name} {column}: {mine:?}");
+            for p in mine {
+                assert_eq!(p["summary"]["ok_runs"], 1, "{p}");
+                assert!(p["summary"]["max_rss_bytes"].as_u64().unwrap() > 0, "{p}");
+                assert!(p["growth"].as_f64().unwrap() > 1.0, "{p}");
+            }
+        }
+    }
+    assert!(dir.join("space_time.svg").exists());
 }
 
 /// The C clients (against tandem.h, and against gc.h where libgc's header is installed)

@@ -57,6 +57,9 @@ pub struct BenchArgs {
     /// Skip the marking-throughput and time-to-safepoint scaling points.
     #[arg(long)]
     pub no_scaling: bool,
+    /// Skip the C clients' space-time curves (every growth factor, both modes).
+    #[arg(long)]
+    pub no_space_time: bool,
 }
 
 /// Options of the hidden `tandem-stress bench-one` (the child process).
@@ -165,9 +168,14 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         })
         .collect();
     let timeout = Duration::from_secs(if suite == Suite::Full { 1800 } else { 300 });
+    let growths = if args.no_space_time {
+        &[][..]
+    } else {
+        c_clients::growths(suite)
+    };
     let total = collectors.len()
         * (cases.len() * runs + (mark_cases.len() + ttsp_cases.len()) * scaling_runs)
-        + c_cases.len() * runs * c_clients::COLUMNS.len();
+        + c_cases.len() * (runs * c_clients::COLUMNS.len() + 2 * growths.len() * scaling_runs);
     let mut progress = Progress {
         done: 0,
         total,
@@ -195,23 +203,27 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         });
     }
     let c_clients = (!c_cases.is_empty()).then(|| {
-        let (status, mut results) = c_clients::run_all(
-            &args.out.join("c"),
+        let built = c_clients::Built::new(&args.out.join("c"));
+        let (status, mut results) =
+            c_clients::run_all(&built, &c_cases, runs, gc_threads, timeout, |line, ok| {
+                progress.hear(&line, ok)
+            });
+        let space_time = c_clients::space_time(
+            &built,
             &c_cases,
-            runs,
+            growths,
+            scaling_runs,
             gc_threads,
             timeout,
-            |line, ok| {
-                progress.done += 1;
-                progress.failures += usize::from(!ok);
-                errln!(
-                    "[{}/{} {:.0}s] {line}",
-                    progress.done,
-                    progress.total,
-                    progress.start.elapsed().as_secs_f64()
-                );
-            },
+            |line, ok| progress.hear(&line, ok),
         );
+        if !space_time.is_empty() {
+            if let Err(e) =
+                plot::space_time(&args.out.join("space_time.svg"), &results, &space_time)
+            {
+                errln!("tandem-stress bench: {e}");
+            }
+        }
         for r in &mut results {
             let harness = r.case.harness_case.as_ref().and_then(|h| {
                 workloads
@@ -228,6 +240,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         c_clients::CClients {
             status,
             cases: results,
+            space_time,
         }
     });
     let mut sweep = Sweep {
@@ -292,6 +305,20 @@ struct Progress {
     failures: usize,
 }
 
+impl Progress {
+    /// Counts one finished run and prints its line.
+    fn hear(&mut self, line: &str, ok: bool) {
+        self.done += 1;
+        self.failures += usize::from(!ok);
+        errln!(
+            "[{}/{} {:.0}s] {line}",
+            self.done,
+            self.total,
+            self.start.elapsed().as_secs_f64()
+        );
+    }
+}
+
 /// A scaling sweep: each case run on every collector, one point per (case, collector).
 struct Sweep<'a> {
     collectors: &'a [&'a str],
@@ -340,7 +367,6 @@ fn run_case(
         let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order.into_iter().filter(|&i| i < collectors.len()) {
             let r = process::run_child(case, COLLECTORS[i], gc_threads, timeout);
-            progress.done += 1;
             let status = match &r.error {
                 None => format!(
                     "{:.2} s, {} pauses, RSS {} MiB, {} minor faults",
@@ -349,20 +375,10 @@ fn run_case(
                     r.max_rss_bytes >> 20,
                     r.minor_faults
                 ),
-                Some(e) => {
-                    progress.failures += 1;
-                    format!("FAILED: {e}")
-                }
+                Some(e) => format!("FAILED: {e}"),
             };
-            errln!(
-                "[{}/{} {:.0}s] {} {} run {}: {status}",
-                progress.done,
-                progress.total,
-                progress.start.elapsed().as_secs_f64(),
-                case.name,
-                COLLECTORS[i],
-                run + 1
-            );
+            let line = format!("{} {} run {}: {status}", case.name, COLLECTORS[i], run + 1);
+            progress.hear(&line, r.error.is_none());
             out[i].push(r);
         }
     }

@@ -1,6 +1,6 @@
 //! SVG plots: per workload, the pauses of one run of each collector over time (the run with
-//! the median wall time) and a histogram of all runs' pauses in power-of-two buckets; and
-//! the two scaling curves.
+//! the median wall time) and a histogram of all runs' pauses in power-of-two buckets; the
+//! two scaling curves; and the C clients' space-time curves.
 
 use super::summary::{MarkPoint, TtspPoint};
 use crate::collector::Pause;
@@ -9,9 +9,28 @@ use std::path::Path;
 
 const TANDEM: RGBColor = RGBColor(31, 119, 180);
 const BOEHM: RGBColor = RGBColor(214, 39, 40);
+const STW: RGBColor = RGBColor(255, 127, 14);
 
 fn err<E: std::fmt::Display>(e: E) -> String {
     format!("plot: {e}")
+}
+
+/// Draws `chart`'s legend at `at`.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(at)
+        .draw()
+        .map_err(err)
 }
 
 /// The pauses of one collector for a workload plot.
@@ -93,13 +112,7 @@ pub fn workload(
             })
             .legend(move |(x, y)| Circle::new((x, y), 4, color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
 
     let counts = |s: &Series<'_>| {
         let mut c = vec![0f64; 40];
@@ -146,12 +159,7 @@ pub fn workload(
         .label(name)
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    hist.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(err)?;
+    legend(&mut hist, SeriesLabelPosition::UpperRight)?;
     root.present().map_err(err)
 }
 
@@ -192,13 +200,7 @@ pub fn scaling(path: &Path, mark: &[MarkPoint], ttsp: &[TtspPoint]) -> Result<()
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
 
     let x_max = ttsp.iter().map(|p| p.mutators).max().unwrap_or(1) as f64 * 1.5;
     let y_max = ttsp.iter().map(|p| p.ttsp_us.max).fold(10.0, f64::max) * 2.0;
@@ -242,12 +244,97 @@ pub fn scaling(path: &Path, mark: &[MarkPoint], ttsp: &[TtspPoint]) -> Result<()
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    root.present().map_err(err)
+}
+
+/// Writes the C clients' space-time curves to `path`: per case, wall time against peak
+/// RSS for each Tandem mode over the growth factors (each point labelled with its factor),
+/// beside libgc's point.
+pub fn space_time(
+    path: &Path,
+    cases: &[super::c_clients::CReport],
+    points: &[super::c_clients::SpaceTimePoint],
+) -> Result<(), String> {
+    let shown: Vec<&super::c_clients::CReport> = cases
+        .iter()
+        .filter(|c| points.iter().any(|p| p.case == c.case.name))
+        .collect();
+    let root = SVGBackend::new(path, (460 * shown.len().max(1) as u32, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let panels = root.split_evenly((1, shown.len().max(1)));
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    for (panel, case) in panels.iter().zip(shown) {
+        let name = &case.case.name;
+        let mine: Vec<_> = points
+            .iter()
+            .filter(|p| &p.case == name && p.summary.ok_runs > 0)
+            .collect();
+        let libgc = case
+            .columns
+            .get(2)
+            .and_then(Option::as_ref)
+            .filter(|s| s.ok_runs > 0);
+        let xs = mine
+            .iter()
+            .map(|p| mib(p.summary.max_rss_bytes))
+            .chain(libgc.map(|s| mib(s.max_rss_bytes)));
+        let ys = mine
+            .iter()
+            .map(|p| p.summary.wall_s)
+            .chain(libgc.map(|s| s.wall_s));
+        let x_max = xs.fold(1.0, f64::max) * 1.15;
+        let y_max = ys.fold(0.01, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(name.as_str(), ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("peak RSS (MiB)")
+            .y_desc("wall (s)")
+            .draw()
+            .map_err(err)?;
+        for (column, label, color) in [
+            ("tandem-concurrent", "Tandem concurrent", TANDEM),
+            ("tandem-stw", "Tandem stw", STW),
+        ] {
+            let pts: Vec<(f64, f64, f64)> = mine
+                .iter()
+                .filter(|p| p.column == column)
+                .map(|p| (mib(p.summary.max_rss_bytes), p.summary.wall_s, p.growth))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter().map(|&(x, y, _)| (x, y)),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            chart
+                .draw_series(pts.iter().map(|&(x, y, g)| {
+                    EmptyElement::at((x, y))
+                        + Circle::new((0, 0), 3, color.filled())
+                        + Text::new(format!("{g}"), (4, -14), ("sans-serif", 12))
+                }))
+                .map_err(err)?;
+        }
+        if let Some(s) = libgc {
+            chart
+                .draw_series(std::iter::once(TriangleMarker::new(
+                    (mib(s.max_rss_bytes), s.wall_s),
+                    6,
+                    BOEHM.filled(),
+                )))
+                .map_err(err)?
+                .label("libgc")
+                .legend(|(x, y)| TriangleMarker::new((x + 8, y), 5, BOEHM.filled()));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    }
     root.present().map_err(err)
 }

@@ -318,7 +318,59 @@ fn c_client_rows(c: &CClients, runs: usize) -> String {
     for l in failed {
         let _ = writeln!(out, "{l}");
     }
+    if !c.space_time.is_empty() {
+        out.push_str(&space_time_rows(c));
+    }
     out
+}
+
+/// The space-time curves as a table: per case and Tandem mode, wall seconds / peak RSS MiB
+/// at each growth factor, beside libgc's.
+fn space_time_rows(c: &CClients) -> String {
+    let mut growths: Vec<f64> = c.space_time.iter().map(|p| p.growth).collect();
+    growths.sort_by(f64::total_cmp);
+    growths.dedup();
+    let cell = |s: &CSummary| {
+        if s.ok_runs == 0 {
+            "-".to_string()
+        } else {
+            format!("{} / {}", f(s.wall_s, 2), mib(s.max_rss_bytes))
+        }
+    };
+    let mut rows = Vec::new();
+    for r in &c.cases {
+        for column in &COLUMNS[..2] {
+            let mine: Vec<_> = c
+                .space_time
+                .iter()
+                .filter(|p| p.case == r.case.name && p.column == *column)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut row = vec![r.case.name.clone(), column.to_string()];
+            row.extend(growths.iter().map(|g| {
+                mine.iter()
+                    .find(|p| p.growth == *g)
+                    .map_or_else(|| "-".into(), |p| cell(&p.summary))
+            }));
+            row.push(
+                r.columns
+                    .get(2)
+                    .and_then(Option::as_ref)
+                    .map_or_else(|| "-".into(), cell),
+            );
+            rows.push(row);
+        }
+    }
+    let names: Vec<String> = growths.iter().map(|g| format!("growth {g}")).collect();
+    let mut header: Vec<&str> = vec!["C client", "Tandem"];
+    header.extend(names.iter().map(String::as_str));
+    header.push("libgc");
+    format!(
+        "\nSpace-time (TANDEM_GC_GROWTH): wall s / peak RSS MiB, medians\n{}",
+        render(&header, &rows)
+    )
 }
 
 /// A table with one row per x value and one column per collector.

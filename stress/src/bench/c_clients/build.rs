@@ -38,6 +38,16 @@ pub struct ClientPaths {
     pub gcbench: PathBuf,
 }
 
+impl ClientPaths {
+    /// The executable of `program`.
+    pub fn of(&self, program: super::Program) -> &Path {
+        match program {
+            super::Program::BinaryTrees => &self.binary_trees,
+            super::Program::Gcbench => &self.gcbench,
+        }
+    }
+}
+
 /// Writes the sources under `dir` and compiles both collectors' clients.
 pub fn build(dir: &Path) -> (Clients, Clients) {
     let src = dir.join("src");

@@ -176,19 +176,117 @@ pub struct CClients {
     pub status: CStatus,
     /// One entry per case.
     pub cases: Vec<CReport>,
+    /// The space-time curves: each case in each Tandem mode at each growth factor.
+    pub space_time: Vec<SpaceTimePoint>,
 }
 
-/// Builds the clients under `dir` and runs `cases` `runs` times per column, alternating
-/// the column order between runs. `report(line)` hears each run's outcome.
+/// One point of a space-time curve: a case in one Tandem mode with `TANDEM_GC_GROWTH` at
+/// `growth` (nothing else changed from the case's column).
+#[derive(Debug, Clone, Serialize)]
+pub struct SpaceTimePoint {
+    /// The case's name.
+    pub case: String,
+    /// `tandem-concurrent` or `tandem-stw`.
+    pub column: &'static str,
+    /// The growth factor.
+    pub growth: f64,
+    /// Medians over its runs.
+    pub summary: CSummary,
+}
+
+/// The growth factors the space-time curves sweep.
+pub fn growths(suite: Suite) -> &'static [f64] {
+    match suite {
+        Suite::Smoke => &[2.0, 3.0],
+        _ => &[1.5, 2.0, 3.0, 4.0, 6.0],
+    }
+}
+
+/// The clients, built under a folder.
+pub struct Built {
+    tandem: build::Clients,
+    libgc: build::Clients,
+}
+
+impl Built {
+    /// Builds the clients under `dir`.
+    pub fn new(dir: &Path) -> Built {
+        let (tandem, libgc) = build::build(dir);
+        Built { tandem, libgc }
+    }
+}
+
+/// A run's outcome as a progress line.
+fn describe(case: &CCase, what: &str, run: usize, r: &CRun) -> String {
+    match &r.error {
+        None => format!(
+            "{} {what} run {}: {:.2} s, RSS {} MiB, {} minor faults",
+            case.name,
+            run + 1,
+            r.wall_s,
+            r.max_rss_bytes >> 20,
+            r.minor_faults
+        ),
+        Some(e) => format!("{} {what} run {}: FAILED: {e}", case.name, run + 1),
+    }
+}
+
+/// Runs every case in both Tandem modes at every growth factor, `runs` times each (the
+/// curve of wall time against peak RSS from which the default growth is chosen).
+pub fn space_time(
+    built: &Built,
+    cases: &[CCase],
+    growths: &[f64],
+    runs: usize,
+    gc_threads: usize,
+    timeout: Duration,
+    mut report: impl FnMut(String, bool),
+) -> Vec<SpaceTimePoint> {
+    let Ok(paths) = &built.tandem else {
+        return Vec::new();
+    };
+    let mut points = Vec::new();
+    for case in cases {
+        for (col, column) in COLUMNS[..2].iter().enumerate() {
+            for &growth in growths {
+                let results: Vec<CRun> = (0..runs)
+                    .map(|run| {
+                        let r = run_one(
+                            paths.of(case.program),
+                            case,
+                            col,
+                            gc_threads,
+                            timeout,
+                            Some(growth),
+                        );
+                        let what = format!("{column} growth {growth}");
+                        report(describe(case, &what, run, &r), r.error.is_none());
+                        r
+                    })
+                    .collect();
+                points.push(SpaceTimePoint {
+                    case: case.name.clone(),
+                    column,
+                    growth,
+                    summary: CSummary::of(&results),
+                });
+            }
+        }
+    }
+    points
+}
+
+/// Runs `cases` `runs` times per column, alternating the column order between runs.
+/// `report(line)` hears each run's outcome.
 pub fn run_all(
-    dir: &Path,
+    built: &Built,
     cases: &[CCase],
     runs: usize,
     gc_threads: usize,
     timeout: Duration,
     mut report: impl FnMut(String, bool),
 ) -> (CStatus, Vec<CReport>) {
-    let (tandem, libgc) = build::build(dir);
+    let (tandem, libgc) = (&built.tandem, &built.libgc);
     let status = CStatus {
         tandem_error: tandem.as_ref().err().cloned(),
         libgc_error: libgc.as_ref().err().cloned(),
@@ -202,31 +300,10 @@ pub fn run_all(
                 order.reverse();
             }
             for col in order {
-                let clients = if col == 2 { &libgc } else { &tandem };
+                let clients = if col == 2 { libgc } else { tandem };
                 let Ok(paths) = clients else { continue };
-                let exe = match case.program {
-                    Program::BinaryTrees => &paths.binary_trees,
-                    Program::Gcbench => &paths.gcbench,
-                };
-                let r = run_one(exe, case, col, gc_threads, timeout);
-                let line = match &r.error {
-                    None => format!(
-                        "{} {} run {}: {:.2} s, RSS {} MiB, {} minor faults",
-                        case.name,
-                        COLUMNS[col],
-                        run + 1,
-                        r.wall_s,
-                        r.max_rss_bytes >> 20,
-                        r.minor_faults
-                    ),
-                    Some(e) => format!(
-                        "{} {} run {}: FAILED: {e}",
-                        case.name,
-                        COLUMNS[col],
-                        run + 1
-                    ),
-                };
-                report(line, r.error.is_none());
+                let r = run_one(paths.of(case.program), case, col, gc_threads, timeout, None);
+                report(describe(case, COLUMNS[col], run, &r), r.error.is_none());
                 results[col].push(r);
             }
         }
@@ -251,20 +328,28 @@ pub fn run_all(
     (status, out)
 }
 
-/// Runs `exe` once for `case` in column `col`.
-fn run_one(exe: &Path, case: &CCase, col: usize, gc_threads: usize, timeout: Duration) -> CRun {
+/// Runs `exe` once for `case` in column `col`, with `TANDEM_GC_GROWTH` at `growth` if
+/// given.
+fn run_one(
+    exe: &Path,
+    case: &CCase,
+    col: usize,
+    gc_threads: usize,
+    timeout: Duration,
+    growth: Option<f64>,
+) -> CRun {
     let mut cmd = Command::new(exe);
     cmd.args(&case.args)
         .env("TANDEM_THREADS", gc_threads.to_string())
         .env("GC_MARKERS", gc_threads.to_string());
-    match col {
-        0 | 1 => {
-            cmd.env("TANDEM_MODE", if col == 0 { "concurrent" } else { "stw" });
-            if let Some(max) = case.tandem_heap_max {
-                cmd.env("TANDEM_HEAP_MAX", max);
-            }
+    if col < 2 {
+        cmd.env("TANDEM_MODE", if col == 0 { "concurrent" } else { "stw" });
+        if let Some(max) = case.tandem_heap_max {
+            cmd.env("TANDEM_HEAP_MAX", max);
         }
-        _ => {}
+        if let Some(g) = growth {
+            cmd.env("TANDEM_GC_GROWTH", g.to_string());
+        }
     }
     let done = match process::run_command(cmd, timeout) {
         Ok(d) => d,
