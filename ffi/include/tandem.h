@@ -91,8 +91,8 @@ typedef struct tandem_options {
     const char *uncommit_delay;  /**< "5s", "250ms", "0" or NULL: how long free memory stays
                                       committed before it is returned
                                       (TANDEM_UNCOMMIT_DELAY). */
-    const char *gc_growth;       /**< "2", "1.5" or NULL: heap growth over live bytes
-                                      before a cycle (TANDEM_GC_GROWTH). */
+    const char *gc_growth;       /**< "2.5" (default), "3" or NULL: heap growth over live
+                                      bytes before a cycle (TANDEM_GC_GROWTH). */
 } tandem_options;
 
 /** Starts the runtime. opts may be NULL (defaults). Fails with TANDEM_ERR_CONFIG and a

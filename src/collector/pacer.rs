@@ -1,7 +1,7 @@
 //! The pacer: decides how full the heap may get before the next cycle starts.
 //!
 //! Stop-the-world mode lets the heap grow to `TANDEM_GC_GROWTH` times what was live
-//! (default 2; at least the minimum heap). A concurrent cycle must *finish* before the heap is full, so the trigger also
+//! (default 2.5; at least the minimum heap). A concurrent cycle must *finish* before the heap is full, so the trigger also
 //! keeps a headroom of what the mutators allocate during one cycle: the measured
 //! allocation rate times the measured cycle time, with a safety factor. When the pacer
 //! loses the race anyway, allocations stall and, as a last resort, the cycle finishes in

@@ -10,9 +10,11 @@
  * Prints one JSON line: wall seconds, the check sum and the collector's statistics.
  * Options come from TANDEM_* variables (the bench sets only TANDEM_MODE and TANDEM_HEAP_MAX).
  *
- * Rooting: a node held in a C local across an allocation is on the shadow stack. The walk
- * polls with interior pointers in C locals: valid because Tandem does not move objects
- * that a thread's locals hold at a poll today; a moving configuration would root the path.
+ * Rooting: a node held in a C local across an allocation or a poll is reachable from the
+ * shadow stack. The check walk roots the tree it walks (another thread's allocation may
+ * start a collection at any of the walk's polls) and follows it through C locals, which is
+ * valid because Tandem does not move objects today; a moving configuration would root the
+ * path.
  */
 #include "bench_tandem.h"
 
@@ -81,12 +83,20 @@ static long item_check(tandem_mutator *m, node *n) {
     return 1 + item_check(m, left) + item_check(m, right);
 }
 
+/* Checks the tree `t`, rooted for the walk. */
+static long rooted_check(tandem_mutator *m, node *t) {
+    BENCH_CHECK(tandem_push_root(m, t) == TANDEM_OK);
+    long check = item_check(m, t);
+    BENCH_CHECK(tandem_pop_root(m) == t);
+    return check;
+}
+
 /* One depth of the main loop: `iterations` trees built and checked. */
 static long depth_check(tandem_mutator *m, int depth) {
     long iterations = 1L << (max_depth - depth + MIN_DEPTH);
     long check = 0;
     for (long i = 0; i < iterations; i++) {
-        check += item_check(m, tree(m, depth));
+        check += rooted_check(m, tree(m, depth));
     }
     return check;
 }
@@ -120,7 +130,7 @@ int main(int argc, char **argv) {
     tandem_mutator *m = tandem_attach_thread();
     BENCH_CHECK(m != NULL);
 
-    long check = item_check(m, tree(m, max_depth + 1));
+    long check = rooted_check(m, tree(m, max_depth + 1));
     BENCH_CHECK(tandem_push_root(m, tree(m, max_depth)) == TANDEM_OK);
 
     job jobs[64];
@@ -138,8 +148,8 @@ int main(int argc, char **argv) {
         check += jobs[t].check;
     }
     BENCH_CHECK(tandem_leave_native(m) == TANDEM_OK);
-    node *long_lived = tandem_pop_root(m);
-    check += item_check(m, long_lived);
+    check += item_check(m, *tandem_root_slot(m, 0));
+    tandem_pop_root(m);
     double wall = bench_now() - t0;
 
     bench_tandem_finish(m, wall, check);

@@ -198,7 +198,7 @@ pub struct SpaceTimePoint {
 pub fn growths(suite: Suite) -> &'static [f64] {
     match suite {
         Suite::Smoke => &[2.0, 3.0],
-        _ => &[1.5, 2.0, 3.0, 4.0, 6.0],
+        _ => &[1.5, 2.0, 2.5, 3.0, 4.0, 6.0],
     }
 }
 
