@@ -31,7 +31,7 @@
 //! carried into the next cycle.
 //! The loom model `loom-tests/tests/workers.rs` checks the hand-off over the real pool.
 
-use super::mark::{mark_all, BadRefs, MarkPacket, Tracer, PACKET_SIZE};
+use super::mark::{BadRefs, MarkPacket, Tracer, PACKET_SIZE};
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
 use crate::sync::unmodelled::OnceLock;
@@ -134,10 +134,8 @@ impl Assists {
         let mut done = 0;
         while done < work && !stop() {
             if stack.is_empty() {
-                if let Some(buf) = rt.satb.take() {
-                    let (packets, n) = mark_all(rt, buf.into_iter().map(|a| (a, 0)), &self.bad);
+                if let Some(n) = tracer.take_satb(&mut stack) {
                     self.assisted(n);
-                    stack.extend(packets.into_iter().flatten());
                 } else if let Some(p) = hold.take() {
                     stack = p;
                 } else {
@@ -149,8 +147,7 @@ impl Assists {
             done += scanned;
             if stack.len() >= 2 && hold.starved() {
                 // The workers may wait for what this thread holds: share, as they do.
-                let bottom: Vec<ObjRef> = stack.drain(..stack.len() / 2).collect();
-                hold.give(bottom);
+                hold.give(Tracer::bottom_half(&mut stack));
             }
         }
         for chunk in stack.chunks(PACKET_SIZE) {

@@ -280,6 +280,22 @@ impl Tracer<'_> {
         marked
     }
 
+    /// Marks the entries of one full SATB buffer onto `stack`; returns how many objects
+    /// that marked, or None when no buffer is queued.
+    pub fn take_satb(&self, stack: &mut Vec<ObjRef>) -> Option<u64> {
+        let buf = self.rt.satb.take()?;
+        let (packets, n) = mark_all(self.rt, buf.into_iter().map(|a| (a, 0)), self.bad);
+        stack.extend(packets.into_iter().flatten());
+        Some(n)
+    }
+
+    /// Takes the bottom half of `stack` to share: in a depth-first trace, the roots of the
+    /// largest untraced parts. A narrow structure such as a tree never fills a packet, and
+    /// would otherwise be traced by one thread alone.
+    pub fn bottom_half(stack: &mut Vec<ObjRef>) -> Vec<ObjRef> {
+        stack.drain(..stack.len() / 2).collect()
+    }
+
     /// Scans objects from `stack` until it runs dry or `budget` objects were scanned,
     /// leaving the rest (marked, not yet scanned) on `stack`. Returns (objects newly marked,
     /// objects scanned).
@@ -385,11 +401,7 @@ impl Job<MarkPacket> for MarkJob {
         let mut marked = 0u64;
         'phase: loop {
             if stack.is_empty() && self.concurrent {
-                if let Some(buf) = rt.satb.take() {
-                    let (packets, n) = mark_all(rt, buf.into_iter().map(|a| (a, 0)), &self.bad);
-                    marked += n;
-                    stack.extend(packets.into_iter().flatten());
-                }
+                marked += tracer.take_satb(&mut stack).unwrap_or(0);
             }
             if stack.is_empty() {
                 match ctx.next_packet() {
@@ -405,12 +417,8 @@ impl Job<MarkPacket> for MarkJob {
                     ctx.push(rest);
                 }
                 if stack.len() >= 2 && ctx.queues_empty() {
-                    // Nothing is queued for idle workers or assists: share the bottom half
-                    // (in a depth-first trace, the roots of the largest untraced parts). A
-                    // narrow structure such as a tree never fills a packet, and would
-                    // otherwise be traced by one thread alone.
-                    let bottom: Vec<ObjRef> = stack.drain(..stack.len() / 2).collect();
-                    ctx.push(bottom);
+                    // Nothing is queued for idle workers or assists.
+                    ctx.push(Tracer::bottom_half(&mut stack));
                 }
                 if self.concurrent {
                     rt.assists.progress(n);
