@@ -7,7 +7,7 @@
 use crate::alloc::{BumpWindow, TlabState};
 use crate::barriers::log::log_once;
 use crate::barriers::satb::{SatbBuffer, SatbQueue};
-use crate::barriers::MARKING;
+use crate::barriers::{ARRAY_COPY, OBJECT, WRITE};
 use crate::collector::assist::{MAX_ASSIST, MIN_ASSIST};
 use crate::error::{Error, Result};
 use crate::heap::LARGE_OBJECT_THRESHOLD;
@@ -63,14 +63,18 @@ pub struct MutatorCore {
     fast: UnsafeCell<FastFields>,
     /// Safepoint state and poll word.
     pub ts: ThreadState,
-    /// Barrier state: 0 while no concurrent phase runs.
-    pub gc_state: AtomicU8,
+    /// The barriers on for this thread (`barriers::WRITE`, ...): 0 while no concurrent
+    /// phase runs.
+    pub barriers: AtomicU8,
     slow: UnsafeCell<TlabState>,
     barrier: UnsafeCell<BarrierState>,
     stack: ShadowStack,
     owner: std::thread::ThreadId,
 }
 
+/// The C ABI version (`TANDEM_ABI_VERSION` in `tandem.h`): it changes whenever the offsets
+/// below, the barrier bits or the inline fast paths' shapes change.
+pub const ABI_VERSION: u32 = 2;
 /// Byte offset of the TLAB cursor in a mutator (C ABI).
 pub const OFFSET_CURSOR: usize = 0;
 /// Byte offset of the TLAB limit (C ABI).
@@ -83,8 +87,8 @@ pub const OFFSET_SS_LIMIT: usize = 24;
 pub const OFFSET_SS_BASE: usize = 32;
 /// Byte offset of the safepoint state word (C ABI); the poll tests its STOP_REQUESTED bit.
 pub const OFFSET_STATE: usize = 40;
-/// Byte offset of the barrier state byte (C ABI).
-pub const OFFSET_GC_STATE: usize = 44;
+/// Byte offset of the barrier byte (C ABI).
+pub const OFFSET_BARRIERS: usize = 44;
 
 // Loom's atomics are larger, so the C layout holds in real builds only.
 #[cfg(not(loom))]
@@ -93,7 +97,7 @@ const _: () = {
     assert!(std::mem::offset_of!(FastFields, window) == 0);
     assert!(std::mem::offset_of!(FastFields, ss) == OFFSET_SS_TOP);
     assert!(std::mem::offset_of!(MutatorCore, ts) == OFFSET_STATE);
-    assert!(std::mem::offset_of!(MutatorCore, gc_state) == OFFSET_GC_STATE);
+    assert!(std::mem::offset_of!(MutatorCore, barriers) == OFFSET_BARRIERS);
 };
 
 // SAFETY: the cells are accessed by one thread at a time per the ownership rule above; the
@@ -117,7 +121,7 @@ impl MutatorCore {
                 ss: stack.ptrs(),
             }),
             ts: ThreadState::default(),
-            gc_state: AtomicU8::new(0),
+            barriers: AtomicU8::new(0),
             slow: UnsafeCell::new(TlabState::default()),
             barrier: UnsafeCell::new(BarrierState::default()),
             stack,
@@ -159,11 +163,17 @@ impl MutatorCore {
         unsafe { &mut *self.barrier.get() }
     }
 
-    /// Whether concurrent marking needs this mutator's stores logged.
+    /// Whether barrier `bit` (`barriers::WRITE`, ...) is on for this thread.
+    #[inline(always)]
+    pub fn barrier_on(&self, bit: u8) -> bool {
+        // Relaxed: the byte changes only while this mutator is stopped (or before it runs).
+        self.barriers.load(Ordering::Relaxed) & bit != 0
+    }
+
+    /// Whether concurrent marking runs: allocation is black and pays assists.
     #[inline(always)]
     pub fn marking(&self) -> bool {
-        // Relaxed: gc_state changes only while this mutator is stopped.
-        self.gc_state.load(Ordering::Relaxed) & MARKING != 0
+        self.barrier_on(WRITE)
     }
 
     /// Hands this mutator's SATB entries and logged objects to the collector.
@@ -279,7 +289,7 @@ impl Mutator {
         // A thread attaching while concurrent marking runs needs its barriers on (and
         // allocates black) like everyone else.
         rt.safepoint.attach_with(core.clone(), |c| {
-            c.gc_state
+            c.barriers
                 .store(rt.barrier_state.load(Ordering::Relaxed), Ordering::Relaxed)
         });
         let core_addr = &*core as *const MutatorCore as usize;
@@ -591,7 +601,7 @@ impl Mutator {
     /// `offset` must be a reference field of the live object `obj`.
     #[inline(always)]
     pub unsafe fn write_ref(&mut self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
-        if self.core.marking() {
+        if self.core.barrier_on(WRITE) {
             // SAFETY: caller's contract.
             self.log_slot(unsafe { obj.field(offset) });
         }
@@ -611,7 +621,7 @@ impl Mutator {
         // Acquire pairs with the Release that sets LOGGED in `log_once`: the caller's stores
         // that follow cannot become visible before this load, so the logging thread read
         // the old values (on weakly ordered CPUs a Relaxed load allows that reordering).
-        if self.core.marking()
+        if self.core.barrier_on(OBJECT)
             && unsafe { obj.header() }.load(Ordering::Acquire) & crate::object::FLAG_LOGGED == 0
         {
             // SAFETY: caller's contract.
@@ -663,7 +673,7 @@ impl Mutator {
                 src.field::<AtomicPtr<u8>>(src_offset),
             )
         };
-        if self.core.marking() {
+        if self.core.barrier_on(ARRAY_COPY) {
             for i in 0..n {
                 // SAFETY: slot i of the destination range.
                 self.log_slot(unsafe { d.add(i) } as *mut *mut u8);

@@ -44,7 +44,7 @@ pub struct Runtime {
     /// Objects logged by the object barrier this cycle, whose flags are cleared after
     /// marking (handed over by mutators at the final-mark pause or on detach).
     pub logged: Mutex<Vec<usize>>,
-    /// The `gc_state` every mutator has now (set in pauses; copied by threads that attach).
+    /// The `barriers` every mutator has now (set in pauses; copied by threads that attach).
     pub barrier_state: AtomicU8,
     /// Set once a collector thread failed; every later blocking operation reports it.
     pub failure: Failure,
@@ -137,7 +137,7 @@ impl Runtime {
         self.barrier_state.store(0, Ordering::Relaxed);
         self.safepoint.for_each(|m| {
             // Relaxed: no collector reads these again; the barriers only stop logging.
-            m.gc_state.store(0, Ordering::Relaxed);
+            m.barriers.store(0, Ordering::Relaxed);
             m.ts.request_handshake();
         });
         self.safepoint.end_stop();

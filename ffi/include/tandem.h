@@ -96,8 +96,15 @@ typedef struct tandem_options {
 } tandem_options;
 
 /** Starts the runtime. opts may be NULL (defaults). Fails with TANDEM_ERR_CONFIG and a
- *  message naming the variable when an option or environment variable is bad. */
+ *  message naming the variable when an option or environment variable is bad, and with
+ *  TANDEM_ERR_STATE when the library implements another TANDEM_ABI_VERSION than the
+ *  header the caller was compiled with (through the macro below). */
 tandem_result tandem_init(const tandem_options *opts);
+/** tandem_init that first checks the caller's TANDEM_ABI_VERSION (what the macro calls). */
+tandem_result tandem_init_abi(uint32_t abi_version, const tandem_options *opts);
+/** The TANDEM_ABI_VERSION the library implements. */
+uint32_t tandem_abi_version(void);
+#define tandem_init(opts) tandem_init_abi(TANDEM_ABI_VERSION, (opts))
 
 /** Fills *out (set out->size first) with the options the runtime runs with, after the
  *  defaults and the environment were applied: conc_threads is the number of concurrent
@@ -164,7 +171,10 @@ typedef struct tandem_mutator {
     void **ss_limit;        /**< Shadow stack: one past the last usable slot. */
     void **ss_base;         /**< Shadow stack: first slot. */
     uint32_t state;         /**< Safepoint state word (atomic; written by Tandem). */
-    uint8_t gc_state;       /**< Barrier state: TANDEM_GC_* bits. */
+    union {
+        uint8_t barriers;   /**< The barriers on for this thread: TANDEM_BARRIER_* bits. */
+        uint8_t gc_state;   /**< The first header's name for `barriers` (deprecated). */
+    };
 } tandem_mutator;
 
 /** Attaches the calling thread (once per thread); NULL on error. */
@@ -263,10 +273,65 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
 
 /* ---- Barriers ----------------------------------------------------------------------- */
 
-/** gc_state bits: set only at safepoints, while a concurrent phase needs barriers. */
-#define TANDEM_GC_MARKING 1u
-#define TANDEM_GC_EVACUATING 2u
-#define TANDEM_GC_UPDATING_REFS 4u
+/*
+ * The barrier byte (m->barriers). Each inline fast path below tests one bit of it, so the
+ * collector can turn any barrier on for any reason (concurrent marking, evacuation, a
+ * later generational mode) without the VM being recompiled. The bits change only while
+ * the thread is stopped at a safepoint: between two calls that may collect (see below), a
+ * thread sees one value.
+ *
+ * Calls that may collect ("safepoints"): tandem_alloc and every allocation function,
+ * tandem_safepoint, tandem_collect, tandem_leave_native, and every *_slow function.
+ * Nothing else collects or changes the barrier byte.
+ *
+ * Rules for a VM (the JIT's inline code must follow them too):
+ *  1. Every store of a reference into a heap object goes through tandem_write_ref, or
+ *     follows a tandem_object_barrier call on that object made since the thread's last
+ *     safepoint.
+ *  2. Skipping the barrier: the stores that initialise an object returned by an
+ *     allocation function need no barrier until the thread's next safepoint (including
+ *     the next allocation). Why: barriers turn on only at a safepoint. If marking was
+ *     already on when the object was allocated, it is allocated black and has no snapshot
+ *     values to preserve; if marking was off, it stays off until the next safepoint, and
+ *     an object's fields at the snapshot are whatever they hold then. After the next
+ *     safepoint the object is like any other.
+ *  3. Every load of a reference from a heap object goes through tandem_read_ref (the load
+ *     barrier: while objects move, it returns the object's current address and repairs
+ *     the field). Raw loads of reference fields are allowed only while the LOAD bit is off
+ *     and only for references that are not kept past the thread's next safepoint.
+ *  4. References kept across a safepoint live in root slots (shadow stack, global roots,
+ *     the root callback) and are read back from the slot afterwards: the collector may
+ *     move objects and updates root slots, never C locals. Between two safepoints a
+ *     reference in a local stays valid. Two references are equal exactly when they are
+ *     the same pointer (the collector never lets a thread hold two addresses of one
+ *     object).
+ *  5. Non-reference fields (numbers, bytes) are plain memory: read and write them directly
+ *     through the address the thread holds.
+ *
+ * Memory order: tandem_write_ref stores with release and tandem_read_ref loads with
+ * acquire (plain moves on x86-64), so an object's initialising stores are visible to any
+ * thread that loads a reference to it, and threads may share objects without a lock (no
+ * C11 data race on reference fields). A VM that writes reference fields with raw stores
+ * in initialisation (rule 2) publishes the object with a later tandem_write_ref.
+ */
+
+/** The ABI this header describes; tandem_init checks it against the library's. */
+#define TANDEM_ABI_VERSION 2u
+
+/** barriers bit: tandem_write_ref takes its slow path (logs the overwritten reference). */
+#define TANDEM_BARRIER_WRITE 1u
+/** barriers bit: tandem_object_barrier logs objects whose LOGGED flag is clear. */
+#define TANDEM_BARRIER_OBJECT 2u
+/** barriers bit: tandem_array_copy_refs takes its slow path. */
+#define TANDEM_BARRIER_ARRAY_COPY 4u
+/** barriers bit: tandem_read_ref takes its slow path (resolves moved objects). */
+#define TANDEM_BARRIER_LOAD 8u
+
+/** Deprecated names of the first header: "marking is on" and "objects may move". */
+#define TANDEM_GC_MARKING (TANDEM_BARRIER_WRITE | TANDEM_BARRIER_OBJECT | TANDEM_BARRIER_ARRAY_COPY)
+#define TANDEM_GC_EVACUATING TANDEM_BARRIER_LOAD
+#define TANDEM_GC_UPDATING_REFS TANDEM_BARRIER_LOAD
+
 /** Header flag: the object's fields were logged this cycle (object barrier). */
 #define TANDEM_FLAG_LOGGED (1u << 5)
 
@@ -276,20 +341,19 @@ tandem_result tandem_array_copy_refs_slow(tandem_mutator *m, void *dst_obj, void
                                           void *src_obj, void *const *src, size_t n);
 void *tandem_read_ref_slow(tandem_mutator *m, void *obj, void **slot);
 
-/** Stores value into the reference field *slot of obj (pre-write SATB barrier + store). */
+/** Stores value into the reference field *slot of obj (write barrier + release store). */
 static inline void tandem_write_ref(tandem_mutator *m, void *obj, void **slot, void *value) {
-    if (TANDEM_UNLIKELY(m->gc_state & TANDEM_GC_MARKING)) {
+    if (TANDEM_UNLIKELY(m->barriers & TANDEM_BARRIER_WRITE)) {
         /* SATB logs only the reference a store overwrites: a null field (the first store into
-         * a fresh object) needs no call. The release store publishes value's initialisation
-         * to the concurrent markers, which load fields with acquire. */
+         * a fresh object) needs no call. */
         if (__atomic_load_n(slot, __ATOMIC_RELAXED) != NULL) {
             (void)tandem_write_ref_slow(m, obj, slot, value);
             return;
         }
-        __atomic_store_n(slot, value, __ATOMIC_RELEASE);
-        return;
     }
-    *slot = value;
+    /* Release: whoever loads value from this field (a marker, another thread) sees the
+     * object value points to as it was initialised. */
+    __atomic_store_n(slot, value, __ATOMIC_RELEASE);
 }
 
 /** Call before the first store into obj's reference fields after a safepoint (RPython's
@@ -298,7 +362,7 @@ static inline void tandem_object_barrier(tandem_mutator *m, void *obj) {
     /* An acquire load (a plain load on x86-64, ldar on AArch64):
      * the stores that follow must not become visible before the LOGGED flag was seen, or
      * the thread that logged the object could have read the new values. */
-    if (TANDEM_UNLIKELY((m->gc_state & TANDEM_GC_MARKING) &&
+    if (TANDEM_UNLIKELY((m->barriers & TANDEM_BARRIER_OBJECT) &&
                         !(__atomic_load_n((const uint64_t *)obj, __ATOMIC_ACQUIRE) &
                           TANDEM_FLAG_LOGGED))) {
         (void)tandem_object_barrier_slow(m, obj);
@@ -308,19 +372,31 @@ static inline void tandem_object_barrier(tandem_mutator *m, void *obj) {
 /** Copies n reference slots from src (in src_obj) to dst (in dst_obj); overlap allowed. */
 static inline void tandem_array_copy_refs(tandem_mutator *m, void *dst_obj, void **dst,
                                           void *src_obj, void *const *src, size_t n) {
-    if (TANDEM_UNLIKELY(m->gc_state & TANDEM_GC_MARKING)) {
+    size_t i;
+    if (TANDEM_UNLIKELY(m->barriers & TANDEM_BARRIER_ARRAY_COPY)) {
         (void)tandem_array_copy_refs_slow(m, dst_obj, dst, src_obj, src, n);
         return;
     }
-    memmove(dst, src, n * sizeof(void *));
+    /* Slot by slot, as tandem_read_ref and tandem_write_ref would, in the direction that
+     * is safe for overlapping ranges. */
+    if ((uintptr_t)dst < (uintptr_t)src) {
+        for (i = 0; i < n; i++) {
+            __atomic_store_n(&dst[i], __atomic_load_n(&src[i], __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+        }
+    } else {
+        for (i = n; i > 0; i--) {
+            __atomic_store_n(&dst[i - 1], __atomic_load_n(&src[i - 1], __ATOMIC_ACQUIRE),
+                             __ATOMIC_RELEASE);
+        }
+    }
 }
 
-/** Loads the reference field *slot of obj (load-reference barrier). */
+/** Loads the reference field *slot of obj (acquire load + load-reference barrier). */
 static inline void *tandem_read_ref(tandem_mutator *m, void *obj, void **slot) {
-    if (TANDEM_UNLIKELY(m->gc_state & (TANDEM_GC_EVACUATING | TANDEM_GC_UPDATING_REFS))) {
+    if (TANDEM_UNLIKELY(m->barriers & TANDEM_BARRIER_LOAD)) {
         return tandem_read_ref_slow(m, obj, slot);
     }
-    return *slot;
+    return __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 }
 
 /* ---- Safepoints --------------------------------------------------------------------- */

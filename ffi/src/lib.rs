@@ -109,6 +109,35 @@ pub unsafe extern "C" fn tandem_init(opts: *const options::CTandemOptions) -> i3
     })
 }
 
+use tandem_core::mutator::ABI_VERSION;
+
+/// The `TANDEM_ABI_VERSION` this library implements.
+#[no_mangle]
+pub extern "C" fn tandem_abi_version() -> u32 {
+    ABI_VERSION
+}
+
+/// `tandem_init` after checking that the caller was compiled against this library's ABI
+/// (the header's `tandem_init` macro passes its `TANDEM_ABI_VERSION`).
+#[no_mangle]
+pub unsafe extern "C" fn tandem_init_abi(
+    abi_version: u32,
+    opts: *const options::CTandemOptions,
+) -> i32 {
+    if abi_version != ABI_VERSION {
+        return status(|| {
+            Err(tandem_core::Error::State(format!(
+                "this program was compiled against tandem.h with TANDEM_ABI_VERSION \
+                 {abi_version}, but the library implements {ABI_VERSION}: recompile it \
+                 against the library's header"
+            ))
+            .into())
+        });
+    }
+    // SAFETY: forwarded to the caller's contract.
+    unsafe { tandem_init(opts) }
+}
+
 /// Stops the runtime. Threads still attached get errors from their next slow-path call.
 #[no_mangle]
 pub extern "C" fn tandem_shutdown() -> i32 {

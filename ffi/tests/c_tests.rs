@@ -141,8 +141,12 @@ fn header_layout_and_constants_match_the_core() {
             mutator::OFFSET_STATE as u64,
         ),
         (
+            "offsetof(tandem_mutator, barriers)",
+            mutator::OFFSET_BARRIERS as u64,
+        ),
+        (
             "offsetof(tandem_mutator, gc_state)",
-            mutator::OFFSET_GC_STATE as u64,
+            mutator::OFFSET_BARRIERS as u64,
         ),
         ("sizeof(tandem_type_layout)", 16),
         ("TANDEM_MAX_TYPES", object::types::MAX_TYPES as u64),
@@ -156,9 +160,13 @@ fn header_layout_and_constants_match_the_core() {
             safepoint::HANDSHAKE_REQUESTED as u64,
         ),
         ("TANDEM_POLL_MASK", safepoint::POLL_MASK as u64),
+        ("TANDEM_BARRIER_WRITE", barriers::WRITE as u64),
+        ("TANDEM_BARRIER_OBJECT", barriers::OBJECT as u64),
+        ("TANDEM_BARRIER_ARRAY_COPY", barriers::ARRAY_COPY as u64),
+        ("TANDEM_BARRIER_LOAD", barriers::LOAD as u64),
         ("TANDEM_GC_MARKING", barriers::MARKING as u64),
-        ("TANDEM_GC_EVACUATING", barriers::EVACUATING as u64),
-        ("TANDEM_GC_UPDATING_REFS", barriers::UPDATING_REFS as u64),
+        ("TANDEM_ABI_VERSION", mutator::ABI_VERSION as u64),
+        ("tandem_abi_version()", mutator::ABI_VERSION as u64),
         ("TANDEM_FLAG_LOGGED", object::FLAG_LOGGED),
     ];
     for (name, want) in expected {

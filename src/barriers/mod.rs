@@ -1,13 +1,16 @@
-//! Barriers: the SATB write barriers (field, object, array copy) and their buffers.
+//! Barriers: the SATB write barriers (field, object, array copy), the load barrier, and
+//! their buffers.
 //!
-//! Each mutator has a `gc_state` byte, changed only while it is stopped, so the fast paths
-//! read a thread-local byte and branch (the C header mirrors these shapes):
+//! Each mutator has a `barriers` byte, changed only while it is stopped. Each inline fast
+//! path tests its own bit, so the collector can turn any barrier on for any reason
+//! (marking, evacuation, a later remembered set) without the VM being recompiled; the C
+//! header mirrors these shapes bit for bit (`TANDEM_BARRIER_*`):
 //!
 //! ```text
-//! field:   if gc_state & MARKING { log(*slot) }  *slot = value
-//! object:  if gc_state & MARKING && !(header & LOGGED) { log every ref field once }
-//! copy:    if gc_state & MARKING { log(dst[0..n]) }  memmove(dst, src, n)
-//! load:    v = *slot  (a load-reference barrier joins when evacuation does)
+//! field:   if barriers & WRITE { slow: log(*slot) }  *slot = value        (release)
+//! object:  if barriers & OBJECT && !(header & LOGGED) { slow: log every ref field once }
+//! copy:    if barriers & ARRAY_COPY { slow }  else copy slot by slot
+//! load:    v = *slot (acquire); if barriers & LOAD { slow: resolve v, heal *slot }
 //! ```
 //!
 //! Snapshot-at-the-beginning (Yuasa): every reference overwritten while marking is logged,
@@ -17,9 +20,16 @@
 pub mod log;
 pub mod satb;
 
-/// `gc_state` bit: concurrent marking is running; stores must log the old value.
-pub const MARKING: u8 = 1;
-/// `gc_state` bit: evacuation is running (reserved for the load barrier).
-pub const EVACUATING: u8 = 2;
-/// `gc_state` bit: references are being updated (reserved for the load barrier).
-pub const UPDATING_REFS: u8 = 4;
+/// `barriers` bit: a reference store takes the field barrier's slow path.
+pub const WRITE: u8 = 1;
+/// `barriers` bit: the object barrier logs objects whose LOGGED flag is clear.
+pub const OBJECT: u8 = 2;
+/// `barriers` bit: a reference array copy takes its slow path.
+pub const ARRAY_COPY: u8 = 4;
+/// `barriers` bit: a reference loaded from the heap takes the load barrier's slow path.
+pub const LOAD: u8 = 8;
+/// The barriers concurrent marking needs (SATB): every store logs what it overwrites.
+pub const MARKING: u8 = WRITE | OBJECT | ARRAY_COPY;
+/// The barriers moving objects needs: loads (and the loads inside an array copy) resolve
+/// references to objects that moved.
+pub const EVACUATION: u8 = LOAD | ARRAY_COPY;

@@ -25,7 +25,7 @@
 //! lets go (also when it unwinds: the hold is a guard). Between the workers' phases
 //! (while the control thread drains SATB buffers or asks for the handshake) an assist may
 //! take and give back too, and the next phase finds it. Assists run only while the
-//! mutator's `gc_state` says MARKING, which the final-mark pause turns off with every
+//! mutator's `barriers` byte says MARKING, which the final-mark pause turns off with every
 //! mutator stopped (so with no assist running); that pause then runs the pool while any
 //! packet is pending, so nothing an assist gave back is left when the sweep starts, nor
 //! carried into the next cycle.

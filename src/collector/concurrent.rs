@@ -1,7 +1,7 @@
 //! The concurrent cycle (`TANDEM_MODE=concurrent`):
 //!
 //! 1. **Init-mark pause**: retire TLABs, start a new epoch, turn on MARKING in every
-//!    mutator's `gc_state` (SATB barriers, black allocation), mark the roots into packets.
+//!    mutator's `barriers` (SATB barriers, black allocation), mark the roots into packets.
 //! 2. **Concurrent marking** on `TANDEM_CONC_THREADS` workers, which also drain full SATB
 //!    buffers; extra rounds drain what arrived meanwhile, then a handshake asks each running
 //!    mutator to flush its partial buffer at its next poll.
@@ -15,7 +15,7 @@
 //!
 //! # Why the cycle frees no live object
 //!
-//! * **The snapshot.** At init mark every root is marked and every mutator's `gc_state`
+//! * **The snapshot.** At init mark every root is marked and every mutator's `barriers`
 //!   turns MARKING in the same pause (a thread attaching later copies `barrier_state` under
 //!   the registry lock; loom model `a_thread_attaching_during_init_mark_starts_with_the_
 //!   barriers_on`). From then on every reference overwritten in the heap is logged first
@@ -29,7 +29,7 @@
 //!   final-mark pause stops every thread, flushes every buffer and rescans the roots before
 //!   it finishes the closure. (Loom model `loom-tests/tests/handshake.rs`: every logged
 //!   entry reaches the markers once, and a mutator stopped at a poll has answered.)
-//! * **Barriers off before anything is freed.** The final-mark pause turns `gc_state` off
+//! * **Barriers off before anything is freed.** The final-mark pause turns `barriers` off
 //!   while every thread is stopped, with marking complete. Only then are the LOGGED flags
 //!   cleared and the sweep offered to allocators (lazy sweeping): the object barrier's fast
 //!   path reads LOGGED only while MARKING, so clearing the flags races with no barrier, and
@@ -90,7 +90,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     rt.space.los.set_alloc_black();
     rt.barrier_state.store(MARKING, Ordering::Relaxed);
     for m in &pause.world {
-        m.gc_state.store(MARKING, Ordering::Relaxed);
+        m.barriers.store(MARKING, Ordering::Relaxed);
     }
     let job = Arc::new(MarkJob::new(rt.clone(), true));
     let (seeds, roots_marked) = mark_all(rt, pause.roots(rt), &job.bad);
@@ -157,7 +157,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
             m.flush_barriers(rt);
             m.retire_tlab(rt);
         }
-        m.gc_state.store(0, Ordering::Relaxed);
+        m.barriers.store(0, Ordering::Relaxed);
     }
     let roots = pause.roots(rt);
     let satb: Vec<(usize, usize)> = rt

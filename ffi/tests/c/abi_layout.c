@@ -17,6 +17,7 @@ int main(void) {
     SHOW("offsetof(tandem_mutator, ss_limit)", offsetof(tandem_mutator, ss_limit));
     SHOW("offsetof(tandem_mutator, ss_base)", offsetof(tandem_mutator, ss_base));
     SHOW("offsetof(tandem_mutator, state)", offsetof(tandem_mutator, state));
+    SHOW("offsetof(tandem_mutator, barriers)", offsetof(tandem_mutator, barriers));
     SHOW("offsetof(tandem_mutator, gc_state)", offsetof(tandem_mutator, gc_state));
     SHOW("sizeof(tandem_type_layout)", sizeof(tandem_type_layout));
     SHOW("TANDEM_MAX_TYPES", TANDEM_MAX_TYPES);
@@ -24,9 +25,13 @@ int main(void) {
     SHOW("TANDEM_STOP_REQUESTED", TANDEM_STOP_REQUESTED);
     SHOW("TANDEM_HANDSHAKE_REQUESTED", TANDEM_HANDSHAKE_REQUESTED);
     SHOW("TANDEM_POLL_MASK", TANDEM_POLL_MASK);
+    SHOW("TANDEM_BARRIER_WRITE", TANDEM_BARRIER_WRITE);
+    SHOW("TANDEM_BARRIER_OBJECT", TANDEM_BARRIER_OBJECT);
+    SHOW("TANDEM_BARRIER_ARRAY_COPY", TANDEM_BARRIER_ARRAY_COPY);
+    SHOW("TANDEM_BARRIER_LOAD", TANDEM_BARRIER_LOAD);
     SHOW("TANDEM_GC_MARKING", TANDEM_GC_MARKING);
-    SHOW("TANDEM_GC_EVACUATING", TANDEM_GC_EVACUATING);
-    SHOW("TANDEM_GC_UPDATING_REFS", TANDEM_GC_UPDATING_REFS);
+    SHOW("TANDEM_ABI_VERSION", TANDEM_ABI_VERSION);
+    SHOW("tandem_abi_version()", tandem_abi_version());
     SHOW("TANDEM_FLAG_LOGGED", TANDEM_FLAG_LOGGED);
     return 0;
 }

@@ -2,7 +2,7 @@
  * concurrent_barriers.c — the barrier slow paths keep the snapshot while concurrent
  * marking runs (TANDEM_MODE=concurrent, the default).
  *
- * Each round waits until this thread's gc_state shows TANDEM_GC_MARKING, then moves every
+ * Each round waits until this thread's barrier byte shows TANDEM_BARRIER_WRITE, then moves every
  * reference out of 32 rooted arrays into fresh arrays (allocated black, so the marker never
  * traces them) and clears the old slots. An object moved before the marker scanned its old
  * array is reachable only through a black array: it survives only if the barrier logged
@@ -128,7 +128,7 @@ static void check_holder(tandem_mutator *m) {
 /* Allocates garbage and polls until marking is (or is not) running. */
 static void wait_for_marking(tandem_mutator *m, int marking) {
     for (long i = 0;; i++) {
-        if (((m->gc_state & TANDEM_GC_MARKING) != 0) == marking) return;
+        if (((m->barriers & TANDEM_BARRIER_WRITE) != 0) == marking) return;
         CHECK(tandem_alloc(m, pair_type, 0) != NULL);
         CHECK_OK(tandem_safepoint(m));
         CHECK(i < 200L * 1000 * 1000);
@@ -186,7 +186,7 @@ int main(void) {
         wait_for_marking(m, 1);
         for (size_t k = 0; k < ARRAYS; k++) {
             move_array(m, k, round % 3);
-            if (m->gc_state & TANDEM_GC_MARKING) moved_while_marking++;
+            if (m->barriers & TANDEM_BARRIER_WRITE) moved_while_marking++;
         }
         wait_for_marking(m, 0);
         check_holder(m);

@@ -95,6 +95,10 @@ static void calls_before_init_fail_with_not_initialized(void) {
 /* ---- tandem_init --------------------------------------------------------------------- */
 
 static void bad_options_fail_with_a_message_naming_them(void) {
+    CHECK(tandem_abi_version() == TANDEM_ABI_VERSION);
+    CHECK_FAILS(tandem_init_abi(TANDEM_ABI_VERSION + 1, NULL), TANDEM_ERR_STATE,
+                "TANDEM_ABI_VERSION");
+
     tandem_options o = check_options();
     o.size = 4;
     CHECK_FAILS(tandem_init(&o), TANDEM_ERR_INVALID_ARGUMENT, "tandem_options.size");
