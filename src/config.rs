@@ -110,6 +110,31 @@ impl OptionValue for Mode {
     }
 }
 
+/// When the collector moves objects to compact the heap (`TANDEM_EVACUATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvacuationMode {
+    /// In every cycle that finds fragmented blocks: inside stop-the-world collections, and
+    /// during concurrent marking with the load barrier on.
+    Concurrent,
+    /// Only inside stop-the-world pauses, so the load barrier is never on (a concurrent
+    /// cycle then does not move objects).
+    Pause,
+    /// Never: no object ever moves.
+    Off,
+}
+
+impl OptionValue for EvacuationMode {
+    const FORM: &'static str = "`concurrent`, `pause` or `off`";
+    fn parse_value(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "concurrent" => Some(EvacuationMode::Concurrent),
+            "pause" => Some(EvacuationMode::Pause),
+            "off" => Some(EvacuationMode::Off),
+            _ => None,
+        }
+    }
+}
+
 impl OptionValue for String {
     const FORM: &'static str = "a tracing filter such as `info` or `tandem=debug`";
     fn parse_value(s: &str) -> Option<Self> {
@@ -303,6 +328,10 @@ options! {
     /// 0.75x libgc's; 2 does not on binary-trees 18) and peak RSS (at most 1.5x libgc's; 3
     /// does not on binary-trees 21) in bounds.
     gc_growth: Growth = Growth(2.5), env "TANDEM_GC_GROWTH";
+    /// When objects move to compact the heap: `concurrent` (stop-the-world collections
+    /// and concurrent cycles, with the load barrier on while they move), `pause` (only in
+    /// stop-the-world collections; the load barrier never turns on) or `off`.
+    evacuation: EvacuationMode = EvacuationMode::Concurrent, env "TANDEM_EVACUATION";
     /// Pin GC worker threads to cores, one core each, round-robin.
     affinity: bool = false, env "TANDEM_AFFINITY";
     /// Verify the heap around every GC: reachable objects intact and marked, free lines poisoned.

@@ -36,7 +36,7 @@ pub mod stats;
 pub mod sync;
 pub mod workers;
 
-pub use config::{ByteSize, Config, Mode, Trigger};
+pub use config::{ByteSize, Config, EvacuationMode, Mode, Trigger};
 pub use error::{Error, Result};
 pub use mutator::Mutator;
 pub use object::{ObjRef, TraceFn, TypeId, TypeInfo, VisitFn};

@@ -7,8 +7,9 @@
 use crate::alloc::{BumpWindow, TlabState};
 use crate::barriers::log::log_once;
 use crate::barriers::satb::{SatbBuffer, SatbQueue};
-use crate::barriers::{ARRAY_COPY, OBJECT, WRITE};
+use crate::barriers::{ARRAY_COPY, LOAD, OBJECT, WRITE};
 use crate::collector::assist::{MAX_ASSIST, MIN_ASSIST};
+use crate::collector::evacuate::CopyLab;
 use crate::error::{Error, Result};
 use crate::heap::LARGE_OBJECT_THRESHOLD;
 use crate::object::{make_header, ObjRef, TypeId};
@@ -68,6 +69,7 @@ pub struct MutatorCore {
     pub barriers: AtomicU8,
     slow: UnsafeCell<TlabState>,
     barrier: UnsafeCell<BarrierState>,
+    copies: UnsafeCell<CopyLab>,
     stack: ShadowStack,
     owner: std::thread::ThreadId,
 }
@@ -124,6 +126,7 @@ impl MutatorCore {
             barriers: AtomicU8::new(0),
             slow: UnsafeCell::new(TlabState::default()),
             barrier: UnsafeCell::new(BarrierState::default()),
+            copies: UnsafeCell::new(CopyLab::default()),
             stack,
             owner: std::thread::current().id(),
         })
@@ -199,6 +202,15 @@ impl MutatorCore {
         let (fast, slow) = unsafe { (self.fast(), self.slow()) };
         slow.retire(&mut fast.window, &rt.space);
         rt.stats.add_allocated(slow.take_allocated());
+    }
+
+    /// Retires the buffer the load barrier copies objects into; returns the bytes copied.
+    ///
+    /// # Safety
+    /// As for [`MutatorCore::fast`].
+    pub unsafe fn retire_copies(&self, rt: &Runtime) -> usize {
+        // SAFETY: forwarded.
+        unsafe { &mut *self.copies.get() }.retire(&rt.space)
     }
 
     /// Calls `f` on each shadow-stack slot in use.
@@ -679,16 +691,25 @@ impl Mutator {
                 self.log_slot(unsafe { d.add(i) } as *mut *mut u8);
             }
         }
+        let resolving = self.core.barrier_on(LOAD);
         // Slot by slot with atomic accesses (markers may read these slots), in the direction
-        // that is safe for overlapping ranges.
-        let copy = |i: usize| {
+        // that is safe for overlapping ranges; while objects move, each reference copied
+        // is resolved as a load would.
+        let mut copy = |i: usize| {
             // SAFETY: i < n: slots of both ranges.
-            unsafe { (*d.add(i)).store((*sp.add(i)).load(Ordering::Relaxed), Ordering::Release) }
+            let (from, to) = unsafe { (&*sp.add(i), &*d.add(i)) };
+            let mut v = from.load(Ordering::Acquire);
+            if resolving {
+                if let Some(o) = ObjRef::from_ptr(v) {
+                    v = self.resolve_loaded(from, o).as_ptr();
+                }
+            }
+            to.store(v, Ordering::Release)
         };
         if (d as usize) < (sp as usize) {
-            (0..n).for_each(copy);
+            (0..n).for_each(&mut copy);
         } else {
-            (0..n).rev().for_each(copy);
+            (0..n).rev().for_each(&mut copy);
         }
     }
 
@@ -707,19 +728,84 @@ impl Mutator {
     #[inline(always)]
     pub unsafe fn read_ref(&mut self, obj: ObjRef, offset: usize) -> Option<ObjRef> {
         // SAFETY: caller's contract.
-        unsafe { obj.load_ref(offset) }
+        let v = unsafe { obj.load_ref(offset) };
+        match v {
+            Some(o) if self.core.barrier_on(LOAD) => {
+                // SAFETY: caller's contract: a reference field, an aligned pointer word.
+                let slot = unsafe { &*obj.field::<AtomicPtr<u8>>(offset) };
+                Some(self.resolve_loaded(slot, o))
+            }
+            _ => v,
+        }
     }
 
-    /// The identity hash of `obj`: stable for the object's lifetime (the header records
-    /// that it was taken, so a moving collector keeps it).
+    /// The load barrier's slow path: the address `v`, just loaded from `slot`, resolves to
+    /// (its copy when it lies in the collection set, made now if nobody made it), with the
+    /// slot repaired.
+    #[cold]
+    fn resolve_loaded(&self, slot: &AtomicPtr<u8>, v: ObjRef) -> ObjRef {
+        let rt = &*self.rt;
+        if !rt.space.in_cset(v.addr()) {
+            return v;
+        }
+        // SAFETY: RUNNING on the owning thread: the copy buffer is ours.
+        let lab = unsafe { &mut *self.core.copies.get() };
+        // SAFETY: v was loaded from a live object's field: it is live or a copy's original.
+        let to = unsafe { rt.evac.resolve(&rt.space, &rt.types, v.addr(), lab) };
+        if to != v.addr() {
+            // Release: threads loading the repaired field see the copy. A failure means
+            // someone stored a newer reference; that one stands.
+            let _ = slot.compare_exchange(
+                v.as_ptr(),
+                to as *mut u8,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+        }
+        ObjRef::from_addr(to).expect("non-zero")
+    }
+
+    /// The identity hash of `obj`: stable for the object's whole life, across moves (the
+    /// first move after the hash was taken keeps it in an extra word of the copy).
     pub fn identity_hash(&mut self, obj: ObjRef) -> u64 {
-        // SAFETY: the VM passes a live object.
-        unsafe { obj.header() }.fetch_or(crate::object::FLAG_HASHED, Ordering::Relaxed);
-        // splitmix64 of the address: well spread, cheap, and stable while nothing moves.
-        let mut z = (obj.addr() as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        // SAFETY: the VM passes a live object it holds.
+        let base = match self.rt.types.get(unsafe { obj.type_id() }) {
+            // SAFETY: as above.
+            Some(info) => info.size_for(unsafe { info.length_of(obj) }).unwrap_or(0),
+            None => 0,
+        };
+        // SAFETY: a live object of `base` bytes; a moved one has its hash word there.
+        unsafe { crate::object::forward::identity_hash(obj, base) }
+    }
+
+    /// Pins `obj`: it does not move until as many [`Mutator::unpin`] calls. Counted and
+    /// thread-safe; fails when the count (65535) is full.
+    pub fn pin(&mut self, obj: ObjRef) -> Result<()> {
+        // SAFETY: the VM passes a live object it holds.
+        if crate::object::pin::pin(unsafe { obj.header() }) {
+            Ok(())
+        } else {
+            Err(Error::State(format!(
+                "{obj:?} is pinned 65535 times already"
+            )))
+        }
+    }
+
+    /// Removes one pin of `obj`; fails when it has none (objects from
+    /// [`Mutator::alloc_nonmoving`] are pinned for life and have no count to remove).
+    pub fn unpin(&mut self, obj: ObjRef) -> Result<()> {
+        // SAFETY: the VM passes a live object it holds.
+        if crate::object::pin::unpin(unsafe { obj.header() }) {
+            Ok(())
+        } else {
+            Err(Error::State(format!("{obj:?} is not pinned")))
+        }
+    }
+
+    /// Whether `obj` is pinned (counted pins, or allocated non-moving).
+    pub fn is_pinned(&mut self, obj: ObjRef) -> bool {
+        // SAFETY: the VM passes a live object it holds.
+        crate::object::pin::pinned(unsafe { obj.header() }.load(Ordering::Relaxed))
     }
 
     /// Detaches from the heap (the same as dropping).
@@ -736,6 +822,7 @@ impl Drop for Mutator {
         // SAFETY: RUNNING on the owning thread.
         unsafe {
             self.core.retire_tlab(&self.rt);
+            self.core.retire_copies(&self.rt);
             self.core.flush_barriers(&self.rt);
         }
         self.rt.safepoint.detach(&self.core);

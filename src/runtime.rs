@@ -41,6 +41,8 @@ pub struct Runtime {
     pub satb: SatbQueue,
     /// Mutators' share of concurrent marking.
     pub assists: Assists,
+    /// The collection set of the running cycle (objects that move) and its copy buffers.
+    pub evac: crate::collector::evacuate::Evacuation,
     /// Objects logged by the object barrier this cycle, whose flags are cleared after
     /// marking (handed over by mutators at the final-mark pause or on detach).
     pub logged: Mutex<Vec<usize>>,
@@ -71,6 +73,7 @@ impl Runtime {
             stats: StatsRecorder::default(),
             satb: SatbQueue::default(),
             assists: Assists::default(),
+            evac: Default::default(),
             logged: Mutex::new(Vec::new()),
             barrier_state: AtomicU8::new(0),
             failure: Failure::default(),

@@ -106,6 +106,14 @@ pub struct Stats {
     pub assist_ns: u64,
     /// Objects mutators scanned in assists.
     pub assist_objects: u64,
+    /// Blocks chosen for evacuation, over all cycles.
+    pub evacuated_blocks: u64,
+    /// Bytes copied by evacuation (GC threads and load barriers together).
+    pub evacuated_bytes: u64,
+    /// Objects copied by evacuation.
+    pub evacuated_objects: u64,
+    /// Objects of collection sets that stayed in place (pinned, or no memory to copy).
+    pub evacuation_stayed: u64,
     /// How long mutators stood still at safepoints, as each saw it (from noticing the stop
     /// until running again, so it includes waiting for a core after the resume), counted
     /// by power-of-two microsecond bucket like [`Stats::pause_histogram`].
@@ -245,6 +253,15 @@ impl StatsRecorder {
         let ns = d.as_nanos() as u64;
         self.mutator_stops[bucket(ns)].fetch_add(1, Ordering::Relaxed);
         self.mutator_stop_max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// Records what one cycle's evacuation did.
+    pub fn add_evacuation(&self, r: &crate::collector::evacuate::EvacuationReport) {
+        let mut s = self.inner.lock();
+        s.totals.evacuated_blocks += r.blocks as u64;
+        s.totals.evacuated_bytes += r.copied_bytes;
+        s.totals.evacuated_objects += r.copied_objects;
+        s.totals.evacuation_stayed += r.stayed as u64;
     }
 
     /// Adds the duration of a concurrent phase.

@@ -43,13 +43,15 @@
 //!   black allocation; an allocation reports out of memory only after a cycle that started
 //!   after it failed (see `Mutator::alloc_attempts`).
 
+use super::evacuate::Evacuation;
 use super::mark::{mark_all, MarkJob, MarkPacket};
 use super::pacer::Pacer;
 use super::sweep::SweepJob;
 use super::verify::{self, Check, Findings};
 use super::{report_problems, Pause, PauseFigures};
 use crate::barriers::log;
-use crate::barriers::MARKING;
+use crate::barriers::{EVACUATION, MARKING};
+use crate::config::EvacuationMode;
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind};
@@ -74,7 +76,12 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let verify = rt.config.verify;
     let conc = rt.config.concurrent_workers();
 
-    // 1. Init mark.
+    // 1. Init mark. The collection set's candidates are surveyed before the pause.
+    let candidates = if rt.config.evacuation == EvacuationMode::Concurrent {
+        Evacuation::survey(&rt.space)
+    } else {
+        Vec::new()
+    };
     let pause = Pause::stop(rt);
     pause.retire_tlabs(rt);
     let heap_before = rt.space.in_use();
@@ -88,9 +95,14 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let tm = Instant::now();
     rt.space.advance_epoch();
     rt.space.los.set_alloc_black();
-    rt.barrier_state.store(MARKING, Ordering::Relaxed);
+    let barriers = if rt.evac.choose(&rt.space, &candidates, usize::MAX) > 0 {
+        MARKING | EVACUATION
+    } else {
+        MARKING
+    };
+    rt.barrier_state.store(barriers, Ordering::Relaxed);
     for m in &pause.world {
-        m.barriers.store(MARKING, Ordering::Relaxed);
+        m.barriers.store(barriers, Ordering::Relaxed);
     }
     let job = Arc::new(MarkJob::new(rt.clone(), true));
     let (seeds, roots_marked) = mark_all(rt, pause.roots(rt), &job.bad);
@@ -151,11 +163,13 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let degenerate = job.aborted.load(Ordering::Relaxed);
     let tf = Instant::now();
     rt.barrier_state.store(0, Ordering::Relaxed);
+    let mut copied_by_mutators = 0;
     for m in &pause.world {
         // SAFETY: the world is stopped: the collector owns every mutator's state.
         unsafe {
             m.flush_barriers(rt);
             m.retire_tlab(rt);
+            copied_by_mutators += m.retire_copies(rt);
         }
         m.barriers.store(0, Ordering::Relaxed);
     }
@@ -190,6 +204,14 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         "final mark"
     );
     let marked = n + final_job.marked.load(Ordering::Relaxed);
+    if rt.evac.active() {
+        // Every live object was scanned and every root repaired: nothing refers to the
+        // collection set any more.
+        let report = rt.evac.finish(&rt.space, copied_by_mutators);
+        rt.stats.add_evacuation(&report);
+        tracing::debug!(?report, "evacuation done");
+    }
+    let roots = pause.roots(rt);
     let cycle_marked = roots_marked + job.marked.load(Ordering::Relaxed) + assisted + marked;
     let final_mark_ns = tf.elapsed().as_nanos() as u64;
     if verify {

@@ -8,6 +8,7 @@
 //! waiting for the cycle: the cycle then goes on concurrently with every worker, and only
 //! if that too keeps allocations waiting does the pause finish the trace.
 
+use super::evacuate::{forward_edge, CopyLab};
 use super::validate::{self, Found};
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
@@ -108,8 +109,14 @@ pub fn mark_all(
     let mut packets = Vec::new();
     let mut cur = Vec::with_capacity(PACKET_SIZE);
     let mut n = 0;
+    let mut lab = None;
     for (addr, from) in addrs {
-        if addr != 0 && mark(rt, addr, bad, Found::root_or_satb(from)).is_some() {
+        if addr == 0 {
+            continue;
+        }
+        let from = Found::root_or_satb(from);
+        let addr = forward_edge(rt, addr, from, &mut lab);
+        if mark(rt, addr, bad, from).is_some() {
             n += 1;
             cur.push(ObjRef::from_addr(addr).expect("non-zero"));
             if cur.len() == PACKET_SIZE {
@@ -119,6 +126,9 @@ pub fn mark_all(
     }
     if !cur.is_empty() {
         packets.push(cur);
+    }
+    if let Some(lab) = lab {
+        rt.evac.give_lab(lab);
     }
     (packets, n)
 }
@@ -207,7 +217,13 @@ pub struct Tracer<'a> {
 impl Tracer<'_> {
     /// Loads `obj`'s references into `edges`, which marks them once their headers had time
     /// to arrive in the cache; returns how many objects that marked.
-    fn scan(&self, obj: ObjRef, edges: &mut Prefetcher<Edge>, stack: &mut Vec<ObjRef>) -> u64 {
+    fn scan(
+        &self,
+        obj: ObjRef,
+        edges: &mut Prefetcher<Edge>,
+        stack: &mut Vec<ObjRef>,
+        lab: &mut Option<CopyLab>,
+    ) -> u64 {
         let rt = self.rt;
         let mut marked = 0;
         // SAFETY: obj is marked and live; its type was checked when it was marked.
@@ -224,7 +240,7 @@ impl Tracer<'_> {
                     if let Some((c, from)) =
                         edges.push(child, (child, Found::field(obj.addr(), slot as usize)))
                     {
-                        marked += self.mark_edge(c, from, stack);
+                        marked += self.mark_edge(c, from, stack, lab);
                     }
                 }
             })
@@ -232,9 +248,17 @@ impl Tracer<'_> {
         marked
     }
 
-    /// Marks one edge's target, pushing it for scanning when this call marked it.
+    /// Marks one edge's target (its copy, when it moves), pushing it for scanning when
+    /// this call marked it.
     #[inline]
-    fn mark_edge(&self, child: usize, from: Found, stack: &mut Vec<ObjRef>) -> u64 {
+    fn mark_edge(
+        &self,
+        child: usize,
+        from: Found,
+        stack: &mut Vec<ObjRef>,
+        lab: &mut Option<CopyLab>,
+    ) -> u64 {
+        let child = forward_edge(self.rt, child, from, lab);
         if mark(self.rt, child, self.bad, from).is_some() {
             stack.push(ObjRef::from_addr(child).expect("non-zero"));
             1
@@ -253,6 +277,7 @@ impl Tracer<'_> {
         edges: &mut Prefetcher<Edge>,
         stack: &mut Vec<ObjRef>,
         marked: &mut u64,
+        lab: &mut Option<CopyLab>,
     ) -> Option<ObjRef> {
         loop {
             if let Some(obj) = stack.pop() {
@@ -264,7 +289,7 @@ impl Tracer<'_> {
             if let Some(obj) = greys.pop() {
                 return Some(obj);
             }
-            *marked += self.flush(edges, stack);
+            *marked += self.flush(edges, stack, lab);
             if stack.is_empty() {
                 return None;
             }
@@ -272,10 +297,15 @@ impl Tracer<'_> {
     }
 
     /// Marks every edge still waiting in `edges`.
-    fn flush(&self, edges: &mut Prefetcher<Edge>, stack: &mut Vec<ObjRef>) -> u64 {
+    fn flush(
+        &self,
+        edges: &mut Prefetcher<Edge>,
+        stack: &mut Vec<ObjRef>,
+        lab: &mut Option<CopyLab>,
+    ) -> u64 {
         let mut marked = 0;
         while let Some((c, from)) = edges.pop() {
-            marked += self.mark_edge(c, from, stack);
+            marked += self.mark_edge(c, from, stack, lab);
         }
         marked
     }
@@ -304,15 +334,20 @@ impl Tracer<'_> {
         let mut greys = Prefetcher::<ObjRef>::default();
         let mut marked = 0;
         let mut scanned = 0;
+        let mut lab = None;
         while scanned < budget {
-            let Some(obj) = self.next_grey(&mut greys, &mut edges, stack, &mut marked) else {
+            let Some(obj) = self.next_grey(&mut greys, &mut edges, stack, &mut marked, &mut lab)
+            else {
                 break;
             };
-            marked += self.scan(obj, &mut edges, stack);
+            marked += self.scan(obj, &mut edges, stack, &mut lab);
             scanned += 1;
         }
-        marked += self.flush(&mut edges, stack);
+        marked += self.flush(&mut edges, stack, &mut lab);
         stack.extend(std::iter::from_fn(|| greys.pop()));
+        if let Some(lab) = lab {
+            self.rt.evac.give_lab(lab);
+        }
         (marked, scanned)
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod assist;
 pub mod concurrent;
+pub mod evacuate;
 pub mod mark;
 pub mod pacer;
 pub mod request;

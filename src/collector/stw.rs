@@ -1,10 +1,12 @@
 //! The parallel stop-the-world collection (`TANDEM_MODE=stw`), the reference mode.
 
+use super::evacuate::Evacuation;
 use super::mark::{mark_all, MarkJob, MarkPacket};
 use super::pacer::Pacer;
 use super::sweep::SweepJob;
 use super::verify::{self, Check, Findings};
 use super::{report_problems, Pause, PauseFigures};
+use crate::config::EvacuationMode;
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind};
 use crate::sync::unmodelled::Arc;
@@ -19,6 +21,12 @@ pub fn collect(
     pacer: &mut Pacer,
     cause: GcCause,
 ) {
+    // Surveyed before the pause: reading the line table of a large heap takes a while.
+    let candidates = if rt.config.evacuation == EvacuationMode::Off {
+        Vec::new()
+    } else {
+        Evacuation::survey(&rt.space)
+    };
     let pause = Pause::stop(rt);
     pause.retire_tlabs(rt);
     let heap_before = rt.space.in_use();
@@ -31,12 +39,19 @@ pub fn collect(
     let mark_span = tracing::debug_span!("mark").entered();
     let tm = Instant::now();
     rt.space.advance_epoch();
+    let cset = rt.evac.choose(&rt.space, &candidates, usize::MAX);
     let roots = pause.roots(rt);
     let job = Arc::new(MarkJob::new(rt.clone(), false));
     let (seeds, roots_marked) = mark_all(rt, roots.iter().copied(), &job.bad);
     pool.run(job.clone(), seeds);
     let marked = roots_marked + job.marked.load(Ordering::Relaxed);
+    if cset > 0 {
+        let report = rt.evac.finish(&rt.space, 0);
+        rt.stats.add_evacuation(&report);
+    }
     let mark_ns = tm.elapsed().as_nanos() as u64;
+    // Marking moved objects: read the roots again.
+    let roots = pause.roots(rt);
     if verify {
         verify::reachable(rt, &roots, Check::Marks { black_ok: false }, &mut findings);
     }

@@ -144,6 +144,12 @@ pub fn object(
              corrupt length",
             ty.0
         )),
-        Some(size) => Ok((info, size)),
+        // SAFETY: as above: the header word is readable.
+        Some(size) => Ok((
+            info,
+            size + crate::object::forward::hash_word_bytes(
+                unsafe { obj.header() }.load(Ordering::Relaxed),
+            ),
+        )),
     }
 }

@@ -72,6 +72,7 @@ pub struct SideMetadata {
     states: usize,
     live: usize,
     decommitted: usize,
+    cset: usize,
     n_mark_words: usize,
     n_lines: usize,
     n_blocks: usize,
@@ -91,12 +92,13 @@ impl SideMetadata {
         let marks_len = page_round(n_mark_words * 8);
         let lines_len = page_round(n_lines);
         let states_len = page_round(n_blocks);
-        let map = Reservation::new(marks_len + lines_len + 3 * states_len, PAGE_SIZE, true)?;
+        let map = Reservation::new(marks_len + lines_len + 4 * states_len, PAGE_SIZE, true)?;
         let marks = map.base();
         let lines = marks + marks_len;
         let states = lines + lines_len;
         let live = states + states_len;
         let decommitted = live + states_len;
+        let cset = decommitted + states_len;
         Ok(SideMetadata {
             map,
             heap_base,
@@ -105,6 +107,7 @@ impl SideMetadata {
             states,
             live,
             decommitted,
+            cset,
             n_mark_words,
             n_lines,
             n_blocks,
@@ -227,6 +230,25 @@ impl SideMetadata {
     #[inline]
     pub fn set_decommitted(&self, block: usize, mask: u8) {
         self.decommitted_cell(block).store(mask, Ordering::Relaxed);
+    }
+
+    fn cset_cell(&self, block: usize) -> &AtomicU8 {
+        assert!(block < self.n_blocks);
+        // SAFETY: in bounds (asserted) of the read-write collection-set table.
+        unsafe { &*(self.cset as *const AtomicU8).add(block) }
+    }
+
+    /// Whether block `block` is in the collection set (its objects move this cycle).
+    #[inline]
+    pub fn in_cset(&self, block: usize) -> bool {
+        // Relaxed: set and cleared in pauses, which order them before and after every
+        // reader (markers and load barriers run between those pauses).
+        self.cset_cell(block).load(Ordering::Relaxed) != 0
+    }
+
+    /// Puts block `block` in the collection set or takes it out.
+    pub fn set_cset(&self, block: usize, on: bool) {
+        self.cset_cell(block).store(u8::from(on), Ordering::Relaxed);
     }
 
     /// Returns the mark-bit and line-mark pages of a released heap range to the OS.

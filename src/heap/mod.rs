@@ -120,6 +120,12 @@ impl Space {
         a.wrapping_sub(self.immix_base) < self.immix_size
     }
 
+    /// Whether `a` lies in a block of the collection set (an object there moves this cycle).
+    #[inline(always)]
+    pub fn in_cset(&self, a: usize) -> bool {
+        self.in_immix(a) && self.meta.in_cset(self.block_of(a))
+    }
+
     /// Block index of an Immix address.
     #[inline(always)]
     pub fn block_of(&self, a: usize) -> usize {

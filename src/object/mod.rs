@@ -2,14 +2,17 @@
 //!
 //! Header word (8 bytes, at offset 0 of every object):
 //! ```text
-//!  63            32 31                      2 1 0
-//! +----------------+-------------------------+---+
-//! |    type id     |        GC flags         |tag|
-//! +----------------+-------------------------+---+
+//!  63            32 31        24 23        8 7      2 1 0
+//! +----------------+------------+------------+--------+---+
+//! |    type id     |  (unused)  | pin count  | flags  |tag|
+//! +----------------+------------+------------+--------+---+
 //! ```
-//! The low two bits are the forwarding tag, reserved for evacuation. A reference points at
-//! the header. Objects are 8-byte aligned and their sizes rounded up to 8.
+//! The low two bits are the forwarding tag (see [`forward`]): once an object is copied,
+//! its old header holds the new address instead. A reference points at the header.
+//! Objects are 8-byte aligned and their sizes rounded up to 8.
 
+pub mod forward;
+pub mod pin;
 pub mod types;
 
 pub use types::{TraceFn, TypeId, TypeInfo, TypeRegistry, VisitFn};
