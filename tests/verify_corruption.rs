@@ -99,6 +99,8 @@ fn a_dangling_reference_into_a_freed_line_is_reported(mode: Mode) {
     let node = node_type(&h);
     let mut m = h.attach().unwrap();
     let holder = m.alloc(node, 0).unwrap();
+    // Pinned: the messages name it by address, and a sparse block's objects move.
+    m.pin(holder).unwrap();
     m.push_root(Some(holder)).unwrap();
     // Lines are 256 bytes: the garbage keeps the target off the holder's line.
     garbage(&mut m, node, 1024);
@@ -120,8 +122,11 @@ fn an_overwritten_header_is_reported(mode: Mode) {
     let node = node_type(&h);
     let mut m = h.attach().unwrap();
     let holder = m.alloc(node, 0).unwrap();
+    // Pinned: the messages name them by address, and a sparse block's objects move.
+    m.pin(holder).unwrap();
     m.push_root(Some(holder)).unwrap();
     let victim = m.alloc(node, 0).unwrap();
+    m.pin(victim).unwrap();
     let holder = m.peek_root(0).unwrap().unwrap();
     // SAFETY: both nodes are fresh; NEXT is a reference field.
     unsafe { holder.store_ref(NEXT, Some(victim)) };

@@ -220,8 +220,28 @@ static inline void *tandem_alloc(tandem_mutator *m, tandem_type_id type, size_t 
 /** Allocates an object that will never move (for buffers handed to native code). */
 void *tandem_alloc_nonmoving(tandem_mutator *m, tandem_type_id type, size_t length);
 
-/** Identity hash of obj, stable for its lifetime; 0 on error. */
+/** Identity hash of obj, stable for its whole life, across moves; 0 on error. */
 uint64_t tandem_identity_hash(tandem_mutator *m, void *obj);
+
+/* ---- Moving and pinning ------------------------------------------------------------- */
+
+/*
+ * The collector compacts the heap by moving objects out of sparse blocks
+ * (TANDEM_EVACUATION: `concurrent` by default, `pause`, `off`). A moved object keeps its
+ * contents and identity hash; the VM sees the new address through its root slots and
+ * tandem_read_ref (see the barrier rules below). An object handed to native code that
+ * may run across a safepoint (I/O buffers, callbacks) must be pinned first, or allocated
+ * with tandem_alloc_nonmoving. Objects over TANDEM_LARGE_OBJECT_THRESHOLD never move.
+ */
+
+/** Pins obj: it does not move until as many tandem_unpin calls (counted, thread-safe, at
+ *  most 65535 pins at once). */
+tandem_result tandem_pin(tandem_mutator *m, void *obj);
+/** Removes one pin of obj; TANDEM_ERR_STATE when it has none (non-moving objects are
+ *  pinned for life and have no count to remove). */
+tandem_result tandem_unpin(tandem_mutator *m, void *obj);
+/** 1 when obj is pinned (counted pins or allocated non-moving), else 0 (also on error). */
+int tandem_is_pinned(tandem_mutator *m, void *obj);
 
 /* ---- Roots -------------------------------------------------------------------------- */
 
@@ -280,9 +300,11 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
  * the thread is stopped at a safepoint: between two calls that may collect (see below), a
  * thread sees one value.
  *
- * Calls that may collect ("safepoints"): tandem_alloc and every allocation function,
- * tandem_safepoint, tandem_collect, tandem_leave_native, and every *_slow function.
- * Nothing else collects or changes the barrier byte.
+ * Calls that may collect ("safepoints"): tandem_alloc and the other allocation functions
+ * (tandem_alloc_slow, tandem_alloc_nonmoving), tandem_safepoint (and its slow path),
+ * tandem_collect and tandem_leave_native. Nothing else collects or changes the barrier
+ * byte: the barriers' slow paths, tandem_identity_hash, pinning and the root functions
+ * do not.
  *
  * Rules for a VM (the JIT's inline code must follow them too):
  *  1. Every store of a reference into a heap object goes through tandem_write_ref, or
@@ -470,6 +492,9 @@ typedef struct tandem_stats {
     uint64_t assist_ns;        /**< Time mutators spent marking in assists: paying for what
                                     they allocate while concurrent marking runs. */
     uint64_t assist_objects;   /**< Objects mutators scanned in assists. */
+    /* Added with TANDEM_ABI_VERSION 2 (the two older sizes are still accepted). */
+    uint64_t evacuated_bytes;  /**< Bytes copied to compact the heap (TANDEM_EVACUATION). */
+    uint64_t evacuated_objects; /**< Objects copied to compact the heap. */
 } tandem_stats;
 
 /** Pause kinds (tandem_pause.kind). */

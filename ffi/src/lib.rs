@@ -70,11 +70,17 @@ pub struct CStats {
     pub assist_ns: u64,
     /// Objects mutators scanned in assists.
     pub assist_objects: u64,
+    /// Bytes copied by evacuation (absent from the first two layouts).
+    pub evacuated_bytes: u64,
+    /// Objects copied by evacuation.
+    pub evacuated_objects: u64,
 }
 
 /// Size of `tandem_stats` before the assist fields: clients built against that header
 /// still get every field they know.
 const STATS_V1_SIZE: usize = std::mem::offset_of!(CStats, assist_ns);
+/// Size of `tandem_stats` before the evacuation fields.
+const STATS_V2_SIZE: usize = std::mem::offset_of!(CStats, evacuated_bytes);
 
 /// The library version, e.g. "0.1.0".
 #[no_mangle]
@@ -440,6 +446,34 @@ pub extern "C" fn tandem_identity_hash(m: *mut CMutator, obj: *mut c_void) -> u6
     .0
 }
 
+/// Pins `obj` (counted): it does not move until as many `tandem_unpin` calls.
+#[no_mangle]
+pub extern "C" fn tandem_pin(m: *mut CMutator, obj: *mut c_void) -> i32 {
+    status(|| {
+        let o = check_obj(obj, "tandem_pin")?;
+        global::with_mutator(m, |mm| Ok(mm.pin(o)?))
+    })
+}
+
+/// Removes one pin of `obj`; `TANDEM_ERR_STATE` when it has none.
+#[no_mangle]
+pub extern "C" fn tandem_unpin(m: *mut CMutator, obj: *mut c_void) -> i32 {
+    status(|| {
+        let o = check_obj(obj, "tandem_unpin")?;
+        global::with_mutator(m, |mm| Ok(mm.unpin(o)?))
+    })
+}
+
+/// 1 when `obj` is pinned (counted pins, or allocated non-moving), 0 when not or on error.
+#[no_mangle]
+pub extern "C" fn tandem_is_pinned(m: *mut CMutator, obj: *mut c_void) -> i32 {
+    guard(0, || {
+        let o = check_obj(obj, "tandem_is_pinned")?;
+        global::with_mutator(m, |mm| Ok(i32::from(mm.is_pinned(o))))
+    })
+    .0
+}
+
 /// Fills `*out` (whose `size` field the caller sets to sizeof(tandem_stats)).
 #[no_mangle]
 pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
@@ -449,7 +483,7 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
         }
         // SAFETY: non-null; the caller passes a writable tandem_stats whose size it set.
         let size = unsafe { (*out).size } as usize;
-        if size != std::mem::size_of::<CStats>() && size != STATS_V1_SIZE {
+        if ![std::mem::size_of::<CStats>(), STATS_V1_SIZE, STATS_V2_SIZE].contains(&size) {
             return fail(
                 Code::InvalidArgument,
                 format!(
@@ -483,6 +517,8 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             longest_wait_ns: s.longest_wait_ns(),
             assist_ns: s.assist_ns,
             assist_objects: s.assist_objects,
+            evacuated_bytes: s.evacuated_bytes,
+            evacuated_objects: s.evacuated_objects,
         };
         // SAFETY: as above: the caller's struct has `size` writable bytes, and `size` is
         // at most ours.

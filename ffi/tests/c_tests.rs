@@ -98,6 +98,18 @@ fn barrier_slow_paths_keep_the_snapshot_during_concurrent_marking() {
 }
 
 #[test]
+fn four_threads_use_objects_through_the_inline_barriers_while_they_move_stw() {
+    let out = build_and_run(c_test("evacuation.c"), &["stw"]);
+    assert!(out.contains("verify errors 0"), "{out}");
+}
+
+#[test]
+fn four_threads_use_objects_through_the_inline_barriers_while_they_move_concurrent() {
+    let out = build_and_run(c_test("evacuation.c"), &["concurrent"]);
+    assert!(out.contains("verify errors 0"), "{out}");
+}
+
+#[test]
 fn hello_gc_example_builds_and_runs() {
     let out = build_and_run(ffi_dir().join("examples/hello_gc.c"), &[]);
     assert!(

@@ -22,8 +22,8 @@
 //! marks it, which also makes it scanned (a black copy would keep its fields unrepaired).
 
 use crate::alloc::{BumpWindow, TlabState};
-use crate::heap::metadata::LINE_FREE;
-use crate::heap::{Space, BLOCK_SIZE, LINES_PER_BLOCK, LINE_SIZE};
+use crate::heap::metadata::{LINE_FREE, MAX_EPOCH};
+use crate::heap::{Space, BLOCK_SIZE, LINE_SIZE};
 use crate::object::forward::{self, CopyBuffer, Evacuated, FLAG_STAYS};
 use crate::object::{ObjRef, TypeRegistry};
 use crate::sync::unmodelled::AtomicU64;
@@ -82,8 +82,8 @@ pub struct Evacuation {
     copied_objects: AtomicU64,
 }
 
-/// Most lines in use a block may have to be chosen: at least half of it is free.
-const MAX_LIVE_LINES: usize = LINES_PER_BLOCK / 2;
+/// Most bytes in use a block may have to be chosen: at least half of it is free.
+const MAX_USED: usize = BLOCK_SIZE / 2;
 
 /// What one cycle's evacuation did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -106,21 +106,29 @@ impl Evacuation {
         self.active.load(Ordering::Relaxed)
     }
 
-    /// The blocks worth evacuating, sparsest first, as (lines in use, block): read from the
-    /// line table (lines live at the last sweep or allocated since), before the pause, so
-    /// the pause does not scan the heap.
+    /// The blocks worth evacuating, sparsest first, as (estimated bytes in use, block): the
+    /// bytes the last marking found live there, plus the lines allocated since its sweep.
+    /// Read before the pause, so that the pause does not scan the line table.
     pub fn survey(space: &Space) -> Vec<(usize, usize)> {
         let mut candidates = Vec::new();
         for c in space.committed_chunks() {
             let first = crate::heap::blocks::chunk_first_block(c);
             for b in first..first + crate::heap::BLOCKS_PER_CHUNK {
-                let used = space
+                let live = space.meta.live_bytes(b);
+                if live == 0 {
+                    // Free, or filled only since the last sweep: nothing to compact.
+                    continue;
+                }
+                // Epoch stamps are live lines of the last marking; higher values are fresh
+                // or black lines, allocated since.
+                let since = space
                     .meta
                     .block_lines(b)
                     .iter()
-                    .filter(|l| l.load(Ordering::Relaxed) != LINE_FREE)
+                    .filter(|l| l.load(Ordering::Relaxed) > MAX_EPOCH)
                     .count();
-                if used > 0 && used <= MAX_LIVE_LINES {
+                let used = live + since * LINE_SIZE;
+                if used <= MAX_USED {
                     candidates.push((used, b));
                 }
             }
@@ -140,7 +148,7 @@ impl Evacuation {
         let mut chosen = self.blocks.lock();
         let mut bytes = 0;
         for &(used, b) in candidates {
-            if bytes + used * LINE_SIZE > budget {
+            if bytes + used > budget {
                 break;
             }
             // A block freed or re-pooled since the survey is not worth it any more.
@@ -150,7 +158,7 @@ impl Evacuation {
             ) {
                 continue;
             }
-            bytes += used * LINE_SIZE;
+            bytes += used;
             space.meta.set_cset(b, true);
             chosen.push(b);
         }

@@ -90,6 +90,7 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Opt
         }
     };
     if !place.large {
+        space.meta.add_marked_bytes(space.block_of(addr), size);
         let (first, last) = (space.line_of(addr), space.line_of(addr + size - 1));
         for l in first..=last {
             // Relaxed: line marks are read by the sweep after the phase barrier of the pool.

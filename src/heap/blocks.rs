@@ -94,6 +94,7 @@ pub fn sweep_block(
         }
     }
     meta.clear_marks(block_addr, BLOCK_SIZE);
+    meta.settle_live_bytes(block);
     let state = match live {
         0 => BlockState::Free,
         LINES_PER_BLOCK => BlockState::Full,

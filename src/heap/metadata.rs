@@ -6,7 +6,7 @@
 use super::vm::{Reservation, PAGE_SIZE};
 use super::{BLOCK_SIZE, LINE_SIZE};
 use crate::error::Result;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Bytes of heap covered by one mark bit.
 pub const MARK_GRANULE: usize = 8;
@@ -73,6 +73,8 @@ pub struct SideMetadata {
     live: usize,
     decommitted: usize,
     cset: usize,
+    marked_bytes: usize,
+    live_bytes: usize,
     n_mark_words: usize,
     n_lines: usize,
     n_blocks: usize,
@@ -92,13 +94,20 @@ impl SideMetadata {
         let marks_len = page_round(n_mark_words * 8);
         let lines_len = page_round(n_lines);
         let states_len = page_round(n_blocks);
-        let map = Reservation::new(marks_len + lines_len + 4 * states_len, PAGE_SIZE, true)?;
+        let bytes_len = page_round(n_blocks * 4);
+        let map = Reservation::new(
+            marks_len + lines_len + 4 * states_len + 2 * bytes_len,
+            PAGE_SIZE,
+            true,
+        )?;
         let marks = map.base();
         let lines = marks + marks_len;
         let states = lines + lines_len;
         let live = states + states_len;
         let decommitted = live + states_len;
         let cset = decommitted + states_len;
+        let marked_bytes = cset + states_len;
+        let live_bytes = marked_bytes + bytes_len;
         Ok(SideMetadata {
             map,
             heap_base,
@@ -108,6 +117,8 @@ impl SideMetadata {
             live,
             decommitted,
             cset,
+            marked_bytes,
+            live_bytes,
             n_mark_words,
             n_lines,
             n_blocks,
@@ -249,6 +260,36 @@ impl SideMetadata {
     /// Puts block `block` in the collection set or takes it out.
     pub fn set_cset(&self, block: usize, on: bool) {
         self.cset_cell(block).store(u8::from(on), Ordering::Relaxed);
+    }
+
+    fn bytes_cell(&self, table: usize, block: usize) -> &AtomicU32 {
+        assert!(block < self.n_blocks);
+        // SAFETY: in bounds (asserted) of a read-write table of u32 per block.
+        unsafe { &*(table as *const AtomicU32).add(block) }
+    }
+
+    /// Counts `n` bytes of objects marked in block `block` this cycle.
+    #[inline]
+    pub fn add_marked_bytes(&self, block: usize, n: usize) {
+        // Relaxed: a statistic, read by the sweep after the marking phase's barrier.
+        self.bytes_cell(self.marked_bytes, block)
+            .fetch_add(n as u32, Ordering::Relaxed);
+    }
+
+    /// At the sweep of block `block`: the bytes marked there become its live bytes (what
+    /// the next collection set is chosen from), and the count starts again from zero.
+    pub fn settle_live_bytes(&self, block: usize) {
+        let n = self
+            .bytes_cell(self.marked_bytes, block)
+            .swap(0, Ordering::Relaxed);
+        self.bytes_cell(self.live_bytes, block)
+            .store(n, Ordering::Relaxed);
+    }
+
+    /// Bytes of objects marked in block `block` by the last cycle's marking.
+    pub fn live_bytes(&self, block: usize) -> usize {
+        self.bytes_cell(self.live_bytes, block)
+            .load(Ordering::Relaxed) as usize
     }
 
     /// Returns the mark-bit and line-mark pages of a released heap range to the OS.

@@ -287,6 +287,7 @@ impl Space {
         for b in first..first + BLOCKS_PER_CHUNK {
             self.meta.set_block_state(b, BlockState::Free);
             self.meta.set_live_lines(b, 0);
+            self.meta.settle_live_bytes(b);
         }
         for b in first + 1..first + BLOCKS_PER_CHUNK {
             self.pools.free.push(b as u32);

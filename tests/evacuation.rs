@@ -1,0 +1,141 @@
+//! Evacuation: a heap left sparse (about one object in ten live in every block) is
+//! compacted by the next cycles, and every object that moved keeps its contents and its
+//! identity hash, while pinned objects stay where they are. Each check runs in both
+//! collector modes, with heap verification on.
+
+#[macro_use]
+mod common;
+
+use common::{node_type, NEXT};
+use tandem::{Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
+
+/// Nodes allocated; one in [`KEEP_EVERY`] stays reachable.
+const NODES: usize = 200_000;
+const KEEP_EVERY: usize = 10;
+/// The node's payload word (after its header and its `NEXT` reference).
+const VALUE: usize = 16;
+
+fn ref_array(h: &Heap) -> TypeId {
+    h.register_type(TypeInfo {
+        fixed_size: 16,
+        item_size: 8,
+        length_offset: 8,
+        item_ref_offsets: vec![0],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// The `i`th item of the array at root depth 0, read through the load barrier.
+fn item(m: &mut Mutator, i: usize) -> ObjRef {
+    let arr = m.peek_root(0).unwrap().unwrap();
+    // SAFETY: item i of a live reference array of `NODES / KEEP_EVERY` items.
+    unsafe { m.read_ref(arr, 16 + 8 * i) }.expect("kept nodes are never null")
+}
+
+/// Builds the sparse heap: `NODES` nodes, every tenth kept in a (large, so unmoving) array
+/// with its index as payload; every second kept node hashed, every hundredth pinned.
+fn sparse_heap(m: &mut Mutator, node: TypeId, arr: TypeId) -> Vec<(usize, u64)> {
+    let kept = NODES / KEEP_EVERY;
+    let a = m.alloc(arr, kept).unwrap();
+    m.push_root(Some(a)).unwrap();
+    let mut facts = Vec::with_capacity(kept);
+    for i in 0..NODES {
+        let n = m.alloc(node, 0).unwrap();
+        if i % KEEP_EVERY != 0 {
+            continue;
+        }
+        let k = i / KEEP_EVERY;
+        // SAFETY: a fresh node; VALUE is its payload word.
+        unsafe { *n.field::<u64>(VALUE) = k as u64 };
+        let hash = if k % 2 == 0 { m.identity_hash(n) } else { 0 };
+        if k % 100 == 0 {
+            m.pin(n).unwrap();
+        }
+        let a = m.peek_root(0).unwrap().unwrap();
+        // SAFETY: item k of the live array; n is live.
+        unsafe { m.write_ref(a, 16 + 8 * k, Some(n)) };
+        facts.push((n.addr(), hash));
+    }
+    facts
+}
+
+fn a_sparse_heap_is_compacted_and_moved_objects_keep_contents_and_hash(mode: Mode) {
+    let h = Heap::with_config(tandem::Config {
+        uncommit_delay: std::time::Duration::ZERO,
+        ..common::config(mode, 256, true)
+    })
+    .unwrap();
+    let (node, arr) = (node_type(&h), ref_array(&h));
+    let mut m = h.attach().unwrap();
+    let facts = sparse_heap(&mut m, node, arr);
+    // The first cycle measures how live each block is; the next one evacuates.
+    m.collect().unwrap();
+    m.collect().unwrap();
+    m.collect().unwrap();
+    let s = h.stats();
+    assert_eq!(s.verify_errors, 0, "{:#?}", s.verify_messages);
+    assert!(s.evacuated_objects > 0, "nothing moved: {s:?}");
+    let (mut moved, mut unpinned) = (0, 0);
+    for (k, &(addr, hash)) in facts.iter().enumerate() {
+        let n = item(&mut m, k);
+        // SAFETY: a live node reached through the array.
+        assert_eq!(
+            unsafe { *n.field::<u64>(VALUE) },
+            k as u64,
+            "node {k}'s payload"
+        );
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { n.load_ref(NEXT) },
+            None,
+            "node {k}'s reference field"
+        );
+        if hash != 0 {
+            assert_eq!(m.identity_hash(n), hash, "node {k}'s identity hash");
+        }
+        if k % 100 == 0 {
+            assert_eq!(n.addr(), addr, "pinned node {k} moved");
+            assert!(m.is_pinned(n));
+        } else {
+            unpinned += 1;
+            moved += usize::from(n.addr() != addr);
+        }
+    }
+    assert!(
+        moved * 10 >= unpinned * 9,
+        "only {moved} of {unpinned} unpinned nodes moved"
+    );
+    // One node in ten of every line was live, which kept most lines: compacted, the
+    // heap holds little more than the objects themselves.
+    let kept = NODES / KEEP_EVERY;
+    let objects = kept * 24 + 16 + 8 * kept;
+    assert!(
+        s.heap_live * 10 <= objects * 13,
+        "{} bytes live after compaction for {objects} bytes of objects",
+        s.heap_live,
+    );
+}
+
+fn unpinned_objects_may_move_again_and_pins_are_counted(mode: Mode) {
+    let h = common::heap(mode, 64, true);
+    let node = node_type(&h);
+    let mut m = h.attach().unwrap();
+    let n = m.alloc(node, 0).unwrap();
+    assert!(!m.is_pinned(n));
+    m.pin(n).unwrap();
+    m.pin(n).unwrap();
+    m.unpin(n).unwrap();
+    assert!(m.is_pinned(n), "one pin is left");
+    m.unpin(n).unwrap();
+    assert!(!m.is_pinned(n));
+    let e = m.unpin(n).unwrap_err().to_string();
+    assert!(e.contains("not pinned"), "{e}");
+    let fixed = m.alloc_nonmoving(node, 0).unwrap();
+    assert!(m.is_pinned(fixed), "non-moving objects are pinned for life");
+}
+
+in_both_modes!(
+    a_sparse_heap_is_compacted_and_moved_objects_keep_contents_and_hash,
+    unpinned_objects_may_move_again_and_pins_are_counted,
+);
