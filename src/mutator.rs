@@ -753,14 +753,10 @@ impl Mutator {
         // SAFETY: v was loaded from a live object's field: it is live or a copy's original.
         let to = unsafe { rt.evac.resolve(&rt.space, &rt.types, v.addr(), lab) };
         if to != v.addr() {
-            // Release: threads loading the repaired field see the copy. A failure means
-            // someone stored a newer reference; that one stands.
-            let _ = slot.compare_exchange(
-                v.as_ptr(),
-                to as *mut u8,
-                Ordering::Release,
-                Ordering::Relaxed,
-            );
+            // SAFETY: the same pointer-sized, aligned word as `slot`.
+            let word =
+                unsafe { &*(slot as *const AtomicPtr<u8>).cast::<crate::sync::raw::AtomicU64>() };
+            crate::object::forward::heal(word, v.addr() as u64, to as u64);
         }
         ObjRef::from_addr(to).expect("non-zero")
     }

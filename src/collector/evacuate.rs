@@ -288,15 +288,8 @@ pub fn forward_edge(
     };
     if to != child && slot != 0 {
         // SAFETY: a root slot or a reference field of a live object: an aligned pointer word.
-        let s = unsafe { &*(slot as *const crate::sync::raw::AtomicPtr<u8>) };
-        // Release: whoever loads the new address sees the copy (published to us by the
-        // forwarding CAS). A failure means a mutator stored a newer reference: keep it.
-        let _ = s.compare_exchange(
-            child as *mut u8,
-            to as *mut u8,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        let s = unsafe { &*(slot as *const crate::sync::raw::AtomicU64) };
+        forward::heal(s, child as u64, to as u64);
     }
     to
 }

@@ -28,12 +28,13 @@
 //! them on its retry.
 
 use super::{ObjRef, FLAG_HASHED, FLAG_HASHED_MOVED, FLAG_LOGGED};
+use crate::barriers::log::HeaderWord;
 use crate::sync::Ordering;
 
 /// Header tag of a forwarding pointer (the rest is the copy's address).
 pub const TAG_FORWARDED: u64 = 1;
 /// Header flag: the object stays where it is this cycle (pinned, or no room to copy it).
-pub const FLAG_STAYS: u64 = 1 << 6;
+pub const FLAG_STAYS: u64 = 1 << 7;
 
 /// The copy's address when header word `h` is a forwarding pointer.
 #[inline(always)]
@@ -97,19 +98,17 @@ pub unsafe fn identity_hash(obj: ObjRef, base_size: usize) -> u64 {
     }
 }
 
-/// Copies `obj` (or finds its copy), following the protocol above. `base_size` gives the
-/// size of an object from its header (None: not a valid object, which then stays).
-///
-/// # Safety
-/// `obj` must be an object of the collection set that is live or was copied: its header
-/// is valid or a forwarding pointer, and nothing but copiers and header flags change it.
-pub unsafe fn evacuate(
-    obj: ObjRef,
-    base_size: impl Fn(u64) -> Option<usize>,
-    buf: &mut impl CopyBuffer,
-) -> Evacuated {
-    // SAFETY: caller's contract: the header word is readable.
-    let header = unsafe { obj.header() };
+/// A copier's side of the race: making a copy once it decided to.
+pub trait Copier {
+    /// Allocates and fills a copy of the object whose header is `h` (its header included),
+    /// returning the copy's address; None when it cannot (no memory, or an invalid object).
+    fn copy(&mut self, h: u64) -> Option<usize>;
+    /// Gives back the copy at `to`, which lost the race.
+    fn retract(&mut self, to: usize);
+}
+
+/// The copy race over the object whose header is `header` (steps 1-4 above).
+pub fn race(header: &impl HeaderWord, copier: &mut impl Copier) -> Evacuated {
     // Acquire pairs with the winner's release CAS: a copy's bytes are seen with its tag.
     let mut h = header.load(Ordering::Acquire);
     loop {
@@ -122,25 +121,11 @@ pub unsafe fn evacuate(
         let copy = if super::pin::pinned(h) {
             None
         } else {
-            base_size(h).and_then(|size| {
-                let hashed_first_move = h & (FLAG_HASHED | FLAG_HASHED_MOVED) == FLAG_HASHED;
-                let total = size
-                    + if hashed_first_move {
-                        8
-                    } else {
-                        hash_word_bytes(h)
-                    };
-                buf.alloc(total)
-                    .map(|to| (to, size, total, hashed_first_move))
-            })
+            copier.copy(h)
         };
-        let Some((to, size, total, hashed_first_move)) = copy else {
-            match header.compare_exchange_weak(
-                h,
-                h | FLAG_STAYS,
-                Ordering::Relaxed,
-                Ordering::Acquire,
-            ) {
+        let Some(to) = copy else {
+            // Relaxed: the flag only has to win against later copiers' CAS on this word.
+            match header.compare_exchange(h, h | FLAG_STAYS, Ordering::Relaxed, Ordering::Acquire) {
                 Ok(_) => return Evacuated::Stays(true),
                 Err(now) => {
                     h = now;
@@ -148,19 +133,6 @@ pub unsafe fn evacuate(
                 }
             }
         };
-        let mut new_header = h & !FLAG_LOGGED;
-        // SAFETY: `to` is `total` fresh bytes owned by this copier; the source's `size`
-        // bytes (plus its hash word if it has one) are live and written by no one (see
-        // the module documentation). The header is copied then overwritten.
-        unsafe {
-            let old_size = size + hash_word_bytes(h);
-            std::ptr::copy_nonoverlapping(obj.as_ptr(), to as *mut u8, old_size);
-            if hashed_first_move {
-                new_header |= FLAG_HASHED_MOVED;
-                ((to + size) as *mut u64).write(hash_of_address(obj.addr()));
-            }
-            (to as *mut u64).write(new_header);
-        }
         // Release: publishes the copy's bytes to whoever loads the forwarding pointer.
         match header.compare_exchange(
             h,
@@ -170,9 +142,78 @@ pub unsafe fn evacuate(
         ) {
             Ok(_) => return Evacuated::Copied(to),
             Err(now) => {
-                buf.retract(to, total);
+                copier.retract(to);
                 h = now;
             }
         }
     }
+}
+
+/// Repairs a field or root slot that held `old` to hold `new`, unless someone stored
+/// another reference since (that one stands). Release: whoever loads `new` from the slot
+/// sees the copy, which the forwarding CAS published to this thread.
+pub fn heal(slot: &impl HeaderWord, old: u64, new: u64) -> bool {
+    slot.compare_exchange(old, new, Ordering::Release, Ordering::Relaxed)
+        .is_ok()
+}
+
+/// Copies an object of the heap into a [`CopyBuffer`].
+struct ObjectCopier<'a, F, B> {
+    obj: ObjRef,
+    base_size: F,
+    buf: &'a mut B,
+    last: usize,
+}
+
+impl<F: Fn(u64) -> Option<usize>, B: CopyBuffer> Copier for ObjectCopier<'_, F, B> {
+    fn copy(&mut self, h: u64) -> Option<usize> {
+        let size = (self.base_size)(h)?;
+        let hashed_first_move = h & (FLAG_HASHED | FLAG_HASHED_MOVED) == FLAG_HASHED;
+        let old_size = size + hash_word_bytes(h);
+        let total = if hashed_first_move {
+            size + 8
+        } else {
+            old_size
+        };
+        let to = self.buf.alloc(total)?;
+        self.last = total;
+        let mut new_header = h & !FLAG_LOGGED;
+        // SAFETY: `to` is `total` fresh bytes owned by this copier; the source's
+        // `old_size` bytes are live and written by no one (see the module documentation).
+        // The header is copied, then overwritten with `h`'s flags.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.obj.as_ptr(), to as *mut u8, old_size);
+            if hashed_first_move {
+                new_header |= FLAG_HASHED_MOVED;
+                ((to + size) as *mut u64).write(hash_of_address(self.obj.addr()));
+            }
+            (to as *mut u64).write(new_header);
+        }
+        Some(to)
+    }
+
+    fn retract(&mut self, to: usize) {
+        self.buf.retract(to, self.last);
+    }
+}
+
+/// Copies `obj` (or finds its copy), following the protocol above. `base_size` gives the
+/// size of an object from its header (None: not a valid object, which then stays).
+///
+/// # Safety
+/// `obj` must be an object of the collection set that is live or was copied: its header
+/// is valid or a forwarding pointer, and nothing but copiers and header flags change it.
+pub unsafe fn evacuate(
+    obj: ObjRef,
+    base_size: impl Fn(u64) -> Option<usize>,
+    buf: &mut impl CopyBuffer,
+) -> Evacuated {
+    let mut copier = ObjectCopier {
+        obj,
+        base_size,
+        buf,
+        last: 0,
+    };
+    // SAFETY: caller's contract: the header word is readable.
+    race(unsafe { obj.header() }, &mut copier)
 }

@@ -7,6 +7,8 @@
 //! |    type id     |  (unused)  | pin count  | flags  |tag|
 //! +----------------+------------+------------+--------+---+
 //! ```
+//! Flags: 2 HASHED, 3 HASHED_MOVED, 4 PINNED (for life), 5 LOGGED, 6 LOGGING (the object
+//! barrier, `barriers::log`), 7 STAYS (`forward`).
 //! The low two bits are the forwarding tag (see [`forward`]): once an object is copied,
 //! its old header holds the new address instead. A reference points at the header.
 //! Objects are 8-byte aligned and their sizes rounded up to 8.

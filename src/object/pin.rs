@@ -5,8 +5,9 @@
 //! from `alloc_nonmoving`, pinned for life). A pinned object never moves: the evacuating
 //! tracer marks it in place.
 
+use super::forward::forwardee;
 use super::FLAG_PINNED;
-use crate::sync::raw::AtomicU64;
+use crate::barriers::log::HeaderWord;
 use crate::sync::Ordering;
 
 /// Lowest bit of the pin count.
@@ -20,28 +21,40 @@ pub fn pinned(h: u64) -> bool {
     h & (PIN_MASK | FLAG_PINNED) != 0
 }
 
-/// Adds one pin to the object whose header is `header`; false when its count is full.
-pub fn pin(header: &AtomicU64) -> bool {
-    // Relaxed: the count orders nothing else; a copier's CAS on the header sees it.
-    header
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
-            (h & PIN_MASK != PIN_MASK).then_some(h + PIN_ONE)
-        })
-        .is_ok()
+/// Adds one pin to the object whose header is `header`; false when its count is full, or
+/// when the header is a forwarding pointer (a stale reference: the object moved).
+pub fn pin(header: &impl HeaderWord) -> bool {
+    update(header, |h| {
+        (h & PIN_MASK != PIN_MASK && forwardee(h).is_none()).then_some(h + PIN_ONE)
+    })
 }
 
 /// Removes one pin; false when the object had no counted pin.
-pub fn unpin(header: &AtomicU64) -> bool {
-    header
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
-            (h & PIN_MASK != 0).then_some(h - PIN_ONE)
-        })
-        .is_ok()
+pub fn unpin(header: &impl HeaderWord) -> bool {
+    update(header, |h| {
+        (h & PIN_MASK != 0 && forwardee(h).is_none()).then_some(h - PIN_ONE)
+    })
+}
+
+/// Applies `f` to the header by compare-and-swap until it sticks; false when `f` refuses.
+fn update(header: &impl HeaderWord, f: impl Fn(u64) -> Option<u64>) -> bool {
+    // Relaxed: the count orders nothing else; a copier's CAS on the header sees it.
+    let mut h = header.load(Ordering::Relaxed);
+    loop {
+        let Some(new) = f(h) else {
+            return false;
+        };
+        match header.compare_exchange(h, new, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => h = now,
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::sync::raw::AtomicU64;
 
     #[test]
     fn pins_are_counted_and_the_count_never_wraps() {
