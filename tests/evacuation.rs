@@ -42,14 +42,14 @@ fn sparse_heap(m: &mut Mutator, node: TypeId, arr: TypeId) -> Vec<(usize, u64)> 
     let mut facts = Vec::with_capacity(kept);
     for i in 0..NODES {
         let n = m.alloc(node, 0).unwrap();
-        if i % KEEP_EVERY != 0 {
+        if !i.is_multiple_of(KEEP_EVERY) {
             continue;
         }
         let k = i / KEEP_EVERY;
         // SAFETY: a fresh node; VALUE is its payload word.
         unsafe { *n.field::<u64>(VALUE) = k as u64 };
-        let hash = if k % 2 == 0 { m.identity_hash(n) } else { 0 };
-        if k % 100 == 0 {
+        let hash = if k.is_multiple_of(2) { m.identity_hash(n) } else { 0 };
+        if k.is_multiple_of(100) {
             m.pin(n).unwrap();
         }
         let a = m.peek_root(0).unwrap().unwrap();
@@ -94,7 +94,7 @@ fn a_sparse_heap_is_compacted_and_moved_objects_keep_contents_and_hash(mode: Mod
         if hash != 0 {
             assert_eq!(m.identity_hash(n), hash, "node {k}'s identity hash");
         }
-        if k % 100 == 0 {
+        if k.is_multiple_of(100) {
             assert_eq!(n.addr(), addr, "pinned node {k} moved");
             assert!(m.is_pinned(n));
         } else {
