@@ -48,7 +48,11 @@ fn sparse_heap(m: &mut Mutator, node: TypeId, arr: TypeId) -> Vec<(usize, u64)> 
         let k = i / KEEP_EVERY;
         // SAFETY: a fresh node; VALUE is its payload word.
         unsafe { *n.field::<u64>(VALUE) = k as u64 };
-        let hash = if k.is_multiple_of(2) { m.identity_hash(n) } else { 0 };
+        let hash = if k.is_multiple_of(2) {
+            m.identity_hash(n)
+        } else {
+            0
+        };
         if k.is_multiple_of(100) {
             m.pin(n).unwrap();
         }
