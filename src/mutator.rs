@@ -765,11 +765,13 @@ impl Mutator {
     /// first move after the hash was taken keeps it in an extra word of the copy).
     pub fn identity_hash(&mut self, obj: ObjRef) -> u64 {
         // SAFETY: the VM passes a live object it holds.
-        let base = match self.rt.types.get(unsafe { obj.type_id() }) {
+        let base = self
+            .rt
+            .types
+            .get(unsafe { obj.type_id() })
             // SAFETY: as above.
-            Some(info) => info.size_for(unsafe { info.length_of(obj) }).unwrap_or(0),
-            None => 0,
-        };
+            .and_then(|info| unsafe { info.size_of(obj) })
+            .unwrap_or(0);
         // SAFETY: a live object of `base` bytes; a moved one has its hash word there.
         unsafe { crate::object::forward::identity_hash(obj, base) }
     }

@@ -14,18 +14,6 @@ use tandem::{Config, Error, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
 /// Node payload (see [`common::node_type`]).
 const VALUE: usize = 16;
 
-/// Pointer array: header | length | items (refs).
-fn array_type(h: &Heap) -> TypeId {
-    h.register_type(TypeInfo {
-        fixed_size: 16,
-        item_size: 8,
-        length_offset: 8,
-        item_ref_offsets: vec![0],
-        ..Default::default()
-    })
-    .unwrap()
-}
-
 /// Builds a list of `n` nodes with values 0..n, rooted at the top of the shadow stack.
 fn build_list(m: &mut Mutator, ty: TypeId, n: u64) {
     m.push_root(None).unwrap();
@@ -122,7 +110,7 @@ fn out_of_memory_returns_an_error_calls_the_handler_and_recovers(mode: Mode) {
     m.set_root(0, None);
     m.alloc(ty, 0).unwrap();
     // A request larger than the heap is a size error, not a crash.
-    let arr = array_type(&h);
+    let arr = common::array_type(&h);
     assert!(matches!(m.alloc(arr, 1 << 40), Err(Error::SizeOverflow(_))));
     assert!(matches!(
         m.alloc(arr, usize::MAX),
@@ -132,7 +120,7 @@ fn out_of_memory_returns_an_error_calls_the_handler_and_recovers(mode: Mode) {
 
 fn large_and_var_size_objects_are_traced_and_freed(mode: Mode) {
     let h = heap(mode, 64, true);
-    let (node, arr) = (node_type(&h), array_type(&h));
+    let (node, arr) = (node_type(&h), common::array_type(&h));
     let mut m = h.attach().unwrap();
     // A large pointer array (in the large-object space) holding nodes.
     let big = m.alloc(arr, 4096).unwrap();
@@ -460,7 +448,7 @@ fn misuse_is_reported_not_fatal(mode: Mode) {
 /// budget back to the large-object space instead of a few survivors pinning whole chunks.
 fn a_large_object_fits_beside_sparse_survivors_in_every_block(mode: Mode) {
     let h = heap(mode, 32, true);
-    let (node, arr) = (node_type(&h), array_type(&h));
+    let (node, arr) = (node_type(&h), common::array_type(&h));
     let mut m = h.attach().unwrap();
     let total = (32u64 << 20) * 8 / 10 / 24;
     build_list(&mut m, node, total);
@@ -550,7 +538,7 @@ fn references_moved_between_arrays_during_marking_survive() {
     let _w = common::Watchdog::new("references_moved", common::TEST_LIMIT);
     const N: usize = 4096;
     let h = heap(Mode::Concurrent, 128, true);
-    let (arr, node) = (array_type(&h), node_type(&h));
+    let (arr, node) = (common::array_type(&h), node_type(&h));
     let stop = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
         let (h2, stop2) = (h.clone(), stop.clone());

@@ -7,24 +7,13 @@
 mod common;
 
 use common::{node_type, NEXT};
-use tandem::{Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
+use tandem::{Heap, Mode, Mutator, ObjRef, TypeId};
 
 /// Nodes allocated; one in [`KEEP_EVERY`] stays reachable.
 const NODES: usize = 200_000;
 const KEEP_EVERY: usize = 10;
 /// The node's payload word (after its header and its `NEXT` reference).
 const VALUE: usize = 16;
-
-fn ref_array(h: &Heap) -> TypeId {
-    h.register_type(TypeInfo {
-        fixed_size: 16,
-        item_size: 8,
-        length_offset: 8,
-        item_ref_offsets: vec![0],
-        ..Default::default()
-    })
-    .unwrap()
-}
 
 /// The `i`th item of the array at root depth 0, read through the load barrier.
 fn item(m: &mut Mutator, i: usize) -> ObjRef {
@@ -70,7 +59,7 @@ fn a_sparse_heap_is_compacted_and_moved_objects_keep_contents_and_hash(mode: Mod
         ..common::config(mode, 256, true)
     })
     .unwrap();
-    let (node, arr) = (node_type(&h), ref_array(&h));
+    let (node, arr) = (node_type(&h), common::array_type(&h));
     let mut m = h.attach().unwrap();
     let facts = sparse_heap(&mut m, node, arr);
     // The first cycle measures how live each block is; the next one evacuates.

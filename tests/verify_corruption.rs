@@ -6,24 +6,13 @@
 mod common;
 
 use common::{node_type, NEXT};
-use tandem::{Heap, Mode, Mutator, ObjRef, Stats, TypeId, TypeInfo};
+use tandem::{Heap, Mode, Mutator, ObjRef, Stats, TypeId};
 /// Pointer array: header | length | items (refs).
 const LENGTH: usize = 8;
 
 /// A verifying 32 MiB heap.
 fn heap(mode: Mode) -> Heap {
     common::heap(mode, 32, true)
-}
-
-fn array_type(h: &Heap) -> TypeId {
-    h.register_type(TypeInfo {
-        fixed_size: 16,
-        item_size: 8,
-        length_offset: LENGTH,
-        item_ref_offsets: vec![0],
-        ..Default::default()
-    })
-    .unwrap()
 }
 
 /// Collects once with a sound heap (no finding), so that what follows is freed and poisoned.
@@ -60,7 +49,7 @@ fn garbage(m: &mut Mutator, ty: TypeId, bytes: usize) {
 
 fn corrupt_array_lengths_are_reported_not_followed(mode: Mode) {
     let h = heap(mode);
-    let arr = array_type(&h);
+    let arr = common::array_type(&h);
     let mut m = h.attach().unwrap();
     // Two small arrays (in a block) and a large one (in the large-object space).
     for items in [4, 4, 2000] {
@@ -149,7 +138,7 @@ fn an_overwritten_header_is_reported(mode: Mode) {
 
 fn a_write_into_a_freed_large_object_is_reported(mode: Mode) {
     let h = heap(mode);
-    let arr = array_type(&h);
+    let arr = common::array_type(&h);
     let mut m = h.attach().unwrap();
     let big = m.alloc(arr, 4096).unwrap().addr();
     collect_clean(&h, &mut m);
@@ -166,7 +155,7 @@ fn a_write_into_a_freed_large_object_is_reported(mode: Mode) {
 
 fn a_dangling_reference_to_a_freed_large_object_is_reported(mode: Mode) {
     let h = heap(mode);
-    let (node, arr) = (node_type(&h), array_type(&h));
+    let (node, arr) = (node_type(&h), common::array_type(&h));
     let mut m = h.attach().unwrap();
     let holder = m.alloc(node, 0).unwrap();
     m.push_root(Some(holder)).unwrap();
@@ -187,7 +176,7 @@ fn a_dangling_reference_to_a_freed_large_object_is_reported(mode: Mode) {
 fn an_object_on_lines_the_concurrent_sweep_freed_is_reported_at_the_next_init_mark() {
     let _w = common::Watchdog::new("init_mark_sweep_check", common::TEST_LIMIT);
     let h = heap(Mode::Concurrent);
-    let (node, arr) = (node_type(&h), array_type(&h));
+    let (node, arr) = (node_type(&h), common::array_type(&h));
     let mut m = h.attach().unwrap();
     let a = m.alloc(arr, 4).unwrap();
     m.push_root(Some(a)).unwrap();

@@ -24,6 +24,15 @@ struct World {
 }
 
 impl World {
+    /// An unmoved object and two empty copy slots.
+    fn new() -> Arc<World> {
+        Arc::new(World {
+            header: AtomicU64::new(HEADER),
+            payload: UnsafeCell::new(PAYLOAD),
+            copies: [UnsafeCell::new(0), UnsafeCell::new(0)],
+        })
+    }
+
     fn copy_at(&self, to: usize) -> &UnsafeCell<u64> {
         &self.copies[(to - BASE) / 8]
     }
@@ -34,6 +43,17 @@ struct ModelCopier<'a> {
     me: usize,
     made: bool,
     retracted: bool,
+}
+
+impl<'a> ModelCopier<'a> {
+    fn new(world: &'a World, me: usize) -> ModelCopier<'a> {
+        ModelCopier {
+            world,
+            me,
+            made: false,
+            retracted: false,
+        }
+    }
 }
 
 impl Copier for ModelCopier<'_> {
@@ -62,21 +82,12 @@ fn read_copy(w: &World, to: usize) -> u64 {
 #[test]
 fn two_copiers_and_a_reader_agree_on_one_copy_with_its_contents() {
     loom_tests::model(|| {
-        let w = Arc::new(World {
-            header: AtomicU64::new(HEADER),
-            payload: UnsafeCell::new(PAYLOAD),
-            copies: [UnsafeCell::new(0), UnsafeCell::new(0)],
-        });
+        let w = World::new();
         let copiers: Vec<_> = (0..2)
             .map(|me| {
                 let w = w.clone();
                 loom::thread::spawn(move || {
-                    let mut c = ModelCopier {
-                        world: &w,
-                        me,
-                        made: false,
-                        retracted: false,
-                    };
+                    let mut c = ModelCopier::new(&w, me);
                     let r = forward::race(&w.header, &mut c);
                     let to = match r {
                         Evacuated::Copied(to) | Evacuated::Moved(to) => to,
@@ -110,19 +121,10 @@ fn two_copiers_and_a_reader_agree_on_one_copy_with_its_contents() {
 #[test]
 fn a_pin_that_arrives_during_a_copy_keeps_the_object_in_place() {
     loom_tests::model(|| {
-        let w = Arc::new(World {
-            header: AtomicU64::new(HEADER),
-            payload: UnsafeCell::new(PAYLOAD),
-            copies: [UnsafeCell::new(0), UnsafeCell::new(0)],
-        });
+        let w = World::new();
         let w2 = w.clone();
         let pinner = loom::thread::spawn(move || tandem::object::pin::pin(&w2.header));
-        let mut c = ModelCopier {
-            world: &w,
-            me: 0,
-            made: false,
-            retracted: false,
-        };
+        let mut c = ModelCopier::new(&w, 0);
         let r = forward::race(&w.header, &mut c);
         let pinned = pinner.join().unwrap();
         let h = w.header.load(Ordering::Relaxed);

@@ -216,8 +216,7 @@ impl Evacuation {
         let base_size = |h: u64| {
             let info = types.get(crate::object::TypeId((h >> 32) as u32))?;
             // SAFETY: a valid header of a live object (caller's contract) of type `info`.
-            let len = unsafe { info.length_of(obj) };
-            info.size_for(len)
+            unsafe { info.size_of(obj) }
         };
         let mut buf = LabIn { lab, space };
         // SAFETY: caller's contract; the set's objects change only as `evacuate` expects.

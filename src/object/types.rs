@@ -119,15 +119,15 @@ impl TypeInfo {
         }
     }
 
-    /// The size of `obj`.
+    /// The size of `obj` from its length field (without a hash word a move added); None
+    /// when the length is corrupt (the size overflows).
     ///
     /// # Safety
     /// `obj` must be a live object of this type.
     #[inline]
-    pub unsafe fn size_of(&self, obj: ObjRef) -> usize {
-        // SAFETY: forwarded; the allocator only creates objects whose size computed.
-        let len = unsafe { self.length_of(obj) };
-        self.size_for(len).unwrap_or(usize::MAX)
+    pub unsafe fn size_of(&self, obj: ObjRef) -> Option<usize> {
+        // SAFETY: forwarded.
+        self.size_for(unsafe { self.length_of(obj) })
     }
 
     /// Calls `f` on every reference slot of `obj`.

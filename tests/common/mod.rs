@@ -39,6 +39,18 @@ pub fn node_type(h: &Heap) -> TypeId {
 
 /// Runs each check in both collector modes, as `stw::name` and `concurrent::name`, each
 /// under a [`Watchdog`].
+/// Pointer array: header | length (at 8) | items (references, from 16).
+pub fn array_type(h: &Heap) -> TypeId {
+    h.register_type(TypeInfo {
+        fixed_size: 16,
+        item_size: 8,
+        length_offset: 8,
+        item_ref_offsets: vec![0],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 macro_rules! in_both_modes {
     ($($name:ident),* $(,)?) => {
         mod stw {
