@@ -178,11 +178,16 @@ impl<F: Fn(u64) -> Option<usize>, B: CopyBuffer> Copier for ObjectCopier<'_, F, 
         let to = self.buf.alloc(total)?;
         self.last = total;
         let mut new_header = h & !FLAG_LOGGED;
-        // SAFETY: `to` is `total` fresh bytes owned by this copier; the source's
-        // `old_size` bytes are live and written by no one (see the module documentation).
-        // The header is copied, then overwritten with `h`'s flags.
+        // SAFETY: `to` is `total` fresh bytes owned by this copier; the source's bytes after
+        // its header are live and written by no one (see the module documentation). The
+        // header is not copied: other copiers and pins change it by CAS meanwhile (a plain
+        // read of it would race); the copy's header is built from `h`.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.obj.as_ptr(), to as *mut u8, old_size);
+            std::ptr::copy_nonoverlapping(
+                self.obj.as_ptr().add(super::HEADER_SIZE),
+                (to + super::HEADER_SIZE) as *mut u8,
+                old_size - super::HEADER_SIZE,
+            );
             if hashed_first_move {
                 new_header |= FLAG_HASHED_MOVED;
                 ((to + size) as *mut u64).write(hash_of_address(self.obj.addr()));
