@@ -332,6 +332,10 @@ options! {
     /// and concurrent cycles, with the load barrier on while they move), `pause` (only in
     /// stop-the-world collections; the load barrier never turns on) or `off`.
     evacuation: EvacuationMode = EvacuationMode::Concurrent, env "TANDEM_EVACUATION";
+    /// Torture mode for VM ports: every N-th allocation slow path and every N-th safepoint
+    /// poll of each thread starts a cycle (and waits for it in `stw` mode), so a missing
+    /// root or barrier shows at once. 0 (the default) turns it off.
+    torture: usize = 0, env "TANDEM_TORTURE";
     /// Pin GC worker threads to cores, one core each, round-robin.
     affinity: bool = false, env "TANDEM_AFFINITY";
     /// Verify the heap around every GC: reachable objects intact and marked, free lines poisoned.

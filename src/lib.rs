@@ -29,6 +29,7 @@ pub mod fault;
 pub mod heap;
 pub mod mutator;
 pub mod object;
+pub mod refs;
 pub mod roots;
 pub mod runtime;
 pub mod safepoint;
@@ -38,8 +39,8 @@ pub mod workers;
 
 pub use config::{ByteSize, Config, EvacuationMode, Mode, Trigger};
 pub use error::{Error, Result};
-pub use mutator::Mutator;
-pub use object::{ObjRef, TraceFn, TypeId, TypeInfo, VisitFn};
+pub use mutator::{CollectLevel, Mutator};
+pub use object::{DestructorFn, ObjRef, TraceFn, TypeId, TypeInfo, VisitFn};
 pub use roots::RootCallback;
 pub use stats::{GcCause, PauseKind, PauseRecord, Stats};
 
@@ -173,6 +174,24 @@ impl Heap {
         h: Option<Box<dyn Fn(ObjRef) -> std::result::Result<(), String> + Send + Sync>>,
     ) {
         self.rt().set_verify_hook(h.map(Arc::from));
+    }
+
+    /// Creates a finalizer queue; `trigger` runs on a mutator thread (at a poll or an
+    /// allocation slow path) after each cycle that delivered objects to it. Returns its id.
+    pub fn finalizer_queue(&self, trigger: Option<Box<dyn Fn() + Send + Sync>>) -> Result<u32> {
+        self.rt().refs.queues.create(trigger.map(Arc::from))
+    }
+
+    /// Turns automatic collection on or off (Python's `gc.enable()` / `gc.disable()`).
+    /// While off, only explicit collections run, and an allocation the heap cannot hold
+    /// fails as out of memory.
+    pub fn set_auto_collect(&self, on: bool) {
+        self.rt().requests.set_auto(on);
+    }
+
+    /// Changes the heap maximum at run time, up to `TANDEM_HEAP_MAX` (the reservation).
+    pub fn set_heap_max(&self, bytes: usize) -> Result<()> {
+        self.rt().space.set_heap_max(bytes)
     }
 
     /// Whether `addr` lies inside the managed heap.

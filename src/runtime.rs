@@ -52,6 +52,8 @@ pub struct Runtime {
     pub failure: Failure,
     /// The background thread that returns long-idle memory to the OS.
     pub uncommitter: Uncommitter,
+    /// Weak references, finalizers, destructors and memory pressure.
+    pub refs: crate::refs::References,
     trigger: AtomicUsize,
     live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
@@ -78,6 +80,7 @@ impl Runtime {
             barrier_state: AtomicU8::new(0),
             failure: Failure::default(),
             uncommitter: Uncommitter::default(),
+            refs: Default::default(),
             live_after_gc: AtomicUsize::new(0),
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),
@@ -166,6 +169,10 @@ impl Runtime {
         s.heap_in_use = self.space.in_use();
         s.heap_committed = self.space.committed();
         s.heap_peak = self.space.peak();
+        let c = self.refs.counts();
+        (s.weakrefs_cleared, s.finalized, s.destructed) =
+            (c.weak_cleared, c.finalized, c.destructed);
+        s.memory_pressure = self.refs.pressure();
         s
     }
 }

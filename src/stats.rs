@@ -114,6 +114,14 @@ pub struct Stats {
     pub evacuated_objects: u64,
     /// Objects of collection sets that stayed in place (pinned, or no memory to copy).
     pub evacuation_stayed: u64,
+    /// Weak slots cleared because their target died.
+    pub weakrefs_cleared: u64,
+    /// Objects delivered to finalizer queues.
+    pub finalized: u64,
+    /// Destructors called.
+    pub destructed: u64,
+    /// Raw memory owned by live objects (`Mutator::add_memory_pressure`), bytes.
+    pub memory_pressure: usize,
     /// How long mutators stood still at safepoints, as each saw it (from noticing the stop
     /// until running again, so it includes waiting for a core after the resume), counted
     /// by power-of-two microsecond bucket like [`Stats::pause_histogram`].

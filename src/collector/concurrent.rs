@@ -195,6 +195,13 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         // in the pool's queues.
         pool.run(final_job.clone(), rest);
     }
+    let dying = rt.refs.process(rt, &pause.world, &mut |addrs| {
+        let seeds = satb_seeds_from(rt, &final_job, addrs);
+        let rest = final_job.drain_here(seeds, FINAL_MARK_INLINE_BUDGET);
+        if !rest.is_empty() {
+            pool.run(final_job.clone(), rest);
+        }
+    });
     tracing::debug!(
         satb_entries,
         roots = roots.len(),
@@ -251,6 +258,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
             log::clear(unsafe { o.header() });
         }
     }
+    rt.refs.destruct(rt, dying);
     rt.space.offer_sweep(&sweep.sweep);
     pool.run_on(conc, sweep.clone(), std::iter::empty());
     let live = sweep.finish() + rt.space.sweep_large();
@@ -285,8 +293,16 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
 
 /// Marks every SATB entry queued so far into packets.
 fn satb_seeds(rt: &Runtime, job: &MarkJob) -> Vec<MarkPacket> {
-    let entries = rt.satb.take_all().into_iter().flatten().map(|a| (a, 0));
-    let (seeds, n) = mark_all(rt, entries, &job.bad);
+    satb_seeds_from(rt, job, rt.satb.take_all().into_iter().flatten())
+}
+
+/// Marks `addrs` (references with no slot to repair) into packets, counting them.
+pub(super) fn satb_seeds_from(
+    rt: &Runtime,
+    job: &MarkJob,
+    addrs: impl IntoIterator<Item = usize>,
+) -> Vec<MarkPacket> {
+    let (seeds, n) = mark_all(rt, addrs.into_iter().map(|a| (a, 0)), &job.bad);
     job.marked.fetch_add(n, Ordering::Relaxed);
     seeds
 }

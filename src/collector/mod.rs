@@ -123,6 +123,7 @@ impl Pause {
             unsafe { m.for_each_root(&mut visit) };
         }
         rt.roots.for_each_slot(&mut visit);
+        rt.refs.queues.for_each_root(&mut visit);
         roots
     }
 

@@ -27,6 +27,8 @@ pub struct GcRequests {
     /// Mirrors `requested > completed`, so the allocation path can see a pending request
     /// without taking the lock.
     pending: AtomicBool,
+    /// Cleared by `tandem_gc_disable`: no cycle starts unless asked for explicitly.
+    auto: AtomicBool,
 }
 
 impl Default for GcRequests {
@@ -43,6 +45,7 @@ impl Default for GcRequests {
             done: Condvar::new(),
             urgent: AtomicBool::new(false),
             pending: AtomicBool::new(false),
+            auto: AtomicBool::new(true),
         }
     }
 }
@@ -53,9 +56,18 @@ impl GcRequests {
     /// started marking before the objects the caller just dropped became garbage); other
     /// causes are served by the cycle in progress.
     pub fn request(&self, cause: GcCause) -> u64 {
+        self.request_with(cause, cause == GcCause::Explicit)
+    }
+
+    /// Asks for a collection that the cycle in progress, if any, serves; its number.
+    pub fn request_current(&self, cause: GcCause) -> u64 {
+        self.request_with(cause, false)
+    }
+
+    fn request_with(&self, cause: GcCause, fresh: bool) -> u64 {
         let mut g = self.state.lock();
         let running = g.started > g.completed;
-        let target = if cause == GcCause::Explicit && running {
+        let target = if fresh && running {
             g.completed + 2
         } else {
             g.completed + 1
@@ -71,6 +83,17 @@ impl GcRequests {
             self.wake.notify_all();
         }
         target
+    }
+
+    /// Turns automatic cycles (the trigger, allocation failures, torture) on or off.
+    pub fn set_auto(&self, on: bool) {
+        self.auto.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether automatic cycles may start.
+    #[inline]
+    pub fn auto_enabled(&self) -> bool {
+        self.auto.load(Ordering::Relaxed)
     }
 
     /// Blocks until collection `target` completed or the runtime shut down; true if it

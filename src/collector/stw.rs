@@ -44,6 +44,10 @@ pub fn collect(
     let job = Arc::new(MarkJob::new(rt.clone(), false));
     let (seeds, roots_marked) = mark_all(rt, roots.iter().copied(), &job.bad);
     pool.run(job.clone(), seeds);
+    let dying = rt.refs.process(rt, &pause.world, &mut |addrs| {
+        let seeds = super::concurrent::satb_seeds_from(rt, &job, addrs);
+        pool.run(job.clone(), seeds);
+    });
     let marked = roots_marked + job.marked.load(Ordering::Relaxed);
     if cset > 0 {
         let report = rt.evac.finish(&rt.space, 0);
@@ -59,6 +63,8 @@ pub fn collect(
 
     let sweep_span = tracing::debug_span!("sweep").entered();
     let ts = Instant::now();
+    // Inside the pause: the sweep below frees the dead objects' memory.
+    rt.refs.destruct(rt, dying);
     let sweep = Arc::new(SweepJob::new(rt.clone()));
     pool.run(sweep.clone(), std::iter::empty());
     let live = sweep.finish() + rt.space.sweep_large();

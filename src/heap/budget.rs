@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct Budget {
     committed: AtomicUsize,
     peak: AtomicUsize,
-    max: usize,
+    max: AtomicUsize,
 }
 
 impl Budget {
@@ -19,7 +19,7 @@ impl Budget {
         Budget {
             committed: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
-            max,
+            max: AtomicUsize::new(max),
         }
     }
 
@@ -35,14 +35,19 @@ impl Budget {
 
     /// The maximum.
     pub fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// Changes the maximum (memory charged above a lowered one stays until returned).
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
     }
 
     /// Charges `n` bytes unless that would pass the maximum; false then, and nothing changes.
     pub fn try_charge(&self, n: usize) -> bool {
         let mut cur = self.committed.load(Ordering::Relaxed);
         loop {
-            if cur + n > self.max {
+            if cur + n > self.max() {
                 return false;
             }
             // Relaxed: this counter is a budget, not a publication point.

@@ -205,9 +205,23 @@ impl Space {
         self.in_use.store(n, Ordering::Relaxed);
     }
 
-    /// Configured maximum heap size.
+    /// The maximum heap size now.
     pub fn heap_max(&self) -> usize {
         self.budget.max()
+    }
+
+    /// Changes the maximum heap size at run time, between one chunk and the address space
+    /// reserved at start (`TANDEM_HEAP_MAX`).
+    pub fn set_heap_max(&self, bytes: usize) -> crate::Result<()> {
+        if !(CHUNK_SIZE..=self.immix_size).contains(&bytes) {
+            return Err(crate::Error::Config(format!(
+                "a heap maximum of {bytes} bytes is outside [{CHUNK_SIZE}, {}] (the address \
+                 space reserved at start by TANDEM_HEAP_MAX)",
+                self.immix_size
+            )));
+        }
+        self.budget.set_max(bytes);
+        Ok(())
     }
 
     /// Configured minimum heap size.

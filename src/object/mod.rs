@@ -7,8 +7,9 @@
 //! |    type id     |  (unused)  | pin count  | flags  |tag|
 //! +----------------+------------+------------+--------+---+
 //! ```
-//! Flags: 2 HASHED, 3 HASHED_MOVED, 4 PINNED (for life), 5 LOGGED, 6 LOGGING (the object
-//! barrier, `barriers::log`), 7 STAYS (`forward`).
+//! Flags: 2 HASHED, 3 HASHED_MOVED, 4 PINNED (for life: non-moving allocation, or the id
+//! was taken), 5 LOGGED, 6 LOGGING (the object barrier, `barriers::log`), 7 STAYS
+//! (`forward`), 24 NO_DESTRUCTOR (`refs`).
 //! The low two bits are the forwarding tag (see [`forward`]): once an object is copied,
 //! its old header holds the new address instead. A reference points at the header.
 //! Objects are 8-byte aligned and their sizes rounded up to 8.
@@ -17,7 +18,7 @@ pub mod forward;
 pub mod pin;
 pub mod types;
 
-pub use types::{TraceFn, TypeId, TypeInfo, TypeRegistry, VisitFn};
+pub use types::{DestructorFn, TraceFn, TypeId, TypeInfo, TypeRegistry, VisitFn};
 
 use crate::sync::raw::{AtomicPtr, AtomicU64};
 use crate::sync::Ordering;
@@ -35,6 +36,9 @@ pub const FLAG_HASHED_MOVED: u64 = 1 << 3;
 pub const FLAG_PINNED: u64 = 1 << 4;
 /// Header flag: the object's fields were logged by the object barrier this cycle.
 pub const FLAG_LOGGED: u64 = 1 << 5;
+/// Header flag: neither the destructor nor a finalizer queue sees this object when it
+/// dies (`Mutator::ignore_finalizer`).
+pub const FLAG_NO_DESTRUCTOR: u64 = 1 << 24;
 /// Mask of the flag bits.
 pub const FLAGS_MASK: u64 = 0xFFFF_FFFF;
 

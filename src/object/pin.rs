@@ -29,6 +29,14 @@ pub fn pin(header: &impl HeaderWord) -> bool {
     })
 }
 
+/// Pins the object for life (its id was taken); false when the header is a forwarding
+/// pointer.
+pub fn fix(header: &impl HeaderWord) -> bool {
+    update(header, |h| {
+        forwardee(h).is_none().then_some(h | FLAG_PINNED)
+    })
+}
+
 /// Removes one pin; false when the object had no counted pin.
 pub fn unpin(header: &impl HeaderWord) -> bool {
     update(header, |h| {

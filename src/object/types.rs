@@ -14,6 +14,9 @@ use std::ffi::c_void;
 pub type VisitFn = unsafe extern "C" fn(slot: *mut *mut u8, ctx: *mut c_void);
 /// A type's own tracer: must call `visit(slot, ctx)` for every reference slot of `obj`.
 pub type TraceFn = unsafe extern "C" fn(obj: *mut u8, visit: VisitFn, ctx: *mut c_void);
+/// Called once for each dead object of a type, on a GC thread, before its memory is
+/// freed; it must not allocate or touch other GC objects.
+pub type DestructorFn = unsafe extern "C" fn(obj: *mut u8);
 
 /// Calls `call` with a C visitor function and context that forward each slot to `f`.
 ///
@@ -89,6 +92,8 @@ pub struct TypeInfo {
     pub flags: u32,
     /// A tracer used instead of the offsets, for irregular layouts.
     pub trace: Option<TraceFn>,
+    /// Called once for each dead object of this type (see [`DestructorFn`]).
+    pub destructor: Option<DestructorFn>,
 }
 
 impl TypeInfo {

@@ -13,6 +13,7 @@ use crate::collector::evacuate::CopyLab;
 use crate::error::{Error, Result};
 use crate::heap::LARGE_OBJECT_THRESHOLD;
 use crate::object::{make_header, ObjRef, TypeId};
+use crate::refs::Registrations;
 use crate::roots::{ShadowStack, ShadowStackPtrs};
 use crate::runtime::Runtime;
 use crate::safepoint::{Participant, ThreadState};
@@ -22,6 +23,9 @@ use crate::sync::unmodelled::Arc;
 use crate::sync::{AtomicU8, Mutex, Ordering};
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
+
+pub mod services;
+pub use services::CollectLevel;
 
 /// The fields the inline fast paths use (TLAB window and shadow stack).
 #[repr(C)]
@@ -70,6 +74,7 @@ pub struct MutatorCore {
     slow: UnsafeCell<TlabState>,
     barrier: UnsafeCell<BarrierState>,
     copies: UnsafeCell<CopyLab>,
+    registered: UnsafeCell<Registrations>,
     stack: ShadowStack,
     owner: std::thread::ThreadId,
 }
@@ -127,6 +132,7 @@ impl MutatorCore {
             slow: UnsafeCell::new(TlabState::default()),
             barrier: UnsafeCell::new(BarrierState::default()),
             copies: UnsafeCell::new(CopyLab::default()),
+            registered: UnsafeCell::new(Registrations::default()),
             stack,
             owner: std::thread::current().id(),
         })
@@ -164,6 +170,18 @@ impl MutatorCore {
     pub unsafe fn barrier(&self) -> &mut BarrierState {
         // SAFETY: exclusive by the caller's contract.
         unsafe { &mut *self.barrier.get() }
+    }
+
+    /// Objects this mutator registered for reference processing since the last pause
+    /// that ended marking.
+    ///
+    /// # Safety
+    /// As for [`MutatorCore::fast`].
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub unsafe fn registered(&self) -> &mut Registrations {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.registered.get() }
     }
 
     /// Whether barrier `bit` (`barriers::WRITE`, ...) is on for this thread.
@@ -227,7 +245,7 @@ impl MutatorCore {
 /// marked, or allocated during this cycle (SATB filtering: it keeps the buffers, and so the
 /// final-mark pause, small when the same objects are overwritten again and again).
 #[inline]
-fn satb_log(rt: &Runtime, buf: &mut SatbBuffer, old: usize) {
+pub(crate) fn satb_log(rt: &Runtime, buf: &mut SatbBuffer, old: usize) {
     if old == 0 || rt.space.marked_or_black(old) {
         return;
     }
@@ -251,6 +269,11 @@ pub struct Mutator {
     rt: Arc<Runtime>,
     /// Marking work (objects) this thread owes for what it allocated while marking runs.
     assist_debt: f64,
+    /// Whether due VM calls are left to the caller of `safepoint` (the C ABI runs them
+    /// outside its borrow of the mutator).
+    defer_calls: bool,
+    /// Allocation slow paths and polls since the last torture collection.
+    torture_ticks: usize,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -306,10 +329,16 @@ impl Mutator {
         });
         let core_addr = &*core as *const MutatorCore as usize;
         ATTACHED.with(|a| a.borrow_mut().push((key, core_addr)));
+        if rt.config.torture > 0 {
+            // Every poll takes the slow path, which counts it.
+            core.ts.request_handshake();
+        }
         Ok(Mutator {
             core,
             rt,
             assist_debt: 0.0,
+            defer_calls: false,
+            torture_ticks: 0,
             _not_send: PhantomData,
         })
     }
@@ -332,6 +361,7 @@ impl Mutator {
     pub fn alloc(&mut self, ty: TypeId, length: usize) -> Result<ObjRef> {
         let info = self.rt.types.lookup(ty)?;
         let (varsize, len_off) = (info.is_varsize(), info.length_offset);
+        let destructible = info.destructor.is_some();
         let size = info
             .size_for(length)
             .filter(|&s| s <= self.rt.space.heap_max())
@@ -355,6 +385,10 @@ impl Mutator {
             if varsize {
                 obj.field::<usize>(len_off).write(length);
             }
+        }
+        if destructible {
+            // SAFETY: RUNNING on the owning thread.
+            unsafe { self.core.registered() }.destructible.push(addr);
         }
         Ok(obj)
     }
@@ -448,6 +482,7 @@ impl Mutator {
     ) -> Result<usize> {
         self.rt.failure.check()?;
         self.safepoint()?;
+        self.torture_tick()?;
         // Cycles numbered above this one started after the first failed attempt. Only they
         // count toward giving up: a concurrent cycle already running when the attempt failed
         // may have started before the memory the caller needs became garbage, and its live
@@ -460,7 +495,8 @@ impl Mutator {
             }
             let started = *before.get_or_insert_with(|| self.rt.requests.started());
             let gcs = self.rt.requests.completed().saturating_sub(started) as usize;
-            if self.give_up(size, gcs) {
+            if self.give_up(size, gcs) || !self.rt.requests.auto_enabled() {
+                // With automatic collection disabled, a full heap is out of memory.
                 return Err(self.out_of_memory(size));
             }
             self.collect_for(GcCause::AllocationFailure)?;
@@ -485,7 +521,11 @@ impl Mutator {
 
     fn check_trigger(&self) {
         // The pending check keeps threads off the request lock while a cycle runs.
-        if self.rt.space.in_use() >= self.rt.trigger() && !self.rt.requests.is_pending() {
+        let used = self.rt.space.in_use() + self.rt.refs.new_pressure();
+        if used >= self.rt.trigger()
+            && !self.rt.requests.is_pending()
+            && self.rt.requests.auto_enabled()
+        {
             self.rt.requests.request(GcCause::Trigger);
         }
     }
@@ -496,9 +536,19 @@ impl Mutator {
     }
 
     fn collect_for(&mut self, cause: GcCause) -> Result<()> {
+        self.wait_for_cycle(cause, true)
+    }
+
+    /// Requests a cycle and waits for it: with `fresh`, one that starts after the request
+    /// when the cause is explicit; else the one in progress, if any.
+    fn wait_for_cycle(&mut self, cause: GcCause, fresh: bool) -> Result<()> {
         self.rt.failure.check()?;
         let t0 = std::time::Instant::now();
-        let target = self.rt.requests.request(cause);
+        let target = if fresh {
+            self.rt.requests.request(cause)
+        } else {
+            self.rt.requests.request_current(cause)
+        };
         self.rt.safepoint.enter_native(&self.core);
         let done = self.rt.requests.wait(target);
         self.rt.safepoint.leave_native(&self.core);
@@ -534,7 +584,37 @@ impl Mutator {
         if let Some(d) = rt.safepoint.poll_slow(core, flush) {
             rt.stats.add_mutator_stop(d);
         }
-        rt.failure.check()
+        rt.failure.check()?;
+        if rt.config.torture > 0 {
+            // The next poll comes back here to be counted.
+            core.ts.request_handshake();
+            self.torture_tick()?;
+        }
+        if !self.defer_calls {
+            self.due_calls().run();
+        }
+        Ok(())
+    }
+
+    /// `TANDEM_TORTURE=N`: every N-th allocation slow path or poll starts a cycle (and, in
+    /// stop-the-world mode, waits for it), so a missing root or barrier shows at once.
+    fn torture_tick(&mut self) -> Result<()> {
+        let n = self.rt.config.torture;
+        if n == 0 {
+            return Ok(());
+        }
+        self.torture_ticks += 1;
+        if self.torture_ticks < n || !self.rt.requests.auto_enabled() {
+            return Ok(());
+        }
+        self.torture_ticks = 0;
+        match self.rt.config.mode {
+            crate::config::Mode::Stw => self.wait_for_cycle(GcCause::Trigger, false),
+            crate::config::Mode::Concurrent => {
+                self.rt.requests.request(GcCause::Trigger);
+                Ok(())
+            }
+        }
     }
 
     /// Enters a native region (a blocking call): the collector may run meanwhile, so the
@@ -743,7 +823,7 @@ impl Mutator {
     /// (its copy when it lies in the collection set, made now if nobody made it), with the
     /// slot repaired.
     #[cold]
-    fn resolve_loaded(&self, slot: &AtomicPtr<u8>, v: ObjRef) -> ObjRef {
+    pub(crate) fn resolve_loaded(&self, slot: &AtomicPtr<u8>, v: ObjRef) -> ObjRef {
         let rt = &*self.rt;
         if !rt.space.in_cset(v.addr()) {
             return v;
@@ -822,6 +902,7 @@ impl Drop for Mutator {
             self.core.retire_tlab(&self.rt);
             self.core.retire_copies(&self.rt);
             self.core.flush_barriers(&self.rt);
+            self.rt.refs.adopt(self.core.registered());
         }
         self.rt.safepoint.detach(&self.core);
         let key = Arc::as_ptr(&self.rt) as usize;

@@ -1,0 +1,192 @@
+//! What a language VM asks of its collector beyond allocation and barriers (the Python
+//! services): weak references, finalizer queues and destructors, identity, memory
+//! pressure, shrinking, collection control, and the VM calls that run at safepoints.
+//! The collector's side of each lives in [`crate::refs`].
+
+use super::{satb_log, Mutator};
+use crate::error::{Error, Result};
+use crate::object::{forward, pin, ObjRef, FLAG_HASHED_MOVED, FLAG_NO_DESTRUCTOR};
+use crate::refs::weak::{self, WEAK_SLOT};
+use crate::refs::DueCalls;
+use crate::stats::GcCause;
+use crate::sync::raw::AtomicPtr;
+use crate::sync::Ordering;
+
+/// How far [`Mutator::collect_ex`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectLevel {
+    /// Start a cycle (unless one is running) and return at once.
+    Start,
+    /// Wait for the cycle in progress to finish, or run one if none is.
+    Finish,
+    /// Run a whole cycle that starts after this call, then run the finalizer triggers it
+    /// made due on this thread (Python's `gc.collect()`).
+    Full,
+}
+
+impl Mutator {
+    /// A weak reference to `target` (None: an empty one): a GC object whose one slot the
+    /// collector clears once `target` dies. `target` need not be rooted across this call.
+    pub fn weakref_new(&mut self, target: Option<ObjRef>) -> Result<ObjRef> {
+        let ty = weak::weakref_type(&self.rt)
+            .ok_or_else(|| Error::State("the type table is full: no weakref type".into()))?;
+        self.push_root(target)?;
+        let w = self.alloc(ty, 0);
+        let target = self.pop_root()?;
+        let w = w?;
+        // SAFETY: a fresh object of the weakref type; the slot needs no barrier (an
+        // initialising store, see tandem.h).
+        unsafe { w.store_ref(WEAK_SLOT, target) };
+        // SAFETY: RUNNING on the owning thread.
+        unsafe { self.core.registered() }.weak.push(w.addr());
+        Ok(w)
+    }
+
+    /// The target of weakref `wr`, or None once it died. While marking runs the result is
+    /// shaded (kept alive by this cycle): the caller may store it anywhere.
+    pub fn weakref_get(&mut self, wr: ObjRef) -> Result<Option<ObjRef>> {
+        // SAFETY: the VM passes a live object it holds.
+        if !unsafe { weak::is_weakref(&self.rt, wr) } {
+            return Err(Error::State(format!("{wr:?} is not a weakref")));
+        }
+        // SAFETY: a weakref's slot is a reference word.
+        let Some(mut t) = (unsafe { wr.load_ref(WEAK_SLOT) }) else {
+            return Ok(None);
+        };
+        if self.core.barrier_on(crate::barriers::LOAD) {
+            // SAFETY: the slot of a live weakref: an aligned pointer word.
+            let slot = unsafe { &*wr.field::<AtomicPtr<u8>>(WEAK_SLOT) };
+            t = self.resolve_loaded(slot, t);
+        }
+        if self.core.marking() {
+            // SAFETY: RUNNING on the owning thread.
+            satb_log(&self.rt, &mut unsafe { self.core.barrier() }.satb, t.addr());
+        }
+        Ok(Some(t))
+    }
+
+    /// Registers `obj` with finalizer queue `queue`: once it dies, it (and what it
+    /// reaches) stays alive in the queue until [`Mutator::next_dead`] takes it.
+    pub fn register_finalizer(&mut self, queue: u32, obj: ObjRef) -> Result<()> {
+        self.rt.refs.queues.get(queue)?;
+        // SAFETY: RUNNING on the owning thread.
+        unsafe { self.core.registered() }
+            .finalizable
+            .push((obj.addr(), queue));
+        Ok(())
+    }
+
+    /// The next dead object of finalizer queue `queue`, if any.
+    pub fn next_dead(&mut self, queue: u32) -> Result<Option<ObjRef>> {
+        self.rt.refs.queues.next_dead(queue)
+    }
+
+    /// Tells the collector not to call `obj`'s destructor nor deliver it to a finalizer
+    /// queue (PyPy's `ignore_finalizer`).
+    pub fn ignore_finalizer(&mut self, obj: ObjRef) {
+        // SAFETY: the VM passes a live object it holds.
+        unsafe { obj.header() }.fetch_or(FLAG_NO_DESTRUCTOR, Ordering::Relaxed);
+    }
+
+    /// An integer unique among live objects and stable for `obj`'s whole life: its
+    /// address, and the object no longer moves (like pinned for life).
+    pub fn id(&mut self, obj: ObjRef) -> Result<u64> {
+        // SAFETY: the VM passes a live object it holds.
+        if pin::fix(unsafe { obj.header() }) {
+            Ok(obj.addr() as u64)
+        } else {
+            Err(Error::State(format!(
+                "{obj:?} has moved: a stale reference"
+            )))
+        }
+    }
+
+    /// The object's size in bytes, header and hash word included.
+    pub fn size_of(&self, obj: ObjRef) -> Result<usize> {
+        // SAFETY: the VM passes a live object it holds.
+        let (ty, h) = unsafe { (obj.type_id(), obj.header().load(Ordering::Relaxed)) };
+        let info = self.rt.types.lookup(ty)?;
+        // SAFETY: a live object of type `info`.
+        let base = unsafe { info.size_of(obj) }
+            .ok_or_else(|| Error::State(format!("{obj:?} has a corrupt length")))?;
+        Ok(base + forward::hash_word_bytes(h))
+    }
+
+    /// Whether the collector may ever move `obj` (false for pinned objects, objects whose
+    /// id was taken, large objects, and with `TANDEM_EVACUATION=off`).
+    pub fn can_move(&self, obj: ObjRef) -> bool {
+        // SAFETY: the VM passes a live object it holds.
+        let h = unsafe { obj.header() }.load(Ordering::Relaxed);
+        self.rt.config.evacuation != crate::config::EvacuationMode::Off
+            && self.rt.space.in_immix(obj.addr())
+            && !pin::pinned(h)
+    }
+
+    /// Counts `bytes` of raw memory owned by `obj` (freed when it dies) toward the next
+    /// collection's trigger; the statistics report what live objects own.
+    pub fn add_memory_pressure(&mut self, obj: ObjRef, bytes: usize) {
+        // SAFETY: RUNNING on the owning thread.
+        unsafe { self.core.registered() }
+            .pressure
+            .push((obj.addr(), bytes));
+        self.rt.refs.add_pressure(bytes);
+        self.check_trigger();
+    }
+
+    /// Shrinks the var-size object `obj` to `length` items in place; false when it cannot
+    /// (a fixed-size type, a longer length, or an object that carries a moved hash word).
+    pub fn shrink(&mut self, obj: ObjRef, length: usize) -> Result<bool> {
+        // SAFETY: the VM passes a live object it holds.
+        let (ty, h) = unsafe { (obj.type_id(), obj.header().load(Ordering::Relaxed)) };
+        let rt = self.rt.clone();
+        let info = rt.types.lookup(ty)?;
+        // SAFETY: a live object of type `info`.
+        let old = unsafe { info.length_of(obj) };
+        if !info.is_varsize() || length > old || h & FLAG_HASHED_MOVED != 0 {
+            return Ok(false);
+        }
+        if self.core.marking() {
+            // The dropped items' references leave the object: log them like overwritten
+            // ones (every slot, since a tracer may not say which belong to which item).
+            // SAFETY: a live, initialised object of type `info`.
+            unsafe { info.for_each_slot(obj, |s| self.log_slot(s)) };
+        }
+        // SAFETY: the length word of a live var-size object; markers read it atomically
+        // enough (an old or a new length is safe: the dropped items stay intact until the
+        // sweep that follows the next complete marking).
+        let len = unsafe { &*obj.field::<crate::sync::raw::AtomicU64>(info.length_offset) };
+        len.store(length as u64, Ordering::Release);
+        Ok(true)
+    }
+
+    /// Runs a collection to `level`.
+    pub fn collect_ex(&mut self, level: CollectLevel) -> Result<()> {
+        crate::refs::check_not_in_destructor("collect")?;
+        match level {
+            CollectLevel::Start => {
+                self.rt.failure.check()?;
+                self.rt.requests.request(GcCause::Explicit);
+                Ok(())
+            }
+            CollectLevel::Finish => self.wait_for_cycle(GcCause::Explicit, false),
+            CollectLevel::Full => {
+                self.wait_for_cycle(GcCause::Explicit, true)?;
+                if !self.defer_calls {
+                    self.due_calls().run();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Finalizer triggers (and hooks) due on this thread: none while one runs here already.
+    /// The C ABI takes them and runs them outside its borrow of the mutator.
+    pub fn due_calls(&mut self) -> DueCalls {
+        self.rt.refs.due_calls()
+    }
+
+    /// Makes [`Mutator::safepoint`] leave due calls to the caller ([`Mutator::due_calls`]).
+    pub fn defer_calls(&mut self, defer: bool) {
+        self.defer_calls = defer;
+    }
+}

@@ -1,0 +1,167 @@
+//! Finalizer queues (PyPy's `FinalizerQueue`): the VM registers objects with a queue; when
+//! one dies, it and everything it reaches stay alive, it goes to the queue's ready list
+//! (a root) in the order [`super::order`] gives, and the queue's trigger runs on a mutator
+//! thread, which takes the objects with [`FinalizerQueues::next_dead`] and finalizes them.
+//! Each registration is delivered at most once; a resurrected object that should be
+//! finalized again is registered again.
+
+use super::{dead, follow, order};
+use crate::collector::validate;
+use crate::object::{ObjRef, FLAG_NO_DESTRUCTOR};
+use crate::runtime::Runtime;
+use crate::sync::unmodelled::Arc;
+use crate::sync::{AtomicBool, Mutex, Ordering};
+use std::collections::{HashSet, VecDeque};
+
+/// A queue's trigger: called on a mutator thread after a cycle that queued something.
+pub type Trigger = Arc<dyn Fn() + Send + Sync>;
+
+/// One finalizer queue.
+pub struct FinalizerQueue {
+    ready: Mutex<VecDeque<usize>>,
+    trigger: Option<Trigger>,
+    fresh: AtomicBool,
+}
+
+/// Every finalizer queue, by id (the index).
+#[derive(Default)]
+pub struct FinalizerQueues {
+    list: Mutex<Vec<Arc<FinalizerQueue>>>,
+}
+
+/// Most finalizer queues a heap can have.
+pub const MAX_QUEUES: usize = 1 << 16;
+
+impl FinalizerQueues {
+    /// A new queue whose `trigger` runs after cycles that queue something; its id.
+    pub fn create(&self, trigger: Option<Trigger>) -> crate::Result<u32> {
+        let mut l = self.list.lock();
+        if l.len() >= MAX_QUEUES {
+            return Err(crate::Error::State(format!(
+                "too many finalizer queues (at most {MAX_QUEUES})"
+            )));
+        }
+        l.push(Arc::new(FinalizerQueue {
+            ready: Mutex::new(VecDeque::new()),
+            trigger,
+            fresh: AtomicBool::new(false),
+        }));
+        Ok(l.len() as u32 - 1)
+    }
+
+    /// The queue `id`, or an error naming it.
+    pub fn get(&self, id: u32) -> crate::Result<Arc<FinalizerQueue>> {
+        self.list.lock().get(id as usize).cloned().ok_or_else(|| {
+            crate::Error::State(format!("{id} is not a finalizer queue of this heap"))
+        })
+    }
+
+    /// Takes the next dead object of queue `id` (None when it has none).
+    pub fn next_dead(&self, id: u32) -> crate::Result<Option<ObjRef>> {
+        Ok(self
+            .get(id)?
+            .ready
+            .lock()
+            .pop_front()
+            .and_then(ObjRef::from_addr))
+    }
+
+    /// Calls `f` with every ready list's slots (roots until the VM takes them).
+    pub fn for_each_root(&self, f: &mut dyn FnMut(*mut *mut u8)) {
+        for q in self.list.lock().iter() {
+            for a in q.ready.lock().iter_mut() {
+                f(a as *mut usize as *mut *mut u8);
+            }
+        }
+    }
+
+    /// The triggers of the queues that received objects since they last ran.
+    pub fn fresh_triggers(&self) -> Vec<Trigger> {
+        self.list
+            .lock()
+            .iter()
+            .filter(|q| q.fresh.swap(false, Ordering::Relaxed))
+            .filter_map(|q| q.trigger.clone())
+            .collect()
+    }
+
+    fn deliver(&self, id: u32, addr: usize) {
+        if let Some(q) = self.list.lock().get(id as usize) {
+            q.ready.lock().push_back(addr);
+            q.fresh.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn ignored(addr: usize) -> bool {
+    // SAFETY: a registered object, not yet swept: its header is readable.
+    let h = unsafe { ObjRef::from_addr(addr).expect("non-zero").header() };
+    h.load(Ordering::Relaxed) & FLAG_NO_DESTRUCTOR != 0
+}
+
+/// Step 2 of reference processing: delivers the dead registered objects that nothing else
+/// finalizable reaches, keeps the rest registered, and marks from all of them. Returns
+/// how many it delivered.
+pub fn resurrect(
+    rt: &Runtime,
+    registered: &mut Vec<(usize, u32)>,
+    mark: &mut dyn FnMut(Vec<usize>),
+) -> usize {
+    let mut dying = Vec::new();
+    registered.retain_mut(|(a, q)| {
+        if !follow(rt, a) || ignored(*a) {
+            return false;
+        }
+        if dead(rt, *a) {
+            dying.push((*a, *q));
+            return false;
+        }
+        true
+    });
+    if dying.is_empty() {
+        return 0;
+    }
+    let mut roots: Vec<usize> = dying.iter().map(|e| e.0).collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let now = order::deliverable(&roots, |a, out| dead_children(rt, a, out));
+    let now: HashSet<usize> = roots
+        .iter()
+        .zip(now)
+        .filter_map(|(a, d)| d.then_some(*a))
+        .collect();
+    mark(roots);
+    let mut delivered = 0;
+    for (a, q) in dying {
+        let mut to = a;
+        follow(rt, &mut to);
+        if now.contains(&a) {
+            rt.refs.queues.deliver(q, to);
+            delivered += 1;
+        } else {
+            registered.push((to, q));
+        }
+    }
+    delivered
+}
+
+/// The dead objects `addr` (a dead object) refers to.
+fn dead_children(rt: &Runtime, addr: usize, out: &mut Vec<usize>) {
+    let obj = ObjRef::from_addr(addr).expect("non-zero");
+    let Ok(place) = validate::locate(&rt.space, addr) else {
+        return;
+    };
+    let Ok((info, _)) = validate::object(&rt.types, obj, place) else {
+        return;
+    };
+    // SAFETY: a valid object, not yet swept; its slots hold references or null.
+    unsafe {
+        info.for_each_slot(obj, |slot| {
+            let v =
+                (*(slot as *const crate::sync::raw::AtomicU64)).load(Ordering::Relaxed) as usize;
+            if v != 0 && dead(rt, v) && validate::locate(&rt.space, v).is_ok() {
+                out.push(v);
+            }
+        })
+    };
+}

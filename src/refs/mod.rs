@@ -1,0 +1,286 @@
+//! What the collector owes some objects beyond tracing them: weak references, destructors,
+//! finalizer queues and memory pressure. The collector settles these at the end of
+//! marking, in the pause that ends it ("reference processing").
+//!
+//! # Protocol
+//! Mutators register objects in a buffer of their own (no lock: destructor objects are
+//! registered on the allocation path). The pause that ends marking adopts every buffer
+//! (the world is stopped, and a detaching thread hands its buffer over first), then, with
+//! the marking closure complete:
+//! 1. **Weak slots.** Every registered weakref, live or not (step 2 may resurrect one), has
+//!    its slot cleared when the target is unmarked, or repaired when the target moved.
+//!    So no weakref hands out an object a finalizer or destructor is about to see.
+//! 2. **Finalizers.** The unmarked objects registered with a finalizer queue are ordered
+//!    ([`order`]); all of them and everything they reach are marked (resurrected, so they
+//!    stay intact until the VM takes them), and those delivered now go to their queue's
+//!    ready list, which is a root from then on. The rest stay registered.
+//! 3. **Survivors.** Registrations whose object is still unmarked are dropped; the others
+//!    follow their object if it moved (an evacuated object's old header forwards).
+//! 4. **Destructors.** Unmarked objects of types with a destructor are handed back to the
+//!    collector, which calls the destructors after the pause and before the sweep frees
+//!    their memory (they are unreachable: no mutator can see them meanwhile).
+//! 5. **Memory pressure** of owners that died stops counting.
+//!
+//! Everything a step reads of a dead object is intact: memory is freed only by the sweep,
+//! which comes after, and a dead object refers only to objects that were live when the
+//! previous cycle ended or were allocated since, so none was freed before this cycle.
+
+pub mod finalize;
+pub mod order;
+pub mod weak;
+
+use crate::mutator::MutatorCore;
+use crate::object::{forward, ObjRef, FLAG_NO_DESTRUCTOR};
+use crate::runtime::Runtime;
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use finalize::FinalizerQueues;
+
+/// Objects registered by one mutator since the last pause that ended marking (or all of
+/// them, in the runtime's list).
+#[derive(Debug, Default)]
+pub struct Registrations {
+    /// Weakref objects.
+    pub weak: Vec<usize>,
+    /// Objects whose type has a destructor.
+    pub destructible: Vec<usize>,
+    /// (object, finalizer queue) pairs.
+    pub finalizable: Vec<(usize, u32)>,
+    /// (owner, bytes of raw memory it owns).
+    pub pressure: Vec<(usize, usize)>,
+}
+
+impl Registrations {
+    /// Moves every entry of `other` here.
+    pub fn append(&mut self, other: &mut Registrations) {
+        self.weak.append(&mut other.weak);
+        self.destructible.append(&mut other.destructible);
+        self.finalizable.append(&mut other.finalizable);
+        self.pressure.append(&mut other.pressure);
+    }
+}
+
+/// Counters of reference processing, summed over cycles.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RefCounts {
+    /// Weak slots cleared because their target died.
+    pub weak_cleared: u64,
+    /// Objects delivered to finalizer queues.
+    pub finalized: u64,
+    /// Destructors called.
+    pub destructed: u64,
+}
+
+/// The runtime's side of reference processing.
+#[derive(Default)]
+pub struct References {
+    adopted: Mutex<Registrations>,
+    /// Finalizer queues.
+    pub queues: FinalizerQueues,
+    /// The weakref type, registered on first use.
+    pub weak_type: crate::sync::unmodelled::OnceLock<Option<crate::object::TypeId>>,
+    /// Raw memory owned by objects found live at the last cycle's end.
+    pressure_live: AtomicUsize,
+    /// Raw memory registered since, which counts toward the next trigger.
+    pressure_new: AtomicUsize,
+    /// Set when a cycle queued something: mutators run the triggers at their next poll.
+    calls_pending: AtomicBool,
+    weak_cleared: AtomicU64,
+    finalized: AtomicU64,
+    destructed: AtomicU64,
+}
+
+impl std::fmt::Debug for References {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("References").finish_non_exhaustive()
+    }
+}
+
+/// What the pause leaves for after it: objects whose destructors are due.
+#[derive(Debug, Default)]
+#[must_use = "the destructors must be called before the sweep"]
+pub struct Dying(Vec<usize>);
+
+impl References {
+    /// Hands over a detaching mutator's registrations.
+    pub fn adopt(&self, r: &mut Registrations) {
+        self.adopted.lock().append(r);
+    }
+
+    /// Counts `bytes` of raw memory owned by `owner`, registered by a mutator.
+    pub fn add_pressure(&self, bytes: usize) {
+        self.pressure_new.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Raw memory registered since the last cycle (it counts toward the trigger).
+    pub fn new_pressure(&self) -> usize {
+        self.pressure_new.load(Ordering::Relaxed)
+    }
+
+    /// Raw memory owned by live objects (as of the last cycle, plus what came since).
+    pub fn pressure(&self) -> usize {
+        self.pressure_live.load(Ordering::Relaxed) + self.new_pressure()
+    }
+
+    /// Totals so far.
+    pub fn counts(&self) -> RefCounts {
+        RefCounts {
+            weak_cleared: self.weak_cleared.load(Ordering::Relaxed),
+            finalized: self.finalized.load(Ordering::Relaxed),
+            destructed: self.destructed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a cycle queued objects whose triggers have not run; clears the flag.
+    pub fn take_calls(&self) -> bool {
+        self.calls_pending.load(Ordering::Relaxed)
+            && self.calls_pending.swap(false, Ordering::Acquire)
+    }
+
+    /// Steps 1-5 of the protocol. Runs in the pause that ends marking, with the closure
+    /// complete; `mark` marks from the given addresses and completes the closure again.
+    pub fn process(
+        &self,
+        rt: &Runtime,
+        world: &[crate::sync::Arc<MutatorCore>],
+        mark: &mut dyn FnMut(Vec<usize>),
+    ) -> Dying {
+        let mut r = self.adopted.lock();
+        for m in world {
+            // SAFETY: the world is stopped: the collector owns every mutator's buffers.
+            r.append(unsafe { m.registered() });
+        }
+        let live = |a: usize| rt.space.marked_or_black(a);
+        // 1.
+        let cleared = weak::clear_dead_targets(rt, &r.weak);
+        self.weak_cleared.fetch_add(cleared, Ordering::Relaxed);
+        // 2.
+        let delivered = finalize::resurrect(rt, &mut r.finalizable, mark);
+        if delivered > 0 {
+            self.finalized
+                .fetch_add(delivered as u64, Ordering::Relaxed);
+            self.calls_pending.store(true, Ordering::Release);
+            // Sends every mutator's next poll to the slow path, which runs the triggers.
+            rt.safepoint.request_handshakes();
+        }
+        // 3. and 4.
+        let survive = |v: &mut Vec<usize>| v.retain_mut(|a| follow(rt, a) && live(*a));
+        survive(&mut r.weak);
+        let mut dying = Vec::new();
+        r.destructible.retain_mut(|a| {
+            if follow(rt, a) && live(*a) {
+                return true;
+            }
+            // SAFETY: an object registered live and not yet swept.
+            let h = unsafe { ObjRef::from_addr(*a).expect("non-zero").header() };
+            if h.load(Ordering::Relaxed) & FLAG_NO_DESTRUCTOR == 0 {
+                dying.push(*a);
+            }
+            false
+        });
+        // 5.
+        r.pressure.retain_mut(|(a, _)| follow(rt, a) && live(*a));
+        let owned = r.pressure.iter().map(|p| p.1).sum();
+        self.pressure_live.store(owned, Ordering::Relaxed);
+        self.pressure_new.store(0, Ordering::Relaxed);
+        Dying(dying)
+    }
+
+    /// Calls the destructors of `dying` (after the pause, before the sweep), on the
+    /// calling GC thread. A destructor must not allocate or touch other GC objects: the
+    /// thread has no mutator, and calls that need one fail while it runs.
+    pub fn destruct(&self, rt: &Runtime, dying: Dying) {
+        if dying.0.is_empty() {
+            return;
+        }
+        IN_DESTRUCTOR.with(|d| d.set(true));
+        for &a in &dying.0 {
+            let obj = ObjRef::from_addr(a).expect("non-zero");
+            // SAFETY: a dead object not yet swept; its header is intact.
+            let ty = unsafe { obj.type_id() };
+            if let Some(f) = rt.types.get(ty).and_then(|i| i.destructor) {
+                // SAFETY: the VM's destructor contract: called once with the dead object.
+                unsafe { f(obj.as_ptr()) };
+            }
+        }
+        IN_DESTRUCTOR.with(|d| d.set(false));
+        self.destructed
+            .fetch_add(dying.0.len() as u64, Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    static IN_DESTRUCTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static IN_VM_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// VM calls due on a mutator thread (finalizer triggers), taken at a safepoint poll or an
+/// allocation slow path and run there, never re-entrantly.
+#[must_use = "due calls are taken from the runtime: run them"]
+pub struct DueCalls(Vec<finalize::Trigger>);
+
+impl DueCalls {
+    /// Whether there is nothing to run.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Runs them on this thread; while they run, the thread takes no others.
+    pub fn run(self) {
+        if self.0.is_empty() {
+            return;
+        }
+        IN_VM_CALL.with(|c| c.set(true));
+        for f in self.0 {
+            f();
+        }
+        IN_VM_CALL.with(|c| c.set(false));
+    }
+}
+
+impl References {
+    /// The calls due, unless this thread is running some already.
+    pub fn due_calls(&self) -> DueCalls {
+        if IN_VM_CALL.with(|c| c.get()) || !self.take_calls() {
+            return DueCalls(Vec::new());
+        }
+        DueCalls(self.queues.fresh_triggers())
+    }
+}
+
+/// Fails when called from a destructor, which must not touch the heap.
+pub fn check_not_in_destructor(what: &str) -> crate::Result<()> {
+    if IN_DESTRUCTOR.with(|d| d.get()) {
+        return Err(crate::Error::State(format!(
+            "{what} called from a destructor: destructors run on a GC thread and must not \
+             allocate or touch GC objects"
+        )));
+    }
+    Ok(())
+}
+
+/// Follows `*addr` to its copy when its object moved; false when `*addr` is not an
+/// object any more (never, for registered objects; kept for safety).
+fn follow(rt: &Runtime, addr: &mut usize) -> bool {
+    if rt.space.in_cset(*addr) {
+        // SAFETY: a registered object of the set, not yet swept: its header is readable.
+        let h = unsafe { ObjRef::from_addr(*addr).expect("non-zero").header() };
+        if let Some(to) = forward::forwardee(h.load(Ordering::Acquire)) {
+            *addr = to;
+        }
+    }
+    *addr != 0
+}
+
+/// Whether `addr` is a dead heap object at the end of marking: in the heap, unmarked, not
+/// allocated during marking, and not moved (a moved object's copy is live).
+fn dead(rt: &Runtime, addr: usize) -> bool {
+    if !rt.space.in_heap(addr) || rt.space.marked_or_black(addr) {
+        return false;
+    }
+    if rt.space.in_cset(addr) {
+        // SAFETY: an object of the set, not yet swept.
+        let h = unsafe { ObjRef::from_addr(addr).expect("non-zero").header() };
+        return forward::forwardee(h.load(Ordering::Acquire)).is_none();
+    }
+    true
+}

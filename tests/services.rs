@@ -1,0 +1,424 @@
+//! The services a Python VM needs from its collector: weak references, destructors,
+//! finalizer queues (with PyPy's ordering), identity, shrinking, memory pressure and
+//! collection control. Each check runs in both collector modes with heap verification on.
+
+#[macro_use]
+mod common;
+
+use common::{array_type, node_type, NEXT};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tandem::{CollectLevel, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
+
+/// A node's payload word.
+const VALUE: usize = 16;
+
+fn node(m: &mut Mutator, ty: TypeId, value: u64, next: Option<ObjRef>) -> ObjRef {
+    m.push_root(next).unwrap();
+    let n = m.alloc(ty, 0).unwrap();
+    let next = m.pop_root().unwrap();
+    // SAFETY: a fresh node: NEXT is its reference, VALUE its payload.
+    unsafe {
+        n.store_ref(NEXT, next);
+        *n.field::<u64>(VALUE) = value;
+    }
+    n
+}
+
+fn value(n: ObjRef) -> u64 {
+    // SAFETY: a live node.
+    unsafe { *n.field::<u64>(VALUE) }
+}
+
+fn a_weakref_is_cleared_when_its_target_dies_and_kept_while_it_lives(mode: Mode) {
+    let h = common::heap(mode, 64, true);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    let live = node(&mut m, ty, 1, None);
+    m.push_root(Some(live)).unwrap();
+    let dead = node(&mut m, ty, 2, None);
+    let w_dead = m.weakref_new(Some(dead)).unwrap();
+    m.push_root(Some(w_dead)).unwrap();
+    let live = m.peek_root(1).unwrap().unwrap();
+    let w_live = m.weakref_new(Some(live)).unwrap();
+    m.push_root(Some(w_live)).unwrap();
+    let w_none = m.weakref_new(None).unwrap();
+    assert_eq!(m.weakref_get(w_none).unwrap(), None);
+    m.collect().unwrap();
+    let w_live = m.peek_root(0).unwrap().unwrap();
+    let w_dead = m.peek_root(1).unwrap().unwrap();
+    let live = m.peek_root(2).unwrap().unwrap();
+    assert_eq!(m.weakref_get(w_live).unwrap(), Some(live));
+    assert_eq!(m.weakref_get(w_dead).unwrap(), None, "the target died");
+    assert!(m.weakref_get(live).is_err(), "not a weakref");
+    let s = h.stats();
+    assert!(s.weakrefs_cleared >= 1, "{s:?}");
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
+fn weakrefs_follow_their_targets_when_they_move(mode: Mode) {
+    let h = Heap::with_config(tandem::Config {
+        uncommit_delay: std::time::Duration::ZERO,
+        ..common::config(mode, 256, true)
+    })
+    .unwrap();
+    let (ty, arr) = (node_type(&h), array_type(&h));
+    let mut m = h.attach().unwrap();
+    const KEPT: usize = 5_000;
+    // Two large (unmoving) arrays: the kept nodes, and a weakref to each.
+    let a = m.alloc(arr, KEPT).unwrap();
+    m.push_root(Some(a)).unwrap();
+    let w = m.alloc(arr, KEPT).unwrap();
+    m.push_root(Some(w)).unwrap();
+    for i in 0..KEPT * 10 {
+        let n = node(&mut m, ty, i as u64, None);
+        if i % 10 != 0 {
+            continue;
+        }
+        m.push_root(Some(n)).unwrap();
+        let wr = m.weakref_new(Some(n)).unwrap();
+        let n = m.pop_root().unwrap().unwrap();
+        let (w, a) = (
+            m.peek_root(0).unwrap().unwrap(),
+            m.peek_root(1).unwrap().unwrap(),
+        );
+        // SAFETY: item i/10 of each live array.
+        unsafe {
+            m.write_ref(a, 16 + 8 * (i / 10), Some(n));
+            m.write_ref(w, 16 + 8 * (i / 10), Some(wr));
+        }
+    }
+    for _ in 0..3 {
+        m.collect().unwrap();
+    }
+    let (w, a) = (
+        m.peek_root(0).unwrap().unwrap(),
+        m.peek_root(1).unwrap().unwrap(),
+    );
+    for i in 0..KEPT {
+        // SAFETY: items of the live arrays.
+        let (n, wr) = unsafe { (m.read_ref(a, 16 + 8 * i), m.read_ref(w, 16 + 8 * i)) };
+        let (n, wr) = (n.unwrap(), wr.unwrap());
+        assert_eq!(m.weakref_get(wr).unwrap(), Some(n), "weakref {i}");
+        assert_eq!(value(n), (i * 10) as u64);
+    }
+    let s = h.stats();
+    assert!(s.evacuated_objects > 0, "nothing moved: {s:?}");
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
+/// A type whose payload word points at a counter its destructor bumps.
+fn counted_type(h: &Heap) -> TypeId {
+    unsafe extern "C" fn bump(obj: *mut u8) {
+        // SAFETY: objects of this type hold a live `&AtomicUsize` at offset 8.
+        unsafe { (*(*(obj.add(8) as *const *const AtomicUsize))).fetch_add(1, Ordering::Relaxed) };
+    }
+    h.register_type(TypeInfo {
+        fixed_size: 16,
+        destructor: Some(bump),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn destructors_run_once_for_each_dead_object_and_never_for_live_ones(mode: Mode) {
+    let h = common::heap(mode, 64, true);
+    let (ty, arr) = (counted_type(&h), array_type(&h));
+    let count: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+    let mut m = h.attach().unwrap();
+    let a = m.alloc(arr, 100).unwrap();
+    m.push_root(Some(a)).unwrap();
+    for i in 0..1000 {
+        let o = m.alloc(ty, 0).unwrap();
+        // SAFETY: a fresh object of the counted type.
+        unsafe { *o.field::<usize>(8) = count as *const AtomicUsize as usize };
+        if i % 10 == 0 {
+            let a = m.peek_root(0).unwrap().unwrap();
+            // SAFETY: item i/10 of the live array.
+            unsafe { m.write_ref(a, 16 + 8 * (i / 10), Some(o)) };
+        } else if i % 10 == 1 {
+            m.ignore_finalizer(o);
+        }
+    }
+    m.collect().unwrap();
+    m.collect().unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 800, "dead and not ignored");
+    m.pop_root().unwrap();
+    m.collect().unwrap();
+    m.collect().unwrap();
+    assert_eq!(count.load(Ordering::Relaxed), 900);
+    let s = h.stats();
+    assert_eq!(s.destructed, 900);
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
+fn finalizer_queue_delivers_in_reference_order_and_keeps_what_they_reach(mode: Mode) {
+    let h = common::heap(mode, 64, true);
+    let ty = node_type(&h);
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    let q = h
+        .finalizer_queue(Some(Box::new(move || {
+            f.fetch_add(1, Ordering::Relaxed);
+        })))
+        .unwrap();
+    let mut m = h.attach().unwrap();
+    // a -> b -> c: a and c are finalizable; b is plain.
+    let c = node(&mut m, ty, 3, None);
+    m.register_finalizer(q, c).unwrap();
+    let b = node(&mut m, ty, 2, Some(c));
+    let a = node(&mut m, ty, 1, Some(b));
+    m.register_finalizer(q, a).unwrap();
+    // A weakref to a: cleared before a reaches the queue.
+    let w = m.weakref_new(Some(a)).unwrap();
+    m.push_root(Some(w)).unwrap();
+    m.collect().unwrap();
+    m.safepoint().unwrap();
+    assert_eq!(
+        fired.load(Ordering::Relaxed),
+        1,
+        "the trigger ran at the poll"
+    );
+    let w = m.peek_root(0).unwrap().unwrap();
+    assert_eq!(m.weakref_get(w).unwrap(), None);
+    let a = m.next_dead(q).unwrap().expect("a is delivered");
+    assert_eq!(value(a), 1);
+    assert_eq!(m.next_dead(q).unwrap(), None, "c waits while a reaches it");
+    m.push_root(Some(a)).unwrap();
+    m.collect().unwrap();
+    let a = m.pop_root().unwrap().unwrap();
+    // SAFETY: a and b are live: a is rooted and reaches b.
+    let b = unsafe { a.load_ref(NEXT) }.unwrap();
+    let c = unsafe { b.load_ref(NEXT) }.unwrap();
+    assert_eq!((value(b), value(c)), (2, 3), "kept intact");
+    assert_eq!(m.next_dead(q).unwrap(), None, "c is still reachable");
+    m.collect().unwrap();
+    assert_eq!(m.next_dead(q).unwrap().map(value), Some(3));
+    m.collect().unwrap();
+    assert_eq!(m.next_dead(q).unwrap(), None, "delivered once");
+    let s = h.stats();
+    assert_eq!(s.finalized, 2);
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
+fn a_cycle_of_finalizable_objects_is_delivered_together(mode: Mode) {
+    let h = common::heap(mode, 64, true);
+    let ty = node_type(&h);
+    let q = h.finalizer_queue(None).unwrap();
+    let mut m = h.attach().unwrap();
+    let a = node(&mut m, ty, 1, None);
+    m.push_root(Some(a)).unwrap();
+    let b = node(&mut m, ty, 2, Some(a));
+    let a = m.pop_root().unwrap().unwrap();
+    // SAFETY: a is live; an initialising store.
+    unsafe { a.store_ref(NEXT, Some(b)) };
+    m.register_finalizer(q, a).unwrap();
+    m.register_finalizer(q, b).unwrap();
+    m.collect().unwrap();
+    let mut got = vec![
+        m.next_dead(q).unwrap().map(value),
+        m.next_dead(q).unwrap().map(value),
+    ];
+    got.sort();
+    assert_eq!(got, vec![Some(1), Some(2)]);
+    assert_eq!(m.next_dead(q).unwrap(), None);
+}
+
+fn an_object_with_an_id_keeps_it_and_never_moves(mode: Mode) {
+    let h = Heap::with_config(tandem::Config {
+        uncommit_delay: std::time::Duration::ZERO,
+        ..common::config(mode, 256, true)
+    })
+    .unwrap();
+    let (ty, arr) = (node_type(&h), array_type(&h));
+    let mut m = h.attach().unwrap();
+    const KEPT: usize = 5_000;
+    let a = m.alloc(arr, KEPT).unwrap();
+    m.push_root(Some(a)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..KEPT * 10 {
+        let n = node(&mut m, ty, i as u64, None);
+        if i % 10 != 0 {
+            continue;
+        }
+        if i % 20 == 0 {
+            ids.push((i / 10, m.id(n).unwrap()));
+            assert!(!m.can_move(n));
+        }
+        let a = m.peek_root(0).unwrap().unwrap();
+        // SAFETY: item i/10 of the live array.
+        unsafe { m.write_ref(a, 16 + 8 * (i / 10), Some(n)) };
+    }
+    for _ in 0..3 {
+        m.collect().unwrap();
+    }
+    let a = m.peek_root(0).unwrap().unwrap();
+    for (k, id) in ids {
+        // SAFETY: item k of the live array.
+        let n = unsafe { m.read_ref(a, 16 + 8 * k) }.unwrap();
+        assert_eq!(m.id(n).unwrap(), id);
+        assert_eq!(n.addr() as u64, id, "an object with an id stays");
+    }
+    assert!(h.stats().evacuated_objects > 0, "the others moved");
+}
+
+fn shrinking_keeps_the_head_and_refuses_to_grow(mode: Mode) {
+    let h = common::heap(mode, 64, true);
+    let (ty, arr) = (node_type(&h), array_type(&h));
+    let mut m = h.attach().unwrap();
+    let a = m.alloc(arr, 500).unwrap();
+    m.push_root(Some(a)).unwrap();
+    for i in 0..500 {
+        let n = node(&mut m, ty, i, None);
+        let a = m.peek_root(0).unwrap().unwrap();
+        // SAFETY: item i of the live array.
+        unsafe { m.write_ref(a, 16 + 8 * i as usize, Some(n)) };
+    }
+    let a = m.peek_root(0).unwrap().unwrap();
+    assert_eq!(m.size_of(a).unwrap(), 16 + 8 * 500);
+    assert!(!m.shrink(a, 501).unwrap(), "cannot grow");
+    assert!(m.shrink(a, 10).unwrap());
+    assert_eq!(m.size_of(a).unwrap(), 16 + 8 * 10);
+    let n = m.alloc(ty, 0).unwrap();
+    assert!(!m.shrink(n, 0).unwrap(), "not var-size");
+    m.collect().unwrap();
+    let a = m.peek_root(0).unwrap().unwrap();
+    for i in 0..10 {
+        // SAFETY: item i of the live array.
+        let n = unsafe { m.read_ref(a, 16 + 8 * i) }.unwrap();
+        assert_eq!(value(n), i as u64);
+    }
+    let s = h.stats();
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
+fn disabled_collection_runs_only_when_asked_and_a_full_heap_fails_cleanly(mode: Mode) {
+    let h = common::heap(mode, 32, false);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    m.collect().unwrap();
+    h.set_auto_collect(false);
+    let cycles = h.stats().cycles;
+    // Garbage well past the trigger, well inside the maximum.
+    for _ in 0..400_000 {
+        m.alloc(ty, 0).unwrap();
+    }
+    assert_eq!(h.stats().cycles, cycles, "no automatic cycle");
+    m.collect().unwrap();
+    assert!(h.stats().cycles > cycles, "explicit collections still run");
+    // Past the maximum: out of memory, no collection, no hang.
+    let oom = (0..3_000_000).find_map(|_| m.alloc(ty, 0).err());
+    assert!(
+        matches!(oom, Some(tandem::Error::OutOfMemory(_))),
+        "{oom:?}"
+    );
+    h.set_auto_collect(true);
+    for _ in 0..100_000 {
+        m.alloc(ty, 0).unwrap();
+    }
+}
+
+fn collection_levels_start_finish_and_run_the_triggers(mode: Mode) {
+    let h = common::heap(mode, 64, false);
+    let ty = node_type(&h);
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    let q = h
+        .finalizer_queue(Some(Box::new(move || f.store(true, Ordering::Relaxed))))
+        .unwrap();
+    let mut m = h.attach().unwrap();
+    let c0 = h.stats().cycles;
+    m.collect_ex(CollectLevel::Start).unwrap();
+    m.collect_ex(CollectLevel::Finish).unwrap();
+    assert!(h.stats().cycles > c0, "the started cycle finished");
+    let o = m.alloc(ty, 0).unwrap();
+    m.register_finalizer(q, o).unwrap();
+    m.collect_ex(CollectLevel::Full).unwrap();
+    assert!(
+        fired.load(Ordering::Relaxed),
+        "a full collection runs the triggers"
+    );
+    assert!(m.next_dead(q).unwrap().is_some());
+}
+
+fn memory_pressure_counts_while_its_owner_lives(mode: Mode) {
+    let h = common::heap(mode, 64, false);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    let owner = m.alloc(ty, 0).unwrap();
+    m.push_root(Some(owner)).unwrap();
+    let c0 = h.stats().cycles;
+    m.add_memory_pressure(owner, 256 << 20);
+    let dead = m.alloc(ty, 0).unwrap();
+    m.add_memory_pressure(dead, 1 << 20);
+    // The pressure is past any trigger: a cycle runs without any allocation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while h.stats().cycles == c0 {
+        assert!(std::time::Instant::now() < deadline, "no cycle");
+        m.safepoint().unwrap();
+        std::thread::yield_now();
+    }
+    m.collect().unwrap();
+    assert_eq!(
+        h.stats().memory_pressure,
+        256 << 20,
+        "the dead owner's share is gone"
+    );
+    m.pop_root().unwrap();
+    m.collect().unwrap();
+    assert_eq!(h.stats().memory_pressure, 0);
+}
+
+fn torture_mode_collects_at_every_nth_slow_path(mode: Mode) {
+    let h = Heap::with_config(tandem::Config {
+        torture: 50,
+        ..common::config(mode, 64, true)
+    })
+    .unwrap();
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    let mut list = None;
+    for i in 0..2_000 {
+        list = Some(node(&mut m, ty, i, list));
+        m.push_root(list).unwrap();
+        m.safepoint().unwrap();
+        list = m.pop_root().unwrap();
+    }
+    let mut n = 0;
+    while let Some(o) = list {
+        n += 1;
+        // SAFETY: a live node.
+        list = unsafe { m.read_ref(o, NEXT) };
+    }
+    assert_eq!(n, 2_000);
+    // Stop-the-world mode waits for each collection; concurrent mode only starts cycles
+    // (requests made while one runs join it): polls alone keep starting them.
+    if mode == Mode::Stw {
+        assert!(h.stats().cycles >= 40, "{} cycles", h.stats().cycles);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while h.stats().cycles < 45 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} cycles",
+            h.stats().cycles
+        );
+        m.safepoint().unwrap();
+    }
+    let s = h.stats();
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
+in_both_modes!(
+    a_weakref_is_cleared_when_its_target_dies_and_kept_while_it_lives,
+    weakrefs_follow_their_targets_when_they_move,
+    destructors_run_once_for_each_dead_object_and_never_for_live_ones,
+    finalizer_queue_delivers_in_reference_order_and_keeps_what_they_reach,
+    a_cycle_of_finalizable_objects_is_delivered_together,
+    an_object_with_an_id_keeps_it_and_never_moves,
+    shrinking_keeps_the_head_and_refuses_to_grow,
+    disabled_collection_runs_only_when_asked_and_a_full_heap_fails_cleanly,
+    collection_levels_start_finish_and_run_the_triggers,
+    memory_pressure_counts_while_its_owner_lives,
+    torture_mode_collects_at_every_nth_slow_path,
+);
