@@ -194,6 +194,24 @@ impl Heap {
         self.rt().space.set_heap_max(bytes)
     }
 
+    /// The size of `obj` in bytes, header (and hash word, once moved) included.
+    ///
+    /// # Safety
+    /// `obj` must be a live object of this heap.
+    pub unsafe fn size_of(&self, obj: ObjRef) -> Result<usize> {
+        // SAFETY: forwarded.
+        unsafe { mutator::services::size_of(self.rt(), obj) }
+    }
+
+    /// Whether the collector may ever move `obj`.
+    ///
+    /// # Safety
+    /// `obj` must be a live object of this heap.
+    pub unsafe fn can_move(&self, obj: ObjRef) -> bool {
+        // SAFETY: forwarded.
+        unsafe { mutator::services::can_move(self.rt(), obj) }
+    }
+
     /// Whether `addr` lies inside the managed heap.
     pub fn contains(&self, addr: usize) -> bool {
         self.rt().space.in_heap(addr)

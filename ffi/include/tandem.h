@@ -124,6 +124,12 @@ typedef uint32_t tandem_type_id;
 typedef void (*tandem_visit_fn)(void **slot, void *ctx);
 /** A type's own tracer: calls visit(slot, ctx) for every reference slot of obj. */
 typedef void (*tandem_trace_fn)(void *obj, tandem_visit_fn visit, void *ctx);
+/** A type's destructor (PyPy's light finalizer): called exactly once for each dead object
+ *  of the type, on a GC thread, after the cycle that found it dead and before its memory
+ *  is reused. It may read the object's own non-reference fields and free raw memory it
+ *  owns; it must not allocate, call Tandem, or touch other GC objects (they may be dead
+ *  too). Objects of such types always take the out-of-line allocation path. */
+typedef void (*tandem_destructor_fn)(void *obj);
 
 /** A type description. Objects start with Tandem's 8-byte header, so offsets are >= 8.
  *  Var-size types store a size_t length at length_offset (written by the allocator) and
@@ -140,6 +146,8 @@ typedef struct tandem_type_info {
     size_t n_item_ref_offsets;        /**< How many. */
     tandem_trace_fn trace;            /**< Optional tracer used instead of the offsets. */
     const char *name;                 /**< Optional name for messages; may be NULL. */
+    /* Added later: a client built against a header without it passes the smaller size. */
+    tandem_destructor_fn destructor;  /**< Optional destructor; may be NULL. */
 } tandem_type_info;
 
 /** Registers a type and stores its id in *out. The description is copied. */
@@ -148,7 +156,8 @@ tandem_result tandem_register_type(const tandem_type_info *info, tandem_type_id 
 /** Most type ids a process can register. */
 #define TANDEM_MAX_TYPES 65536
 
-/** One entry of the layout table the inline allocator reads (all zero if unregistered). */
+/** One entry of the layout table the inline allocator reads (all zero if unregistered;
+ *  fixed_size is 0 for types with a destructor, which the inline path must not allocate). */
 typedef struct tandem_type_layout {
     uint32_t fixed_size;
     uint32_t item_size;
@@ -235,7 +244,8 @@ uint64_t tandem_identity_hash(tandem_mutator *m, void *obj);
  */
 
 /** Pins obj: it does not move until as many tandem_unpin calls (counted, thread-safe, at
- *  most 65535 pins at once). */
+ *  most 65535 pins at once). A pin does not keep obj alive: keep it reachable (a root
+ *  slot) for as long as native code uses it. */
 tandem_result tandem_pin(tandem_mutator *m, void *obj);
 /** Removes one pin of obj; TANDEM_ERR_STATE when it has none (non-moving objects are
  *  pinned for life and have no count to remove). */
@@ -495,6 +505,11 @@ typedef struct tandem_stats {
     /* Added with TANDEM_ABI_VERSION 2 (the two older sizes are still accepted). */
     uint64_t evacuated_bytes;  /**< Bytes copied to compact the heap (TANDEM_EVACUATION). */
     uint64_t evacuated_objects; /**< Objects copied to compact the heap. */
+    /* Added with the VM services (the older sizes are still accepted). */
+    uint64_t weakrefs_cleared; /**< Weak references cleared because their target died. */
+    uint64_t finalized;        /**< Objects delivered to finalizer queues. */
+    uint64_t destructed;       /**< Destructors called. */
+    uint64_t memory_pressure;  /**< Raw memory owned by live objects (add_memory_pressure). */
 } tandem_stats;
 
 /** Pause kinds (tandem_pause.kind). */
@@ -526,6 +541,83 @@ tandem_result tandem_get_pauses(tandem_pause *out, size_t capacity, size_t *writ
 
 /** Fills *out with the current statistics. */
 tandem_result tandem_get_stats(tandem_stats *out);
+
+/* ---- Services for language VMs (Python's weakref, __del__, id, gc module) ----------- */
+
+/*
+ * The collector settles weak references, finalizers and destructors at the end of each
+ * cycle's marking, in this order:
+ *   1. every weak reference whose target is unreachable is cleared (so no weakref hands
+ *      out an object a finalizer or destructor is about to see);
+ *   2. unreachable objects registered with a finalizer queue are kept alive, with
+ *      everything they reach, and delivered to their queue: an object is delivered once
+ *      no other unreachable finalizable object outside its cycle reaches it (if A reaches
+ *      B and both die, A comes first and B in a later cycle; objects in a reference cycle
+ *      come together, in any order);
+ *   3. unreachable objects of types with a destructor (still unreachable after step 2)
+ *      have their destructor called once, before their memory is reused.
+ */
+
+/** A new weak reference (a small GC object) to target (NULL: an empty one). target need
+ *  not be rooted across the call; the weakref itself is an ordinary object to root. NULL
+ *  on error. */
+void *tandem_weakref_new(tandem_mutator *m, void *target);
+/** The target of weakref wr, or NULL once the target died (NULL with an error code set for
+ *  a non-weakref). During concurrent marking the result is kept alive by the cycle, so it
+ *  may be stored anywhere. Weak references follow their targets when they move. */
+void *tandem_weakref_get(tandem_mutator *m, void *wr);
+
+/** A finalizer queue (PyPy's FinalizerQueue). */
+typedef uint32_t tandem_finalizer_queue;
+/** Called on a mutator thread (in a safepoint poll, an allocation slow path or
+ *  tandem_collect_ex FULL, never re-entrantly, never on a GC thread) after a cycle that
+ *  delivered objects to the queue. It may call Tandem with that thread's mutator, take the
+ *  objects with tandem_next_dead and run the VM's finalizers. */
+typedef void (*tandem_trigger_fn)(void *data);
+/** Creates a queue; trigger may be NULL (the VM then polls tandem_next_dead). */
+tandem_result tandem_finalizer_queue_new(tandem_trigger_fn trigger, void *data,
+                                         tandem_finalizer_queue *out);
+/** Registers obj with queue q: once obj is unreachable, it is delivered to q (once per
+ *  registration; register again to finalize a resurrected object again). */
+tandem_result tandem_register_finalizer(tandem_mutator *m, tandem_finalizer_queue q, void *obj);
+/** Takes the next dead object of q (it and what it reaches stay alive until then, and
+ *  after as long as the VM holds it); NULL when q has none. */
+void *tandem_next_dead(tandem_mutator *m, tandem_finalizer_queue q);
+/** Neither obj's destructor nor a finalizer queue will see obj die. */
+tandem_result tandem_ignore_finalizer(tandem_mutator *m, void *obj);
+
+/** An integer unique among live objects and stable for obj's whole life (Python's id()):
+ *  its address, after which the object never moves (as if allocated non-moving). 0 on
+ *  error. */
+uint64_t tandem_id(tandem_mutator *m, void *obj);
+/** The size of obj in bytes, header included; 0 on error. */
+size_t tandem_sizeof(void *obj);
+/** 1 when the collector may move obj, 0 when it never will (pinned for life, an id taken,
+ *  a large object, TANDEM_EVACUATION=off) or on error. */
+int tandem_can_move(void *obj);
+
+/** Counts bytes of raw memory owned by obj (malloc'd buffers) toward the next collection's
+ *  trigger; stats.memory_pressure reports what live owners hold. */
+tandem_result tandem_add_memory_pressure(tandem_mutator *m, void *obj, size_t bytes);
+/** Shrinks the var-size obj to new_length items in place: 1 when done; 0 when it cannot
+ *  (a fixed-size type, a longer length, an object that carries a moved identity hash) or
+ *  on error (tandem_last_error_code tells). */
+int tandem_shrink(tandem_mutator *m, void *obj, size_t new_length);
+/** Changes the heap maximum at run time, between 4 MiB and the maximum given at init. */
+tandem_result tandem_set_heap_max(size_t bytes);
+
+/** Levels of tandem_collect_ex. */
+#define TANDEM_COLLECT_START 0  /**< Start a cycle (unless one runs) and return at once. */
+#define TANDEM_COLLECT_FINISH 1 /**< Wait for the cycle in progress, or run one. */
+#define TANDEM_COLLECT_FULL 2   /**< Run a cycle that starts after the call, then run the
+                                     finalizer triggers it made due, on this thread. */
+/** Runs a collection to level. */
+tandem_result tandem_collect_ex(tandem_mutator *m, int level);
+/** Stops automatic collections (gc.disable()): only explicit ones run, and an allocation
+ *  the heap cannot hold returns NULL as out of memory. */
+tandem_result tandem_gc_disable(void);
+/** Restarts automatic collections (gc.enable()). */
+tandem_result tandem_gc_enable(void);
 
 #ifdef __cplusplus
 }

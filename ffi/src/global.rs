@@ -93,7 +93,9 @@ pub fn attach() -> FfiResult<*mut MutatorCore> {
         );
     }
     // Attaching touches the core's thread-locals before `CURRENT` is touched below.
-    let m = with_heap(|h| Ok(h.attach()?))?;
+    let mut m = with_heap(|h| Ok(h.attach()?))?;
+    // Finalizer triggers call back with this mutator: the slow paths run them after.
+    m.defer_calls(true);
     let p = m.core() as *const MutatorCore as *mut MutatorCore;
     CURRENT.with(|c| *c.borrow_mut() = Some(Attached { mutator: m }));
     CURRENT_CORE.set(p);

@@ -11,6 +11,7 @@ pub mod error;
 pub mod global;
 pub mod options;
 pub mod pauses;
+pub mod services;
 pub mod types;
 
 use error::{fail, guard, status, Code, FfiResult};
@@ -74,6 +75,14 @@ pub struct CStats {
     pub evacuated_bytes: u64,
     /// Objects copied by evacuation.
     pub evacuated_objects: u64,
+    /// Weak references cleared (absent from the first three layouts).
+    pub weakrefs_cleared: u64,
+    /// Objects delivered to finalizer queues.
+    pub finalized: u64,
+    /// Destructors called.
+    pub destructed: u64,
+    /// Raw memory owned by live objects.
+    pub memory_pressure: u64,
 }
 
 /// Size of `tandem_stats` before the assist fields: clients built against that header
@@ -81,6 +90,8 @@ pub struct CStats {
 const STATS_V1_SIZE: usize = std::mem::offset_of!(CStats, assist_ns);
 /// Size of `tandem_stats` before the evacuation fields.
 const STATS_V2_SIZE: usize = std::mem::offset_of!(CStats, evacuated_bytes);
+/// Size of `tandem_stats` before the VM services' fields.
+const STATS_V3_SIZE: usize = std::mem::offset_of!(CStats, weakrefs_cleared);
 
 /// The library version, e.g. "0.1.0".
 #[no_mangle]
@@ -207,6 +218,7 @@ fn alloc_with(m: *mut CMutator, ty: u32, length: usize, nonmoving: bool) -> *mut
             };
             Ok(o.as_ptr() as *mut c_void)
         })
+        .map(|o| services::run_due_calls(m, o))
     })
     .0
 }
@@ -290,7 +302,7 @@ pub extern "C" fn tandem_set_oom_handler(f: Option<OomFn>, data: *mut c_void) ->
     })
 }
 
-fn check_obj(obj: *mut c_void, what: &str) -> FfiResult<ObjRef> {
+pub(crate) fn check_obj(obj: *mut c_void, what: &str) -> FfiResult<ObjRef> {
     match ObjRef::from_ptr(obj as *mut u8) {
         Some(o) if o.addr() % 8 == 0 => Ok(o),
         _ => fail(
@@ -397,7 +409,7 @@ pub unsafe extern "C" fn tandem_read_ref_slow(
 /// `TANDEM_ERR_INTERNAL` once the collector has failed.
 #[no_mangle]
 pub extern "C" fn tandem_safepoint_slow(m: *mut CMutator) -> i32 {
-    status(|| global::with_mutator(m, |mm| Ok(mm.safepoint()?)))
+    status(|| services::then_due_calls(m, global::with_mutator(m, |mm| Ok(mm.safepoint()?))))
 }
 
 /// Enters a native (blocking) region.
@@ -483,7 +495,14 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
         }
         // SAFETY: non-null; the caller passes a writable tandem_stats whose size it set.
         let size = unsafe { (*out).size } as usize;
-        if ![std::mem::size_of::<CStats>(), STATS_V1_SIZE, STATS_V2_SIZE].contains(&size) {
+        if ![
+            std::mem::size_of::<CStats>(),
+            STATS_V1_SIZE,
+            STATS_V2_SIZE,
+            STATS_V3_SIZE,
+        ]
+        .contains(&size)
+        {
             return fail(
                 Code::InvalidArgument,
                 format!(
@@ -519,6 +538,10 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             assist_objects: s.assist_objects,
             evacuated_bytes: s.evacuated_bytes,
             evacuated_objects: s.evacuated_objects,
+            weakrefs_cleared: s.weakrefs_cleared,
+            finalized: s.finalized,
+            destructed: s.destructed,
+            memory_pressure: s.memory_pressure as u64,
         };
         // SAFETY: as above: the caller's struct has `size` writable bytes, and `size` is
         // at most ours.

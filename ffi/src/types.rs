@@ -42,7 +42,8 @@ pub fn reset_layouts() {
     }
 }
 
-/// Publishes the layout of type `id`.
+/// Publishes the layout of type `id`. A type with a destructor keeps a zero fixed size
+/// here, so the inline allocator sends its objects to the slow path, which registers them.
 pub fn publish_layout(id: u32, info: &TypeInfo) {
     let l = &tandem_type_layouts[id as usize];
     l.item_size.store(info.item_size as u32, Ordering::Relaxed);
@@ -50,8 +51,12 @@ pub fn publish_layout(id: u32, info: &TypeInfo) {
         .store(info.length_offset as u32, Ordering::Relaxed);
     l.flags.store(info.flags, Ordering::Relaxed);
     // Release: a thread that sees a non-zero fixed size sees the rest of the entry.
-    l.fixed_size
-        .store(info.fixed_size as u32, Ordering::Release);
+    let fixed = if info.destructor.is_some() {
+        0
+    } else {
+        info.fixed_size as u32
+    };
+    l.fixed_size.store(fixed, Ordering::Release);
 }
 
 /// The C type description (`tandem_type_info`).
@@ -79,10 +84,14 @@ pub struct CTypeInfo {
     pub trace: Option<TraceFn>,
     /// Optional name, for diagnostics.
     pub name: *const c_char,
+    /// Optional destructor (absent from the first layout).
+    pub destructor: Option<tandem_core::DestructorFn>,
 }
 
-/// The first ABI version's size of `tandem_type_info`.
-pub const TYPE_INFO_V1_SIZE: usize = std::mem::size_of::<CTypeInfo>();
+/// The first layout's size of `tandem_type_info` (before `destructor`).
+pub const TYPE_INFO_V1_SIZE: usize = std::mem::offset_of!(CTypeInfo, destructor);
+/// The size of `tandem_type_info` now.
+pub const TYPE_INFO_SIZE: usize = std::mem::size_of::<CTypeInfo>();
 
 fn offsets(p: *const usize, n: usize, what: &str) -> FfiResult<Vec<usize>> {
     if n == 0 {
@@ -108,24 +117,51 @@ pub unsafe fn convert(info: *const CTypeInfo) -> FfiResult<TypeInfo> {
     }
     // SAFETY: non-null; the caller promises a readable struct. Read the size field first.
     let size = unsafe { (*info).size } as usize;
-    if size != TYPE_INFO_V1_SIZE {
+    if size != TYPE_INFO_SIZE && size != TYPE_INFO_V1_SIZE {
         return fail(
             Code::InvalidArgument,
             format!(
-                "tandem_type_info.size is {size}, expected {TYPE_INFO_V1_SIZE}: set it to \
+                "tandem_type_info.size is {size}, expected {TYPE_INFO_SIZE}: set it to \
                  sizeof(tandem_type_info) from the same tandem.h"
             ),
         );
     }
-    // SAFETY: the whole struct is readable (its size matches ours).
-    let c = unsafe { &*info };
+    // The fields below up to `name` are in the first layout, which the caller's struct
+    // holds (its size says so); each is read through the raw pointer, with no reference to
+    // the whole struct.
+    // SAFETY: as just said.
+    let (fixed_size, item_size, length_offset, flags, trace) = unsafe {
+        (
+            (*info).fixed_size,
+            (*info).item_size,
+            (*info).length_offset,
+            (*info).flags,
+            (*info).trace,
+        )
+    };
+    // SAFETY: as above.
+    let (refs, n_refs, item_refs, n_item_refs) = unsafe {
+        (
+            (*info).ref_offsets,
+            (*info).n_ref_offsets,
+            (*info).item_ref_offsets,
+            (*info).n_item_ref_offsets,
+        )
+    };
+    let destructor = if size == TYPE_INFO_SIZE {
+        // SAFETY: the whole struct is readable (its size matches ours).
+        unsafe { (*info).destructor }
+    } else {
+        None
+    };
     Ok(TypeInfo {
-        fixed_size: c.fixed_size,
-        item_size: c.item_size,
-        length_offset: c.length_offset,
-        ref_offsets: offsets(c.ref_offsets, c.n_ref_offsets, "ref_offsets")?,
-        item_ref_offsets: offsets(c.item_ref_offsets, c.n_item_ref_offsets, "item_ref_offsets")?,
-        flags: c.flags,
-        trace: c.trace,
+        fixed_size,
+        item_size,
+        length_offset,
+        ref_offsets: offsets(refs, n_refs, "ref_offsets")?,
+        item_ref_offsets: offsets(item_refs, n_item_refs, "item_ref_offsets")?,
+        flags,
+        trace,
+        destructor,
     })
 }

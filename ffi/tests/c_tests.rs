@@ -61,6 +61,21 @@ fn binary_trees_in_four_threads_survive_concurrent_collections() {
 }
 
 #[test]
+fn vm_services_weakrefs_finalizers_destructors_and_control_stop_the_world() {
+    let out = build_and_run(c_test("vm_services.c"), &["stw"]);
+    assert!(out.contains("vm_services stw: all checks passed"), "{out}");
+}
+
+#[test]
+fn vm_services_weakrefs_finalizers_destructors_and_control_concurrent() {
+    let out = build_and_run(c_test("vm_services.c"), &["concurrent"]);
+    assert!(
+        out.contains("vm_services concurrent: all checks passed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn misuse_returns_errors_with_messages_and_never_aborts() {
     let out = build_and_run(c_test("misuse.c"), &[]);
     assert!(out.contains("misuse: all checks passed"), "{out}");

@@ -101,27 +101,6 @@ impl Mutator {
         }
     }
 
-    /// The object's size in bytes, header and hash word included.
-    pub fn size_of(&self, obj: ObjRef) -> Result<usize> {
-        // SAFETY: the VM passes a live object it holds.
-        let (ty, h) = unsafe { (obj.type_id(), obj.header().load(Ordering::Relaxed)) };
-        let info = self.rt.types.lookup(ty)?;
-        // SAFETY: a live object of type `info`.
-        let base = unsafe { info.size_of(obj) }
-            .ok_or_else(|| Error::State(format!("{obj:?} has a corrupt length")))?;
-        Ok(base + forward::hash_word_bytes(h))
-    }
-
-    /// Whether the collector may ever move `obj` (false for pinned objects, objects whose
-    /// id was taken, large objects, and with `TANDEM_EVACUATION=off`).
-    pub fn can_move(&self, obj: ObjRef) -> bool {
-        // SAFETY: the VM passes a live object it holds.
-        let h = unsafe { obj.header() }.load(Ordering::Relaxed);
-        self.rt.config.evacuation != crate::config::EvacuationMode::Off
-            && self.rt.space.in_immix(obj.addr())
-            && !pin::pinned(h)
-    }
-
     /// Counts `bytes` of raw memory owned by `obj` (freed when it dies) toward the next
     /// collection's trigger; the statistics report what live objects own.
     pub fn add_memory_pressure(&mut self, obj: ObjRef, bytes: usize) {
@@ -189,4 +168,31 @@ impl Mutator {
     pub fn defer_calls(&mut self, defer: bool) {
         self.defer_calls = defer;
     }
+}
+
+/// The size of `obj` in bytes, header and hash word included.
+///
+/// # Safety
+/// `obj` must be a live object (not a stale address of one that moved).
+pub unsafe fn size_of(rt: &crate::runtime::Runtime, obj: ObjRef) -> Result<usize> {
+    // SAFETY: caller's contract.
+    let (ty, h) = unsafe { (obj.type_id(), obj.header().load(Ordering::Relaxed)) };
+    let info = rt.types.lookup(ty)?;
+    // SAFETY: a live object of type `info`.
+    let base = unsafe { info.size_of(obj) }
+        .ok_or_else(|| Error::State(format!("{obj:?} has a corrupt length")))?;
+    Ok(base + forward::hash_word_bytes(h))
+}
+
+/// Whether the collector may ever move `obj` (false for pinned objects, objects whose id
+/// was taken, large objects, and with `TANDEM_EVACUATION=off`).
+///
+/// # Safety
+/// `obj` must be a live object.
+pub unsafe fn can_move(rt: &crate::runtime::Runtime, obj: ObjRef) -> bool {
+    // SAFETY: caller's contract.
+    let h = unsafe { obj.header() }.load(Ordering::Relaxed);
+    rt.config.evacuation != crate::config::EvacuationMode::Off
+        && rt.space.in_immix(obj.addr())
+        && !pin::pinned(h)
 }

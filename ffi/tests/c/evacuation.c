@@ -107,13 +107,17 @@ static void *run(void *arg) {
             tandem_write_ref(m, c, &c->link, slot(m, j));
             break;
         }
-        case 2: { /* a pinned cell keeps its address across a safepoint */
+        case 2: { /* a pinned (and rooted) cell keeps its address across a safepoint */
             cell *c = slot(m, i);
             CHECK_OK(tandem_pin(m, c));
             CHECK(tandem_is_pinned(m, c));
+            /* A pin does not keep the cell alive: another thread may replace slot i. */
+            CHECK_OK(tandem_push_root(m, c));
             CHECK_OK(tandem_safepoint(m));
             for (int g = 0; g < GARBAGE_PER_CELL; g++) CHECK(tandem_alloc(m, cell_type, 0));
+            CHECK(*tandem_root_slot(m, 0) == c); /* not moved */
             check_cell(m, c, 1); /* still at its address: freed memory would be poisoned */
+            CHECK(tandem_pop_root(m) == c);
             CHECK_OK(tandem_unpin(m, c));
             break;
         }

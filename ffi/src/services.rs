@@ -1,0 +1,238 @@
+//! The Python VM services of the C ABI: weak references, finalizer queues, destructors'
+//! opt-out, identity, memory pressure, shrinking, sizes and collection control.
+//!
+//! Finalizer triggers are VM code that calls back into Tandem with its mutator, so they
+//! never run while this layer holds the mutator: the slow paths take the due calls and run
+//! them after (see [`run_due_calls`]), with any object they return kept in a root slot.
+
+use crate::error::{fail, guard, status, Code, FfiResult};
+use crate::{check_obj, global, CMutator};
+use std::ffi::c_void;
+use tandem_core::{CollectLevel, ObjRef};
+
+fn ptr(o: Option<ObjRef>) -> *mut c_void {
+    o.map_or(std::ptr::null_mut(), |o| o.as_ptr() as *mut c_void)
+}
+
+/// Runs the finalizer triggers due on this thread, keeping `keep` (an object the caller
+/// is about to return, or NULL) in a root slot meanwhile; returns where `keep` is now.
+pub fn run_due_calls(m: *mut CMutator, keep: *mut c_void) -> *mut c_void {
+    let Ok(calls) = global::with_mutator(m, |mm| Ok(mm.due_calls())) else {
+        return keep;
+    };
+    if calls.is_empty() {
+        return keep;
+    }
+    let rooted = !keep.is_null()
+        && global::with_mutator(m, |mm| Ok(mm.push_root(ObjRef::from_ptr(keep as *mut u8))?))
+            .is_ok();
+    calls.run();
+    if rooted {
+        if let Ok(o) = global::with_mutator(m, |mm| Ok(mm.pop_root()?)) {
+            return ptr(o);
+        }
+    }
+    keep
+}
+
+/// A new weakref to `target` (NULL: an empty one); NULL on error.
+#[no_mangle]
+pub extern "C" fn tandem_weakref_new(m: *mut CMutator, target: *mut c_void) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        let t = if target.is_null() {
+            None
+        } else {
+            Some(check_obj(target, "tandem_weakref_new")?)
+        };
+        global::with_mutator(m, |mm| Ok(mm.weakref_new(t)?.as_ptr() as *mut c_void))
+    })
+    .0
+}
+
+/// The target of weakref `wr`; NULL once it died (or on error: see tandem_last_error_code).
+#[no_mangle]
+pub extern "C" fn tandem_weakref_get(m: *mut CMutator, wr: *mut c_void) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        let w = check_obj(wr, "tandem_weakref_get")?;
+        global::with_mutator(m, |mm| Ok(ptr(mm.weakref_get(w)?)))
+    })
+    .0
+}
+
+/// A finalizer queue's trigger (C).
+pub type TriggerFn = unsafe extern "C" fn(data: *mut c_void);
+
+/// Creates a finalizer queue whose `trigger` (may be NULL) runs on a mutator thread after
+/// each cycle that queued objects; its id goes to `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_finalizer_queue_new(
+    trigger: Option<TriggerFn>,
+    data: *mut c_void,
+    out: *mut u32,
+) -> i32 {
+    let data = data as usize;
+    status(|| {
+        if out.is_null() {
+            return fail(Code::InvalidArgument, "the output queue id pointer is NULL");
+        }
+        let id = global::with_heap(|h| {
+            Ok(h.finalizer_queue(trigger.map(|f| {
+                Box::new(move || {
+                    // SAFETY: the VM's trigger contract (documented in tandem.h).
+                    unsafe { f(data as *mut c_void) }
+                }) as Box<dyn Fn() + Send + Sync>
+            }))?)
+        })?;
+        // SAFETY: non-null, writable by the caller's contract.
+        unsafe { out.write(id) };
+        Ok(())
+    })
+}
+
+/// Registers `obj` with finalizer queue `queue`.
+#[no_mangle]
+pub extern "C" fn tandem_register_finalizer(m: *mut CMutator, queue: u32, obj: *mut c_void) -> i32 {
+    status(|| {
+        let o = check_obj(obj, "tandem_register_finalizer")?;
+        global::with_mutator(m, |mm| Ok(mm.register_finalizer(queue, o)?))
+    })
+}
+
+/// The next dead object of `queue`, or NULL when it has none (or on error).
+#[no_mangle]
+pub extern "C" fn tandem_next_dead(m: *mut CMutator, queue: u32) -> *mut c_void {
+    guard(std::ptr::null_mut(), || {
+        global::with_mutator(m, |mm| Ok(ptr(mm.next_dead(queue)?)))
+    })
+    .0
+}
+
+/// Neither the destructor nor a finalizer queue will see `obj` die.
+#[no_mangle]
+pub extern "C" fn tandem_ignore_finalizer(m: *mut CMutator, obj: *mut c_void) -> i32 {
+    status(|| {
+        let o = check_obj(obj, "tandem_ignore_finalizer")?;
+        global::with_mutator(m, |mm| {
+            mm.ignore_finalizer(o);
+            Ok(())
+        })
+    })
+}
+
+/// An id unique among live objects and stable for `obj`'s life; 0 on error.
+#[no_mangle]
+pub extern "C" fn tandem_id(m: *mut CMutator, obj: *mut c_void) -> u64 {
+    guard(0, || {
+        let o = check_obj(obj, "tandem_id")?;
+        global::with_mutator(m, |mm| Ok(mm.id(o)?))
+    })
+    .0
+}
+
+/// Counts `bytes` of raw memory owned by `obj` toward collection triggers while it lives.
+#[no_mangle]
+pub extern "C" fn tandem_add_memory_pressure(
+    m: *mut CMutator,
+    obj: *mut c_void,
+    bytes: usize,
+) -> i32 {
+    status(|| {
+        let o = check_obj(obj, "tandem_add_memory_pressure")?;
+        global::with_mutator(m, |mm| {
+            mm.add_memory_pressure(o, bytes);
+            Ok(())
+        })
+    })
+}
+
+/// Shrinks var-size `obj` to `length` items in place: 1 when done, 0 when it cannot (or on
+/// error, with tandem_last_error_code set).
+#[no_mangle]
+pub extern "C" fn tandem_shrink(m: *mut CMutator, obj: *mut c_void, length: usize) -> i32 {
+    guard(0, || {
+        let o = check_obj(obj, "tandem_shrink")?;
+        global::with_mutator(m, |mm| Ok(i32::from(mm.shrink(o, length)?)))
+    })
+    .0
+}
+
+/// The size of `obj` in bytes (header included); 0 on error.
+#[no_mangle]
+pub extern "C" fn tandem_sizeof(obj: *mut c_void) -> usize {
+    guard(0, || {
+        let o = check_obj(obj, "tandem_sizeof")?;
+        // SAFETY: the VM passes a live object (API contract).
+        global::with_heap(|h| Ok(unsafe { h.size_of(o) }?))
+    })
+    .0
+}
+
+/// 1 when the collector may move `obj`, 0 when it never will (or on error).
+#[no_mangle]
+pub extern "C" fn tandem_can_move(obj: *mut c_void) -> i32 {
+    guard(0, || {
+        let o = check_obj(obj, "tandem_can_move")?;
+        // SAFETY: the VM passes a live object (API contract).
+        global::with_heap(|h| Ok(i32::from(unsafe { h.can_move(o) })))
+    })
+    .0
+}
+
+/// Changes the heap maximum at run time (at most the `heap_max` given at init).
+#[no_mangle]
+pub extern "C" fn tandem_set_heap_max(bytes: usize) -> i32 {
+    status(|| global::with_heap(|h| Ok(h.set_heap_max(bytes)?)))
+}
+
+/// Runs a collection to `level` (TANDEM_COLLECT_START, _FINISH or _FULL).
+#[no_mangle]
+pub extern "C" fn tandem_collect_ex(m: *mut CMutator, level: i32) -> i32 {
+    status(|| {
+        let level = match level {
+            0 => CollectLevel::Start,
+            1 => CollectLevel::Finish,
+            2 => CollectLevel::Full,
+            _ => {
+                return fail(
+                    Code::InvalidArgument,
+                    format!("tandem_collect_ex: unknown level {level}"),
+                )
+            }
+        };
+        global::with_mutator(m, |mm| Ok(mm.collect_ex(level)?))?;
+        if level == CollectLevel::Full {
+            run_due_calls(m, std::ptr::null_mut());
+        }
+        Ok(())
+    })
+}
+
+fn set_auto(on: bool) -> i32 {
+    status(|| {
+        global::with_heap(|h| {
+            h.set_auto_collect(on);
+            Ok(())
+        })
+    })
+}
+
+/// Stops automatic collection: only explicit collections run; a full heap fails
+/// allocations as out of memory.
+#[no_mangle]
+pub extern "C" fn tandem_gc_disable() -> i32 {
+    set_auto(false)
+}
+
+/// Restarts automatic collection.
+#[no_mangle]
+pub extern "C" fn tandem_gc_enable() -> i32 {
+    set_auto(true)
+}
+
+/// For the slow paths in `lib.rs`: the due calls after `f`, which runs with the mutator.
+pub fn then_due_calls<R>(m: *mut CMutator, r: FfiResult<R>) -> FfiResult<R> {
+    if r.is_ok() {
+        run_due_calls(m, std::ptr::null_mut());
+    }
+    r
+}

@@ -1,0 +1,281 @@
+/*
+ * vm_services.c — what a Python VM asks of tandem.h beyond allocation (argv[1]: "stw" or
+ * "concurrent"): weak references, finalizer queues with a trigger that runs VM code,
+ * destructors that free malloc'd memory, id, sizeof, shrink, memory pressure, collection
+ * levels and gc.disable()/gc.enable().
+ *
+ * Then THREADS threads keep weak caches under concurrent collections: each holds strong
+ * references to some objects and weak references to more, and reads every weakref back
+ * again and again. Proves: a weakref's target is either NULL (only when nothing else held
+ * it) or an intact object; a weakref to a strongly held object is never cleared; and
+ * heap verification finds nothing wrong.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "check.h"
+
+typedef struct node {
+    uint64_t header;
+    void *next;
+    uint64_t value;
+} node;
+
+typedef struct buffer_owner {
+    uint64_t header;
+    char *raw; /* malloc'd, freed by the destructor */
+} buffer_owner;
+
+typedef struct array {
+    uint64_t header;
+    size_t length;
+    void *items[];
+} array;
+
+static tandem_type_id node_type, owner_type, array_type;
+static _Thread_local tandem_mutator *self;
+static tandem_finalizer_queue queue;
+static uint64_t finalized_values[16];
+static int n_finalized, trigger_runs;
+static int destructed;
+
+static void *new_node(tandem_mutator *m, uint64_t value, void *next) {
+    CHECK_OK(tandem_push_root(m, next));
+    node *n = tandem_alloc(m, node_type, 0);
+    CHECK(n != NULL);
+    n->next = tandem_pop_root(m);
+    n->value = value;
+    return n;
+}
+
+/* The finalizer queue's trigger: VM code on a mutator thread; it may allocate. */
+static void on_dead(void *data) {
+    CHECK(data == &queue);
+    trigger_runs++;
+    void *o;
+    while ((o = tandem_next_dead(self, queue)) != NULL) {
+        CHECK(n_finalized < 16);
+        finalized_values[n_finalized++] = ((node *)o)->value;
+        CHECK(new_node(self, 99, NULL) != NULL);
+    }
+}
+
+static void free_raw(void *obj) {
+    buffer_owner *b = obj;
+    free(b->raw);
+    __atomic_fetch_add(&destructed, 1, __ATOMIC_RELAXED);
+}
+
+static void collect_full(tandem_mutator *m) {
+    CHECK_OK(tandem_collect_ex(m, TANDEM_COLLECT_FULL));
+}
+
+static void weakrefs_and_finalizers(tandem_mutator *m) {
+    /* a -> b -> c, a and c finalizable; w: a weakref to a. */
+    void *c = new_node(m, 3, NULL);
+    CHECK_OK(tandem_register_finalizer(m, queue, c));
+    void *b = new_node(m, 2, c);
+    void *a = new_node(m, 1, b);
+    CHECK_OK(tandem_register_finalizer(m, queue, a));
+    void *w = tandem_weakref_new(m, a);
+    CHECK(w != NULL);
+    CHECK(((node *)tandem_weakref_get(m, w))->value == 1);
+    CHECK_OK(tandem_push_root(m, w));
+    void *keep = new_node(m, 7, NULL);
+    CHECK_OK(tandem_push_root(m, keep));
+    void *wk = tandem_weakref_new(m, keep);
+    CHECK_OK(tandem_push_root(m, wk));
+
+    collect_full(m);
+    CHECK(trigger_runs == 1);
+    CHECK(n_finalized == 1 && finalized_values[0] == 1); /* a first: it reaches c */
+    CHECK(tandem_weakref_get(m, *tandem_root_slot(m, 2)) == NULL);
+    CHECK(tandem_weakref_get(m, *tandem_root_slot(m, 0)) == *tandem_root_slot(m, 1));
+    CHECK(tandem_weakref_get(m, *tandem_root_slot(m, 1)) == NULL); /* not a weakref */
+    CHECK(tandem_last_error_code() == TANDEM_ERR_STATE);
+    collect_full(m);
+    CHECK(n_finalized == 2 && finalized_values[1] == 3); /* then c */
+    collect_full(m);
+    CHECK(n_finalized == 2); /* once each */
+    tandem_pop_root(m);
+    tandem_pop_root(m);
+    tandem_pop_root(m);
+}
+
+static void destructors(tandem_mutator *m) {
+    for (int i = 0; i < 100; i++) {
+        buffer_owner *o = tandem_alloc(m, owner_type, 0);
+        CHECK(o != NULL);
+        o->raw = malloc(1000);
+        CHECK(o->raw != NULL);
+        CHECK_OK(tandem_add_memory_pressure(m, o, 1000));
+        if (i == 0) {
+            CHECK_OK(tandem_push_root(m, o));
+        }
+    }
+    collect_full(m);
+    collect_full(m);
+    CHECK(__atomic_load_n(&destructed, __ATOMIC_RELAXED) == 99);
+    tandem_stats s = {.size = sizeof s};
+    CHECK_OK(tandem_get_stats(&s));
+    CHECK(s.memory_pressure == 1000);
+    CHECK(s.destructed == 99);
+    buffer_owner *o = tandem_pop_root(m);
+    char *raw = o->raw;
+    CHECK_OK(tandem_ignore_finalizer(m, o));
+    collect_full(m);
+    CHECK(__atomic_load_n(&destructed, __ATOMIC_RELAXED) == 99);
+    free(raw);
+}
+
+static void identity_and_sizes(tandem_mutator *m) {
+    void *n = new_node(m, 5, NULL);
+    CHECK(tandem_sizeof(n) == sizeof(node));
+    uint64_t id = tandem_id(m, n);
+    CHECK(id == (uint64_t)(uintptr_t)n);
+    CHECK(tandem_can_move(n) == 0);
+    CHECK_OK(tandem_push_root(m, n));
+    collect_full(m);
+    CHECK(tandem_id(m, *tandem_root_slot(m, 0)) == id);
+    tandem_pop_root(m);
+
+    array *a = tandem_alloc(m, array_type, 100);
+    CHECK(a != NULL && tandem_sizeof(a) == 16 + 8 * 100);
+    CHECK(tandem_shrink(m, a, 200) == 0);
+    CHECK(tandem_shrink(m, a, 10) == 1);
+    CHECK(a->length == 10 && tandem_sizeof(a) == 16 + 8 * 10);
+    CHECK(tandem_shrink(m, n, 0) == 0);
+    CHECK(tandem_sizeof(NULL) == 0);
+    CHECK(tandem_last_error_code() == TANDEM_ERR_INVALID_ARGUMENT);
+}
+
+static void collection_control(tandem_mutator *m) {
+    tandem_stats s = {.size = sizeof s};
+    CHECK_OK(tandem_get_stats(&s));
+    uint64_t cycles = s.cycles;
+    CHECK_OK(tandem_gc_disable());
+    for (int i = 0; i < 200000; i++) {
+        CHECK(new_node(m, 0, NULL) != NULL);
+    }
+    CHECK_OK(tandem_get_stats(&s));
+    CHECK(s.cycles == cycles);
+    CHECK_OK(tandem_collect_ex(m, TANDEM_COLLECT_START));
+    CHECK_OK(tandem_collect_ex(m, TANDEM_COLLECT_FINISH));
+    CHECK_OK(tandem_get_stats(&s));
+    CHECK(s.cycles > cycles);
+    CHECK_OK(tandem_gc_enable());
+    CHECK_RESULT(tandem_collect_ex(m, 7), TANDEM_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(tandem_set_heap_max(1), TANDEM_ERR_CONFIG);
+    CHECK_OK(tandem_set_heap_max(48u << 20));
+}
+
+/* ---- Weak caches in several threads ------------------------------------------------- */
+
+#define THREADS 4
+#define CACHE 512
+#define ROUNDS 60
+
+static void *cache_thread(void *arg) {
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    tandem_mutator *m = tandem_attach_thread();
+    CHECK(m != NULL);
+    self = m;
+    /* Root 0: the weakrefs; root 1: the strongly held targets (every third). */
+    array *weak = tandem_alloc(m, array_type, CACHE);
+    CHECK(weak != NULL);
+    CHECK_OK(tandem_push_root(m, weak));
+    array *strong = tandem_alloc(m, array_type, CACHE);
+    CHECK(strong != NULL);
+    CHECK_OK(tandem_push_root(m, strong));
+    for (int round = 0; round < ROUNDS; round++) {
+        for (size_t i = 0; i < CACHE; i++) {
+            uint64_t v = seed * 1000003u + (uint64_t)round * CACHE + i;
+            void *n = new_node(m, v, NULL);
+            void *w = tandem_weakref_new(m, n);
+            CHECK(w != NULL);
+            array *ws = *tandem_root_slot(m, 1);
+            tandem_write_ref(m, ws, &ws->items[i], w);
+            array *ss = *tandem_root_slot(m, 0);
+            tandem_write_ref(m, ss, &ss->items[i], NULL);
+            if (i % 3 == 0) {
+                /* hold the target, not the weakref: re-read the target through it */
+                void *t = tandem_weakref_get(m, w);
+                CHECK(t != NULL && ((node *)t)->value == v);
+                tandem_write_ref(m, ss, &ss->items[i], t);
+            }
+            for (int k = 0; k < 4; k++) {
+                CHECK(new_node(m, 0, NULL) != NULL); /* garbage */
+            }
+        }
+        for (size_t i = 0; i < CACHE; i++) {
+            array *ws = *tandem_root_slot(m, 1);
+            array *ss = *tandem_root_slot(m, 0);
+            void *w = tandem_read_ref(m, ws, &ws->items[i]);
+            void *t = tandem_weakref_get(m, w);
+            void *held = tandem_read_ref(m, ss, &ss->items[i]);
+            uint64_t v = seed * 1000003u + (uint64_t)round * CACHE + i;
+            if (held != NULL) {
+                CHECK(t == held);
+            }
+            if (t != NULL) {
+                CHECK(((node *)t)->value == v);
+            }
+            CHECK_OK(tandem_safepoint(m));
+        }
+    }
+    CHECK_OK(tandem_detach_thread(m));
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "concurrent";
+    /* A cycle every 1000 polls or allocation slow paths of each thread, unless the
+     * environment says otherwise: many cycles see the weak caches mid-update. */
+    CHECK(setenv("TANDEM_TORTURE", "1000", 0) == 0);
+    tandem_options o = {.size = sizeof o};
+    o.mode = mode;
+    o.heap_max = 64u << 20;
+    o.heap_min = 4u << 20;
+    o.verify = 1;
+    CHECK_OK(tandem_init(&o));
+
+    size_t node_refs[] = {8};
+    tandem_type_info ni = {.size = sizeof ni, .fixed_size = sizeof(node), .ref_offsets = node_refs, .n_ref_offsets = 1, .name = "node"};
+    CHECK_OK(tandem_register_type(&ni, &node_type));
+    tandem_type_info oi = {.size = sizeof oi, .fixed_size = sizeof(buffer_owner), .destructor = free_raw, .name = "owner"};
+    CHECK_OK(tandem_register_type(&oi, &owner_type));
+    size_t item_refs[] = {0};
+    tandem_type_info ai = {.size = sizeof ai, .fixed_size = 16, .item_size = 8, .length_offset = 8, .item_ref_offsets = item_refs, .n_item_ref_offsets = 1, .name = "array"};
+    CHECK_OK(tandem_register_type(&ai, &array_type));
+    CHECK_OK(tandem_finalizer_queue_new(on_dead, &queue, &queue));
+
+    tandem_mutator *m = tandem_attach_thread();
+    CHECK(m != NULL);
+    self = m;
+    weakrefs_and_finalizers(m);
+    destructors(m);
+    identity_and_sizes(m);
+    collection_control(m);
+    CHECK_OK(tandem_detach_thread(m));
+
+    pthread_t t[THREADS];
+    for (uintptr_t i = 0; i < THREADS; i++) {
+        CHECK(pthread_create(&t[i], NULL, cache_thread, (void *)(i + 1)) == 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        CHECK(pthread_join(t[i], NULL) == 0);
+    }
+    tandem_stats s = {.size = sizeof s};
+    CHECK_OK(tandem_get_stats(&s));
+    printf("vm_services %s: cycles %llu, weakrefs cleared %llu, finalized %llu, destructed %llu, verify errors %llu\n",
+           mode, (unsigned long long)s.cycles, (unsigned long long)s.weakrefs_cleared,
+           (unsigned long long)s.finalized, (unsigned long long)s.destructed,
+           (unsigned long long)s.verify_errors);
+    CHECK(s.verify_errors == 0);
+    CHECK(s.weakrefs_cleared > 0);
+    CHECK_OK(tandem_shutdown());
+    printf("vm_services %s: all checks passed\n", mode);
+    return 0;
+}
