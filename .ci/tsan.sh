@@ -9,7 +9,7 @@ export TSAN_OPTIONS="suppressions=$PWD/.ci/tsan.supp halt_on_error=1 second_dead
 export CARGO_TARGET_DIR=target/tsan
 tsan_cargo() { cargo +nightly "$@" -Zbuild-std --target "$target"; }
 
-tsan_cargo test --release -p tandem --lib --test collector --test faults --test logger_faults --test verify_corruption --test evacuation
+tsan_cargo test --release -p tandem --lib --test collector --test faults --test logger_faults --test verify_corruption --test evacuation --test services
 tsan_cargo build --release -p tandem-stress
 stress="target/tsan/$target/release/tandem-stress"
 TANDEM_VERIFY=1 "$stress" graph --threads 4 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M

@@ -141,9 +141,11 @@ mod tests {
     use super::*;
 
     fn run(edges: &[(usize, usize)], roots: &[usize]) -> Vec<bool> {
-        deliverable(roots, |a, out| {
-            out.extend(edges.iter().filter(|e| e.0 == a).map(|e| e.1));
-        })
+        let mut adj: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(a, b) in edges {
+            adj.entry(a).or_default().push(b);
+        }
+        deliverable(roots, |a, out| out.extend(adj.get(&a).into_iter().flatten()))
     }
 
     #[test]
