@@ -606,6 +606,20 @@ int tandem_shrink(tandem_mutator *m, void *obj, size_t new_length);
 /** Changes the heap maximum at run time, between 4 MiB and the maximum given at init. */
 tandem_result tandem_set_heap_max(size_t bytes);
 
+/** Called with each referent of an object. */
+typedef void (*tandem_referent_fn)(void *referent, void *data);
+/** Calls fn(referent, data) for each non-null reference of obj, in slot order, read
+ *  through the load barrier (PyPy's get_rpy_referents). fn may call Tandem. */
+tandem_result tandem_referents(tandem_mutator *m, void *obj, tandem_referent_fn fn, void *data);
+
+/** The VM's check of one reachable object: 0 when it is fine. */
+typedef int (*tandem_verify_fn)(void *obj, void *data);
+/** Sets (NULL clears) a check run on a GC thread on every reachable object after each
+ *  cycle when verification is on (TANDEM_VERIFY); a non-zero result counts as a
+ *  verification error (stats.verify_errors) naming the object. It must only read obj.
+ *  The objects include Tandem's own weakrefs (a type the VM did not register). */
+tandem_result tandem_set_verify_hook(tandem_verify_fn fn, void *data);
+
 /** Levels of tandem_collect_ex. */
 #define TANDEM_COLLECT_START 0  /**< Start a cycle (unless one runs) and return at once. */
 #define TANDEM_COLLECT_FINISH 1 /**< Wait for the cycle in progress, or run one. */

@@ -207,6 +207,57 @@ pub extern "C" fn tandem_collect_ex(m: *mut CMutator, level: i32) -> i32 {
     })
 }
 
+/// Called with each referent (C).
+pub type ReferentFn = unsafe extern "C" fn(referent: *mut c_void, data: *mut c_void);
+
+/// Calls `f(referent, data)` for each non-null reference of `obj`, in slot order.
+#[no_mangle]
+pub extern "C" fn tandem_referents(
+    m: *mut CMutator,
+    obj: *mut c_void,
+    f: Option<ReferentFn>,
+    data: *mut c_void,
+) -> i32 {
+    status(|| {
+        let o = check_obj(obj, "tandem_referents")?;
+        let Some(f) = f else {
+            return fail(Code::InvalidArgument, "tandem_referents: NULL callback");
+        };
+        // Collected first: the callback may call Tandem with this mutator.
+        let refs = global::with_mutator(m, |mm| Ok(mm.referents(o)?))?;
+        for r in refs {
+            // SAFETY: the VM's callback contract (documented in tandem.h).
+            unsafe { f(r.as_ptr() as *mut c_void, data) };
+        }
+        Ok(())
+    })
+}
+
+/// The VM's check of one reachable object (C): 0 when it is fine.
+pub type VerifyFn = unsafe extern "C" fn(obj: *mut c_void, data: *mut c_void) -> i32;
+
+/// Sets (NULL clears) a check run on every reachable object after each cycle when
+/// verification is on; a non-zero result is a verification error naming the object.
+#[no_mangle]
+pub extern "C" fn tandem_set_verify_hook(f: Option<VerifyFn>, data: *mut c_void) -> i32 {
+    let data = data as usize;
+    status(|| {
+        global::with_heap(|h| {
+            h.set_verify_hook(f.map(|f| {
+                Box::new(move |o: ObjRef| {
+                    // SAFETY: the VM's hook contract (documented in tandem.h).
+                    match unsafe { f(o.as_ptr() as *mut c_void, data as *mut c_void) } {
+                        0 => Ok(()),
+                        code => Err(format!("the VM's verify hook returned {code}")),
+                    }
+                })
+                    as Box<dyn Fn(ObjRef) -> std::result::Result<(), String> + Send + Sync>
+            }));
+            Ok(())
+        })
+    })
+}
+
 fn set_auto(on: bool) -> i32 {
     status(|| {
         global::with_heap(|h| {

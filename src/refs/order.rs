@@ -145,7 +145,9 @@ mod tests {
         for &(a, b) in edges {
             adj.entry(a).or_default().push(b);
         }
-        deliverable(roots, |a, out| out.extend(adj.get(&a).into_iter().flatten()))
+        deliverable(roots, |a, out| {
+            out.extend(adj.get(&a).into_iter().flatten())
+        })
     }
 
     #[test]

@@ -151,6 +151,34 @@ static void identity_and_sizes(tandem_mutator *m) {
     CHECK(tandem_last_error_code() == TANDEM_ERR_INVALID_ARGUMENT);
 }
 
+static int referents_seen;
+static void count_referent(void *r, void *data) {
+    CHECK(data == &referents_seen && ((node *)r)->value == 41);
+    referents_seen++;
+}
+
+static long verified;
+/* The VM's verify hook: every reachable object is of a type this VM registered. */
+static int check_type(void *obj, void *data) {
+    CHECK(data == &verified);
+    __atomic_fetch_add(&verified, 1, __ATOMIC_RELAXED);
+    uint32_t type = (uint32_t)(*(uint64_t *)obj >> 32);
+    return type == node_type || type == owner_type || type == array_type ? 0 : 1;
+}
+
+static void introspection(tandem_mutator *m) {
+    void *n = new_node(m, 42, new_node(m, 41, NULL));
+    CHECK_OK(tandem_referents(m, n, count_referent, &referents_seen));
+    CHECK(referents_seen == 1);
+    CHECK_RESULT(tandem_referents(m, n, NULL, NULL), TANDEM_ERR_INVALID_ARGUMENT);
+    CHECK_OK(tandem_push_root(m, n));
+    CHECK_OK(tandem_set_verify_hook(check_type, &verified));
+    collect_full(m);
+    CHECK(__atomic_load_n(&verified, __ATOMIC_RELAXED) >= 2);
+    CHECK_OK(tandem_set_verify_hook(NULL, NULL));
+    tandem_pop_root(m);
+}
+
 static void collection_control(tandem_mutator *m) {
     tandem_stats s = {.size = sizeof s};
     CHECK_OK(tandem_get_stats(&s));
@@ -257,6 +285,7 @@ int main(int argc, char **argv) {
     weakrefs_and_finalizers(m);
     destructors(m);
     identity_and_sizes(m);
+    introspection(m);
     collection_control(m);
     CHECK_OK(tandem_detach_thread(m));
 
