@@ -225,9 +225,10 @@ pub extern "C" fn tandem_referents(
         };
         // Collected first: the callback may call Tandem with this mutator.
         let refs = global::with_mutator(m, |mm| Ok(mm.referents(o)?))?;
+        let data = data as usize;
         for r in refs {
             // SAFETY: the VM's callback contract (documented in tandem.h).
-            unsafe { f(r.as_ptr() as *mut c_void, data) };
+            unsafe { f(r.as_ptr() as *mut c_void, data as *mut c_void) };
         }
         Ok(())
     })
