@@ -26,6 +26,7 @@ pub mod collector;
 pub mod config;
 pub mod error;
 pub mod fault;
+pub mod fork;
 pub mod heap;
 pub mod mutator;
 pub mod object;
@@ -53,14 +54,15 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 struct HeapOwner {
     rt: Arc<Runtime>,
-    control: Option<std::thread::JoinHandle<()>>,
+    /// The control thread (replaced in a forked child).
+    control: crate::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for HeapOwner {
     fn drop(&mut self) {
         self.rt.uncommitter.stop();
         self.rt.requests.shutdown();
-        if let Some(h) = self.control.take() {
+        if let Some(h) = self.control.lock().take() {
             // A collection in progress may be waiting for this very thread to stop.
             mutator::while_native(&self.rt, || {
                 let _ = h.join();
@@ -104,7 +106,7 @@ impl Heap {
         let heap = Heap {
             owner: Arc::new(HeapOwner {
                 rt,
-                control: Some(control),
+                control: crate::sync::Mutex::new(Some(control)),
             }),
         };
         // Once the owner exists, so that a failure stops the collector on the way out.
@@ -210,6 +212,40 @@ impl Heap {
     pub unsafe fn can_move(&self, obj: ObjRef) -> bool {
         // SAFETY: forwarded.
         unsafe { mutator::services::can_move(self.rt(), obj) }
+    }
+
+    /// Prepares a `fork()` of the process (see [`fork`]): waits for the cycle in progress,
+    /// holds new ones off and stops every mutator. Call it on the forking thread right
+    /// before `fork`, then [`Heap::after_fork_in_parent`] or
+    /// [`Heap::after_fork_in_child`] right after.
+    pub fn prepare_fork(&self) {
+        fork::prepare(self.rt());
+    }
+
+    /// Resumes the parent after a `fork()`.
+    pub fn after_fork_in_parent(&self) {
+        fork::in_parent(self.rt());
+    }
+
+    /// Makes the heap usable in a forked child: only the forking thread stays attached,
+    /// and the collector's threads start anew. Fails when a thread cannot be spawned.
+    pub fn after_fork_in_child(&self) -> Result<()> {
+        let rt = self.rt();
+        fork::in_child(rt);
+        let restarted = collector::start(rt.clone())
+            .map_err(|e| Error::Os(format!("cannot start the collector thread: {e}")))
+            .map(|control| {
+                // The old thread does not exist here: joining its handle would be undefined.
+                std::mem::forget(self.owner.control.lock().replace(control));
+                rt.uncommitter.forget_thread();
+            })
+            .and_then(|()| rt.start_uncommitter());
+        if let Err(e) = &restarted {
+            // No collector: every later collection reports this instead of waiting.
+            rt.fail(format!("after fork: {e}"));
+        }
+        fork::child_done(rt);
+        restarted
     }
 
     /// Whether `addr` lies inside the managed heap.

@@ -54,6 +54,8 @@ pub struct Runtime {
     pub uncommitter: Uncommitter,
     /// Weak references, finalizers, destructors and memory pressure.
     pub refs: crate::refs::References,
+    /// Holds cycles and chunk releases off while a fork is prepared.
+    pub fork_gate: crate::fork::ForkGate,
     trigger: AtomicUsize,
     live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
@@ -81,6 +83,7 @@ impl Runtime {
             failure: Failure::default(),
             uncommitter: Uncommitter::default(),
             refs: Default::default(),
+            fork_gate: Default::default(),
             live_after_gc: AtomicUsize::new(0),
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),
@@ -159,7 +162,7 @@ impl Runtime {
     pub fn start_uncommitter(self: &Arc<Self>) -> Result<()> {
         let (delay, floor) = (self.config.uncommit_delay, self.config.heap_min.0);
         self.uncommitter
-            .start(self.clone(), |rt| &rt.space, delay, floor)
+            .start(self.clone(), |rt| (&rt.space, &rt.fork_gate), delay, floor)
             .map_err(|e| crate::Error::Os(format!("cannot start the uncommit thread: {e}")))
     }
 

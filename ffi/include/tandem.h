@@ -620,6 +620,15 @@ typedef int (*tandem_verify_fn)(void *obj, void *data);
  *  The objects include Tandem's own weakrefs (a type the VM did not register). */
 tandem_result tandem_set_verify_hook(tandem_verify_fn fn, void *data);
 
+/*
+ * fork(): tandem_init registers pthread_atfork handlers. Before the fork they wait for the
+ * cycle in progress, hold new ones off and stop every thread at a safepoint; in the parent
+ * everything resumes; in the child only the forking thread exists, so it alone stays
+ * attached (other threads' mutators are gone), and the collector's threads start anew.
+ * Fork from an attached thread or from one that is not; avoid forking while other threads
+ * call Tandem without a mutator (statistics, type registration), as with any library.
+ */
+
 /** Levels of tandem_collect_ex. */
 #define TANDEM_COLLECT_START 0  /**< Start a cycle (unless one runs) and return at once. */
 #define TANDEM_COLLECT_FINISH 1 /**< Wait for the cycle in progress, or run one. */

@@ -122,7 +122,9 @@ pub unsafe extern "C" fn tandem_init(opts: *const options::CTandemOptions) -> i3
         types::reset_layouts();
         let heap = Heap::with_config(config)?;
         options::remember_effective(heap.config());
-        global::install(heap)
+        global::install(heap)?;
+        services::handle_forks();
+        Ok(())
     })
 }
 

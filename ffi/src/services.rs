@@ -259,6 +259,46 @@ pub extern "C" fn tandem_set_verify_hook(f: Option<VerifyFn>, data: *mut c_void)
     })
 }
 
+extern "C" fn fork_prepare() {
+    guard((), || {
+        global::with_heap(|h| {
+            h.prepare_fork();
+            Ok(())
+        })
+    });
+}
+
+extern "C" fn fork_parent() {
+    guard((), || {
+        global::with_heap(|h| {
+            h.after_fork_in_parent();
+            Ok(())
+        })
+    });
+}
+
+extern "C" fn fork_child() {
+    guard((), || global::with_heap(|h| Ok(h.after_fork_in_child()?)));
+}
+
+/// Registers the fork handlers (once per process): a forked child gets a working
+/// collector, with only the forking thread attached (see `tandem_core::fork`).
+pub fn handle_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the handlers are plain functions that live as long as the process.
+        let r = unsafe {
+            libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child))
+        };
+        if r != 0 {
+            tracing::warn!(
+                errno = r,
+                "pthread_atfork failed: a forked child has no collector"
+            );
+        }
+    });
+}
+
 fn set_auto(on: bool) -> i32 {
     status(|| {
         global::with_heap(|h| {

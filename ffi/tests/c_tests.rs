@@ -76,6 +76,18 @@ fn vm_services_weakrefs_finalizers_destructors_and_control_concurrent() {
 }
 
 #[test]
+fn a_forked_child_collects_with_only_the_forking_thread_stop_the_world() {
+    let out = build_and_run(c_test("fork.c"), &["stw"]);
+    assert!(out.contains("fork stw: all checks passed"), "{out}");
+}
+
+#[test]
+fn a_forked_child_collects_with_only_the_forking_thread_concurrent() {
+    let out = build_and_run(c_test("fork.c"), &["concurrent"]);
+    assert!(out.contains("fork concurrent: all checks passed"), "{out}");
+}
+
+#[test]
 fn misuse_returns_errors_with_messages_and_never_aborts() {
     let out = build_and_run(c_test("misuse.c"), &[]);
     assert!(out.contains("misuse: all checks passed"), "{out}");

@@ -34,7 +34,6 @@
 use super::mark::{BadRefs, MarkPacket, Tracer, PACKET_SIZE};
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
-use crate::sync::unmodelled::OnceLock;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 use crate::workers::PacketQueues;
 
@@ -51,7 +50,9 @@ const MIN_DISTANCE: usize = 256 << 10;
 /// The assist state of one heap.
 #[derive(Debug, Default)]
 pub struct Assists {
-    queues: OnceLock<PacketQueues<MarkPacket>>,
+    /// The markers' queues: null until the collector starts, then a box owned here
+    /// (replaced in a forked child, whose old pool's threads are gone).
+    queues: crate::sync::raw::AtomicPtr<PacketQueues<MarkPacket>>,
     /// Invalid references assists met (reported with the cycle's).
     pub bad: BadRefs,
     /// Objects this cycle is expected to mark; 0 while no marking runs (no assists).
@@ -64,10 +65,29 @@ pub struct Assists {
     marked: AtomicU64,
 }
 
+impl Drop for Assists {
+    fn drop(&mut self) {
+        let p = *self.queues.get_mut();
+        if !p.is_null() {
+            // SAFETY: the box `connect` stored; nothing else can use it any more.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
 impl Assists {
-    /// Connects assists to the markers' queues (once, when the collector starts).
+    /// Connects assists to the markers' queues: when the collector starts (before any
+    /// mutator exists) and in a forked child (where the only mutator, the forking thread,
+    /// is in a native region), so no assist is using the old queues.
     pub fn connect(&self, queues: PacketQueues<MarkPacket>) {
-        let _ = self.queues.set(queues);
+        // Release: an assist that loads the pointer sees the queues it points to.
+        let old = self
+            .queues
+            .swap(Box::into_raw(Box::new(queues)), Ordering::AcqRel);
+        if !old.is_null() {
+            // SAFETY: a box from an earlier `connect`, which no assist uses (see above).
+            drop(unsafe { Box::from_raw(old) });
+        }
     }
 
     /// Starts assisting a cycle expected to mark `expected` objects by the time the heap
@@ -125,7 +145,9 @@ impl Assists {
     /// thread, giving back what it did not finish; stops early once `stop()` says so (checked
     /// between batches). Returns the objects scanned.
     pub fn assist(&self, rt: &Runtime, work: usize, stop: impl Fn() -> bool) -> usize {
-        let Some(queues) = self.queues.get() else {
+        // SAFETY: null, or the box `connect` stored, freed only when replaced while no
+        // assist runs, or when the runtime is dropped.
+        let Some(queues) = (unsafe { self.queues.load(Ordering::Acquire).as_ref() }) else {
             return 0;
         };
         let hold = queues.hold();

@@ -68,10 +68,12 @@ fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
         let n = rt.requests.completed() + 1;
         let span = tracing::info_span!("gc", n, cause = ?cause);
         let _e = span.enter();
+        rt.fork_gate.enter();
         match rt.config.mode {
             Mode::Stw => stw::collect(rt, pool, &mut pacer, cause),
             Mode::Concurrent => concurrent::cycle(rt, pool, &mut pacer, cause),
         }
+        rt.fork_gate.exit();
     }
 }
 

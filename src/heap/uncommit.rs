@@ -192,7 +192,7 @@ impl Uncommitter {
     pub fn start<O: Send + Sync + 'static>(
         &self,
         owner: Arc<O>,
-        space: fn(&O) -> &Space,
+        space: fn(&O) -> (&Space, &crate::fork::ForkGate),
         delay: Duration,
         floor: usize,
     ) -> std::io::Result<()> {
@@ -203,14 +203,17 @@ impl Uncommitter {
         let handle = std::thread::Builder::new()
             .name("tandem-uncommit".into())
             .spawn(move || {
-                let space = space(&owner);
+                let (space, gate) = space(&owner);
                 let tick = (delay / 4).clamp(MIN_TICK, MAX_TICK);
                 let mut wait = tick;
                 while !signal.wait(wait) {
                     let release = || {
-                        Instant::now()
+                        gate.enter();
+                        let n = Instant::now()
                             .checked_sub(delay)
-                            .map_or(0, |due| space.release_idle(Some(due), floor, 1))
+                            .map_or(0, |due| space.release_idle(Some(due), floor, 1));
+                        gate.exit();
+                        n
                     };
                     // A panic here must not take the process down: memory then merely stays
                     // committed.
@@ -228,6 +231,12 @@ impl Uncommitter {
             })?;
         *self.thread.lock() = Some(handle);
         Ok(())
+    }
+
+    /// Forgets the thread (after a fork, in the child, where it does not exist), so that
+    /// [`Uncommitter::start`] may start another.
+    pub fn forget_thread(&self) {
+        std::mem::forget(self.thread.lock().take());
     }
 
     /// Stops the thread and waits for it (at most one chunk release long).
@@ -307,16 +316,21 @@ mod tests {
 
     #[test]
     fn the_thread_releases_idle_chunks_after_the_delay_and_stops() {
-        let s = Arc::new(space(4));
-        fill_and_empty(&s, 3);
+        let s = Arc::new((space(4), crate::fork::ForkGate::default()));
+        fill_and_empty(&s.0, 3);
         let u = Uncommitter::default();
-        u.start(s.clone(), |s| s, Duration::from_millis(20), CHUNK_SIZE)
-            .unwrap();
+        u.start(
+            s.clone(),
+            |s| (&s.0, &s.1),
+            Duration::from_millis(20),
+            CHUNK_SIZE,
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while s.committed() > CHUNK_SIZE && Instant::now() < deadline {
+        while s.0.committed() > CHUNK_SIZE && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(s.committed(), CHUNK_SIZE);
+        assert_eq!(s.0.committed(), CHUNK_SIZE);
         u.stop();
         assert_eq!(Arc::strong_count(&s), 1, "the thread let go of the space");
     }

@@ -285,19 +285,25 @@ impl std::fmt::Debug for Mutator {
     }
 }
 
-/// Runs `f` with the calling thread's mutator of `rt` (if any) in a native region, so a
-/// collection waiting for this thread can proceed while `f` blocks on the collector.
-pub(crate) fn while_native<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
+/// The calling thread's mutator of `rt`, if it has one and it is RUNNING.
+///
+/// The reference is valid until the thread detaches, which the caller must not do while it
+/// holds it.
+pub(crate) fn calling_thread_core(rt: &Runtime) -> Option<&MutatorCore> {
     let key = rt as *const Runtime as usize;
-    let core = ATTACHED
+    ATTACHED
         .try_with(|a| a.borrow().iter().find(|&&(k, _)| k == key).map(|&(_, c)| c))
         .ok()
         .flatten()
-        // SAFETY: the thread's own attached mutator: alive until it detaches, which this
-        // thread cannot do while inside `f`.
+        // SAFETY: the thread's own attached mutator: alive until it detaches (see above).
         .map(|c| unsafe { &*(c as *const MutatorCore) })
-        .filter(|c| c.ts.load() == crate::safepoint::RUNNING);
-    match core {
+        .filter(|c| c.ts.load() == crate::safepoint::RUNNING)
+}
+
+/// Runs `f` with the calling thread's mutator of `rt` (if any) in a native region, so a
+/// collection waiting for this thread can proceed while `f` blocks on the collector.
+pub(crate) fn while_native<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
+    match calling_thread_core(rt) {
         Some(c) => {
             rt.safepoint.enter_native(c);
             let r = f();

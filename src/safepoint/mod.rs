@@ -214,6 +214,11 @@ impl<T: Participant> Safepoint<T> {
         found
     }
 
+    /// Keeps only the mutators `keep` accepts (after a fork, the forking thread's).
+    pub fn retain(&self, mut keep: impl FnMut(&T) -> bool) {
+        self.registry.lock().mutators.retain(|m| keep(m));
+    }
+
     /// Calls `f` on every registered mutator (under the registry lock: `f` must not block
     /// on the safepoint).
     pub fn for_each(&self, mut f: impl FnMut(&T)) {

@@ -1,0 +1,133 @@
+//! `fork()`: a child process has only the thread that forked, so the collector's threads
+//! must be started anew there, and nothing the vanished threads held may be left
+//! half-done. The C ABI runs these steps from `pthread_atfork` handlers; a Rust host calls
+//! [`crate::Heap::prepare_fork`] and the two `after_fork_*` methods around its `fork`.
+//!
+//! # Protocol
+//! *Prepare* (the forking thread, before `fork`):
+//! 1. It enters a native region if it is attached (a cycle in progress may need it
+//!    stopped).
+//! 2. It closes the [`ForkGate`]: waits until no cycle and no chunk release runs, and holds
+//!    new ones off. The control thread then waits at the gate, between cycles, holding
+//!    nothing; the workers are parked; the uncommit thread is between releases.
+//! 3. It stops the world (nobody else can: the control thread is held at the gate), so no
+//!    mutator is inside the runtime holding one of its locks, and retires every mutator's
+//!    TLAB and copy buffer and takes its registrations, so no memory stays with a thread
+//!    that will not exist in the child.
+//!
+//! *Parent* (after `fork`): resume the world, open the gate, leave the native region.
+//!
+//! *Child*: every mutator but the forking thread's leaves the registry (its thread does
+//! not exist here); the stop ends; the control thread, its worker pool and the uncommit
+//! thread start anew (the old threads' handles are forgotten: joining a thread that does
+//! not exist is undefined); the gate opens; the forking thread leaves its native region.
+//!
+//! Threads that call the runtime without a mutator (statistics, type registration) while
+//! another thread forks may hold a lock the child then never sees released: as with any
+//! library, fork from a quiet moment when such calls run.
+
+use crate::mutator::MutatorCore;
+use crate::runtime::Runtime;
+use crate::sync::{Condvar, Mutex};
+
+#[derive(Debug, Default)]
+struct GateState {
+    active: usize,
+    closed: bool,
+}
+
+/// Holds collector activity (cycles, chunk releases) off while a fork is prepared.
+#[derive(Debug, Default)]
+pub struct ForkGate {
+    state: Mutex<GateState>,
+    cv: Condvar,
+}
+
+impl ForkGate {
+    /// Starts an activity, first waiting while the gate is closed.
+    pub fn enter(&self) {
+        let mut g = self.state.lock();
+        while g.closed {
+            g = self.cv.wait(g);
+        }
+        g.active += 1;
+    }
+
+    /// Ends an activity.
+    pub fn exit(&self) {
+        let mut g = self.state.lock();
+        g.active -= 1;
+        if g.active == 0 {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Closes the gate and waits until no activity runs.
+    pub fn close(&self) {
+        let mut g = self.state.lock();
+        g.closed = true;
+        while g.active > 0 {
+            g = self.cv.wait(g);
+        }
+    }
+
+    /// Opens the gate.
+    pub fn open(&self) {
+        self.state.lock().closed = false;
+        self.cv.notify_all();
+    }
+}
+
+thread_local! {
+    /// The mutator this thread put in a native region for a fork (the same thread runs the
+    /// parent's or the child's step afterwards).
+    static ENTERED: std::cell::Cell<*const MutatorCore> =
+        const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Steps 1-3 of *prepare*.
+pub fn prepare(rt: &Runtime) {
+    if let Some(core) = crate::mutator::calling_thread_core(rt) {
+        rt.safepoint.enter_native(core);
+        ENTERED.with(|e| e.set(core));
+    }
+    rt.fork_gate.close();
+    let world = rt.safepoint.stop_the_world();
+    for m in &world {
+        // SAFETY: the world is stopped: this thread owns every mutator's state.
+        unsafe {
+            m.retire_tlab(rt);
+            m.retire_copies(rt);
+            m.flush_barriers(rt);
+            rt.refs.adopt(m.registered());
+        }
+    }
+}
+
+/// *Parent*.
+pub fn in_parent(rt: &Runtime) {
+    rt.safepoint.resume();
+    rt.fork_gate.open();
+    leave_native(rt);
+}
+
+/// *Child*, up to restarting the threads, which the heap's owner does.
+pub fn in_child(rt: &Runtime) {
+    let me = std::thread::current().id();
+    rt.safepoint.retain(|m: &MutatorCore| m.owner() == me);
+    rt.safepoint.resume();
+}
+
+/// *Child*, after the threads restarted.
+pub fn child_done(rt: &Runtime) {
+    rt.fork_gate.open();
+    leave_native(rt);
+}
+
+fn leave_native(rt: &Runtime) {
+    let core = ENTERED.with(|e| e.replace(std::ptr::null()));
+    if !core.is_null() {
+        // SAFETY: this thread's own mutator, which it could not detach while forking.
+        rt.safepoint.leave_native(unsafe { &*core });
+    }
+}
