@@ -15,28 +15,13 @@
 #include <unistd.h>
 
 #include "check.h"
-
-typedef struct node {
-    uint64_t header;
-    void *next;
-    uint64_t value;
-} node;
+#include "node.h"
 
 #define LIST 1000
 #define WORKERS 2
 
-static tandem_type_id node_type;
 static void *list; /* a global root */
 static int stop;
-
-static void *new_node(tandem_mutator *m, uint64_t value, void *next) {
-    CHECK_OK(tandem_push_root(m, next));
-    node *n = tandem_alloc(m, node_type, 0);
-    CHECK(n != NULL);
-    n->next = tandem_pop_root(m);
-    n->value = value;
-    return n;
-}
 
 static void check_list(tandem_mutator *m) {
     size_t i = LIST;
@@ -101,8 +86,7 @@ int main(int argc, char **argv) {
     o.heap_min = 4u << 20;
     o.verify = 1;
     CHECK_OK(tandem_init(&o));
-    size_t refs[] = {8};
-    tandem_type_info ni = {.size = sizeof ni, .fixed_size = sizeof(node), .ref_offsets = refs, .n_ref_offsets = 1};
+    tandem_type_info ni = node_type_info();
     CHECK_OK(tandem_register_type(&ni, &node_type));
     tandem_mutator *m = tandem_attach_thread();
     CHECK(m != NULL);

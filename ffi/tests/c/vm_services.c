@@ -16,12 +16,7 @@
 #include <stdint.h>
 
 #include "check.h"
-
-typedef struct node {
-    uint64_t header;
-    void *next;
-    uint64_t value;
-} node;
+#include "node.h"
 
 typedef struct buffer_owner {
     uint64_t header;
@@ -34,21 +29,12 @@ typedef struct array {
     void *items[];
 } array;
 
-static tandem_type_id node_type, owner_type, array_type;
+static tandem_type_id owner_type, array_type;
 static _Thread_local tandem_mutator *self;
 static tandem_finalizer_queue queue;
 static uint64_t finalized_values[16];
 static int n_finalized, trigger_runs;
 static int destructed;
-
-static void *new_node(tandem_mutator *m, uint64_t value, void *next) {
-    CHECK_OK(tandem_push_root(m, next));
-    node *n = tandem_alloc(m, node_type, 0);
-    CHECK(n != NULL);
-    n->next = tandem_pop_root(m);
-    n->value = value;
-    return n;
-}
 
 /* The finalizer queue's trigger: VM code on a mutator thread; it may allocate. */
 static void on_dead(void *data) {
@@ -269,8 +255,7 @@ int main(int argc, char **argv) {
     o.verify = 1;
     CHECK_OK(tandem_init(&o));
 
-    size_t node_refs[] = {8};
-    tandem_type_info ni = {.size = sizeof ni, .fixed_size = sizeof(node), .ref_offsets = node_refs, .n_ref_offsets = 1, .name = "node"};
+    tandem_type_info ni = node_type_info();
     CHECK_OK(tandem_register_type(&ni, &node_type));
     tandem_type_info oi = {.size = sizeof oi, .fixed_size = sizeof(buffer_owner), .destructor = free_raw, .name = "owner"};
     CHECK_OK(tandem_register_type(&oi, &owner_type));
