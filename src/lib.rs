@@ -184,6 +184,12 @@ impl Heap {
         self.rt().refs.queues.create(trigger.map(Arc::from))
     }
 
+    /// Installs (None: removes) the GC hook, called on a mutator thread (at its next poll
+    /// or allocation slow path) after each pause and each cycle.
+    pub fn set_gc_hook(&self, hook: Option<Box<dyn Fn(&refs::hooks::GcEvent) + Send + Sync>>) {
+        self.rt().refs.hooks.set(hook.map(Arc::from));
+    }
+
     /// Turns automatic collection on or off (Python's `gc.enable()` / `gc.disable()`).
     /// While off, only explicit collections run, and an allocation the heap cannot hold
     /// fails as out of memory.

@@ -410,7 +410,47 @@ fn torture_mode_collects_at_every_nth_slow_path(mode: Mode) {
     assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
 }
 
+fn the_gc_hook_sees_each_pause_and_cycle_on_the_mutator_thread(mode: Mode) {
+    use tandem::refs::hooks::GcEventKind;
+    use tandem::PauseKind;
+    let h = common::heap(mode, 64, false);
+    let ty = node_type(&h);
+    type Seen = (GcEventKind, u64, u64, std::thread::ThreadId);
+    let seen: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
+    let s = seen.clone();
+    h.set_gc_hook(Some(Box::new(move |e| {
+        let me = std::thread::current().id();
+        s.lock().unwrap().push((e.kind, e.cycle, e.allocated, me));
+    })));
+    let mut m = h.attach().unwrap();
+    for _ in 0..10_000 {
+        m.alloc(ty, 0).unwrap();
+    }
+    m.collect().unwrap();
+    m.safepoint().unwrap();
+    let seen = seen.lock().unwrap();
+    let me = std::thread::current().id();
+    assert!(seen.iter().all(|e| e.3 == me), "on this mutator's thread");
+    let (kind, cycle, allocated, _) = *seen.last().expect("events");
+    assert_eq!(kind, GcEventKind::Cycle);
+    assert!(allocated > 0);
+    let pauses: Vec<GcEventKind> = seen
+        .iter()
+        .filter(|e| e.1 == cycle && e.0 != GcEventKind::Cycle)
+        .map(|e| e.0)
+        .collect();
+    let expected = match mode {
+        Mode::Stw => vec![GcEventKind::Pause(PauseKind::StwCollection)],
+        Mode::Concurrent => vec![
+            GcEventKind::Pause(PauseKind::InitMark),
+            GcEventKind::Pause(PauseKind::FinalMark),
+        ],
+    };
+    assert_eq!(pauses, expected);
+}
+
 in_both_modes!(
+    the_gc_hook_sees_each_pause_and_cycle_on_the_mutator_thread,
     a_weakref_is_cleared_when_its_target_dies_and_kept_while_it_lives,
     weakrefs_follow_their_targets_when_they_move,
     destructors_run_once_for_each_dead_object_and_never_for_live_ones,

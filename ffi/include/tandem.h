@@ -629,6 +629,30 @@ tandem_result tandem_set_verify_hook(tandem_verify_fn fn, void *data);
  * call Tandem without a mutator (statistics, type registration), as with any library.
  */
 
+/** An event for the GC hook. */
+#define TANDEM_EVENT_PAUSE 0 /**< A pause ended. */
+#define TANDEM_EVENT_CYCLE 1 /**< A cycle ended (its sweep included). */
+typedef struct tandem_gc_event {
+    uint32_t kind;             /**< TANDEM_EVENT_*. */
+    uint32_t pause_kind;       /**< TANDEM_PAUSE_* (pause events). */
+    uint32_t cause;            /**< TANDEM_CAUSE_*. */
+    uint32_t reserved;         /**< Zero. */
+    uint64_t duration_ns;      /**< The pause, or the whole cycle. */
+    uint64_t heap_before;      /**< Heap bytes in use when the cycle started. */
+    uint64_t heap_after;       /**< Heap bytes live after the cycle (0 while not known). */
+    uint64_t cycle;            /**< The cycle's number, from 1. */
+    uint64_t allocated;        /**< Bytes allocated since the previous cycle (cycles). */
+    uint64_t weakrefs_cleared; /**< Weak references the cycle cleared (cycles). */
+    uint64_t finalized;        /**< Objects delivered to finalizer queues (cycles). */
+    uint64_t destructed;       /**< Destructors called (cycles). */
+} tandem_gc_event;
+/** The GC hook (Python's gc.callbacks): called on a mutator thread, like a finalizer
+ *  trigger, after each pause and each cycle (events wait for the next poll; at most 1024
+ *  wait). It may call Tandem with that thread's mutator. */
+typedef void (*tandem_gc_hook_fn)(const tandem_gc_event *event, void *data);
+/** Sets (NULL clears) the GC hook. */
+tandem_result tandem_set_gc_hook(tandem_gc_hook_fn fn, void *data);
+
 /** Levels of tandem_collect_ex. */
 #define TANDEM_COLLECT_START 0  /**< Start a cycle (unless one runs) and return at once. */
 #define TANDEM_COLLECT_FINISH 1 /**< Wait for the cycle in progress, or run one. */

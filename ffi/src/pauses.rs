@@ -25,7 +25,7 @@ pub struct CPause {
     pub heap_after: u64,
 }
 
-fn kind_code(k: PauseKind) -> u32 {
+pub(crate) fn kind_code(k: PauseKind) -> u32 {
     match k {
         PauseKind::StwCollection => 0,
         PauseKind::InitMark => 1,
@@ -34,7 +34,7 @@ fn kind_code(k: PauseKind) -> u32 {
     }
 }
 
-fn cause_code(c: GcCause) -> u32 {
+pub(crate) fn cause_code(c: GcCause) -> u32 {
     match c {
         GcCause::Trigger => 0,
         GcCause::AllocationFailure => 1,

@@ -299,6 +299,75 @@ pub fn handle_forks() {
     });
 }
 
+/// One event for the GC hook (`tandem_gc_event`).
+#[repr(C)]
+pub struct CGcEvent {
+    /// TANDEM_EVENT_PAUSE or TANDEM_EVENT_CYCLE.
+    pub kind: u32,
+    /// TANDEM_PAUSE_* of a pause event.
+    pub pause_kind: u32,
+    /// TANDEM_CAUSE_*.
+    pub cause: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// The pause's or the whole cycle's duration, ns.
+    pub duration_ns: u64,
+    /// Heap bytes in use when the cycle started.
+    pub heap_before: u64,
+    /// Heap bytes live after the cycle (0 when not known yet).
+    pub heap_after: u64,
+    /// The cycle's number, from 1.
+    pub cycle: u64,
+    /// Bytes allocated since the previous cycle (cycle events).
+    pub allocated: u64,
+    /// Weak references the cycle cleared (cycle events).
+    pub weakrefs_cleared: u64,
+    /// Objects the cycle delivered to finalizer queues (cycle events).
+    pub finalized: u64,
+    /// Destructors the cycle called (cycle events).
+    pub destructed: u64,
+}
+
+/// The C GC hook.
+pub type GcHookFn = unsafe extern "C" fn(event: *const CGcEvent, data: *mut c_void);
+
+/// Sets (NULL clears) the GC hook: called on a mutator thread after each pause and each
+/// cycle, like a finalizer trigger.
+#[no_mangle]
+pub extern "C" fn tandem_set_gc_hook(f: Option<GcHookFn>, data: *mut c_void) -> i32 {
+    use tandem_core::refs::hooks::{GcEvent, GcEventKind};
+    let data = data as usize;
+    status(|| {
+        global::with_heap(|h| {
+            h.set_gc_hook(f.map(|f| {
+                Box::new(move |e: &GcEvent| {
+                    let (kind, pause_kind) = match e.kind {
+                        GcEventKind::Pause(k) => (0, crate::pauses::kind_code(k)),
+                        GcEventKind::Cycle => (1, 0),
+                    };
+                    let c = CGcEvent {
+                        kind,
+                        pause_kind,
+                        cause: crate::pauses::cause_code(e.cause),
+                        reserved: 0,
+                        duration_ns: e.duration_ns,
+                        heap_before: e.heap_before as u64,
+                        heap_after: e.heap_after as u64,
+                        cycle: e.cycle,
+                        allocated: e.allocated,
+                        weakrefs_cleared: e.weakrefs_cleared,
+                        finalized: e.finalized,
+                        destructed: e.destructed,
+                    };
+                    // SAFETY: the VM's hook contract (documented in tandem.h).
+                    unsafe { f(&c, data as *mut c_void) }
+                }) as Box<dyn Fn(&GcEvent) + Send + Sync>
+            }));
+            Ok(())
+        })
+    })
+}
+
 fn set_auto(on: bool) -> i32 {
     status(|| {
         global::with_heap(|h| {

@@ -131,8 +131,20 @@ impl Pause {
 
     /// Records the pause and resumes the world.
     pub fn end(self, rt: &Runtime, kind: PauseKind, figures: PauseFigures) {
+        self.end_then(rt, kind, figures, || {})
+    }
+
+    /// [`Pause::end`], running `before_resume` once the pause is recorded, while the world
+    /// is still stopped.
+    pub fn end_then(
+        self,
+        rt: &Runtime,
+        kind: PauseKind,
+        figures: PauseFigures,
+        before_resume: impl FnOnce(),
+    ) {
         let duration = self.t0.elapsed();
-        rt.stats.record_pause(PauseRecord {
+        let record = PauseRecord {
             kind,
             cause: figures.cause,
             start_ns: self.start_ns,
@@ -144,7 +156,9 @@ impl Pause {
             heap_after: figures.heap_after,
             committed_after: rt.space.committed(),
             marked_objects: figures.marked,
-        });
+        };
+        rt.stats.record_pause(record);
+        rt.refs.hooks.pause_ended(rt, &record);
         tracing::info!(
             kind = kind.name(),
             pause_us = duration.as_micros() as u64,
@@ -155,6 +169,7 @@ impl Pause {
             committed = rt.space.committed(),
             "pause done"
         );
+        before_resume();
         rt.safepoint.resume();
     }
 }

@@ -21,6 +21,7 @@ pub fn collect(
     pacer: &mut Pacer,
     cause: GcCause,
 ) {
+    let t_cycle = Instant::now();
     // Surveyed before the pause: reading the line table of a large heap takes a while.
     let candidates = if rt.config.evacuation == EvacuationMode::Off {
         Vec::new()
@@ -78,9 +79,7 @@ pub fn collect(
     report_problems(rt, &job.bad, findings);
     pacer.cycle_finished(rt, live, marked, 0.0, false);
     rt.stats.add_cycle();
-    // Complete while still stopped: a request made after resume asks for a new collection.
-    rt.requests.complete();
-    pause.end(
+    pause.end_then(
         rt,
         PauseKind::StwCollection,
         PauseFigures {
@@ -90,6 +89,16 @@ pub fn collect(
             heap_before,
             heap_after: live,
             marked,
+        },
+        || {
+            // The hook's event first, so a thread that waited for this collection sees it.
+            let cycle_ns = t_cycle.elapsed().as_nanos() as u64;
+            rt.refs
+                .hooks
+                .cycle_ended(rt, cause, cycle_ns, heap_before, live);
+            // Complete while still stopped: a request made after resume asks for a new
+            // collection.
+            rt.requests.complete();
         },
     );
 }

@@ -26,6 +26,7 @@
 //! previous cycle ended or were allocated since, so none was freed before this cycle.
 
 pub mod finalize;
+pub mod hooks;
 pub mod order;
 pub mod weak;
 
@@ -76,6 +77,8 @@ pub struct References {
     adopted: Mutex<Registrations>,
     /// Finalizer queues.
     pub queues: FinalizerQueues,
+    /// The VM's GC hook and its pending events.
+    pub hooks: hooks::Hooks,
     /// The weakref type, registered on first use.
     pub weak_type: crate::sync::unmodelled::OnceLock<Option<crate::object::TypeId>>,
     /// Raw memory owned by objects found live at the last cycle's end.
@@ -130,6 +133,13 @@ impl References {
         }
     }
 
+    /// Has mutators take the due calls at their next poll: sets the flag and sends every
+    /// mutator's next poll to the slow path (a handshake request).
+    pub fn call_soon(&self, rt: &Runtime) {
+        self.calls_pending.store(true, Ordering::Release);
+        rt.safepoint.request_handshakes();
+    }
+
     /// Whether a cycle queued objects whose triggers have not run; clears the flag.
     pub fn take_calls(&self) -> bool {
         self.calls_pending.load(Ordering::Relaxed)
@@ -158,9 +168,7 @@ impl References {
         if delivered > 0 {
             self.finalized
                 .fetch_add(delivered as u64, Ordering::Relaxed);
-            self.calls_pending.store(true, Ordering::Release);
-            // Sends every mutator's next poll to the slow path, which runs the triggers.
-            rt.safepoint.request_handshakes();
+            self.call_soon(rt);
         }
         // 3. and 4.
         let survive = |v: &mut Vec<usize>| v.retain_mut(|a| follow(rt, a) && live(*a));
@@ -243,7 +251,9 @@ impl References {
         if IN_VM_CALL.with(|c| c.get()) || !self.take_calls() {
             return DueCalls(Vec::new());
         }
-        DueCalls(self.queues.fresh_triggers())
+        let mut calls = self.hooks.take_calls();
+        calls.extend(self.queues.fresh_triggers());
+        DueCalls(calls)
     }
 }
 

@@ -152,7 +152,25 @@ static int check_type(void *obj, void *data) {
     return type == node_type || type == owner_type || type == array_type ? 0 : 1;
 }
 
+static int cycle_events, pause_events;
+static void on_gc(const tandem_gc_event *e, void *data) {
+    CHECK(data == &cycle_events);
+    if (e->kind == TANDEM_EVENT_CYCLE) {
+        cycle_events++;
+        CHECK(e->cycle > 0);
+    } else {
+        CHECK(e->kind == TANDEM_EVENT_PAUSE && e->pause_kind <= TANDEM_PAUSE_DEGENERATE);
+        pause_events++;
+    }
+    CHECK(new_node(self, 1, NULL) != NULL); /* VM code may allocate */
+}
+
 static void introspection(tandem_mutator *m) {
+    CHECK_OK(tandem_set_gc_hook(on_gc, &cycle_events));
+    collect_full(m);
+    CHECK_OK(tandem_safepoint(m));
+    CHECK(cycle_events >= 1 && pause_events >= 1);
+    CHECK_OK(tandem_set_gc_hook(NULL, NULL));
     void *n = new_node(m, 42, new_node(m, 41, NULL));
     CHECK_OK(tandem_referents(m, n, count_referent, &referents_seen));
     CHECK(referents_seen == 1);
