@@ -186,6 +186,7 @@ impl Heap {
 
     /// Installs (None: removes) the GC hook, called on a mutator thread (at its next poll
     /// or allocation slow path) after each pause and each cycle.
+    #[allow(clippy::type_complexity)]
     pub fn set_gc_hook(&self, hook: Option<Box<dyn Fn(&refs::hooks::GcEvent) + Send + Sync>>) {
         self.rt().refs.hooks.set(hook.map(Arc::from));
     }
