@@ -1,3 +1,6 @@
+//! `fork()`, and other operations that need every thread stopped on behalf of a mutator
+//! ([`with_world_stopped`]: root walks, heap dumps).
+//!
 //! `fork()`: a child process has only the thread that forked, so the collector's threads
 //! must be started anew there, and nothing the vanished threads held may be left
 //! half-done. The C ABI runs these steps from `pthread_atfork` handlers; a Rust host calls
@@ -62,9 +65,13 @@ impl ForkGate {
         }
     }
 
-    /// Closes the gate and waits until no activity runs.
+    /// Closes the gate (after whoever closed it last opened it again) and waits until no
+    /// activity runs.
     pub fn close(&self) {
         let mut g = self.state.lock();
+        while g.closed {
+            g = self.cv.wait(g);
+        }
         g.closed = true;
         while g.active > 0 {
             g = self.cv.wait(g);
@@ -83,6 +90,28 @@ thread_local! {
     /// parent's or the child's step afterwards).
     static ENTERED: std::cell::Cell<*const MutatorCore> =
         const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` with every mutator stopped between cycles, on the calling thread (which waits
+/// in a native region): steps 1-3 of *prepare* without retiring anything, then the parent's
+/// step. `f` must not use a mutator.
+pub fn with_world_stopped<R>(
+    rt: &Runtime,
+    f: impl FnOnce(&[crate::sync::Arc<MutatorCore>]) -> R,
+) -> R {
+    let core = crate::mutator::calling_thread_core(rt);
+    if let Some(c) = core {
+        rt.safepoint.enter_native(c);
+    }
+    rt.fork_gate.close();
+    let world = rt.safepoint.stop_the_world();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&world)));
+    rt.safepoint.resume();
+    rt.fork_gate.open();
+    if let Some(c) = core {
+        rt.safepoint.leave_native(c);
+    }
+    r.unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// Steps 1-3 of *prepare*.

@@ -221,6 +221,55 @@ impl Heap {
         unsafe { mutator::services::can_move(self.rt(), obj) }
     }
 
+    /// Calls `f` with every root slot (shadow stacks, global slots, the VM's callback,
+    /// finalizer queues) while every thread is stopped between cycles (PyPy's
+    /// `get_rpy_roots`). `f` must only read.
+    pub fn walk_roots(&self, mut f: impl FnMut(*mut *mut u8)) {
+        fork::with_world_stopped(self.rt(), |world| {
+            for (_, slot) in collector::all_roots(self.rt(), world) {
+                f(slot as *mut *mut u8);
+            }
+        })
+    }
+
+    /// Writes every object reachable from the roots to `out`, one line each: address,
+    /// type id, size in bytes, then the addresses it refers to (hexadecimal addresses,
+    /// decimal numbers, spaces between), after a `#` header line; with every thread
+    /// stopped between cycles. `tandem-stress heap-summary` sums a dump by type.
+    pub fn dump_heap(&self, out: &mut dyn std::io::Write) -> Result<()> {
+        use std::io::Write;
+        let rt = self.rt();
+        fork::with_world_stopped(rt, |world| {
+            let mut w = std::io::BufWriter::new(out);
+            let mut err = writeln!(w, "# tandem heap dump 1: address type size referents...");
+            collector::walk::reachable(
+                rt,
+                &collector::all_roots(rt, world),
+                |r| {
+                    if err.is_err() {
+                        return;
+                    }
+                    // SAFETY: the walk validated this object.
+                    let ty = unsafe { r.obj.type_id() }.0;
+                    let mut line = format!("{:#x} {ty} {}", r.obj.addr(), r.size);
+                    // SAFETY: as above: its slots are readable.
+                    unsafe {
+                        r.info.for_each_slot(r.obj, |s| {
+                            let v = s.read() as usize;
+                            if v != 0 {
+                                line.push_str(&format!(" {v:#x}"));
+                            }
+                        })
+                    };
+                    err = writeln!(w, "{line}");
+                },
+                |_| {},
+            );
+            err.and_then(|()| w.flush())
+        })
+        .map_err(|e| Error::Os(format!("writing the heap dump: {e}")))
+    }
+
     /// Prepares a `fork()` of the process (see [`fork`]): waits for the cycle in progress,
     /// holds new ones off and stops every mutator. Call it on the forking thread right
     /// before `fork`, then [`Heap::after_fork_in_parent`] or

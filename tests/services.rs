@@ -449,7 +449,43 @@ fn the_gc_hook_sees_each_pause_and_cycle_on_the_mutator_thread(mode: Mode) {
     assert_eq!(pauses, expected);
 }
 
+fn roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped(mode: Mode) {
+    let h = common::heap(mode, 64, false);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    let mut list = None;
+    for i in 0..100 {
+        list = Some(node(&mut m, ty, i, list));
+    }
+    m.push_root(list).unwrap();
+    for _ in 0..50_000 {
+        m.alloc(ty, 0).unwrap();
+    }
+    let head = m.peek_root(0).unwrap().unwrap();
+    let mut holds_head = false;
+    // SAFETY: root slots are readable during the walk.
+    h.walk_roots(|s| holds_head |= unsafe { s.read() } == head.as_ptr());
+    assert!(holds_head, "the shadow-stack slot is among the roots");
+    let mut out = Vec::new();
+    h.dump_heap(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with("# tandem heap dump"));
+    let nodes: Vec<Vec<&str>> = lines
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .filter(|f| f[1] == ty.0.to_string())
+        .collect();
+    assert_eq!(nodes.len(), 100, "the list, not the garbage");
+    assert!(nodes.iter().all(|f| f[2] == "24"));
+    assert_eq!(
+        nodes.iter().filter(|f| f.len() == 4).count(),
+        99,
+        "all but the tail refer"
+    );
+}
+
 in_both_modes!(
+    roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped,
     the_gc_hook_sees_each_pause_and_cycle_on_the_mutator_thread,
     a_weakref_is_cleared_when_its_target_dies_and_kept_while_it_lives,
     weakrefs_follow_their_targets_when_they_move,

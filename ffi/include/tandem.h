@@ -612,6 +612,19 @@ typedef void (*tandem_referent_fn)(void *referent, void *data);
  *  through the load barrier (PyPy's get_rpy_referents). fn may call Tandem. */
 tandem_result tandem_referents(tandem_mutator *m, void *obj, tandem_referent_fn fn, void *data);
 
+/** Called with each root slot. */
+typedef void (*tandem_root_slot_fn)(void **slot, void *data);
+/** Calls fn(slot, data) for every root slot (shadow stacks of every thread, global slots,
+ *  the root callback's, finalizer queues') while every thread is stopped between cycles
+ *  (PyPy's get_rpy_roots). fn must only read: the calling thread waits in a native region
+ *  meanwhile, so fn must not call Tandem with a mutator. */
+tandem_result tandem_walk_roots(tandem_root_slot_fn fn, void *data);
+/** Writes every object reachable from the roots to the open file descriptor fd, while
+ *  every thread is stopped between cycles: a `#` header line, then one line per object,
+ *  "address type size referent referent ...", with hexadecimal addresses (0x...) and
+ *  decimal type ids and sizes. `tandem-stress heap-summary FILE` sums a dump by type. */
+tandem_result tandem_dump_heap(int fd);
+
 /** The VM's check of one reachable object: 0 when it is fine. */
 typedef int (*tandem_verify_fn)(void *obj, void *data);
 /** Sets (NULL clears) a check run on a GC thread on every reachable object after each

@@ -234,6 +234,42 @@ pub extern "C" fn tandem_referents(
     })
 }
 
+/// Called with each root slot (C).
+pub type RootSlotFn = unsafe extern "C" fn(slot: *mut *mut c_void, data: *mut c_void);
+
+/// Calls `f(slot, data)` for every root slot while every thread is stopped between cycles.
+#[no_mangle]
+pub extern "C" fn tandem_walk_roots(f: Option<RootSlotFn>, data: *mut c_void) -> i32 {
+    let data = data as usize;
+    status(|| {
+        let Some(f) = f else {
+            return fail(Code::InvalidArgument, "tandem_walk_roots: NULL callback");
+        };
+        global::with_heap(|h| {
+            // SAFETY: the VM's callback contract (documented in tandem.h).
+            h.walk_roots(|s| unsafe { f(s as *mut *mut c_void, data as *mut c_void) });
+            Ok(())
+        })
+    })
+}
+
+/// Writes every reachable object to file descriptor `fd` (see tandem.h for the format).
+#[no_mangle]
+pub extern "C" fn tandem_dump_heap(fd: i32) -> i32 {
+    use std::os::fd::FromRawFd;
+    status(|| {
+        if fd < 0 {
+            return fail(
+                Code::InvalidArgument,
+                format!("tandem_dump_heap: bad fd {fd}"),
+            );
+        }
+        // SAFETY: the caller's open descriptor, borrowed (ManuallyDrop: never closed here).
+        let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        global::with_heap(|h| Ok(h.dump_heap(&mut *file)?))
+    })
+}
+
 /// The VM's check of one reachable object (C): 0 when it is fine.
 pub type VerifyFn = unsafe extern "C" fn(obj: *mut c_void, data: *mut c_void) -> i32;
 

@@ -20,6 +20,7 @@ pub mod stw;
 pub mod sweep;
 pub mod validate;
 pub mod verify;
+pub mod walk;
 
 use crate::config::Mode;
 use crate::mutator::MutatorCore;
@@ -115,18 +116,7 @@ impl Pause {
 
     /// Every root as (object address, slot address): shadow stacks, globals, callback.
     pub fn roots(&self, rt: &Runtime) -> Vec<(usize, usize)> {
-        let mut roots = Vec::new();
-        let mut visit = |slot: *mut *mut u8| {
-            // SAFETY: root slots are readable while the world is stopped.
-            roots.push((unsafe { slot.read() } as usize, slot as usize));
-        };
-        for m in &self.world {
-            // SAFETY: the world is stopped.
-            unsafe { m.for_each_root(&mut visit) };
-        }
-        rt.roots.for_each_slot(&mut visit);
-        rt.refs.queues.for_each_root(&mut visit);
-        roots
+        all_roots(rt, &self.world)
     }
 
     /// Records the pause and resumes the world.
@@ -172,6 +162,23 @@ impl Pause {
         before_resume();
         rt.safepoint.resume();
     }
+}
+
+/// Every root of a stopped `world` as (object address, slot address): shadow stacks,
+/// global slots, the VM's callback, finalizer queues' ready lists.
+pub fn all_roots(rt: &Runtime, world: &[crate::sync::Arc<MutatorCore>]) -> Vec<(usize, usize)> {
+    let mut roots = Vec::new();
+    let mut visit = |slot: *mut *mut u8| {
+        // SAFETY: root slots are readable while the world is stopped.
+        roots.push((unsafe { slot.read() } as usize, slot as usize));
+    };
+    for m in world {
+        // SAFETY: the world is stopped (the caller's contract).
+        unsafe { m.for_each_root(&mut visit) };
+    }
+    rt.roots.for_each_slot(&mut visit);
+    rt.refs.queues.for_each_root(&mut visit);
+    roots
 }
 
 /// What a pause reports besides its timing.

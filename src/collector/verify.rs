@@ -12,15 +12,12 @@
 //! Every reference is checked by [`validate`] before anything is read through it, so the
 //! verifier reports a corrupt heap instead of crashing on it.
 
-use super::validate::{self, Found};
 use crate::heap::blocks::{chunk_first_block, find_unpoisoned};
 use crate::heap::metadata::{black_stamp, line_live, LINE_FREE, LINE_FRESH};
 use crate::heap::reclaim::line_decommitted;
 use crate::heap::{Space, BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
-use crate::object::ObjRef;
 use crate::runtime::Runtime;
 use crate::sync::Ordering;
-use std::collections::HashSet;
 
 /// Problems found, with the first messages.
 #[derive(Debug, Default)]
@@ -107,82 +104,60 @@ pub fn reachable(rt: &Runtime, roots: &[(usize, usize)], check: Check, f: &mut F
         rt.verify_hook()
     };
     let epoch = space.epoch();
-    let mut seen: HashSet<usize> = HashSet::new();
-    let mut todo: Vec<(usize, Found)> = roots
-        .iter()
-        .map(|&(r, slot)| (r, Found::Root(slot)))
-        .collect();
-    while let Some((addr, from)) = todo.pop() {
-        if addr == 0 || !seen.insert(addr) {
-            continue;
-        }
-        let place = match validate::locate(space, addr) {
-            Ok(p) => p,
-            Err(why) => {
-                f.report(format!("reference {addr:#x} in {from} {why}"));
-                continue;
+    let mut found = Vec::new();
+    super::walk::reachable(
+        rt,
+        roots,
+        |r| {
+            let (addr, size, place) = (r.obj.addr(), r.size, r.place);
+            // SAFETY: the walk validated this header.
+            let ty = unsafe { r.obj.type_id() }.0;
+            match check {
+                Check::Marks { black_ok } => {
+                    let lines_live = place.large
+                        || lines_ok(
+                            space,
+                            addr,
+                            size,
+                            |v| line_live(v, epoch),
+                            |l, _| {
+                                found.push(format!(
+                                    "reachable object {addr:#x} (type {ty}) has unmarked line {l}"
+                                ))
+                            },
+                        );
+                    let black = black_ok
+                        && lines_live
+                        && !place.large
+                        && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
+                            == black_stamp(epoch);
+                    if !space.meta.is_marked(addr) && !black {
+                        found.push(format!(
+                            "reachable object {addr:#x} (type {ty}) is not marked"
+                        ));
+                    }
+                }
+                Check::Swept if !place.large => {
+                    let kept = |v: u8| line_live(v, epoch) || v == LINE_FRESH;
+                    lines_ok(space, addr, size, kept, |l, v| {
+                        found.push(format!(
+                            "reachable object {addr:#x} (type {ty}) lies on line {l} that the \
+                             last sweep did not keep (line mark {v})"
+                        ))
+                    });
+                }
+                Check::Swept | Check::Hook => {}
             }
-        };
-        let obj = ObjRef::from_addr(addr).expect("non-zero");
-        let (info, size) = match validate::object(&rt.types, obj, place) {
-            Ok(v) => v,
-            Err(why) => {
-                f.report(format!(
-                    "reachable object {addr:#x} (referenced from {from}) {why}"
-                ));
-                continue;
-            }
-        };
-        // SAFETY: `validate::object` read this header.
-        let ty = unsafe { obj.type_id() }.0;
-        match check {
-            Check::Marks { black_ok } => {
-                let lines_live = place.large
-                    || lines_ok(
-                        space,
-                        addr,
-                        size,
-                        |v| line_live(v, epoch),
-                        |l, _| {
-                            f.report(format!(
-                                "reachable object {addr:#x} (type {ty}) has unmarked line {l}"
-                            ))
-                        },
-                    );
-                let black = black_ok
-                    && lines_live
-                    && !place.large
-                    && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
-                        == black_stamp(epoch);
-                if !space.meta.is_marked(addr) && !black {
-                    f.report(format!(
-                        "reachable object {addr:#x} (type {ty}) is not marked"
-                    ));
+            if let Some(h) = &hook {
+                if let Err(m) = h(r.obj) {
+                    found.push(format!("object {addr:#x} (type {ty}): {m}"));
                 }
             }
-            Check::Swept if !place.large => {
-                let kept = |v: u8| line_live(v, epoch) || v == LINE_FRESH;
-                lines_ok(space, addr, size, kept, |l, v| {
-                    f.report(format!(
-                        "reachable object {addr:#x} (type {ty}) lies on line {l} that the \
-                         last sweep did not keep (line mark {v})"
-                    ))
-                });
-            }
-            Check::Swept | Check::Hook => {}
-        }
-        if let Some(h) = &hook {
-            if let Err(m) = h(obj) {
-                f.report(format!("object {addr:#x} (type {ty}): {m}"));
-            }
-        }
-        // SAFETY: `validate::object` checked that the object of type `info` lies inside
-        // allocated memory, so its reference slots are readable.
-        unsafe {
-            info.for_each_slot(obj, |slot| {
-                todo.push((*slot as usize, Found::field(addr, slot as usize)))
-            })
-        };
+        },
+        |msg| f.report(msg),
+    );
+    for msg in found {
+        f.report(msg);
     }
 }
 

@@ -28,6 +28,11 @@ pub enum Command {
     /// installed; TANDEM_STRESS_LIBGC=off skips it), with medians, ratios, pause percentiles,
     /// scaling, a table, report.json and SVG plots.
     Bench(BenchArgs),
+    /// Sums a heap dump (written by `Heap::dump_heap` or `tandem_dump_heap`) by type.
+    HeapSummary {
+        /// The dump file.
+        dump: std::path::PathBuf,
+    },
     /// One benchmark run in a child process (used by `bench`).
     #[command(hide = true)]
     BenchOne(BenchOneArgs),

@@ -15,6 +15,7 @@ mod checksum;
 mod cli;
 mod collector;
 mod failure;
+mod heap_summary;
 mod report;
 mod rng;
 mod runner;
@@ -34,9 +35,9 @@ use workloads::objects::{self, Checks};
 use workloads::{binary_trees, graph, large, Outcome};
 
 /// Exit status for a failed check or verification.
-const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_FAILED: u8 = 1;
 /// Exit status for a bad option or environment variable.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Workload(w) => stress(w),
         Command::Bench(args) => bench::main(args),
         Command::BenchOne(args) => bench::one(args),
+        Command::HeapSummary { dump } => heap_summary::main(dump),
     }
 }
 

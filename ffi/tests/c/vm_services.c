@@ -165,6 +165,12 @@ static void on_gc(const tandem_gc_event *e, void *data) {
     CHECK(new_node(self, 1, NULL) != NULL); /* VM code may allocate */
 }
 
+static int roots_seen;
+static void count_root(void **slot, void *data) {
+    CHECK(data == &roots_seen && slot != NULL);
+    roots_seen++;
+}
+
 static void introspection(tandem_mutator *m) {
     CHECK_OK(tandem_set_gc_hook(on_gc, &cycle_events));
     collect_full(m);
@@ -176,6 +182,28 @@ static void introspection(tandem_mutator *m) {
     CHECK(referents_seen == 1);
     CHECK_RESULT(tandem_referents(m, n, NULL, NULL), TANDEM_ERR_INVALID_ARGUMENT);
     CHECK_OK(tandem_push_root(m, n));
+    CHECK_OK(tandem_walk_roots(count_root, &roots_seen));
+    CHECK(roots_seen >= 1);
+    /* A dump: the header line, then at least the two rooted nodes, n first to be found. */
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    CHECK_OK(tandem_dump_heap(fileno(f)));
+    rewind(f);
+    char line[256];
+    int lines = 0, found = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        lines++;
+        unsigned long long addr = 0, size = 0;
+        unsigned type = 0;
+        if (line[0] != '#' && sscanf(line, "%llx %u %llu", &addr, &type, &size) == 3 &&
+            addr == (unsigned long long)(uintptr_t)n) {
+            CHECK(type == node_type && size == sizeof(node));
+            found = 1;
+        }
+    }
+    fclose(f);
+    CHECK(lines >= 3 && found);
+    CHECK_RESULT(tandem_dump_heap(-1), TANDEM_ERR_INVALID_ARGUMENT);
     CHECK_OK(tandem_set_verify_hook(check_type, &verified));
     collect_full(m);
     CHECK(__atomic_load_n(&verified, __ATOMIC_RELAXED) >= 2);
