@@ -103,6 +103,7 @@ pub fn with_world_stopped<R>(
     if let Some(c) = core {
         rt.safepoint.enter_native(c);
     }
+    rt.stepper.release();
     rt.fork_gate.close();
     let world = rt.safepoint.stop_the_world();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&world)));
@@ -120,6 +121,7 @@ pub fn prepare(rt: &Runtime) {
         rt.safepoint.enter_native(core);
         ENTERED.with(|e| e.set(core));
     }
+    rt.stepper.release();
     rt.fork_gate.close();
     let world = rt.safepoint.stop_the_world();
     for m in &world {

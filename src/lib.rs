@@ -61,6 +61,7 @@ struct HeapOwner {
 impl Drop for HeapOwner {
     fn drop(&mut self) {
         self.rt.uncommitter.stop();
+        self.rt.stepper.release();
         self.rt.requests.shutdown();
         if let Some(h) = self.control.lock().take() {
             // A collection in progress may be waiting for this very thread to stop.

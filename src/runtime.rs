@@ -56,6 +56,8 @@ pub struct Runtime {
     pub refs: crate::refs::References,
     /// Holds cycles and chunk releases off while a fork is prepared.
     pub fork_gate: crate::fork::ForkGate,
+    /// Cycles driven one phase at a time.
+    pub stepper: crate::collector::step::Stepper,
     trigger: AtomicUsize,
     live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
@@ -84,6 +86,7 @@ impl Runtime {
             uncommitter: Uncommitter::default(),
             refs: Default::default(),
             fork_gate: Default::default(),
+            stepper: Default::default(),
             live_after_gc: AtomicUsize::new(0),
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),
@@ -150,6 +153,7 @@ impl Runtime {
             m.ts.request_handshake();
         });
         self.safepoint.end_stop();
+        self.stepper.release();
         self.requests.shutdown();
         if first {
             let _ = std::panic::catch_unwind(

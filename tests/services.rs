@@ -484,7 +484,36 @@ fn roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped(mode: Mode) {
     );
 }
 
+fn a_cycle_can_be_driven_one_phase_at_a_time(mode: Mode) {
+    use tandem::collector::step::Phase;
+    let h = common::heap(mode, 64, true);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    let c0 = h.stats().cycles;
+    let phases: Vec<Phase> = match mode {
+        Mode::Stw => vec![m.collect_step().unwrap()],
+        Mode::Concurrent => (0..3).map(|_| m.collect_step().unwrap()).collect(),
+    };
+    let expected = match mode {
+        Mode::Stw => vec![Phase::Idle],
+        Mode::Concurrent => vec![Phase::Marking, Phase::Sweeping, Phase::Idle],
+    };
+    assert_eq!(phases, expected);
+    assert_eq!(h.stats().cycles, c0 + 1);
+    if mode == Mode::Concurrent {
+        // Left mid-cycle, the program runs on, and any wait for the collector ends it.
+        assert_eq!(m.collect_step().unwrap(), Phase::Marking);
+        for _ in 0..10_000 {
+            m.alloc(ty, 0).unwrap();
+        }
+        m.collect().unwrap();
+        assert!(h.stats().cycles >= c0 + 3);
+    }
+    assert_eq!(h.stats().verify_errors, 0);
+}
+
 in_both_modes!(
+    a_cycle_can_be_driven_one_phase_at_a_time,
     roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped,
     the_gc_hook_sees_each_pause_and_cycle_on_the_mutator_thread,
     a_weakref_is_cleared_when_its_target_dies_and_kept_while_it_lives,

@@ -673,6 +673,16 @@ tandem_result tandem_set_gc_hook(tandem_gc_hook_fn fn, void *data);
                                      finalizer triggers it made due, on this thread. */
 /** Runs a collection to level. */
 tandem_result tandem_collect_ex(tandem_mutator *m, int level);
+/** Phases reported by tandem_collect_step. */
+#define TANDEM_PHASE_IDLE 0     /**< No cycle runs (the step ended one). */
+#define TANDEM_PHASE_MARKING 1  /**< Concurrent marking is next (after init mark). */
+#define TANDEM_PHASE_SWEEPING 2 /**< The sweep is next (after final mark). */
+/** Advances the collector by one phase, starting a cycle when none runs, and stores the
+ *  phase reached in *phase: MARKING, SWEEPING, then IDLE in concurrent mode; IDLE at once
+ *  in stw mode (one pause). Between steps the cycle waits and the program runs on; any
+ *  other wait for the collector (tandem_collect, an allocation that needs memory, fork,
+ *  tandem_dump_heap) ends the stepping, so an abandoned step never blocks anyone. */
+tandem_result tandem_collect_step(tandem_mutator *m, int *phase);
 /** Stops automatic collections (gc.disable()): only explicit ones run, and an allocation
  *  the heap cannot hold returns NULL as out of memory. */
 tandem_result tandem_gc_disable(void);

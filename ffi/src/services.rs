@@ -404,6 +404,27 @@ pub extern "C" fn tandem_set_gc_hook(f: Option<GcHookFn>, data: *mut c_void) -> 
     })
 }
 
+/// Advances the collector by one phase; the phase reached (TANDEM_PHASE_*) goes to
+/// `*phase`.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_collect_step(m: *mut CMutator, phase: *mut i32) -> i32 {
+    use tandem_core::collector::step::Phase;
+    status(|| {
+        if phase.is_null() {
+            return fail(Code::InvalidArgument, "tandem_collect_step: NULL phase");
+        }
+        let p = global::with_mutator(m, |mm| Ok(mm.collect_step()?))?;
+        let code = match p {
+            Phase::Idle => 0,
+            Phase::Marking => 1,
+            Phase::Sweeping => 2,
+        };
+        // SAFETY: non-null, writable by the caller's contract.
+        unsafe { phase.write(code) };
+        Ok(())
+    })
+}
+
 fn set_auto(on: bool) -> i32 {
     status(|| {
         global::with_heap(|h| {

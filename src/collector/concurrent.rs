@@ -46,6 +46,7 @@
 use super::evacuate::Evacuation;
 use super::mark::{mark_all, MarkJob, MarkPacket};
 use super::pacer::Pacer;
+use super::step::Phase;
 use super::sweep::SweepJob;
 use super::verify::{self, Check, Findings};
 use super::{report_problems, Pause, PauseFigures};
@@ -121,6 +122,8 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
             ..Default::default()
         },
     );
+
+    rt.stepper.boundary(Phase::Marking);
 
     // 2. Concurrent marking.
     let tc = Instant::now();
@@ -247,6 +250,8 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         },
     );
 
+    rt.stepper.boundary(Phase::Sweeping);
+
     // 4. Concurrent sweep. Clear the object barrier's flags first: dead objects' memory is
     // not reused before the sweep frees it, and allocators may help sweep only after.
     let ts = Instant::now();
@@ -294,6 +299,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         .hooks
         .cycle_ended(rt, cause, cycle_ns, heap_before, live);
     rt.requests.complete();
+    rt.stepper.boundary(Phase::Idle);
 }
 
 /// Marks every SATB entry queued so far into packets.

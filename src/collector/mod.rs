@@ -16,6 +16,7 @@ pub mod evacuate;
 pub mod mark;
 pub mod pacer;
 pub mod request;
+pub mod step;
 pub mod stw;
 pub mod sweep;
 pub mod validate;

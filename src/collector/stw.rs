@@ -101,4 +101,5 @@ pub fn collect(
             rt.requests.complete();
         },
     );
+    rt.stepper.boundary(super::step::Phase::Idle);
 }

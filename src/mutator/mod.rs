@@ -549,6 +549,8 @@ impl Mutator {
     /// when the cause is explicit; else the one in progress, if any.
     fn wait_for_cycle(&mut self, cause: GcCause, fresh: bool) -> Result<()> {
         self.rt.failure.check()?;
+        // A cycle driven step by step runs on to serve this wait.
+        self.rt.stepper.release();
         let t0 = std::time::Instant::now();
         let target = if fresh {
             self.rt.requests.request(cause)

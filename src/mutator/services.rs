@@ -174,6 +174,22 @@ impl Mutator {
         }
     }
 
+    /// Advances the collector by one phase (starting a cycle when none runs) and returns
+    /// the phase reached: Marking and Sweeping in concurrent mode, Idle once the cycle
+    /// ended (a stop-the-world collection is one step). Any other wait for the collector
+    /// turns stepping off.
+    pub fn collect_step(&mut self) -> Result<crate::collector::step::Phase> {
+        self.rt.failure.check()?;
+        let rt = self.rt.clone();
+        let phase = self.native(|| {
+            rt.stepper.step(|| {
+                rt.requests.request(GcCause::Explicit);
+            })
+        });
+        self.rt.failure.check()?;
+        Ok(phase)
+    }
+
     /// Finalizer triggers (and hooks) due on this thread: none while one runs here already.
     /// The C ABI takes them and runs them outside its borrow of the mutator.
     pub fn due_calls(&mut self) -> DueCalls {

@@ -30,6 +30,7 @@ typedef struct array {
 } array;
 
 static tandem_type_id owner_type, array_type;
+static const char *o_mode;
 static _Thread_local tandem_mutator *self;
 static tandem_finalizer_queue queue;
 static uint64_t finalized_values[16];
@@ -227,6 +228,14 @@ static void collection_control(tandem_mutator *m) {
     CHECK(s.cycles > cycles);
     CHECK_OK(tandem_gc_enable());
     CHECK_RESULT(tandem_collect_ex(m, 7), TANDEM_ERR_INVALID_ARGUMENT);
+    int phase = -1, steps = 0;
+    do {
+        CHECK_OK(tandem_collect_step(m, &phase));
+        steps++;
+        CHECK(new_node(m, 0, NULL) != NULL); /* the program runs between steps */
+    } while (phase != TANDEM_PHASE_IDLE && steps < 10);
+    CHECK(phase == TANDEM_PHASE_IDLE && steps == (strcmp(o_mode, "stw") == 0 ? 1 : 3));
+    CHECK_RESULT(tandem_collect_step(m, NULL), TANDEM_ERR_INVALID_ARGUMENT);
     CHECK_RESULT(tandem_set_heap_max(1), TANDEM_ERR_CONFIG);
     CHECK_OK(tandem_set_heap_max(48u << 20));
 }
@@ -291,6 +300,7 @@ static void *cache_thread(void *arg) {
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "concurrent";
+    o_mode = mode;
     /* A cycle every 1000 polls or allocation slow paths of each thread, unless the
      * environment says otherwise: many cycles see the weak caches mid-update. */
     CHECK(setenv("TANDEM_TORTURE", "1000", 0) == 0);
