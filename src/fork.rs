@@ -47,6 +47,13 @@ pub struct ForkGate {
 }
 
 impl ForkGate {
+    /// Starts an activity that ends when the guard drops (also on a panic, so a failed
+    /// collector never holds a fork off).
+    pub fn activity(&self) -> Activity<'_> {
+        self.enter();
+        Activity(self)
+    }
+
     /// Starts an activity, first waiting while the gate is closed.
     pub fn enter(&self) {
         let mut g = self.state.lock();
@@ -113,6 +120,15 @@ pub fn with_world_stopped<R>(
         rt.safepoint.leave_native(c);
     }
     r.unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// An activity in progress ([`ForkGate::activity`]).
+pub struct Activity<'a>(&'a ForkGate);
+
+impl Drop for Activity<'_> {
+    fn drop(&mut self) {
+        self.0.exit();
+    }
 }
 
 /// Steps 1-3 of *prepare*.

@@ -70,12 +70,11 @@ fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
         let n = rt.requests.completed() + 1;
         let span = tracing::info_span!("gc", n, cause = ?cause);
         let _e = span.enter();
-        rt.fork_gate.enter();
+        let _activity = rt.fork_gate.activity();
         match rt.config.mode {
             Mode::Stw => stw::collect(rt, pool, &mut pacer, cause),
             Mode::Concurrent => concurrent::cycle(rt, pool, &mut pacer, cause),
         }
-        rt.fork_gate.exit();
     }
 }
 

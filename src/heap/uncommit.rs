@@ -208,12 +208,10 @@ impl Uncommitter {
                 let mut wait = tick;
                 while !signal.wait(wait) {
                     let release = || {
-                        gate.enter();
-                        let n = Instant::now()
+                        let _activity = gate.activity();
+                        Instant::now()
                             .checked_sub(delay)
-                            .map_or(0, |due| space.release_idle(Some(due), floor, 1));
-                        gate.exit();
-                        n
+                            .map_or(0, |due| space.release_idle(Some(due), floor, 1))
                     };
                     // A panic here must not take the process down: memory then merely stays
                     // committed.
