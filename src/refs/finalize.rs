@@ -159,7 +159,9 @@ fn dead_children(rt: &Runtime, addr: usize, out: &mut Vec<usize>) {
         info.for_each_slot(obj, |slot| {
             let v =
                 (*(slot as *const crate::sync::raw::AtomicU64)).load(Ordering::Relaxed) as usize;
-            if v != 0 && dead(rt, v) && validate::locate(&rt.space, v).is_ok() {
+            // An invalid reference becomes a node without children (`locate` fails on it
+            // above when its turn comes); marking reports it when it resurrects it.
+            if v != 0 && dead(rt, v) {
                 out.push(v);
             }
         })

@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 
 /// For each of `roots` (dead finalizable objects, no duplicates), whether it is delivered
-/// now. `children(addr, out)` appends the dead objects `addr` refers to.
+/// now. `children(addr, out)` appends the dead objects `addr` refers to; it is called once
+/// per object reached.
 pub fn deliverable(roots: &[usize], mut children: impl FnMut(usize, &mut Vec<usize>)) -> Vec<bool> {
     let g = Components::find(roots, &mut children);
     let n = g.count as usize;
@@ -24,19 +25,16 @@ pub fn deliverable(roots: &[usize], mut children: impl FnMut(usize, &mut Vec<usi
         finalizable[g.component(*r)] = true;
     }
     // Nodes by component, highest first: every edge leads to a lower or equal number.
-    let mut by_component: Vec<usize> = (0..g.addrs.len()).collect();
-    by_component.sort_unstable_by_key(|&i| std::cmp::Reverse(g.scc[i]));
+    let mut by_component: Vec<u32> = (0..g.scc.len() as u32).collect();
+    by_component.sort_unstable_by_key(|&i| std::cmp::Reverse(g.scc[i as usize]));
     let mut reached = vec![false; n];
-    let mut kids = Vec::new();
     for i in by_component {
-        let c = g.scc[i] as usize;
+        let c = g.scc[i as usize] as usize;
         if !(finalizable[c] || reached[c]) {
             continue;
         }
-        kids.clear();
-        children(g.addrs[i], &mut kids);
-        for k in &kids {
-            let d = g.component(*k);
+        for &k in g.kids(i) {
+            let d = g.scc[k as usize] as usize;
             if d != c {
                 reached[d] = true;
             }
@@ -45,11 +43,35 @@ pub fn deliverable(roots: &[usize], mut children: impl FnMut(usize, &mut Vec<usi
     roots.iter().map(|r| !reached[g.component(*r)]).collect()
 }
 
-/// The strongly connected components of the graph reachable from some roots.
+/// A hasher for addresses: they are distinct multiples of 8, so one multiply spreads them
+/// (SipHash's resistance to chosen keys buys nothing here and costs most of the time).
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
+/// The strongly connected components of the graph reachable from some roots, with each
+/// node's edges (as node numbers) kept for the walk over the components.
 struct Components {
-    index: HashMap<usize, u32>,
-    addrs: Vec<usize>,
+    index: AddrMap<u32>,
     scc: Vec<u32>,
+    /// Node i's edges are `edges[starts[i]..starts[i + 1]]`.
+    starts: Vec<u32>,
+    edges: Vec<u32>,
     count: u32,
 }
 
@@ -58,64 +80,81 @@ impl Components {
         self.scc[self.index[&addr] as usize] as usize
     }
 
+    fn kids(&self, i: u32) -> &[u32] {
+        &self.edges[self.starts[i as usize] as usize..self.starts[i as usize + 1] as usize]
+    }
+
     fn find(roots: &[usize], children: &mut impl FnMut(usize, &mut Vec<usize>)) -> Components {
         const NONE: u32 = u32::MAX;
+        // First every node and its edges, numbered in discovery order (iteratively).
+        let mut index: AddrMap<u32> = AddrMap::default();
+        let (mut starts, mut edges) = (vec![0u32], Vec::new());
+        let mut addrs: Vec<usize> = Vec::new();
+        let mut kids = Vec::new();
+        let mut number = |a: usize, addrs: &mut Vec<usize>| {
+            *index.entry(a).or_insert_with(|| {
+                addrs.push(a);
+                addrs.len() as u32 - 1
+            })
+        };
+        for &r in roots {
+            number(r, &mut addrs);
+        }
+        let mut next = 0;
+        while next < addrs.len() {
+            kids.clear();
+            children(addrs[next], &mut kids);
+            for &k in &kids {
+                let ki = number(k, &mut addrs);
+                edges.push(ki);
+            }
+            starts.push(edges.len() as u32);
+            next += 1;
+        }
         let mut g = Components {
-            index: HashMap::new(),
-            addrs: Vec::new(),
-            scc: Vec::new(),
+            index,
+            scc: vec![NONE; addrs.len()],
+            starts,
+            edges,
             count: 0,
         };
-        let mut low: Vec<u32> = Vec::new();
-        let mut on_stack: Vec<bool> = Vec::new();
+        // Then Tarjan's algorithm over the numbered graph, with an explicit call stack.
+        let n = addrs.len();
+        let mut order = vec![NONE; n];
+        let mut low = vec![0u32; n];
+        let mut on_stack = vec![false; n];
         let mut stack: Vec<u32> = Vec::new();
-        // (node, its children, next child to visit)
-        let mut calls: Vec<(u32, Vec<usize>, usize)> = Vec::new();
-        for &root in roots {
-            if g.index.contains_key(&root) {
+        let mut calls: Vec<(u32, u32)> = Vec::new();
+        let mut visited = 0u32;
+        for root in 0..n as u32 {
+            if order[root as usize] != NONE {
                 continue;
             }
-            let mut enter =
-                |addr: usize,
-                 g: &mut Components,
-                 low: &mut Vec<u32>,
-                 on_stack: &mut Vec<bool>,
-                 stack: &mut Vec<u32>,
-                 calls: &mut Vec<(u32, Vec<usize>, usize)>| {
-                    let v = g.addrs.len() as u32;
-                    g.index.insert(addr, v);
-                    g.addrs.push(addr);
-                    g.scc.push(NONE);
-                    low.push(v);
-                    on_stack.push(true);
-                    stack.push(v);
-                    let mut kids = Vec::new();
-                    children(addr, &mut kids);
-                    calls.push((v, kids, 0));
-                };
-            enter(
-                root,
-                &mut g,
-                &mut low,
-                &mut on_stack,
-                &mut stack,
-                &mut calls,
-            );
-            while let Some((v, kids, next)) = calls.last_mut() {
-                let v = *v;
-                if let Some(&w) = kids.get(*next) {
-                    *next += 1;
-                    match g.index.get(&w) {
-                        None => enter(w, &mut g, &mut low, &mut on_stack, &mut stack, &mut calls),
-                        Some(&wi) if on_stack[wi as usize] => {
-                            low[v as usize] = low[v as usize].min(wi);
-                        }
-                        Some(_) => {}
+            let enter = |v: u32, order: &mut Vec<u32>, low: &mut Vec<u32>, visited: &mut u32| {
+                order[v as usize] = *visited;
+                low[v as usize] = *visited;
+                *visited += 1;
+            };
+            enter(root, &mut order, &mut low, &mut visited);
+            on_stack[root as usize] = true;
+            stack.push(root);
+            calls.push((root, g.starts[root as usize]));
+            while let Some(&mut (v, ref mut e)) = calls.last_mut() {
+                if *e < g.starts[v as usize + 1] {
+                    let w = g.edges[*e as usize];
+                    *e += 1;
+                    if order[w as usize] == NONE {
+                        enter(w, &mut order, &mut low, &mut visited);
+                        on_stack[w as usize] = true;
+                        stack.push(w);
+                        calls.push((w, g.starts[w as usize]));
+                    } else if on_stack[w as usize] {
+                        low[v as usize] = low[v as usize].min(order[w as usize]);
                     }
                     continue;
                 }
                 calls.pop();
-                if low[v as usize] == v {
+                if low[v as usize] == order[v as usize] {
                     loop {
                         let w = stack.pop().expect("v is on the stack");
                         on_stack[w as usize] = false;
@@ -126,8 +165,8 @@ impl Components {
                     }
                     g.count += 1;
                 }
-                if let Some((parent, _, _)) = calls.last() {
-                    let p = *parent as usize;
+                if let Some(&(parent, _)) = calls.last() {
+                    let p = parent as usize;
                     low[p] = low[p].min(low[v as usize]);
                 }
             }
