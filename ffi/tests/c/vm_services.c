@@ -234,7 +234,9 @@ static void collection_control(tandem_mutator *m) {
         steps++;
         CHECK(new_node(m, 0, NULL) != NULL); /* the program runs between steps */
     } while (phase != TANDEM_PHASE_IDLE && steps < 10);
-    CHECK(phase == TANDEM_PHASE_IDLE && steps == (strcmp(o_mode, "stw") == 0 ? 1 : 3));
+    /* Three steps from idle; fewer when a cycle (the trigger's, torture's) was already
+     * past a boundary when stepping began. A stw collection is one step. */
+    CHECK(phase == TANDEM_PHASE_IDLE && steps <= (strcmp(o_mode, "stw") == 0 ? 1 : 3));
     CHECK_RESULT(tandem_collect_step(m, NULL), TANDEM_ERR_INVALID_ARGUMENT);
     CHECK_RESULT(tandem_set_heap_max(1), TANDEM_ERR_CONFIG);
     CHECK_OK(tandem_set_heap_max(48u << 20));
