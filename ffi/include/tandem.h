@@ -546,7 +546,8 @@ tandem_result tandem_get_stats(tandem_stats *out);
 
 /*
  * The collector settles weak references, finalizers and destructors at the end of each
- * cycle's marking, in this order:
+ * cycle's marking (weak slots in the pause that ends it; in concurrent mode the rest right
+ * after it, while the program runs), in this order:
  *   1. every weak reference whose target is unreachable is cleared (so no weakref hands
  *      out an object a finalizer or destructor is about to see);
  *   2. unreachable objects registered with a finalizer queue are kept alive, with

@@ -198,13 +198,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         // in the pool's queues.
         pool.run(final_job.clone(), rest);
     }
-    let dying = rt.refs.process(rt, &pause.world, &mut |addrs| {
-        let seeds = satb_seeds_from(rt, &final_job, addrs);
-        let rest = final_job.drain_here(seeds, FINAL_MARK_INLINE_BUDGET);
-        if !rest.is_empty() {
-            pool.run(final_job.clone(), rest);
-        }
-    });
+    let adopted = rt.refs.take_in_pause(rt, &pause.world);
     tracing::debug!(
         satb_entries,
         roots = roots.len(),
@@ -214,13 +208,6 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         "final mark"
     );
     let marked = n + final_job.marked.load(Ordering::Relaxed);
-    if rt.evac.active() {
-        // Every live object was scanned and every root repaired: nothing refers to the
-        // collection set any more.
-        let report = rt.evac.finish(&rt.space, copied_by_mutators);
-        rt.stats.add_evacuation(&report);
-        tracing::debug!(?report, "evacuation done");
-    }
     let roots = pause.roots(rt);
     let cycle_marked = roots_marked + job.marked.load(Ordering::Relaxed) + assisted + marked;
     let final_mark_ns = tf.elapsed().as_nanos() as u64;
@@ -251,6 +238,21 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     );
 
     rt.stepper.boundary(Phase::Sweeping);
+
+    // Finalizers, destructors, memory pressure, while the mutators run: the dead objects
+    // are out of their reach since the pause cleared the weak slots. Resurrection marks
+    // (and evacuates) with every worker, so the collection set dissolves only after it.
+    let dying = rt.refs.settle(rt, adopted, &mut |addrs| {
+        let seeds = satb_seeds_from(rt, &final_job, addrs);
+        pool.run(final_job.clone(), seeds);
+    });
+    if rt.evac.active() {
+        // Every live object was scanned and every root repaired: nothing refers to the
+        // collection set any more.
+        let report = rt.evac.finish(&rt.space, copied_by_mutators);
+        rt.stats.add_evacuation(&report);
+        tracing::debug!(?report, "evacuation done");
+    }
 
     // 4. Concurrent sweep. Clear the object barrier's flags first: dead objects' memory is
     // not reused before the sweep frees it, and allocators may help sweep only after.

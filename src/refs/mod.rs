@@ -5,8 +5,10 @@
 //! # Protocol
 //! Mutators register objects in a buffer of their own (no lock: destructor objects are
 //! registered on the allocation path). The pause that ends marking adopts every buffer
-//! (the world is stopped, and a detaching thread hands its buffer over first), then, with
-//! the marking closure complete:
+//! (the world is stopped, and a detaching thread hands its buffer over first) and, with
+//! the marking closure complete, runs step 1. Steps 2-5 follow: in stop-the-world mode in
+//! the same pause; in concurrent mode after it, on the control thread, while the mutators
+//! run (after step 1 no mutator can reach a dead object), and before the sweep:
 //! 1. **Weak slots.** Every registered weakref, live or not (step 2 may resurrect one), has
 //!    its slot cleared when the target is unmarked, or repaired when the target moved.
 //!    So no weakref hands out an object a finalizer or destructor is about to see.
@@ -98,6 +100,14 @@ impl std::fmt::Debug for References {
     }
 }
 
+/// The registrations a pause adopted, for [`References::settle`].
+#[derive(Debug)]
+#[must_use = "settle them before the sweep"]
+pub struct Adopted {
+    r: Registrations,
+    pressure_new: usize,
+}
+
 /// What the pause leaves for after it: objects whose destructors are due.
 #[derive(Debug, Default)]
 #[must_use = "the destructors must be called before the sweep"]
@@ -146,23 +156,50 @@ impl References {
             && self.calls_pending.swap(false, Ordering::Acquire)
     }
 
-    /// Steps 1-5 of the protocol. Runs in the pause that ends marking, with the closure
-    /// complete; `mark` marks from the given addresses and completes the closure again.
+    /// Steps 1-5 of the protocol in one go, in the pause that ends marking (stop-the-world
+    /// mode); `mark` marks from the given addresses and completes the closure again.
     pub fn process(
         &self,
         rt: &Runtime,
         world: &[crate::sync::Arc<MutatorCore>],
         mark: &mut dyn FnMut(Vec<usize>),
     ) -> Dying {
-        let mut r = self.adopted.lock();
+        let adopted = self.take_in_pause(rt, world);
+        self.settle(rt, adopted, mark)
+    }
+
+    /// The part that needs the world stopped, with the closure complete: adopts every
+    /// mutator's registrations and clears the weak slots of dead targets (step 1). After
+    /// it, no mutator can reach a dead object, so [`References::settle`] may run while
+    /// they run again (concurrent mode), as long as it comes before the sweep.
+    pub fn take_in_pause(&self, rt: &Runtime, world: &[crate::sync::Arc<MutatorCore>]) -> Adopted {
+        let mut r = std::mem::take(&mut *self.adopted.lock());
         for m in world {
             // SAFETY: the world is stopped: the collector owns every mutator's buffers.
             r.append(unsafe { m.registered() });
         }
-        let live = |a: usize| rt.space.marked_or_black(a);
-        // 1.
         let cleared = weak::clear_dead_targets(rt, &r.weak);
         self.weak_cleared.fetch_add(cleared, Ordering::Relaxed);
+        Adopted {
+            r,
+            pressure_new: self.pressure_new.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Steps 2-5 over what the pause adopted (only that: objects registered since were
+    /// allocated after marking and are not marked, yet live). `mark` marks from the given
+    /// addresses and completes the closure again.
+    pub fn settle(
+        &self,
+        rt: &Runtime,
+        adopted: Adopted,
+        mark: &mut dyn FnMut(Vec<usize>),
+    ) -> Dying {
+        let Adopted {
+            mut r,
+            pressure_new,
+        } = adopted;
+        let live = |a: usize| rt.space.marked_or_black(a);
         // 2.
         let delivered = finalize::resurrect(rt, &mut r.finalizable, mark);
         if delivered > 0 {
@@ -189,7 +226,10 @@ impl References {
         r.pressure.retain_mut(|(a, _)| follow(rt, a) && live(*a));
         let owned = r.pressure.iter().map(|p| p.1).sum();
         self.pressure_live.store(owned, Ordering::Relaxed);
-        self.pressure_new.store(0, Ordering::Relaxed);
+        // What was registered since the pause counts toward the next trigger still.
+        self.pressure_new.fetch_sub(pressure_new, Ordering::Relaxed);
+        // Back with whatever detaching threads handed over meanwhile.
+        self.adopted.lock().append(&mut r);
         Dying(dying)
     }
 
