@@ -7,7 +7,7 @@
 mod common;
 
 use common::{node_type, NEXT};
-use tandem::{Heap, Mode, Mutator, ObjRef, TypeId};
+use tandem::{Mode, Mutator, ObjRef, TypeId};
 
 /// Nodes allocated; one in [`KEEP_EVERY`] stays reachable.
 const NODES: usize = 200_000;
@@ -54,11 +54,7 @@ fn sparse_heap(m: &mut Mutator, node: TypeId, arr: TypeId) -> Vec<(usize, u64)> 
 }
 
 fn a_sparse_heap_is_compacted_and_moved_objects_keep_contents_and_hash(mode: Mode) {
-    let h = Heap::with_config(tandem::Config {
-        uncommit_delay: std::time::Duration::ZERO,
-        ..common::config(mode, 256, true)
-    })
-    .unwrap();
+    let h = common::compacting_heap(mode);
     let (node, arr) = (node_type(&h), common::array_type(&h));
     let mut m = h.attach().unwrap();
     let facts = sparse_heap(&mut m, node, arr);

@@ -57,11 +57,7 @@ fn a_weakref_is_cleared_when_its_target_dies_and_kept_while_it_lives(mode: Mode)
 }
 
 fn weakrefs_follow_their_targets_when_they_move(mode: Mode) {
-    let h = Heap::with_config(tandem::Config {
-        uncommit_delay: std::time::Duration::ZERO,
-        ..common::config(mode, 256, true)
-    })
-    .unwrap();
+    let h = common::compacting_heap(mode);
     let (ty, arr) = (node_type(&h), array_type(&h));
     let mut m = h.attach().unwrap();
     const KEPT: usize = 5_000;
@@ -225,11 +221,7 @@ fn a_cycle_of_finalizable_objects_is_delivered_together(mode: Mode) {
 }
 
 fn an_object_with_an_id_keeps_it_and_never_moves(mode: Mode) {
-    let h = Heap::with_config(tandem::Config {
-        uncommit_delay: std::time::Duration::ZERO,
-        ..common::config(mode, 256, true)
-    })
-    .unwrap();
+    let h = common::compacting_heap(mode);
     let (ty, arr) = (node_type(&h), array_type(&h));
     let mut m = h.attach().unwrap();
     const KEPT: usize = 5_000;

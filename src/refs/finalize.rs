@@ -109,7 +109,8 @@ pub fn resurrect(
 ) -> usize {
     let mut dying = Vec::new();
     registered.retain_mut(|(a, q)| {
-        if !follow(rt, a) || ignored(*a) {
+        follow(rt, a);
+        if ignored(*a) {
             return false;
         }
         if dead(rt, *a) {

@@ -208,11 +208,17 @@ impl References {
             self.call_soon(rt);
         }
         // 3. and 4.
-        let survive = |v: &mut Vec<usize>| v.retain_mut(|a| follow(rt, a) && live(*a));
+        let survive = |v: &mut Vec<usize>| {
+            v.retain_mut(|a| {
+                follow(rt, a);
+                live(*a)
+            })
+        };
         survive(&mut r.weak);
         let mut dying = Vec::new();
         r.destructible.retain_mut(|a| {
-            if follow(rt, a) && live(*a) {
+            follow(rt, a);
+            if live(*a) {
                 return true;
             }
             // SAFETY: an object registered live and not yet swept.
@@ -223,7 +229,10 @@ impl References {
             false
         });
         // 5.
-        r.pressure.retain_mut(|(a, _)| follow(rt, a) && live(*a));
+        r.pressure.retain_mut(|(a, _)| {
+            follow(rt, a);
+            live(*a)
+        });
         let owned = r.pressure.iter().map(|p| p.1).sum();
         self.pressure_live.store(owned, Ordering::Relaxed);
         // What was registered since the pause counts toward the next trigger still.
@@ -308,9 +317,8 @@ pub fn check_not_in_destructor(what: &str) -> crate::Result<()> {
     Ok(())
 }
 
-/// Follows `*addr` to its copy when its object moved; false when `*addr` is not an
-/// object any more (never, for registered objects; kept for safety).
-fn follow(rt: &Runtime, addr: &mut usize) -> bool {
+/// Follows `*addr` to its copy when its object moved.
+fn follow(rt: &Runtime, addr: &mut usize) {
     if rt.space.in_cset(*addr) {
         // SAFETY: a registered object of the set, not yet swept: its header is readable.
         let h = unsafe { ObjRef::from_addr(*addr).expect("non-zero").header() };
@@ -318,7 +326,6 @@ fn follow(rt: &Runtime, addr: &mut usize) -> bool {
             *addr = to;
         }
     }
-    *addr != 0
 }
 
 /// Whether `addr` is a dead heap object at the end of marking: in the heap, unmarked, not

@@ -27,6 +27,16 @@ pub fn heap(mode: Mode, max_mb: usize, verify: bool) -> Heap {
     Heap::with_config(config(mode, max_mb, verify)).unwrap()
 }
 
+/// A verified 256 MiB heap that returns empty chunks at once, so that compaction shows
+/// in the committed figures.
+pub fn compacting_heap(mode: Mode) -> Heap {
+    Heap::with_config(Config {
+        uncommit_delay: Duration::ZERO,
+        ..config(mode, 256, true)
+    })
+    .unwrap()
+}
+
 /// Node: header | next (ref) | value (u64).
 pub fn node_type(h: &Heap) -> TypeId {
     h.register_type(TypeInfo {

@@ -80,14 +80,7 @@ static void child(tandem_mutator *m) {
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "concurrent";
-    tandem_options o = {.size = sizeof o};
-    o.mode = mode;
-    o.heap_max = 64u << 20;
-    o.heap_min = 4u << 20;
-    o.verify = 1;
-    CHECK_OK(tandem_init(&o));
-    tandem_type_info ni = node_type_info();
-    CHECK_OK(tandem_register_type(&ni, &node_type));
+    start_node_heap(mode);
     tandem_mutator *m = tandem_attach_thread();
     CHECK(m != NULL);
     CHECK_OK(tandem_add_root(&list));

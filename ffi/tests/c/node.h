@@ -31,6 +31,21 @@ static inline tandem_type_info node_type_info(void) {
     return t;
 }
 
+/* Starts Tandem in `mode` ("stw" or "concurrent") with a small verified heap (64 MiB,
+ * 4 MiB kept) and registers the node type. */
+static inline void start_node_heap(const char *mode) {
+    tandem_options o;
+    memset(&o, 0, sizeof o);
+    o.size = sizeof o;
+    o.mode = mode;
+    o.heap_max = 64u << 20;
+    o.heap_min = 4u << 20;
+    o.verify = 1;
+    CHECK_OK(tandem_init(&o));
+    tandem_type_info ni = node_type_info();
+    CHECK_OK(tandem_register_type(&ni, &node_type));
+}
+
 /* A new node holding value and linking to next (kept rooted across the allocation). */
 static inline void *new_node(tandem_mutator *m, uint64_t value, void *next) {
     CHECK_OK(tandem_push_root(m, next));

@@ -306,15 +306,7 @@ int main(int argc, char **argv) {
     /* A cycle every 1000 polls or allocation slow paths of each thread, unless the
      * environment says otherwise: many cycles see the weak caches mid-update. */
     CHECK(setenv("TANDEM_TORTURE", "1000", 0) == 0);
-    tandem_options o = {.size = sizeof o};
-    o.mode = mode;
-    o.heap_max = 64u << 20;
-    o.heap_min = 4u << 20;
-    o.verify = 1;
-    CHECK_OK(tandem_init(&o));
-
-    tandem_type_info ni = node_type_info();
-    CHECK_OK(tandem_register_type(&ni, &node_type));
+    start_node_heap(mode);
     tandem_type_info oi = {.size = sizeof oi, .fixed_size = sizeof(buffer_owner), .destructor = free_raw, .name = "owner"};
     CHECK_OK(tandem_register_type(&oi, &owner_type));
     size_t item_refs[] = {0};
