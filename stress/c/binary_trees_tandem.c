@@ -11,10 +11,10 @@
  * Options come from TANDEM_* variables (the bench sets only TANDEM_MODE and TANDEM_HEAP_MAX).
  *
  * Rooting: a node held in a C local across an allocation or a poll is reachable from the
- * shadow stack. The check walk roots the tree it walks (another thread's allocation may
- * start a collection at any of the walk's polls) and follows it through C locals, which is
- * valid because Tandem does not move objects today; a moving configuration would root the
- * path.
+ * shadow stack. The check walk keeps the path from the tree's root to the node it visits
+ * on the shadow stack and reloads nodes from there after each poll: another thread's
+ * allocation may start a collection at any of the walk's polls, and collections move
+ * objects.
  */
 #include "bench_tandem.h"
 
@@ -73,21 +73,29 @@ static node *tree(tandem_mutator *m, int depth) {
     return top_down ? top_down_tree(m, depth) : bottom_up_tree(m, depth);
 }
 
-static long item_check(tandem_mutator *m, node *n) {
+/* Counts the nodes of the tree in root slot 0, polling at every node. */
+static long item_check(tandem_mutator *m) {
     BENCH_CHECK(tandem_safepoint(m) == TANDEM_OK);
+    node *n = *tandem_root_slot(m, 0);
     node *left = tandem_read_ref(m, n, &n->left);
     if (left == NULL) {
         return 1;
     }
-    node *right = tandem_read_ref(m, n, &n->right);
-    return 1 + item_check(m, left) + item_check(m, right);
+    BENCH_CHECK(tandem_push_root(m, left) == TANDEM_OK);
+    long check = 1 + item_check(m);
+    tandem_pop_root(m);
+    n = *tandem_root_slot(m, 0); /* it may have moved */
+    BENCH_CHECK(tandem_push_root(m, tandem_read_ref(m, n, &n->right)) == TANDEM_OK);
+    check += item_check(m);
+    tandem_pop_root(m);
+    return check;
 }
 
 /* Checks the tree `t`, rooted for the walk. */
 static long rooted_check(tandem_mutator *m, node *t) {
     BENCH_CHECK(tandem_push_root(m, t) == TANDEM_OK);
-    long check = item_check(m, t);
-    BENCH_CHECK(tandem_pop_root(m) == t);
+    long check = item_check(m);
+    tandem_pop_root(m);
     return check;
 }
 
@@ -148,7 +156,7 @@ int main(int argc, char **argv) {
         check += jobs[t].check;
     }
     BENCH_CHECK(tandem_leave_native(m) == TANDEM_OK);
-    check += item_check(m, *tandem_root_slot(m, 0));
+    check += item_check(m);
     tandem_pop_root(m);
     double wall = bench_now() - t0;
 
