@@ -111,7 +111,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         .begin(pacer.expected_marks(), pacer.assist_goal(rt));
     rt.assists.progress(roots_marked);
     let init_mark_ns = tm.elapsed().as_nanos() as u64;
-    pause.end(
+    let resumed = pause.end(
         rt,
         PauseKind::InitMark,
         PauseFigures {
@@ -128,6 +128,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     // 2. Concurrent marking.
     let tc = Instant::now();
     let span = tracing::debug_span!("concurrent_mark").entered();
+    resumed.let_mutators_run_first();
     pool.run_on(conc, job.clone(), seeds);
     let mut markers = conc;
     if job.aborted.load(Ordering::Relaxed) && markers < pool.workers() {
@@ -221,7 +222,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     report_problems(rt, &job.bad, Findings::default());
     report_problems(rt, &rt.assists.bad, Findings::default());
     report_problems(rt, &final_job.bad, findings);
-    pause.end(
+    let resumed = pause.end(
         rt,
         if degenerate {
             PauseKind::Degenerate
@@ -267,6 +268,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     }
     rt.refs.destruct(rt, dying);
     rt.space.offer_sweep(&sweep.sweep);
+    resumed.let_mutators_run_first();
     pool.run_on(conc, sweep.clone(), std::iter::empty());
     let live = sweep.finish() + rt.space.sweep_large();
     rt.space.sub_in_use(in_use_at_pause.saturating_sub(live));

@@ -26,6 +26,7 @@ pub mod walk;
 use crate::config::Mode;
 use crate::mutator::MutatorCore;
 use crate::runtime::Runtime;
+use crate::safepoint::Participant;
 use crate::stats::{GcCause, PauseKind, PauseRecord};
 use crate::sync::unmodelled::Arc;
 use crate::workers::WorkerPool;
@@ -120,7 +121,7 @@ impl Pause {
     }
 
     /// Records the pause and resumes the world.
-    pub fn end(self, rt: &Runtime, kind: PauseKind, figures: PauseFigures) {
+    pub fn end(self, rt: &Runtime, kind: PauseKind, figures: PauseFigures) -> Resumed {
         self.end_then(rt, kind, figures, || {})
     }
 
@@ -132,7 +133,7 @@ impl Pause {
         kind: PauseKind,
         figures: PauseFigures,
         before_resume: impl FnOnce(),
-    ) {
+    ) -> Resumed {
         let duration = self.t0.elapsed();
         let record = PauseRecord {
             kind,
@@ -161,8 +162,39 @@ impl Pause {
         );
         before_resume();
         rt.safepoint.resume();
+        Resumed { world: self.world }
     }
 }
+
+/// The mutators a pause stopped, after it resumed them.
+pub struct Resumed {
+    world: Vec<crate::sync::Arc<MutatorCore>>,
+}
+
+impl Resumed {
+    /// Waits, sleeping, until every mutator the pause stopped has run again (at most
+    /// [`RESUME_PATIENCE`]): called before the collector hands concurrent work to its
+    /// workers, so that they do not take the cores the resumed mutators need.
+    ///
+    /// Measured on 2 cores with 2 mutators (graph): woken mutators that had to queue behind
+    /// a concurrent worker stood still 2-8 ms after 50 us pauses (one mutator stop in six
+    /// over 1 ms; one in fifty with this wait). It comes after the sweep is offered, so
+    /// that allocation in the meantime reuses swept memory rather than fresh blocks.
+    pub fn let_mutators_run_first(&self) {
+        let t0 = Instant::now();
+        while self
+            .world
+            .iter()
+            .any(|m| m.thread_state().load() == crate::safepoint::STOPPED)
+            && t0.elapsed() < RESUME_PATIENCE
+        {
+            std::thread::sleep(Duration::from_micros(10));
+        }
+    }
+}
+
+/// Longest the collector waits after a pause for the resumed mutators to run.
+const RESUME_PATIENCE: Duration = Duration::from_millis(2);
 
 /// Every root of a stopped `world` as (object address, slot address): shadow stacks,
 /// global slots, the VM's callback, finalizer queues' ready lists.
