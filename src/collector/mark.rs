@@ -10,6 +10,7 @@
 
 use super::evacuate::{forward_edge, CopyLab};
 use super::validate::{self, Found};
+use crate::heap::metadata::prefetch;
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
 use crate::sync::raw::AtomicPtr;
@@ -192,19 +193,6 @@ impl<T: Copy> Prefetcher<T> {
     }
 }
 
-/// Asks the CPU to start loading the cache line at `addr` (any address: a prefetch never
-/// faults).
-#[inline(always)]
-fn prefetch(addr: usize) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint with no architectural effect, valid for any address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = addr;
-}
-
 /// One thread's tracing over a mark stack: what the workers, the final mark's control
 /// thread and mutator assists share.
 #[derive(Clone, Copy)]
@@ -238,6 +226,7 @@ impl Tracer<'_> {
             info.for_each_slot(obj, |slot| {
                 let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
                 if child != 0 {
+                    rt.space.meta.prefetch_marks(child);
                     if let Some((c, from)) =
                         edges.push(child, (child, Found::field(obj.addr(), slot as usize)))
                     {

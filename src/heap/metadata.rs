@@ -132,6 +132,20 @@ impl SideMetadata {
         unsafe { &*(self.marks as *const AtomicU64).add(i) }
     }
 
+    /// Starts loading the mark word and the line mark of the object at `addr` into the
+    /// cache: marking reads both for every reference it follows, and on a large heap each
+    /// is a cache miss of its own (three quarters of single-threaded marking time on a
+    /// 64 MiB random graph was the mark-word load). Any address is harmless.
+    #[inline(always)]
+    pub fn prefetch_marks(&self, addr: usize) {
+        let off = addr.wrapping_sub(self.heap_base);
+        prefetch(
+            self.marks
+                .wrapping_add(off / (MARK_GRANULE * BITS_PER_WORD) * 8),
+        );
+        prefetch(self.lines.wrapping_add(off / LINE_SIZE));
+    }
+
     /// Sets the mark bit of the object at `addr`; true when this call set it.
     #[inline]
     pub fn mark(&self, addr: usize) -> bool {
@@ -310,4 +324,17 @@ impl SideMetadata {
             self.map.discard(a, b - a);
         }
     }
+}
+
+/// Asks the CPU to start loading the cache line at `addr` (any address: a prefetch never
+/// faults).
+#[inline(always)]
+pub fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint with no architectural effect, valid for any address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
 }
