@@ -508,7 +508,36 @@ fn a_large_object_fits_beside_sparse_survivors_in_every_block(mode: Mode) {
     assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
 }
 
+/// A heap on transparent huge pages collects like any other (verification on): list
+/// intact, garbage reclaimed, empty chunks returned. Where THP is off the advice is a no-op.
+fn a_heap_on_huge_pages_collects_and_returns_memory(mode: Mode) {
+    let h = Heap::with_config(Config {
+        huge_pages: true,
+        uncommit_delay: Duration::ZERO,
+        ..config(mode, 64, true)
+    })
+    .unwrap();
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    build_list(&mut m, ty, 20_000);
+    churn(&mut m, ty, 48 << 20);
+    m.collect().unwrap();
+    check_list(&mut m, 20_000);
+    m.set_root(0, None);
+    m.collect().unwrap();
+    m.collect().unwrap();
+    let s = h.stats();
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+    assert!(s.gcs >= 3);
+    assert!(
+        s.heap_committed <= 8 << 20,
+        "committed {} after the list died",
+        s.heap_committed
+    );
+}
+
 in_both_modes!(
+    a_heap_on_huge_pages_collects_and_returns_memory,
     rooted_objects_survive_many_collections_intact,
     garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes,
     out_of_memory_returns_an_error_calls_the_handler_and_recovers,

@@ -80,6 +80,9 @@ impl Space {
         let immix_size = config.heap_max.0.div_ceil(CHUNK_SIZE) * CHUNK_SIZE;
         let total = 2 * immix_size;
         let res = Reservation::new(total, CHUNK_SIZE, false)?;
+        if config.huge_pages {
+            res.advise_huge_pages();
+        }
         let base = res.base();
         let meta = SideMetadata::new(base, total, immix_size)?;
         Ok(Space {

@@ -104,6 +104,25 @@ impl Reservation {
         }
     }
 
+    /// Asks the kernel to back the reservation with transparent huge pages where it can
+    /// (`MADV_HUGEPAGE`; with THP off, or unsupported, it is a no-op and says so in the log).
+    pub fn advise_huge_pages(&self) {
+        // SAFETY: an advice on this reservation's own mapping; it changes no contents.
+        let r = unsafe {
+            libc::madvise(
+                self.base as *mut libc::c_void,
+                self.size,
+                libc::MADV_HUGEPAGE,
+            )
+        };
+        if r != 0 {
+            tracing::warn!(
+                "TANDEM_HUGE_PAGES: madvise(MADV_HUGEPAGE) failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+
     /// Returns the pages of `[addr, addr+len)` to the OS but keeps them accessible (they read
     /// as zero afterwards). Used for side tables.
     pub fn discard(&self, addr: usize, len: usize) {
