@@ -9,7 +9,7 @@
 //! if that too keeps allocations waiting does the pause finish the trace.
 
 use super::evacuate::{forward_edge, CopyLab};
-use super::validate::{self, Found};
+use super::validate::{self, Found, Place};
 use crate::heap::metadata::prefetch;
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
@@ -56,11 +56,20 @@ impl BadRefs {
 /// reported and not followed.
 #[inline]
 pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<&'a TypeInfo> {
+    let place = claim(rt, addr, bad, from)?;
+    finish(rt, addr, place, bad, from)
+}
+
+/// The first half of [`mark`]: sets the mark bit of the object at `addr` from side
+/// metadata alone, without reading the object; returns where it lies when this call set
+/// the bit (the caller must then [`finish`] it). The tracer runs the halves a few edges
+/// apart, so that only objects it claims have their headers fetched.
+#[inline]
+pub fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Place> {
     let space = &rt.space;
-    let epoch = space.epoch();
     if space.in_immix(addr)
         && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
-            == crate::heap::metadata::black_stamp(epoch)
+            == crate::heap::metadata::black_stamp(space.epoch())
     {
         // Allocated during this cycle's marking: live, and nothing it references needs
         // tracing through it (SATB covers every object reachable at the snapshot).
@@ -77,9 +86,21 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Opt
             return None;
         }
     };
-    if !space.meta.mark(addr) {
-        return None;
-    }
+    space.meta.mark(addr).then_some(place)
+}
+
+/// The second half of [`mark`], for an object [`claim`] marked at `place`: checks its
+/// header and stamps its lines with the cycle's epoch; returns its type (None, reported,
+/// when the header is not an object's).
+#[inline]
+pub fn finish<'a>(
+    rt: &'a Runtime,
+    addr: usize,
+    place: Place,
+    bad: &BadRefs,
+    from: Found,
+) -> Option<&'a TypeInfo> {
+    let space = &rt.space;
     let obj = ObjRef::from_addr(addr)?;
     // The header was written at allocation and published to us by the pause or by the
     // release store that made the object reachable.
@@ -91,6 +112,7 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Opt
         }
     };
     if !place.large {
+        let epoch = space.epoch();
         space.meta.add_marked_bytes(space.block_of(addr), size);
         let (first, last) = (space.line_of(addr), space.line_of(addr + size - 1));
         for l in first..=last {
@@ -138,10 +160,12 @@ pub fn mark_all(
 /// A small FIFO that prefetches what enters it and hands it out [`PREFETCH_DEPTH`] entries
 /// later, so that cache misses on a large heap overlap instead of stalling the marker one
 /// by one (edge enqueuing and grey-object prefetch, as in Garner, Blackburn and Frampton's
-/// study of tracing and Boehm's mark stack prefetch). Two sit in each marker: between
-/// loading a reference and marking its target (marking reads the target's header for its
-/// type and size), and between popping an object from the mark stack and scanning it (the
-/// depth-first stack holds many objects whose lines were evicted since they were marked).
+/// study of tracing and Boehm's mark stack prefetch). Three sit in each marker:
+/// * between loading a reference and claiming its target (its mark word and line mark);
+/// * between claiming an object and finishing it (its header: type and size). Most
+///   references lead to objects already marked, whose headers are then never fetched;
+/// * between popping an object from the mark stack and scanning it (the depth-first stack
+///   holds many objects whose lines were evicted since they were marked).
 #[derive(Debug)]
 pub struct Prefetcher<T: Copy> {
     ring: [Option<T>; PREFETCH_DEPTH],
@@ -170,6 +194,12 @@ impl<T: Copy> Prefetcher<T> {
     #[inline]
     pub fn push(&mut self, addr: usize, item: T) -> Option<T> {
         prefetch(addr);
+        self.enqueue(item)
+    }
+
+    /// Adds `item` (whose memory the caller prefetched); when full, returns the oldest entry.
+    #[inline]
+    pub fn enqueue(&mut self, item: T) -> Option<T> {
         let out = if self.len == PREFETCH_DEPTH {
             self.pop()
         } else {
@@ -203,16 +233,23 @@ pub struct Tracer<'a> {
     pub bad: &'a BadRefs,
 }
 
+/// What a tracer has in flight between loading references and pushing grey objects: edges
+/// waiting for their mark words, claimed objects waiting for their headers, and the copy
+/// buffer of objects it evacuated.
+#[derive(Default)]
+struct InFlight {
+    edges: Prefetcher<Edge>,
+    claimed: Prefetcher<Claimed>,
+    lab: Option<CopyLab>,
+}
+
+/// An object whose mark bit this tracer set: its address, where it lies, where it was found.
+type Claimed = (usize, Place, Found);
+
 impl Tracer<'_> {
-    /// Loads `obj`'s references into `edges`, which marks them once their headers had time
-    /// to arrive in the cache; returns how many objects that marked.
-    fn scan(
-        &self,
-        obj: ObjRef,
-        edges: &mut Prefetcher<Edge>,
-        stack: &mut Vec<ObjRef>,
-        lab: &mut Option<CopyLab>,
-    ) -> u64 {
+    /// Loads `obj`'s references into the edge FIFO, which marks them once their side
+    /// metadata had time to arrive in the cache; returns how many objects that marked.
+    fn scan(&self, obj: ObjRef, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
         let rt = self.rt;
         let mut marked = 0;
         // SAFETY: obj is marked and live; its type was checked when it was marked.
@@ -227,10 +264,9 @@ impl Tracer<'_> {
                 let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
                 if child != 0 {
                     rt.space.meta.prefetch_marks(child);
-                    if let Some((c, from)) =
-                        edges.push(child, (child, Found::field(obj.addr(), slot as usize)))
-                    {
-                        marked += self.mark_edge(c, from, stack, lab);
+                    let found = Found::field(obj.addr(), slot as usize);
+                    if let Some(edge) = fly.edges.enqueue((child, found)) {
+                        marked += self.mark_edge(edge, fly, stack);
                     }
                 }
             })
@@ -238,36 +274,43 @@ impl Tracer<'_> {
         marked
     }
 
-    /// Marks one edge's target (its copy, when it moves), pushing it for scanning when
-    /// this call marked it.
+    /// Claims one edge's target (its copy, when it moves); a claimed object enters the
+    /// header FIFO, and the one leaving it is finished and pushed for scanning. Returns
+    /// how many objects that marked.
     #[inline]
-    fn mark_edge(
-        &self,
-        child: usize,
-        from: Found,
-        stack: &mut Vec<ObjRef>,
-        lab: &mut Option<CopyLab>,
-    ) -> u64 {
-        let child = forward_edge(self.rt, child, from, lab);
-        if mark(self.rt, child, self.bad, from).is_some() {
-            stack.push(ObjRef::from_addr(child).expect("non-zero"));
-            1
-        } else {
-            0
+    fn mark_edge(&self, (child, from): Edge, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
+        let child = forward_edge(self.rt, child, from, &mut fly.lab);
+        match claim(self.rt, child, self.bad, from) {
+            Some(place) => match fly.claimed.push(child, (child, place, from)) {
+                Some(c) => self.finish_claimed(c, stack),
+                None => 0,
+            },
+            None => 0,
+        }
+    }
+
+    /// Finishes marking a claimed object and pushes it for scanning; 1 when it was one.
+    #[inline]
+    fn finish_claimed(&self, (addr, place, from): Claimed, stack: &mut Vec<ObjRef>) -> u64 {
+        match finish(self.rt, addr, place, self.bad, from) {
+            Some(_) => {
+                stack.push(ObjRef::from_addr(addr).expect("non-zero"));
+                1
+            }
+            None => 0,
         }
     }
 
     /// The next object to scan: one popped from the stack a few pops ago (prefetched since);
-    /// when the stack runs dry, the edges in flight are marked first (they may refill it).
+    /// when the stack runs dry, what is in flight is marked first (it may refill it).
     /// None when nothing is left locally.
     #[inline]
     fn next_grey(
         &self,
         greys: &mut Prefetcher<ObjRef>,
-        edges: &mut Prefetcher<Edge>,
+        fly: &mut InFlight,
         stack: &mut Vec<ObjRef>,
         marked: &mut u64,
-        lab: &mut Option<CopyLab>,
     ) -> Option<ObjRef> {
         loop {
             if let Some(obj) = stack.pop() {
@@ -279,23 +322,21 @@ impl Tracer<'_> {
             if let Some(obj) = greys.pop() {
                 return Some(obj);
             }
-            *marked += self.flush(edges, stack, lab);
+            *marked += self.flush(fly, stack);
             if stack.is_empty() {
                 return None;
             }
         }
     }
 
-    /// Marks every edge still waiting in `edges`.
-    fn flush(
-        &self,
-        edges: &mut Prefetcher<Edge>,
-        stack: &mut Vec<ObjRef>,
-        lab: &mut Option<CopyLab>,
-    ) -> u64 {
+    /// Marks every edge and finishes every claimed object still in flight.
+    fn flush(&self, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
         let mut marked = 0;
-        while let Some((c, from)) = edges.pop() {
-            marked += self.mark_edge(c, from, stack, lab);
+        while let Some(edge) = fly.edges.pop() {
+            marked += self.mark_edge(edge, fly, stack);
+        }
+        while let Some(c) = fly.claimed.pop() {
+            marked += self.finish_claimed(c, stack);
         }
         marked
     }
@@ -320,22 +361,20 @@ impl Tracer<'_> {
     /// leaving the rest (marked, not yet scanned) on `stack`. Returns (objects newly marked,
     /// objects scanned).
     pub fn drain(&self, stack: &mut Vec<ObjRef>, budget: usize) -> (u64, usize) {
-        let mut edges = Prefetcher::<Edge>::default();
+        let mut fly = InFlight::default();
         let mut greys = Prefetcher::<ObjRef>::default();
         let mut marked = 0;
         let mut scanned = 0;
-        let mut lab = None;
         while scanned < budget {
-            let Some(obj) = self.next_grey(&mut greys, &mut edges, stack, &mut marked, &mut lab)
-            else {
+            let Some(obj) = self.next_grey(&mut greys, &mut fly, stack, &mut marked) else {
                 break;
             };
-            marked += self.scan(obj, &mut edges, stack, &mut lab);
+            marked += self.scan(obj, &mut fly, stack);
             scanned += 1;
         }
-        marked += self.flush(&mut edges, stack, &mut lab);
+        marked += self.flush(&mut fly, stack);
         stack.extend(std::iter::from_fn(|| greys.pop()));
-        if let Some(lab) = lab {
+        if let Some(lab) = fly.lab {
             self.rt.evac.give_lab(lab);
         }
         (marked, scanned)
