@@ -65,7 +65,7 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Opt
 /// the bit (the caller must then [`finish`] it). The tracer runs the halves a few edges
 /// apart, so that only objects it claims have their headers fetched.
 #[inline]
-pub fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Place> {
+fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Place> {
     let space = &rt.space;
     if space.in_immix(addr)
         && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
@@ -93,7 +93,7 @@ pub fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Pl
 /// header and stamps its lines with the cycle's epoch; returns its type (None, reported,
 /// when the header is not an object's).
 #[inline]
-pub fn finish<'a>(
+fn finish<'a>(
     rt: &'a Runtime,
     addr: usize,
     place: Place,
