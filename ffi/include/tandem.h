@@ -128,7 +128,11 @@ typedef void (*tandem_trace_fn)(void *obj, tandem_visit_fn visit, void *ctx);
  *  of the type, on a GC thread, after the cycle that found it dead and before its memory
  *  is reused. It may read the object's own non-reference fields and free raw memory it
  *  owns; it must not allocate, call Tandem, or touch other GC objects (they may be dead
- *  too). Objects of such types always take the out-of-line allocation path. */
+ *  too). Objects of such types always take the out-of-line allocation path. A Tandem call
+ *  from a destructor fails with TANDEM_ERR_STATE ("called from a destructor"); with
+ *  TANDEM_VERIFY every allocation goes out of line, so an inline tandem_alloc is caught
+ *  too (without it, an inline allocation from a destructor is undetected and corrupts
+ *  the heap). */
 typedef void (*tandem_destructor_fn)(void *obj);
 
 /** A type description. Objects start with Tandem's 8-byte header, so offsets are >= 8.
@@ -157,7 +161,8 @@ tandem_result tandem_register_type(const tandem_type_info *info, tandem_type_id 
 #define TANDEM_MAX_TYPES 65536
 
 /** One entry of the layout table the inline allocator reads (all zero if unregistered;
- *  fixed_size is 0 for types with a destructor, which the inline path must not allocate). */
+ *  fixed_size is 0 for types the inline path must not allocate: types with a destructor,
+ *  and every type under TANDEM_VERIFY). */
 typedef struct tandem_type_layout {
     uint32_t fixed_size;
     uint32_t item_size;

@@ -157,6 +157,10 @@ pub fn with_mutator<R>(
 
 #[cold]
 fn explain_bad_mutator(p: *mut MutatorCore) -> crate::error::FfiError {
+    // A destructor runs on a GC thread, which has no mutator: any mutator it passes is wrong.
+    if let Err(e) = tandem_core::refs::check_not_in_destructor("a Tandem call with a mutator") {
+        return e.into();
+    }
     let known = LIVE_MUTATORS
         .lock()
         .as_ref()

@@ -178,20 +178,23 @@ pub unsafe extern "C" fn tandem_register_type(info: *const types::CTypeInfo, out
         }
         // SAFETY: the caller's contract for `info`.
         let ti = unsafe { types::convert(info) }?;
-        let id = global::with_heap(|h| {
-            h.register_type(ti.clone()).map_err(|e| {
-                // SAFETY: non-null (converted above); `name` is NULL or NUL-terminated.
-                let name = unsafe { (*info).name };
-                let mut fe = error::FfiError::from(e);
-                if !name.is_null() {
-                    // SAFETY: as above.
-                    let n = unsafe { CStr::from_ptr(name) }.to_string_lossy();
-                    fe.1 = format!("type \"{n}\": {}", fe.1);
-                }
-                fe
-            })
+        let (id, verify) = global::with_heap(|h| {
+            let verify = h.config().verify;
+            h.register_type(ti.clone())
+                .map(|id| (id, verify))
+                .map_err(|e| {
+                    // SAFETY: non-null (converted above); `name` is NULL or NUL-terminated.
+                    let name = unsafe { (*info).name };
+                    let mut fe = error::FfiError::from(e);
+                    if !name.is_null() {
+                        // SAFETY: as above.
+                        let n = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+                        fe.1 = format!("type \"{n}\": {}", fe.1);
+                    }
+                    fe
+                })
         })?;
-        types::publish_layout(id.0, &ti);
+        types::publish_layout(id.0, &ti, verify);
         // SAFETY: non-null, writable by the caller's contract.
         unsafe { out.write(id.0) };
         Ok(())

@@ -43,15 +43,17 @@ pub fn reset_layouts() {
 }
 
 /// Publishes the layout of type `id`. A type with a destructor keeps a zero fixed size
-/// here, so the inline allocator sends its objects to the slow path, which registers them.
-pub fn publish_layout(id: u32, info: &TypeInfo) {
+/// here, so the inline allocator sends its objects to the slow path, which registers them;
+/// so does every type when `all_out_of_line` (verify mode: a destructor's inline allocation
+/// then reaches the slow path, which reports it).
+pub fn publish_layout(id: u32, info: &TypeInfo, all_out_of_line: bool) {
     let l = &tandem_type_layouts[id as usize];
     l.item_size.store(info.item_size as u32, Ordering::Relaxed);
     l.length_offset
         .store(info.length_offset as u32, Ordering::Relaxed);
     l.flags.store(info.flags, Ordering::Relaxed);
     // Release: a thread that sees a non-zero fixed size sees the rest of the entry.
-    let fixed = if info.destructor.is_some() {
+    let fixed = if info.destructor.is_some() || all_out_of_line {
         0
     } else {
         info.fixed_size as u32

@@ -55,6 +55,21 @@ static void free_raw(void *obj) {
     __atomic_fetch_add(&destructed, 1, __ATOMIC_RELAXED);
 }
 
+/* A destructor that breaks the rules: it allocates inline with the main thread's mutator.
+ * Under TANDEM_VERIFY (start_node_heap turns it on) the layout table sends every allocation
+ * out of line, so the call fails with a message instead of corrupting the heap. */
+static tandem_mutator *main_mutator;
+static int greedy_runs, greedy_caught;
+
+static void greedy(void *obj) {
+    (void)obj;
+    __atomic_fetch_add(&greedy_runs, 1, __ATOMIC_RELAXED);
+    if (tandem_alloc(main_mutator, node_type, 0) == NULL && tandem_last_error_code() == TANDEM_ERR_STATE &&
+        strstr(tandem_last_error(), "destructor") != NULL) {
+        __atomic_fetch_add(&greedy_caught, 1, __ATOMIC_RELAXED);
+    }
+}
+
 static void collect_full(tandem_mutator *m) {
     CHECK_OK(tandem_collect_ex(m, TANDEM_COLLECT_FULL));
 }
@@ -115,6 +130,18 @@ static void destructors(tandem_mutator *m) {
     collect_full(m);
     CHECK(__atomic_load_n(&destructed, __ATOMIC_RELAXED) == 99);
     free(raw);
+}
+
+static void destructor_allocating(tandem_mutator *m, tandem_type_id greedy_type) {
+    CHECK(tandem_type_layouts[node_type].fixed_size == 0); /* verify: nothing inline */
+    main_mutator = m;
+    for (int i = 0; i < 10; i++) {
+        CHECK(tandem_alloc(m, greedy_type, 0) != NULL);
+    }
+    collect_full(m);
+    collect_full(m);
+    CHECK(__atomic_load_n(&greedy_runs, __ATOMIC_RELAXED) == 10);
+    CHECK(__atomic_load_n(&greedy_caught, __ATOMIC_RELAXED) == 10);
 }
 
 static void identity_and_sizes(tandem_mutator *m) {
@@ -309,6 +336,9 @@ int main(int argc, char **argv) {
     start_node_heap(mode);
     tandem_type_info oi = {.size = sizeof oi, .fixed_size = sizeof(buffer_owner), .destructor = free_raw, .name = "owner"};
     CHECK_OK(tandem_register_type(&oi, &owner_type));
+    tandem_type_info gi = {.size = sizeof gi, .fixed_size = 16, .destructor = greedy, .name = "greedy"};
+    tandem_type_id greedy_type;
+    CHECK_OK(tandem_register_type(&gi, &greedy_type));
     size_t item_refs[] = {0};
     tandem_type_info ai = {.size = sizeof ai, .fixed_size = 16, .item_size = 8, .length_offset = 8, .item_ref_offsets = item_refs, .n_item_ref_offsets = 1, .name = "array"};
     CHECK_OK(tandem_register_type(&ai, &array_type));
@@ -319,6 +349,7 @@ int main(int argc, char **argv) {
     self = m;
     weakrefs_and_finalizers(m);
     destructors(m);
+    destructor_allocating(m, greedy_type);
     identity_and_sizes(m);
     introspection(m);
     collection_control(m);
