@@ -26,6 +26,8 @@ pub trait HeaderWord {
     fn fetch_or(&self, v: u64, o: Ordering) -> u64;
     /// Atomic and.
     fn fetch_and(&self, v: u64, o: Ordering) -> u64;
+    /// Atomic store.
+    fn store(&self, v: u64, o: Ordering);
 }
 
 macro_rules! header_word {
@@ -48,6 +50,9 @@ macro_rules! header_word {
             }
             fn fetch_and(&self, v: u64, o: Ordering) -> u64 {
                 <$t>::fetch_and(self, v, o)
+            }
+            fn store(&self, v: u64, o: Ordering) {
+                <$t>::store(self, v, o)
             }
         }
     };

@@ -9,7 +9,7 @@ use crate::object::{forward, pin, ObjRef, FLAG_HASHED_MOVED, FLAG_NO_DESTRUCTOR}
 use crate::refs::weak::{self, WEAK_SLOT};
 use crate::refs::DueCalls;
 use crate::stats::GcCause;
-use crate::sync::raw::AtomicPtr;
+use crate::sync::raw::{AtomicPtr, AtomicU64};
 use crate::sync::Ordering;
 
 /// How far [`Mutator::collect_ex`] goes.
@@ -49,20 +49,21 @@ impl Mutator {
         if !unsafe { weak::is_weakref(&self.rt, wr) } {
             return Err(Error::State(format!("{wr:?} is not a weakref")));
         }
-        // SAFETY: a weakref's slot is a reference word.
-        let Some(mut t) = (unsafe { wr.load_ref(WEAK_SLOT) }) else {
-            return Ok(None);
-        };
-        if self.core.barrier_on(crate::barriers::LOAD) {
-            // SAFETY: the slot of a live weakref: an aligned pointer word.
-            let slot = unsafe { &*wr.field::<AtomicPtr<u8>>(WEAK_SLOT) };
-            t = self.resolve_loaded(slot, t);
-        }
-        if self.core.marking() {
-            // SAFETY: RUNNING on the owning thread.
-            satb_log(&self.rt, &mut unsafe { self.core.barrier() }.satb, t.addr());
-        }
-        Ok(Some(t))
+        // SAFETY: the slot of a live weakref: an aligned pointer word.
+        let slot = unsafe { &*wr.field::<AtomicPtr<u8>>(WEAK_SLOT) };
+        // SAFETY: the same word, as the barrier protocol's word type.
+        let word = unsafe { &*(slot as *const AtomicPtr<u8>).cast::<AtomicU64>() };
+        let t = weak::load(
+            word,
+            self.core.barriers.load(Ordering::Relaxed),
+            |t| {
+                self.resolve_loaded(slot, ObjRef::from_addr(t).expect("non-zero"))
+                    .addr()
+            },
+            // SAFETY: RUNNING on the owning thread: its SATB buffer is ours.
+            |t| satb_log(&self.rt, &mut unsafe { self.core.barrier() }.satb, t),
+        );
+        Ok(t.and_then(ObjRef::from_addr))
     }
 
     /// Registers `obj` with finalizer queue `queue`: once it dies, it (and what it

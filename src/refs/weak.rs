@@ -5,6 +5,8 @@
 //! load hands out an object the snapshot may not reach, and the cycle must not free it.
 
 use super::dead;
+use crate::barriers::log::HeaderWord;
+use crate::barriers::{LOAD, WRITE};
 use crate::object::{forward, ObjRef, TypeId, TypeInfo};
 use crate::runtime::Runtime;
 use crate::sync::raw::AtomicU64;
@@ -34,6 +36,54 @@ pub unsafe fn is_weakref(rt: &Runtime, obj: ObjRef) -> bool {
     rt.refs.weak_type.get().copied().flatten() == Some(unsafe { obj.type_id() })
 }
 
+/// The weak load barrier: the target in a live weakref's `slot` (None once cleared), for a
+/// mutator whose barrier bits are `barriers`. While the load barrier is on, the target is
+/// `resolve`d to its copy. While marking runs, it is `shade`d (SATB-logged): an object only
+/// weak slots reach is not in the snapshot, yet the caller may now store it anywhere, so
+/// this cycle must not free it. The bits cannot change during the call (they flip only
+/// while the mutator is stopped), and slots are cleared only in the final-mark pause, so a
+/// target loaded here is either shaded before that pause or was in the snapshot already.
+pub fn load(
+    slot: &impl HeaderWord,
+    barriers: u8,
+    resolve: impl FnOnce(usize) -> usize,
+    shade: impl FnOnce(usize),
+) -> Option<usize> {
+    let mut t = slot.load(Ordering::Acquire) as usize;
+    if t == 0 {
+        return None;
+    }
+    if barriers & LOAD != 0 {
+        t = resolve(t);
+    }
+    if barriers & WRITE != 0 {
+        shade(t);
+    }
+    Some(t)
+}
+
+/// Settles one weak slot at the end of marking (world stopped): repairs it when its target
+/// `moved` (to the copy it returns), clears it when the target is `dead`. True if cleared.
+pub fn settle(
+    slot: &impl HeaderWord,
+    moved: impl FnOnce(usize) -> Option<usize>,
+    dead: impl FnOnce(usize) -> bool,
+) -> bool {
+    let t = slot.load(Ordering::Relaxed) as usize;
+    if t == 0 {
+        return false;
+    }
+    if let Some(to) = moved(t) {
+        slot.store(to as u64, Ordering::Relaxed);
+        return false;
+    }
+    if dead(t) {
+        slot.store(0, Ordering::Relaxed);
+        return true;
+    }
+    false
+}
+
 /// Step 1 of reference processing over the weakref objects `weak` (live or not): clears
 /// each slot whose target is dead and repairs each whose target moved. Returns how many
 /// it cleared.
@@ -44,22 +94,15 @@ pub fn clear_dead_targets(rt: &Runtime, weak: &[usize]) -> u64 {
         super::follow(rt, &mut w);
         // SAFETY: a registered weakref, not yet swept: its slot is an aligned word.
         let slot = unsafe { &*((w + WEAK_SLOT) as *const AtomicU64) };
-        let t = slot.load(Ordering::Relaxed) as usize;
-        if t == 0 {
-            continue;
-        }
-        if rt.space.in_cset(t) {
+        let moved = |t: usize| {
+            if !rt.space.in_cset(t) {
+                return None;
+            }
             // SAFETY: the target, not yet swept: its header is readable.
             let h = unsafe { ObjRef::from_addr(t).expect("non-zero").header() };
-            if let Some(to) = forward::forwardee(h.load(Ordering::Acquire)) {
-                slot.store(to as u64, Ordering::Relaxed);
-                continue;
-            }
-        }
-        if dead(rt, t) {
-            slot.store(0, Ordering::Relaxed);
-            cleared += 1;
-        }
+            forward::forwardee(h.load(Ordering::Acquire))
+        };
+        cleared += u64::from(settle(slot, moved, |t| dead(rt, t)));
     }
     cleared
 }

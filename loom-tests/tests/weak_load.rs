@@ -1,0 +1,147 @@
+//! Loom model of the weak load rule (`tandem::refs::weak::{load, settle}`) over the real
+//! safepoint and SATB code: a mutator reads a weak slot whose target only the slot
+//! reaches and stores what it gets into a live object, while the collector runs a cycle
+//! (init-mark pause, concurrent draining, final-mark pause that clears dead targets). The
+//! object must never be both handed out and treated as dead: whatever the interleaving,
+//! if the live object ends up holding the target, the cycle marked it and the weak slot
+//! still holds it. The mutator's SATB buffer is a loom cell owned by the mutator while it
+//! runs and by the collector while it is stopped, so a hand-over the safepoint protocol
+//! failed to order would be reported.
+#![cfg(loom)]
+
+use loom::sync::atomic::AtomicU64;
+use loom::sync::{Arc, Mutex};
+use tandem::barriers::satb::{SatbBuffer, SatbQueue};
+use tandem::barriers::WRITE;
+use tandem::refs::weak;
+use tandem::safepoint::{Participant, Safepoint, ThreadState};
+use tandem::sync::{AtomicU8, Ordering, UnsafeCell};
+
+/// The weakly held object's address.
+const TARGET: usize = 0x1000;
+
+/// A mutator as the weak load barrier sees it.
+struct M {
+    ts: ThreadState,
+    barriers: AtomicU8,
+    satb: UnsafeCell<SatbBuffer>,
+}
+
+// SAFETY: `satb` is used by the mutator while it runs and by the collector only while the
+// world is stopped; loom checks that the safepoint protocol orders the two.
+unsafe impl Sync for M {}
+
+impl Participant for M {
+    fn thread_state(&self) -> &ThreadState {
+        &self.ts
+    }
+}
+
+struct World {
+    sp: Safepoint<M>,
+    queue: SatbQueue,
+    /// The weakref's slot.
+    weak_slot: AtomicU64,
+    /// A reference field of a live object (in the snapshot), 0 at first.
+    field: AtomicU64,
+    /// What the cycle marked.
+    marked: Mutex<Vec<usize>>,
+}
+
+impl World {
+    fn mark(&self, entries: impl IntoIterator<Item = usize>) {
+        self.marked.lock().unwrap().extend(entries);
+    }
+}
+
+/// The mutator: poll, then a weak load stored into the live object; twice.
+fn mutator(w: &World, m: &M) {
+    for _ in 0..2 {
+        w.sp.poll(m);
+        let shade = |t: usize| {
+            // SAFETY: running: the buffer is this thread's.
+            let full = m.satb.with_mut(|b| unsafe { (*b).push(t) });
+            if let Some(full) = full {
+                w.queue.publish(full);
+            }
+        };
+        if let Some(t) = weak::load(
+            &w.weak_slot,
+            m.barriers.load(Ordering::Relaxed),
+            |t| t,
+            shade,
+        ) {
+            // The old value is 0 and the holder is in the snapshot: no SATB entry is due.
+            w.field.store(t as u64, Ordering::Relaxed);
+        }
+    }
+    // Detaching hands the partial buffer over first, as `Mutator::detach` does.
+    // SAFETY: still running: the buffer is ours.
+    let rest = m.satb.with_mut(|b| unsafe { (*b).take() });
+    w.queue.publish(rest);
+    w.sp.detach(m);
+}
+
+/// One cycle: init mark (snapshot of the live object's field), concurrent draining, final
+/// mark (flush every buffer, drain, settle the weak slot).
+fn collector(w: &World) {
+    let stopped = w.sp.stop_the_world();
+    w.mark(Some(w.field.load(Ordering::Relaxed) as usize).filter(|&t| t != 0));
+    for m in &stopped {
+        m.barriers.store(WRITE, Ordering::Relaxed);
+    }
+    w.sp.resume();
+    while let Some(buf) = w.queue.take() {
+        w.mark(buf);
+    }
+    let stopped = w.sp.stop_the_world();
+    for m in &stopped {
+        // SAFETY: the world is stopped: the collector owns every mutator's buffer.
+        let rest = m.satb.with_mut(|b| unsafe { (*b).take() });
+        w.mark(rest);
+        m.barriers.store(0, Ordering::Relaxed);
+    }
+    for buf in w.queue.take_all() {
+        w.mark(buf);
+    }
+    let marked = w.marked.lock().unwrap().clone();
+    weak::settle(&w.weak_slot, |_| None, |t| !marked.contains(&t));
+    w.sp.resume();
+}
+
+#[test]
+fn a_weak_load_during_marking_keeps_its_target_alive() {
+    loom_tests::model(|| {
+        let w = Arc::new(World {
+            sp: Safepoint::default(),
+            queue: SatbQueue::default(),
+            weak_slot: AtomicU64::new(TARGET as u64),
+            field: AtomicU64::new(0),
+            marked: Mutex::new(Vec::new()),
+        });
+        let m = Arc::new(M {
+            ts: ThreadState::default(),
+            barriers: AtomicU8::new(0),
+            satb: UnsafeCell::new(SatbBuffer::default()),
+        });
+        w.sp.attach(m.clone());
+        let (w1, m1) = (w.clone(), m.clone());
+        let t = loom::thread::spawn(move || mutator(&w1, &m1));
+        collector(&w);
+        t.join().unwrap();
+        let held = w.field.load(Ordering::Relaxed) as usize;
+        let live = w.marked.lock().unwrap().contains(&TARGET);
+        let slot = w.weak_slot.load(Ordering::Relaxed) as usize;
+        if held == TARGET {
+            assert!(
+                live,
+                "the live object holds the target, which the cycle left unmarked"
+            );
+        }
+        assert_eq!(
+            slot == TARGET,
+            live,
+            "the weak slot is cleared exactly when the target died"
+        );
+    });
+}
