@@ -84,7 +84,7 @@ const METHOD: &[&str] = &[
     "Time-to-safepoint: Tandem PauseRecord.ttsp_ns (stop request until every mutator stopped) and Stats.ttsp_max_ns; libgc GC_EVENT_PRE_STOP_WORLD to GC_EVENT_POST_STOP_WORLD (suspend signals sent until every thread acknowledged).",
     "Max RSS: ru_maxrss of the child from wait4; page faults: its ru_minflt (minor: first touches of fresh or returned memory) and ru_majflt (major: needing I/O), also from wait4. Live set: computed by the workload from its object sizes (header words included, allocator rounding not), the same for both collectors; Tandem's heap_live_max_bytes is the most it found live after a collection.",
     "Medians are over the successful runs; pause percentiles pool the pauses of all runs (max is the longest of any run). Ratios are Tandem over libgc: below 1, Tandem is better.",
-    "Marking throughput: a fixed live graph, three explicit collections after the build; MiB/s = live bytes / mark time (Tandem PauseRecord.mark_ns in TANDEM_MODE=stw; libgc GC_EVENT_MARK_START to GC_EVENT_MARK_END), with TANDEM_THREADS = GC_MARKERS = the GC thread count.",
+    "Marking throughput: a fixed live heap (a random graph; a binary tree), three explicit collections after the build; MiB/s = live bytes / mark time (Tandem PauseRecord.mark_ns in TANDEM_MODE=stw; libgc GC_EVENT_MARK_START to GC_EVENT_MARK_END), with TANDEM_THREADS = GC_MARKERS = the GC thread count.",
     "C clients (stress/c/): binary-trees and GCBench in C against tandem.h alone and against gc.h alone, each run its own process; Tandem in concurrent and stw mode with TANDEM_HEAP_MAX where the case gives one, libgc with its defaults (GC_THREADS, thread-local allocation, GC_MALLOC_ATOMIC for the array); wall time as the program measured it (start-up included), RSS and faults from wait4. harness/C: the bench's own libgc median for the same binary-trees case over the plain-C libgc median.",
     "libgc runs with parallel markers (GC_allow_register_threads starts them; GC_MARKERS sets the count) and its default heap growth; Tandem with its defaults and the TANDEM_* environment.",
 ];
@@ -251,7 +251,12 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         progress: &mut progress,
     };
     let mark_scaling = sweep.points(&mark_cases, |name, case, r| {
-        summary::mark_point(name, case.gc_threads.unwrap_or(gc_threads), r)
+        let shape = match &case.spec {
+            spec::Spec::Mark(p) => p.shape,
+            _ => Default::default(),
+        };
+        let threads = case.gc_threads.unwrap_or(gc_threads);
+        summary::mark_point(name, shape.label(), threads, r)
     });
     let ttsp_scaling = sweep.points(&ttsp_cases, |name, case, r| {
         summary::ttsp_point(name, case.spec.threads(), r)

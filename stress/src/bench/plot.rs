@@ -185,16 +185,24 @@ pub fn scaling(path: &Path, mark: &[MarkPoint], ttsp: &[TtspPoint]) -> Result<()
         .y_desc("live MiB / s of marking")
         .draw()
         .map_err(err)?;
-    for (name, color) in [("tandem", TANDEM), ("boehm", BOEHM)] {
+    let mut shapes: Vec<&str> = mark.iter().map(|p| p.shape.as_str()).collect();
+    shapes.dedup();
+    // The first shape (the graph) in full colour, the others paler.
+    let series = shapes.iter().enumerate().flat_map(|(i, &s)| {
+        let alpha = if i == 0 { 1.0 } else { 0.45 };
+        [("tandem", TANDEM), ("boehm", BOEHM)].map(|(n, c)| (s, n, c.mix(alpha)))
+    });
+    for (shape, name, color) in series {
         let pts: Vec<(f64, f64)> = mark
             .iter()
-            .filter(|p| p.collector == name && p.mb_per_s > 0.0)
+            .filter(|p| p.collector == name && p.shape == shape && p.mb_per_s > 0.0)
             .map(|p| (p.gc_threads as f64, p.mb_per_s))
             .collect();
+        let who = if name == "tandem" { "Tandem" } else { "libgc" };
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(err)?
-            .label(if name == "tandem" { "Tandem" } else { "libgc" })
+            .label(format!("{who}, {shape}"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
         chart
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))

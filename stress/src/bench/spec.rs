@@ -1,7 +1,8 @@
 //! What the benchmark runs: each case is a workload with its sizes and thread counts, for
 //! three suites (`--smoke` for the test, `--quick`, and the full default).
 
-use crate::workloads::{binary_trees, gcbench, graph, large, mark, pypy, ttsp};
+use crate::workloads::mark::{self, Shape};
+use crate::workloads::{binary_trees, gcbench, graph, large, pypy, ttsp};
 use serde::{Deserialize, Serialize};
 
 /// The seed of the bench's graph and large runs (the stress runs' default too).
@@ -90,8 +91,10 @@ impl Spec {
                 p.allocs
             ),
             Spec::Mark(p) => format!(
-                "live graph {} MiB, {} measured collections",
-                p.live_mb, p.collections
+                "live {} of {} MiB, {} measured collections",
+                p.shape.label(),
+                p.live_mb,
+                p.collections
             ),
             Spec::Ttsp(p) => format!("{} trees of depth {} in all", p.trees, p.depth),
         }
@@ -248,26 +251,34 @@ pub fn workloads(suite: Suite, cores: usize) -> Vec<Case> {
     cases
 }
 
-/// Marking-throughput cases: one per GC thread count, stop-the-world (so that Tandem's
-/// marking is one timed phase of one pause).
+/// Marking-throughput cases: one per shape and GC thread count, stop-the-world (so that
+/// Tandem's marking is one timed phase of one pause).
 pub fn mark_cases(suite: Suite) -> Vec<Case> {
-    let (live_mb, workers): (usize, &[usize]) = match suite {
-        Suite::Smoke => (4, &[1, 2]),
-        Suite::Quick => (64, &[1, 2, 4, 8]),
-        Suite::Full => (256, &[1, 2, 4, 8, 16]),
+    let (live_mb, depth, workers): (usize, u32, &[usize]) = match suite {
+        Suite::Smoke => (4, 14, &[1, 2]),
+        Suite::Quick => (64, 21, &[1, 2, 4, 8]),
+        Suite::Full => (256, 21, &[1, 2, 4, 8, 16]),
     };
-    workers
+    // A tree of depth d holds 2^(d+1) - 1 nodes of 24 bytes.
+    let tree_mb = ((3usize << (depth + 4)) >> 20).max(1);
+    let case = |name: String, live_mb, shape, w| Case {
+        name,
+        spec: Spec::Mark(mark::Params {
+            live_mb,
+            collections: 3,
+            shape,
+        }),
+        gc_threads: Some(w),
+        env: vec![("TANDEM_MODE".into(), "stw".into())],
+    };
+    let graphs = workers
         .iter()
-        .map(|&w| Case {
-            name: format!("mark/{live_mb}M/w{w}"),
-            spec: Spec::Mark(mark::Params {
-                live_mb,
-                collections: 3,
-            }),
-            gc_threads: Some(w),
-            env: vec![("TANDEM_MODE".into(), "stw".into())],
-        })
-        .collect()
+        .map(|&w| case(format!("mark/{live_mb}M/w{w}"), live_mb, Shape::Graph, w));
+    let trees = workers.iter().map(|&w| {
+        let name = format!("mark/tree{depth}/w{w}");
+        case(name, tree_mb, Shape::Tree(depth), w)
+    });
+    graphs.chain(trees).collect()
 }
 
 /// Time-to-safepoint cases: one per mutator count, from one to oversubscribed.

@@ -302,6 +302,8 @@ pub struct WorkloadReport {
 pub struct MarkPoint {
     /// `tandem` or `boehm`.
     pub collector: String,
+    /// The live heap's shape (`mark::Shape::label`).
+    pub shape: String,
     /// GC threads asked for (TANDEM_THREADS, GC_MARKERS).
     pub gc_threads: usize,
     /// GC threads the collector reported.
@@ -341,7 +343,12 @@ pub struct TtspPoint {
 }
 
 /// Marking throughput of one collector from its runs of one mark case.
-pub fn mark_point(collector: &str, gc_threads: usize, runs: &[RunRecord]) -> MarkPoint {
+pub fn mark_point(
+    collector: &str,
+    shape: String,
+    gc_threads: usize,
+    runs: &[RunRecord],
+) -> MarkPoint {
     let ok: Vec<&RunRecord> = runs.iter().filter(|r| r.error.is_none()).collect();
     // The collections after the build.
     let measured = || {
@@ -354,6 +361,7 @@ pub fn mark_point(collector: &str, gc_threads: usize, runs: &[RunRecord]) -> Mar
     let mark_ms = median(&marks);
     MarkPoint {
         collector: collector.into(),
+        shape,
         gc_threads,
         gc_threads_reported: ok.first().map_or(0, |r| r.stats.gc_threads),
         live_bytes: live,

@@ -192,15 +192,23 @@ pub fn tables(r: &Report) -> String {
     if let Some(c) = &r.c_clients {
         out.push_str(&c_client_rows(c, r.settings.runs));
     }
-    if !r.mark_scaling.is_empty() {
+    let mut shapes: Vec<&str> = r.mark_scaling.iter().map(|p| p.shape.as_str()).collect();
+    shapes.dedup();
+    for shape in shapes {
+        let points: Vec<MarkPoint> = r
+            .mark_scaling
+            .iter()
+            .filter(|p| p.shape == shape)
+            .cloned()
+            .collect();
         let _ = writeln!(
             out,
-            "\nMarking throughput on a fixed live graph ({} MiB), explicit collections, Tandem \
-             in stw mode: live MiB per second of mark time (mark ms)",
-            mib(r.mark_scaling[0].live_bytes)
+            "\nMarking throughput on a fixed live {shape} ({} MiB), explicit collections, \
+             Tandem in stw mode: live MiB per second of mark time (mark ms)",
+            mib(points[0].live_bytes)
         );
         out.push_str(&scaling_rows(
-            &r.mark_scaling,
+            &points,
             |p| p.gc_threads,
             |p| format!("{:.0} ({:.1})", p.mb_per_s, p.mark_ms),
             "GC threads",
