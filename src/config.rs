@@ -332,6 +332,10 @@ options! {
     /// and concurrent cycles, with the load barrier on while they move), `pause` (only in
     /// stop-the-world collections; the load barrier never turns on) or `off`.
     evacuation: EvacuationMode = EvacuationMode::Concurrent, env "TANDEM_EVACUATION";
+    /// Torture setting for VM ports: every block with a free line is a candidate for
+    /// evacuation, not only sparse ones (within the same headroom budget), so that objects
+    /// move as often as they can and a missing root or load barrier shows at once.
+    evacuate_all: bool = false, env "TANDEM_EVACUATE_ALL";
     /// Torture mode for VM ports: every N-th allocation slow path and every N-th safepoint
     /// poll of each thread starts a cycle (and waits for it in `stw` mode), so a missing
     /// root or barrier shows at once. 0 (the default) turns it off.

@@ -124,7 +124,86 @@ fn unpinned_objects_may_move_again_and_pins_are_counted(mode: Mode) {
     assert!(m.is_pinned(fixed), "non-moving objects are pinned for life");
 }
 
+/// A dense heap: nine nodes in ten stay reachable (a chain), so every block is about 90%
+/// live. Returns the chain's nodes' addresses, oldest first.
+fn dense_heap(m: &mut Mutator, node: TypeId) -> Vec<usize> {
+    let mut addrs = Vec::new();
+    m.push_root(None).unwrap();
+    for i in 0..NODES / 4 {
+        let n = m.alloc(node, 0).unwrap();
+        if i % KEEP_EVERY == 0 {
+            continue;
+        }
+        let head = m.peek_root(0).unwrap();
+        // SAFETY: a fresh node; NEXT and VALUE are its fields.
+        unsafe {
+            *n.field::<u64>(VALUE) = i as u64;
+            m.write_ref(n, NEXT, head);
+        }
+        assert!(m.set_root(0, Some(n)));
+        addrs.push(n.addr());
+    }
+    addrs
+}
+
+/// The chain's values, newest first, read through the load barrier.
+fn chain_values(m: &mut Mutator) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut cur = m.peek_root(0).unwrap();
+    while let Some(n) = cur {
+        // SAFETY: a live node of the chain.
+        out.push(unsafe { *n.field::<u64>(VALUE) });
+        // SAFETY: as above; NEXT is its reference field.
+        cur = unsafe { m.read_ref(n, NEXT) };
+    }
+    out
+}
+
+fn evacuate_all_moves_objects_out_of_dense_blocks(mode: Mode) {
+    for all in [false, true] {
+        let h = tandem::Heap::with_config(tandem::Config {
+            evacuate_all: all,
+            ..common::config(mode, 256, true)
+        })
+        .unwrap();
+        let node = node_type(&h);
+        let mut m = h.attach().unwrap();
+        let addrs = dense_heap(&mut m, node);
+        let before = chain_values(&mut m);
+        m.collect().unwrap();
+        m.collect().unwrap();
+        m.collect().unwrap();
+        let s = h.stats();
+        assert_eq!(s.verify_errors, 0, "{:#?}", s.verify_messages);
+        assert_eq!(chain_values(&mut m), before, "the chain's contents");
+        let mut now = Vec::new();
+        let mut cur = m.peek_root(0).unwrap();
+        while let Some(n) = cur {
+            now.push(n.addr());
+            // SAFETY: a live node; NEXT is its reference field.
+            cur = unsafe { m.read_ref(n, NEXT) };
+        }
+        now.reverse();
+        let moved = now.iter().zip(&addrs).filter(|(a, b)| a != b).count();
+        if all {
+            assert!(
+                moved * 2 >= addrs.len(),
+                "evacuate_all moved only {moved} of {} nodes",
+                addrs.len()
+            );
+        } else {
+            // Only the last, partly filled block is sparse.
+            assert!(
+                moved * 10 < addrs.len(),
+                "{moved} of {} nodes moved out of dense blocks",
+                addrs.len()
+            );
+        }
+    }
+}
+
 in_both_modes!(
     a_sparse_heap_is_compacted_and_moved_objects_keep_contents_and_hash,
     unpinned_objects_may_move_again_and_pins_are_counted,
+    evacuate_all_moves_objects_out_of_dense_blocks,
 );

@@ -137,6 +137,18 @@ fn four_threads_use_objects_through_the_inline_barriers_while_they_move_concurre
 }
 
 #[test]
+fn evacuate_all_moves_dense_blocks_under_four_threads_stop_the_world() {
+    let out = build_and_run(c_test("evacuation.c"), &["stw", "all"]);
+    assert!(out.contains("verify errors 0"), "{out}");
+}
+
+#[test]
+fn evacuate_all_moves_dense_blocks_under_four_threads_concurrent() {
+    let out = build_and_run(c_test("evacuation.c"), &["concurrent", "all"]);
+    assert!(out.contains("verify errors 0"), "{out}");
+}
+
+#[test]
 fn hello_gc_example_builds_and_runs() {
     let out = build_and_run(ffi_dir().join("examples/hello_gc.c"), &[]);
     assert!(

@@ -79,7 +79,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
 
     // 1. Init mark. The collection set's candidates are surveyed before the pause.
     let candidates = if rt.config.evacuation == EvacuationMode::Concurrent {
-        Evacuation::survey(&rt.space)
+        Evacuation::survey(&rt.space, rt.config.evacuate_all)
     } else {
         Vec::new()
     };

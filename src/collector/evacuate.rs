@@ -110,8 +110,14 @@ impl Evacuation {
 
     /// The blocks worth evacuating, sparsest first, as (estimated bytes in use, block): the
     /// bytes the last marking found live there, plus the lines allocated since its sweep.
-    /// Read before the pause, so that the pause does not scan the line table.
-    pub fn survey(space: &Space) -> Vec<(usize, usize)> {
+    /// With `all` (`TANDEM_EVACUATE_ALL`), every block with room for a line more is worth
+    /// it. Read before the pause, so that the pause does not scan the line table.
+    pub fn survey(space: &Space, all: bool) -> Vec<(usize, usize)> {
+        let max_used = if all {
+            BLOCK_SIZE - LINE_SIZE
+        } else {
+            MAX_USED
+        };
         let mut candidates = Vec::new();
         for c in space.committed_chunks() {
             let first = crate::heap::blocks::chunk_first_block(c);
@@ -130,7 +136,7 @@ impl Evacuation {
                     .filter(|l| l.load(Ordering::Relaxed) > MAX_EPOCH)
                     .count();
                 let used = live + since * LINE_SIZE;
-                if used <= MAX_USED {
+                if used <= max_used {
                     candidates.push((used, b));
                 }
             }

@@ -26,7 +26,7 @@ pub fn collect(
     let candidates = if rt.config.evacuation == EvacuationMode::Off {
         Vec::new()
     } else {
-        Evacuation::survey(&rt.space)
+        Evacuation::survey(&rt.space, rt.config.evacuate_all)
     };
     let pause = Pause::stop(rt);
     pause.retire_tlabs(rt);

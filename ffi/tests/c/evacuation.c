@@ -1,6 +1,7 @@
 /*
  * evacuation.c — four threads read and write a shared graph through the inline barriers
- * while the collector moves its objects (argv[1]: "stw" or "concurrent").
+ * while the collector moves its objects (argv[1]: "stw" or "concurrent"; argv[2] "all":
+ * the torture setting TANDEM_EVACUATE_ALL over dense blocks).
  *
  * A table of SLOTS references (a large array: it never moves) is shared by every thread
  * through a global root. Each slot holds a cell that records its own identity hash and a
@@ -38,7 +39,10 @@ typedef struct table {
 #define THREADS 4
 #define SLOTS 4096
 #define STEPS 120000
-#define GARBAGE_PER_CELL 9
+/* Garbage cells allocated per kept one: 9 leaves every block sparse; with argv[2] "all"
+ * (TANDEM_EVACUATE_ALL and TANDEM_TORTURE, the torture settings) 1, and dense blocks
+ * move too. */
+static int garbage_per_cell = 9;
 
 static tandem_type_id cell_type, table_type;
 static void *shared; /* the table, a global root */
@@ -94,7 +98,7 @@ static void *run(void *arg) {
         check_cell(m, slot(m, i), 1);
         switch (next_random(&seed) % 8) {
         case 0: { /* replace slot i with a new cell linking to slot j's */
-            for (int g = 0; g < GARBAGE_PER_CELL; g++) CHECK(tandem_alloc(m, cell_type, 0));
+            for (int g = 0; g < garbage_per_cell; g++) CHECK(tandem_alloc(m, cell_type, 0));
             cell *c = make_cell(m, next_random(&seed));
             /* Initialising stores after the last allocation need no barrier. */
             table *t = shared;
@@ -114,7 +118,7 @@ static void *run(void *arg) {
             /* A pin does not keep the cell alive: another thread may replace slot i. */
             CHECK_OK(tandem_push_root(m, c));
             CHECK_OK(tandem_safepoint(m));
-            for (int g = 0; g < GARBAGE_PER_CELL; g++) CHECK(tandem_alloc(m, cell_type, 0));
+            for (int g = 0; g < garbage_per_cell; g++) CHECK(tandem_alloc(m, cell_type, 0));
             CHECK(*tandem_root_slot(m, 0) == c); /* not moved */
             check_cell(m, c, 1); /* still at its address: freed memory would be poisoned */
             CHECK(tandem_pop_root(m) == c);
@@ -137,6 +141,11 @@ int main(int argc, char **argv) {
     memset(&opts, 0, sizeof opts);
     opts.size = sizeof opts;
     opts.mode = argc > 1 ? argv[1] : NULL;
+    if (argc > 2 && strcmp(argv[2], "all") == 0) {
+        CHECK(setenv("TANDEM_EVACUATE_ALL", "1", 1) == 0);
+        CHECK(setenv("TANDEM_TORTURE", "3000", 0) == 0); /* and cycles often */
+        garbage_per_cell = 1;
+    }
     opts.verify = 1;
     opts.threads = 2;
     opts.heap_min = 1 << 20; /* collect often: the live set is small */
@@ -164,7 +173,7 @@ int main(int argc, char **argv) {
     shared = tandem_alloc(m, table_type, SLOTS);
     CHECK(shared != NULL);
     for (size_t i = 0; i < SLOTS; i++) {
-        for (int g = 0; g < GARBAGE_PER_CELL; g++) CHECK(tandem_alloc(m, cell_type, 0));
+        for (int g = 0; g < garbage_per_cell; g++) CHECK(tandem_alloc(m, cell_type, 0));
         cell *c = make_cell(m, i);
         table *tb = shared;
         tandem_write_ref(m, tb, &tb->items[i], c);
