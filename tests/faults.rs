@@ -47,13 +47,21 @@ fn a_panicking_verify_hook_fails_the_runtime_for_every_thread(mode: Mode) {
         oc.fetch_add(1, Ordering::SeqCst);
     })));
     let other_started = Arc::new(AtomicBool::new(false));
+    let main_ready = Arc::new(AtomicBool::new(false));
     std::thread::scope(|s| {
-        let (h2, started) = (h.clone(), other_started.clone());
+        let (h2, started, ready) = (h.clone(), other_started.clone(), main_ready.clone());
         let other = s.spawn(move || {
             let mut m = h2.attach().unwrap();
             let root = m.alloc(ty, 0).unwrap();
             m.push_root(Some(root)).unwrap();
             started.store(true, Ordering::SeqCst);
+            // No cycle (which would run the hook) before the main thread has its root;
+            // polling meanwhile, so that a stop does not wait for this thread.
+            while !ready.load(Ordering::SeqCst) {
+                if let Err(e) = m.safepoint() {
+                    return e;
+                }
+            }
             allocate_until_error(&mut m, ty)
         });
         while !other_started.load(Ordering::SeqCst) {
@@ -62,6 +70,7 @@ fn a_panicking_verify_hook_fails_the_runtime_for_every_thread(mode: Mode) {
         let mut m = h.attach().unwrap();
         let root = m.alloc(ty, 0).unwrap();
         m.push_root(Some(root)).unwrap();
+        main_ready.store(true, Ordering::SeqCst);
         let e = m.collect().unwrap_err();
         assert!(internal_message(&e).contains("verify hook exploded"), "{e}");
         let e2 = other.join().unwrap();
