@@ -194,6 +194,54 @@ fn an_object_on_lines_the_concurrent_sweep_freed_is_reported_at_the_next_init_ma
     );
 }
 
+/// Evacuation updates every reachable reference before the collection set's blocks are
+/// recycled; the final-mark verification finds one that was not (a VM store that bypassed
+/// the barriers with an address it kept from before the move).
+#[test]
+fn a_reference_to_a_moved_objects_old_copy_is_reported_before_its_block_is_recycled() {
+    use tandem::collector::step::Phase;
+    let _w = common::Watchdog::new("stale_copy_check", common::TEST_LIMIT);
+    let h = common::compacting_heap(Mode::Concurrent);
+    let (node, arr) = (node_type(&h), common::array_type(&h));
+    let mut m = h.attach().unwrap();
+    // One node in ten kept (in a large, unmoving array): every block is sparse.
+    let kept = 2_000;
+    let a = m.alloc(arr, kept).unwrap();
+    m.push_root(Some(a)).unwrap();
+    for i in 0..kept * 10 {
+        let n = m.alloc(node, 0).unwrap();
+        if i % 10 == 0 {
+            let a = m.peek_root(0).unwrap().unwrap();
+            // SAFETY: item i / 10 of the live array; n is live.
+            unsafe { m.write_ref(a, 16 + 8 * (i / 10), Some(n)) };
+        }
+    }
+    collect_clean(&h, &mut m);
+    let a = m.peek_root(0).unwrap().unwrap();
+    // SAFETY: item 0 of the live array, read before the move (no set exists yet).
+    let old = unsafe { m.read_ref(a, 16) }.unwrap().addr();
+    // Init mark chooses the set; the cycle waits at the boundary.
+    assert_eq!(m.collect_step().unwrap(), Phase::Marking);
+    // SAFETY: as above; the load barrier copies the node out of the set.
+    let new = unsafe { m.read_ref(a, 16) }.unwrap().addr();
+    assert_ne!(new, old, "the sparse block's node did not move");
+    let holder = m.alloc(node, 0).unwrap();
+    m.push_root(Some(holder)).unwrap();
+    // SAFETY (deliberately wrong use): a raw store of the address kept from before the move.
+    unsafe { *holder.field::<usize>(NEXT) = old };
+    assert_eq!(m.collect_step().unwrap(), Phase::Sweeping);
+    let s = h.stats();
+    let what = format!(
+        "reference {old:#x} in field +8 of object {:#x}",
+        holder.addr()
+    );
+    let moved = format!("is the old copy of an object that moved to {new:#x}");
+    assert_reported(&s, &[&what, &moved]);
+    // Forget the dangling reference before the set's blocks are recycled.
+    m.pop_root();
+    assert_eq!(m.collect_step().unwrap(), Phase::Idle);
+}
+
 in_both_modes!(
     corrupt_array_lengths_are_reported_not_followed,
     a_dangling_reference_into_a_freed_line_is_reported,

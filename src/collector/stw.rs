@@ -50,15 +50,16 @@ pub fn collect(
         pool.run(job.clone(), seeds);
     });
     let marked = roots_marked + job.marked.load(Ordering::Relaxed);
-    if cset > 0 {
-        let report = rt.evac.finish(&rt.space, 0);
-        rt.stats.add_evacuation(&report);
-    }
     let mark_ns = tm.elapsed().as_nanos() as u64;
     // Marking moved objects: read the roots again.
     let roots = pause.roots(rt);
     if verify {
+        // Before the set dissolves: a reference left pointing at an old copy is reported.
         verify::reachable(rt, &roots, Check::Marks { black_ok: false }, &mut findings);
+    }
+    if cset > 0 {
+        let report = rt.evac.finish(&rt.space, 0);
+        rt.stats.add_evacuation(&report);
     }
     drop(mark_span);
 

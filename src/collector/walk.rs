@@ -1,10 +1,13 @@
 //! A walk over every object reachable from a set of roots, run while the world is stopped
 //! (by the verifier, and by heap dumps). Every reference is checked by [`validate`] before
-//! anything is read through it: a corrupt heap is reported, never followed.
+//! anything is read through it: a corrupt heap is reported, never followed. A reference to
+//! a moved object's old copy is reported too (and the walk goes on at the copy): when the
+//! walk runs with evacuation over, every reachable reference must have been updated.
 
 use super::validate::{self, Found, Place};
-use crate::object::{ObjRef, TypeInfo};
+use crate::object::{forward, ObjRef, TypeInfo};
 use crate::runtime::Runtime;
+use crate::sync::Ordering;
 use std::collections::HashSet;
 
 /// One object the walk reached (each once).
@@ -47,6 +50,20 @@ pub fn reachable(
             }
         };
         let obj = ObjRef::from_addr(addr).expect("non-zero");
+        if rt.space.in_cset(addr) {
+            // SAFETY: `locate` found the header word in allocated memory.
+            let h = unsafe { obj.header() }.load(Ordering::Acquire);
+            if let Some(to) = forward::forwardee(h) {
+                // Once evacuation is over, every reachable reference was updated: this one
+                // would dangle when the collection set's blocks are recycled.
+                bad(format!(
+                    "reference {addr:#x} in {from} is the old copy of an object that moved to \
+                     {to:#x}: it was never updated, and its block is about to be recycled"
+                ));
+                todo.push((to, from));
+                continue;
+            }
+        }
         let (info, size) = match validate::object(&rt.types, obj, place) {
             Ok(v) => v,
             Err(why) => {
