@@ -238,7 +238,7 @@ fn a_reference_to_a_moved_objects_old_copy_is_reported_before_its_block_is_recyc
     let moved = format!("is the old copy of an object that moved to {new:#x}");
     assert_reported(&s, &[&what, &moved]);
     // Forget the dangling reference before the set's blocks are recycled.
-    m.pop_root();
+    m.pop_root().unwrap();
     assert_eq!(m.collect_step().unwrap(), Phase::Idle);
 }
 
