@@ -270,6 +270,20 @@ impl Evacuation {
     }
 }
 
+/// The copy of the object at `addr` when it lies in the collection set and has moved.
+///
+/// # Safety
+/// `addr` is outside the set, or an object of the set not yet swept (its header readable).
+#[inline]
+pub unsafe fn moved_to(space: &Space, addr: usize) -> Option<usize> {
+    if !space.in_cset(addr) {
+        return None;
+    }
+    // SAFETY: caller's contract: an object of the set, not yet swept.
+    let h = unsafe { ObjRef::from_addr(addr).expect("non-zero").header() };
+    forward::forwardee(h.load(Ordering::Acquire))
+}
+
 /// The address a reference found at `from` resolves to while a collection set exists,
 /// with the field or root slot it came from repaired (by compare-and-swap: a mutator may
 /// have stored another reference since it was read). `lab` is filled on first use.

@@ -4,10 +4,10 @@
 //! a moved object's old copy is reported too (and the walk goes on at the copy): when the
 //! walk runs with evacuation over, every reachable reference must have been updated.
 
+use super::evacuate::moved_to;
 use super::validate::{self, Found, Place};
-use crate::object::{forward, ObjRef, TypeInfo};
+use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
-use crate::sync::Ordering;
 use std::collections::HashSet;
 
 /// One object the walk reached (each once).
@@ -50,19 +50,16 @@ pub fn reachable(
             }
         };
         let obj = ObjRef::from_addr(addr).expect("non-zero");
-        if rt.space.in_cset(addr) {
-            // SAFETY: `locate` found the header word in allocated memory.
-            let h = unsafe { obj.header() }.load(Ordering::Acquire);
-            if let Some(to) = forward::forwardee(h) {
-                // Once evacuation is over, every reachable reference was updated: this one
-                // would dangle when the collection set's blocks are recycled.
-                bad(format!(
-                    "reference {addr:#x} in {from} is the old copy of an object that moved to \
-                     {to:#x}: it was never updated, and its block is about to be recycled"
-                ));
-                todo.push((to, from));
-                continue;
-            }
+        // SAFETY: `locate` found the header word in allocated memory.
+        if let Some(to) = unsafe { moved_to(&rt.space, addr) } {
+            // Once evacuation is over, every reachable reference was updated: this one
+            // would dangle when the collection set's blocks are recycled.
+            bad(format!(
+                "reference {addr:#x} in {from} is the old copy of an object that moved to \
+                 {to:#x}: it was never updated, and its block is about to be recycled"
+            ));
+            todo.push((to, from));
+            continue;
         }
         let (info, size) = match validate::object(&rt.types, obj, place) {
             Ok(v) => v,

@@ -32,8 +32,9 @@ pub mod hooks;
 pub mod order;
 pub mod weak;
 
+use crate::collector::evacuate::moved_to;
 use crate::mutator::MutatorCore;
-use crate::object::{forward, ObjRef, FLAG_NO_DESTRUCTOR};
+use crate::object::{ObjRef, FLAG_NO_DESTRUCTOR};
 use crate::runtime::Runtime;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use finalize::FinalizerQueues;
@@ -319,12 +320,9 @@ pub fn check_not_in_destructor(what: &str) -> crate::Result<()> {
 
 /// Follows `*addr` to its copy when its object moved.
 fn follow(rt: &Runtime, addr: &mut usize) {
-    if rt.space.in_cset(*addr) {
-        // SAFETY: a registered object of the set, not yet swept: its header is readable.
-        let h = unsafe { ObjRef::from_addr(*addr).expect("non-zero").header() };
-        if let Some(to) = forward::forwardee(h.load(Ordering::Acquire)) {
-            *addr = to;
-        }
+    // SAFETY: a registered object, not yet swept: its header is readable.
+    if let Some(to) = unsafe { moved_to(&rt.space, *addr) } {
+        *addr = to;
     }
 }
 
@@ -334,10 +332,6 @@ fn dead(rt: &Runtime, addr: usize) -> bool {
     if !rt.space.in_heap(addr) || rt.space.marked_or_black(addr) {
         return false;
     }
-    if rt.space.in_cset(addr) {
-        // SAFETY: an object of the set, not yet swept.
-        let h = unsafe { ObjRef::from_addr(addr).expect("non-zero").header() };
-        return forward::forwardee(h.load(Ordering::Acquire)).is_none();
-    }
-    true
+    // SAFETY: a heap object not yet swept.
+    unsafe { moved_to(&rt.space, addr) }.is_none()
 }

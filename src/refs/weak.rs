@@ -7,7 +7,8 @@
 use super::dead;
 use crate::barriers::log::HeaderWord;
 use crate::barriers::{LOAD, WRITE};
-use crate::object::{forward, ObjRef, TypeId, TypeInfo};
+use crate::collector::evacuate::moved_to;
+use crate::object::{ObjRef, TypeId, TypeInfo};
 use crate::runtime::Runtime;
 use crate::sync::raw::AtomicU64;
 use crate::sync::Ordering;
@@ -94,14 +95,8 @@ pub fn clear_dead_targets(rt: &Runtime, weak: &[usize]) -> u64 {
         super::follow(rt, &mut w);
         // SAFETY: a registered weakref, not yet swept: its slot is an aligned word.
         let slot = unsafe { &*((w + WEAK_SLOT) as *const AtomicU64) };
-        let moved = |t: usize| {
-            if !rt.space.in_cset(t) {
-                return None;
-            }
-            // SAFETY: the target, not yet swept: its header is readable.
-            let h = unsafe { ObjRef::from_addr(t).expect("non-zero").header() };
-            forward::forwardee(h.load(Ordering::Acquire))
-        };
+        // SAFETY: the target, not yet swept: its header is readable.
+        let moved = |t: usize| unsafe { moved_to(&rt.space, t) };
         cleared += u64::from(settle(slot, moved, |t| dead(rt, t)));
     }
     cleared
