@@ -297,13 +297,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         marked = cycle_marked,
         "cycle done"
     );
-    // The hook's event first, so a thread that waited for this cycle sees it.
-    let cycle_ns = t_cycle.elapsed().as_nanos() as u64;
-    rt.refs
-        .hooks
-        .cycle_ended(rt, cause, cycle_ns, heap_before, live);
-    rt.requests.complete();
-    rt.stepper.boundary(Phase::Idle);
+    super::end_cycle(rt, cause, t_cycle, heap_before, live);
 }
 
 /// Marks every SATB entry queued so far into packets.

@@ -238,3 +238,16 @@ pub fn report_problems(rt: &Runtime, bad: &BadRefs, findings: verify::Findings) 
         rt.stats.record_verify_errors(msgs, nbad + findings.count);
     }
 }
+
+/// Ends a cycle for everyone who waits on it: the hook's event first (a thread that waited
+/// for this cycle sees it), then the stepper's `Idle` (before the waiters wake, so a step
+/// taken right after an explicit collection starts a new cycle instead of reporting this
+/// one's end), then the waiters.
+pub fn end_cycle(rt: &Runtime, cause: GcCause, t_cycle: Instant, heap_before: usize, live: usize) {
+    let cycle_ns = t_cycle.elapsed().as_nanos() as u64;
+    rt.refs
+        .hooks
+        .cycle_ended(rt, cause, cycle_ns, heap_before, live);
+    rt.stepper.boundary(step::Phase::Idle);
+    rt.requests.complete();
+}

@@ -91,16 +91,7 @@ pub fn collect(
             heap_after: live,
             marked,
         },
-        || {
-            // The hook's event first, so a thread that waited for this collection sees it.
-            let cycle_ns = t_cycle.elapsed().as_nanos() as u64;
-            rt.refs
-                .hooks
-                .cycle_ended(rt, cause, cycle_ns, heap_before, live);
-            // Complete while still stopped: a request made after resume asks for a new
-            // collection.
-            rt.requests.complete();
-        },
+        // Ends while still stopped: a request made after resume asks for a new collection.
+        || super::end_cycle(rt, cause, t_cycle, heap_before, live),
     );
-    rt.stepper.boundary(super::step::Phase::Idle);
 }
