@@ -220,7 +220,7 @@ impl Evacuation {
             return addr;
         };
         let base_size = |h: u64| {
-            let info = types.get(crate::object::TypeId((h >> 32) as u32))?;
+            let info = types.get(crate::object::TypeId::of_header(h))?;
             // SAFETY: a valid header of a live object (caller's contract) of type `info`.
             unsafe { info.size_of(obj) }
         };
@@ -287,17 +287,28 @@ pub unsafe fn moved_to(space: &Space, addr: usize) -> Option<usize> {
 /// The address a reference found at `from` resolves to while a collection set exists,
 /// with the field or root slot it came from repaired (by compare-and-swap: a mutator may
 /// have stored another reference since it was read). `lab` is filled on first use.
-#[inline]
+#[inline(always)]
 pub fn forward_edge(
     rt: &crate::runtime::Runtime,
     child: usize,
     from: crate::collector::validate::Found,
     lab: &mut Option<CopyLab>,
 ) -> usize {
-    use crate::collector::validate::Found;
     if !rt.evac.active() || !rt.space.in_cset(child) {
         return child;
     }
+    forward_moving_edge(rt, child, from, lab)
+}
+
+/// [`forward_edge`] for a reference into the collection set.
+#[inline(never)]
+fn forward_moving_edge(
+    rt: &crate::runtime::Runtime,
+    child: usize,
+    from: crate::collector::validate::Found,
+    lab: &mut Option<CopyLab>,
+) -> usize {
+    use crate::collector::validate::Found;
     let lab = lab.get_or_insert_with(|| rt.evac.take_lab());
     // SAFETY: `child` was read from a root, a live object's field or a SATB buffer: an
     // object the snapshot reaches, or a copy.

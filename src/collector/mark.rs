@@ -35,6 +35,18 @@ pub struct BadRefs {
 }
 
 impl BadRefs {
+    /// An invalid reference `addr`, found in `from`.
+    #[cold]
+    fn report_ref(&self, addr: usize, from: Found, why: String) {
+        self.report(format!("invalid reference {addr:#x} in {from}: {why}"));
+    }
+
+    /// A reference `addr`, found in `from`, to something that is not a valid object.
+    #[cold]
+    fn report_object(&self, addr: usize, from: Found, why: String) {
+        self.report(format!("object {addr:#x} (found in {from}) {why}"));
+    }
+
     fn report(&self, msg: String) {
         if self.count.fetch_add(1, Ordering::Relaxed) < 16 {
             tracing::error!("{msg}");
@@ -64,7 +76,7 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Opt
 /// metadata alone, without reading the object; returns where it lies when this call set
 /// the bit (the caller must then [`finish`] it). The tracer runs the halves a few edges
 /// apart, so that only objects it claims have their headers fetched.
-#[inline]
+#[inline(always)]
 fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Place> {
     let space = &rt.space;
     if space.in_immix(addr)
@@ -82,7 +94,7 @@ fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Place>
     let place = match validate::locate(space, addr) {
         Ok(p) => p,
         Err(why) => {
-            bad.report(format!("invalid reference {addr:#x} in {from}: {why}"));
+            bad.report_ref(addr, from, why);
             return None;
         }
     };
@@ -92,7 +104,7 @@ fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Place>
 /// The second half of [`mark`], for an object [`claim`] marked at `place`: checks its
 /// header and stamps its lines with the cycle's epoch; returns its type (None, reported,
 /// when the header is not an object's).
-#[inline]
+#[inline(always)]
 fn finish<'a>(
     rt: &'a Runtime,
     addr: usize,
@@ -107,7 +119,7 @@ fn finish<'a>(
     let (info, size) = match validate::object(&rt.types, obj, place) {
         Ok(v) => v,
         Err(why) => {
-            bad.report(format!("object {addr:#x} (found in {from}) {why}"));
+            bad.report_object(addr, from, why);
             return None;
         }
     };

@@ -73,7 +73,24 @@ pub struct Place {
 
 /// Checks that `addr` (not null) points at allocated heap memory; the error says why not.
 /// Takes the large-object space's lock for a large-object address.
+#[inline(always)]
 pub fn locate(space: &Space, addr: usize) -> Result<Place, String> {
+    // The common case, inline in the marker: an aligned address on a line in use.
+    if space.in_immix(addr)
+        && addr.is_multiple_of(8)
+        && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed) != LINE_FREE
+    {
+        return Ok(Place {
+            limit: space.block_addr(space.block_of(addr)) + BLOCK_SIZE,
+            large: false,
+        });
+    }
+    locate_elsewhere(space, addr)
+}
+
+/// [`locate`] for large objects and for every address it rejects.
+#[inline(never)]
+fn locate_elsewhere(space: &Space, addr: usize) -> Result<Place, String> {
     if !space.in_heap(addr) {
         return Err("points outside the heap".into());
     }
@@ -82,13 +99,6 @@ pub fn locate(space: &Space, addr: usize) -> Result<Place, String> {
     }
     if space.in_immix(addr) {
         let line = space.line_of(addr);
-        if space.meta.line(line).load(Ordering::Relaxed) != LINE_FREE {
-            let block = space.block_of(addr);
-            return Ok(Place {
-                limit: space.block_addr(block) + BLOCK_SIZE,
-                large: false,
-            });
-        }
         let block = space.block_of(addr);
         return Err(match space.meta.block_state(block) {
             BlockState::Uncommitted => format!("points into uncommitted memory (block {block})"),
@@ -109,16 +119,36 @@ pub fn locate(space: &Space, addr: usize) -> Result<Place, String> {
 
 /// The type and size of the object at a reference [`locate`] accepted as `place`; the
 /// error says what is wrong with its header or length.
+#[inline(always)]
 pub fn object(
     types: &TypeRegistry,
     obj: ObjRef,
     place: Place,
 ) -> Result<(&TypeInfo, usize), String> {
+    // SAFETY: `locate` found the header word in allocated, committed memory.
+    let h = unsafe { obj.header() }.load(Ordering::Relaxed);
+    if let Some(info) = types.get(crate::object::TypeId::of_header(h)) {
+        let room = place.limit - obj.addr();
+        if info.fixed_size <= room {
+            // SAFETY: the length field lies in the fixed part, which is inside the limit.
+            let len = unsafe { info.length_of(obj) };
+            if let Some(size) = info.size_for(len).filter(|&size| size <= room) {
+                return Ok((info, size + crate::object::forward::hash_word_bytes(h)));
+            }
+        }
+    }
+    Err(object_fault(types, obj, place))
+}
+
+/// What is wrong with the object [`object`] rejected.
+#[cold]
+#[inline(never)]
+fn object_fault(types: &TypeRegistry, obj: ObjRef, place: Place) -> String {
     let addr = obj.addr();
     // SAFETY: `locate` found the header word in allocated, committed memory.
     let ty = unsafe { obj.type_id() };
     let Some(info) = types.get(ty) else {
-        return Err(format!("has unknown type id {:#x}: corrupt header", ty.0));
+        return format!("has unknown type id {:#x}: corrupt header", ty.0);
     };
     let room = place.limit - addr;
     let what = if place.large {
@@ -127,29 +157,22 @@ pub fn object(
         "its block"
     };
     if info.fixed_size > room {
-        return Err(format!(
+        return format!(
             "(type {}) has a {}-byte fixed part that runs past {what}",
             ty.0, info.fixed_size
-        ));
+        );
     }
     // SAFETY: the length field lies in the fixed part, which is inside the limit (above).
     let len = unsafe { info.length_of(obj) };
     match info.size_for(len) {
-        None => Err(format!(
+        None => format!(
             "(type {}) has length {len} whose size overflows: corrupt length",
             ty.0
-        )),
-        Some(size) if size > room => Err(format!(
+        ),
+        Some(size) => format!(
             "(type {}) has length {len}: its {size} bytes run past {what} ({room} bytes): \
              corrupt length",
             ty.0
-        )),
-        // SAFETY: as above: the header word is readable.
-        Some(size) => Ok((
-            info,
-            size + crate::object::forward::hash_word_bytes(
-                unsafe { obj.header() }.load(Ordering::Relaxed),
-            ),
-        )),
+        ),
     }
 }

@@ -116,7 +116,7 @@ impl ObjRef {
     #[inline(always)]
     pub unsafe fn type_id(self) -> TypeId {
         // SAFETY: forwarded to the caller's contract.
-        TypeId((unsafe { self.header() }.load(Ordering::Relaxed) >> 32) as u32)
+        TypeId::of_header(unsafe { self.header() }.load(Ordering::Relaxed))
     }
 
     /// A pointer to the field at byte offset `off`.

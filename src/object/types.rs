@@ -62,6 +62,14 @@ pub fn with_visitor<F: FnMut(*mut *mut u8), R>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TypeId(pub u32);
 
+impl TypeId {
+    /// The type id an object's header word `h` holds (its high half).
+    #[inline(always)]
+    pub fn of_header(h: u64) -> TypeId {
+        TypeId((h >> 32) as u32)
+    }
+}
+
 /// Most types a heap can register.
 pub const MAX_TYPES: usize = 1 << 16;
 
