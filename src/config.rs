@@ -321,8 +321,8 @@ options! {
     conc_threads: usize = 0, env "TANDEM_CONC_THREADS";
     /// When a cycle starts: `auto` (the pacer), a percentage of TANDEM_HEAP_MAX, or a size.
     gc_trigger: Trigger = Trigger::Auto, env "TANDEM_GC_TRIGGER";
-    /// With the `auto` trigger: the heap may grow to this many times the bytes found live
-    /// before the next cycle (like GOGC or PYPY_GC_MAJOR_COLLECT); larger trades memory
+    /// With the `auto` trigger: the heap may grow past the lines the survivors hold by this
+    /// factor minus one times their bytes before the next cycle (like GOGC or PYPY_GC_MAJOR_COLLECT); larger trades memory
     /// for fewer cycles. The default, 2.5, is chosen from the bench's space-time curves (see
     /// the README): on the C clients it is the factor that keeps both wall time (at most
     /// 0.75x libgc's; 2 does not on binary-trees 18) and peak RSS (at most 1.5x libgc's; 3

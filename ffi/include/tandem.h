@@ -92,7 +92,9 @@ typedef struct tandem_options {
                                       committed before it is returned
                                       (TANDEM_UNCOMMIT_DELAY). */
     const char *gc_growth;       /**< "2.5" (default), "3" or NULL: heap growth over live
-                                      bytes before a cycle (TANDEM_GC_GROWTH). */
+                                      bytes before a cycle: the heap may hold the
+                                      survivors' lines plus (growth - 1) times their
+                                      bytes (TANDEM_GC_GROWTH). */
 } tandem_options;
 
 /** Starts the runtime. opts may be NULL (defaults). Fails with TANDEM_ERR_CONFIG and a

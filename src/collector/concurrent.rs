@@ -45,7 +45,7 @@
 
 use super::evacuate::Evacuation;
 use super::mark::{mark_all, MarkJob, MarkPacket};
-use super::pacer::Pacer;
+use super::pacer::{Pacer, Survivors};
 use super::step::Phase;
 use super::sweep::SweepJob;
 use super::verify::{self, Check, Findings};
@@ -270,7 +270,9 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     rt.space.offer_sweep(&sweep.sweep);
     resumed.let_mutators_run_first();
     pool.run_on(conc, sweep.clone(), std::iter::empty());
-    let live = sweep.finish() + rt.space.sweep_large();
+    let blocks = sweep.finish();
+    let large = rt.space.sweep_large();
+    let live = blocks + large;
     rt.space.sub_in_use(in_use_at_pause.saturating_sub(live));
     rt.set_live_after_gc(live);
     let sweep_ns = ts.elapsed().as_nanos() as u64;
@@ -280,10 +282,13 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     // The pacer sizes the next trigger from what tracing found live: lines kept only
     // because they were allocated during marking are floating garbage next cycle, and
     // counting them would ratchet the heap up cycle after cycle.
-    let traced_live = live.saturating_sub(sweep.sweep.black_bytes());
+    let survivors = Survivors {
+        held: live.saturating_sub(sweep.sweep.black_bytes()),
+        traced: sweep.sweep.marked_bytes() + large,
+    };
     pacer.cycle_finished(
         rt,
-        traced_live,
+        survivors,
         cycle_marked,
         t_cycle.elapsed().as_secs_f64(),
         degenerate || cause == GcCause::AllocationFailure,

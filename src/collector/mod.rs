@@ -65,7 +65,7 @@ fn control_loop(rt: Arc<Runtime>, pool: WorkerPool<MarkPacket>) {
 /// Serves GC requests until shutdown.
 fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
     let mut pacer = pacer::Pacer::default();
-    rt.set_trigger(pacer.trigger(rt, 0));
+    rt.set_trigger(pacer.trigger(rt, pacer::Survivors::default()));
     tracing::debug!(workers = pool.workers(), mode = ?rt.config.mode, "collector started");
     while let Some(cause) = rt.requests.next() {
         let n = rt.requests.completed() + 1;

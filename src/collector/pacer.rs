@@ -30,6 +30,27 @@ const EWMA_WEIGHT: f64 = 0.5;
 /// assists take all the marking work they can find.
 pub const ASSIST_SLACK: f64 = 0.5;
 
+/// What a cycle left live, as the pacer weighs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Survivors {
+    /// Bytes the heap holds for them: kept lines and large objects (floating garbage
+    /// allocated during marking excluded).
+    pub held: usize,
+    /// Bytes of the objects themselves: marked small objects and kept large ones, what
+    /// the next cycle traces.
+    pub traced: usize,
+}
+
+impl Survivors {
+    /// Survivors with no free space between them (`held == traced`).
+    pub fn dense(bytes: usize) -> Survivors {
+        Survivors {
+            held: bytes,
+            traced: bytes,
+        }
+    }
+}
+
 /// Allocation and cycle-time measurements.
 #[derive(Debug)]
 pub struct Pacer {
@@ -87,17 +108,17 @@ impl Pacer {
     }
 
     /// Records a finished cycle that took `cycle_secs` (from its first pause to the end of
-    /// its sweep), marked `marked` objects and left `live` bytes, and sets the runtime's
-    /// next trigger. `late`: the cycle degenerated or began because an allocation failed.
+    /// its sweep), marked `marked` objects and left `live`, and sets the runtime's next
+    /// trigger. `late`: the cycle degenerated or began because an allocation failed.
     pub fn cycle_finished(
         &mut self,
         rt: &Runtime,
-        live: usize,
+        live: Survivors,
         marked: u64,
         cycle_secs: f64,
         late: bool,
     ) {
-        self.live = live;
+        self.live = live.held;
         self.marked = marked;
         self.safety = if late {
             (self.safety * 2.0).min(MAX_HEADROOM_FACTOR)
@@ -117,7 +138,8 @@ impl Pacer {
         let t = self.trigger(rt, live);
         tracing::debug!(
             trigger = t,
-            live,
+            live = live.held,
+            traced = live.traced,
             alloc_mb_s = self.alloc_rate / 1e6,
             cycle_ms = self.cycle_secs * 1e3,
             safety = self.safety,
@@ -126,17 +148,22 @@ impl Pacer {
         rt.set_trigger(t);
     }
 
-    /// The heap in use at which the next cycle starts.
-    pub fn trigger(&self, rt: &Runtime, live: usize) -> usize {
+    /// The heap in use at which the next cycle starts: the survivors' lines plus
+    /// `TANDEM_GC_GROWTH - 1` times the survivors themselves. Growth is measured on the
+    /// traced bytes, not on the lines that hold them, so that each cycle's tracing work
+    /// buys the same allocation however scattered the survivors are (a fragmented heap
+    /// would otherwise grow by its free space too, collecting less often than its work
+    /// warrants), and so it costs no more memory than the growth factor says.
+    pub fn trigger(&self, rt: &Runtime, survivors: Survivors) -> usize {
+        let live = survivors.held;
         let max = rt.space.heap_max();
         match rt.config.gc_trigger {
             Trigger::Percent(p) => return (max / 100 * p as usize).max(CHUNK_SIZE),
             Trigger::Bytes(b) => return b.clamp(CHUNK_SIZE, max),
             Trigger::Auto => {}
         }
-        let growth = ((live as f64 * rt.config.gc_growth.0) as usize)
-            .max(rt.config.heap_min.0)
-            .max(CHUNK_SIZE);
+        let extra = (survivors.traced.min(live) as f64 * (rt.config.gc_growth.0 - 1.0)) as usize;
+        let growth = (live + extra).max(rt.config.heap_min.0).max(CHUNK_SIZE);
         match rt.config.mode {
             Mode::Stw => {
                 // Near the maximum, sit halfway between live and maximum so that a nearly
@@ -153,5 +180,40 @@ impl Pacer {
                 growth.min(max.saturating_sub(headroom)).max(live.min(max))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ByteSize, Config};
+
+    #[test]
+    fn growth_is_measured_on_the_traced_bytes_not_the_lines_that_hold_them() {
+        let mb = 1 << 20;
+        let rt = Runtime::new(Config {
+            mode: Mode::Stw,
+            heap_max: ByteSize(4096 * mb),
+            heap_min: ByteSize(4 * mb),
+            ..Config::default()
+        })
+        .unwrap();
+        let g = rt.config.gc_growth.0;
+        let pacer = Pacer::default();
+        let dense = pacer.trigger(&rt, Survivors::dense(100 * mb));
+        assert_eq!(
+            dense,
+            (100.0 * mb as f64 * g) as usize,
+            "dense: live times g"
+        );
+        let scattered = Survivors {
+            held: 100 * mb,
+            traced: 40 * mb,
+        };
+        let t = pacer.trigger(&rt, scattered);
+        assert_eq!(t, 100 * mb + (40.0 * mb as f64 * (g - 1.0)) as usize);
+        assert!(t < dense, "scattered survivors buy less allocation");
+        let small = pacer.trigger(&rt, Survivors::dense(mb));
+        assert_eq!(small, 4 * mb, "never below the minimum heap");
     }
 }

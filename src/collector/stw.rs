@@ -2,7 +2,7 @@
 
 use super::evacuate::Evacuation;
 use super::mark::{mark_all, MarkJob, MarkPacket};
-use super::pacer::Pacer;
+use super::pacer::{Pacer, Survivors};
 use super::sweep::SweepJob;
 use super::verify::{self, Check, Findings};
 use super::{report_problems, Pause, PauseFigures};
@@ -69,7 +69,9 @@ pub fn collect(
     rt.refs.destruct(rt, dying);
     let sweep = Arc::new(SweepJob::new(rt.clone()));
     pool.run(sweep.clone(), std::iter::empty());
-    let live = sweep.finish() + rt.space.sweep_large();
+    let blocks = sweep.finish();
+    let large = rt.space.sweep_large();
+    let live = blocks + large;
     rt.space.set_in_use(live);
     rt.set_live_after_gc(live);
     let sweep_ns = ts.elapsed().as_nanos() as u64;
@@ -78,7 +80,11 @@ pub fn collect(
         verify::reachable(rt, &roots, Check::Swept, &mut findings);
     }
     report_problems(rt, &job.bad, findings);
-    pacer.cycle_finished(rt, live, marked, 0.0, false);
+    let survivors = Survivors {
+        held: live,
+        traced: sweep.sweep.marked_bytes() + large,
+    };
+    pacer.cycle_finished(rt, survivors, marked, 0.0, false);
     rt.stats.add_cycle();
     pause.end_then(
         rt,

@@ -56,6 +56,8 @@ pub struct SweptBlock {
     /// Of those, lines allocated black during this cycle's marking (live by allocation,
     /// not by tracing).
     pub black_lines: usize,
+    /// Bytes of the objects marked there.
+    pub marked_bytes: usize,
 }
 
 /// Sweeps one committed block after marking with line epoch `epoch`: lines stamped neither
@@ -94,7 +96,7 @@ pub fn sweep_block(
         }
     }
     meta.clear_marks(block_addr, BLOCK_SIZE);
-    meta.settle_live_bytes(block);
+    let marked_bytes = meta.settle_live_bytes(block);
     let state = match live {
         0 => BlockState::Free,
         LINES_PER_BLOCK => BlockState::Full,
@@ -106,6 +108,7 @@ pub fn sweep_block(
         state,
         live_lines: live,
         black_lines: black,
+        marked_bytes,
     }
 }
 

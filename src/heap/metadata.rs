@@ -292,12 +292,14 @@ impl SideMetadata {
 
     /// At the sweep of block `block`: the bytes marked there become its live bytes (what
     /// the next collection set is chosen from), and the count starts again from zero.
-    pub fn settle_live_bytes(&self, block: usize) {
+    /// Returns them.
+    pub fn settle_live_bytes(&self, block: usize) -> usize {
         let n = self
             .bytes_cell(self.marked_bytes, block)
             .swap(0, Ordering::Relaxed);
         self.bytes_cell(self.live_bytes, block)
             .store(n, Ordering::Relaxed);
+        n as usize
     }
 
     /// Bytes of objects marked in block `block` by the last cycle's marking.

@@ -28,6 +28,7 @@ pub struct ChunkSweep {
     empty_chunks: Mutex<Vec<usize>>,
     live_lines: AtomicUsize,
     black_lines: AtomicUsize,
+    marked_bytes: AtomicUsize,
 }
 
 impl ChunkSweep {
@@ -43,11 +44,12 @@ impl ChunkSweep {
         let first = chunk_first_block(c);
         let mut free: [BlockIndex; BLOCKS_PER_CHUNK] = [0; BLOCKS_PER_CHUNK];
         let mut nfree = 0;
-        let (mut live, mut black) = (0, 0);
+        let (mut live, mut black, mut marked) = (0, 0, 0);
         for b in first..first + BLOCKS_PER_CHUNK {
             let r = sweep_block(&space.meta, space.immix_base(), b, self.epoch, poison);
             live += r.live_lines;
             black += r.black_lines;
+            marked += r.marked_bytes;
             match r.state {
                 BlockState::Free => {
                     free[nfree] = b as BlockIndex;
@@ -66,6 +68,7 @@ impl ChunkSweep {
         }
         self.live_lines.fetch_add(live, Ordering::Relaxed);
         self.black_lines.fetch_add(black, Ordering::Relaxed);
+        self.marked_bytes.fetch_add(marked, Ordering::Relaxed);
         // Release: the totals above are complete when `finish_sweep` sees the count.
         self.done.fetch_add(1, Ordering::Release);
         true
@@ -74,6 +77,12 @@ impl ChunkSweep {
     /// Bytes in lines that were live only because they were allocated during marking.
     pub fn black_bytes(&self) -> usize {
         self.black_lines.load(Ordering::Relaxed) * LINE_SIZE
+    }
+
+    /// Bytes of the objects marked in the swept blocks: the live data itself, without the
+    /// free space of the lines that hold it.
+    pub fn marked_bytes(&self) -> usize {
+        self.marked_bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -90,6 +99,7 @@ impl Space {
             empty_chunks: Mutex::new(Vec::new()),
             live_lines: AtomicUsize::new(0),
             black_lines: AtomicUsize::new(0),
+            marked_bytes: AtomicUsize::new(0),
         })
     }
 
