@@ -180,7 +180,8 @@ pub fn mark_all(
 ///   holds many objects whose lines were evicted since they were marked).
 #[derive(Debug)]
 pub struct Prefetcher<T: Copy> {
-    ring: [Option<T>; PREFETCH_DEPTH],
+    /// Entries `head..head + len` (wrapping) are in flight; the others are stale copies.
+    ring: [T; PREFETCH_DEPTH],
     head: usize,
     len: usize,
 }
@@ -191,10 +192,10 @@ const PREFETCH_DEPTH: usize = 8;
 /// An edge: a reference's target and where it was found (for messages about bad ones).
 pub type Edge = (usize, Found);
 
-impl<T: Copy> Default for Prefetcher<T> {
+impl<T: Copy + Default> Default for Prefetcher<T> {
     fn default() -> Prefetcher<T> {
         Prefetcher {
-            ring: [None; PREFETCH_DEPTH],
+            ring: [T::default(); PREFETCH_DEPTH],
             head: 0,
             len: 0,
         }
@@ -212,14 +213,15 @@ impl<T: Copy> Prefetcher<T> {
     /// Adds `item` (whose memory the caller prefetched); when full, returns the oldest entry.
     #[inline]
     pub fn enqueue(&mut self, item: T) -> Option<T> {
-        let out = if self.len == PREFETCH_DEPTH {
-            self.pop()
-        } else {
-            None
-        };
-        self.ring[(self.head + self.len) % PREFETCH_DEPTH] = Some(item);
+        if self.len == PREFETCH_DEPTH {
+            // Full: the oldest leaves and the new entry takes its place.
+            let out = std::mem::replace(&mut self.ring[self.head], item);
+            self.head = (self.head + 1) % PREFETCH_DEPTH;
+            return Some(out);
+        }
+        self.ring[(self.head + self.len) % PREFETCH_DEPTH] = item;
         self.len += 1;
-        out
+        None
     }
 
     /// The oldest entry.
@@ -228,10 +230,10 @@ impl<T: Copy> Prefetcher<T> {
         if self.len == 0 {
             return None;
         }
-        let e = self.ring[self.head].take();
+        let e = self.ring[self.head];
         self.head = (self.head + 1) % PREFETCH_DEPTH;
         self.len -= 1;
-        e
+        Some(e)
     }
 }
 
@@ -289,7 +291,7 @@ impl Tracer<'_> {
     /// Claims one edge's target (its copy, when it moves); a claimed object enters the
     /// header FIFO, and the one leaving it is finished and pushed for scanning. Returns
     /// how many objects that marked.
-    #[inline]
+    #[inline(always)]
     fn mark_edge(&self, (child, from): Edge, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
         let child = forward_edge(self.rt, child, from, &mut fly.lab);
         match claim(self.rt, child, self.bad, from) {
@@ -302,7 +304,7 @@ impl Tracer<'_> {
     }
 
     /// Finishes marking a claimed object and pushes it for scanning; 1 when it was one.
-    #[inline]
+    #[inline(always)]
     fn finish_claimed(&self, (addr, place, from): Claimed, stack: &mut Vec<ObjRef>) -> u64 {
         match finish(self.rt, addr, place, self.bad, from) {
             Some(_) => {
@@ -319,20 +321,20 @@ impl Tracer<'_> {
     #[inline]
     fn next_grey(
         &self,
-        greys: &mut Prefetcher<ObjRef>,
+        greys: &mut Prefetcher<Option<ObjRef>>,
         fly: &mut InFlight,
         stack: &mut Vec<ObjRef>,
         marked: &mut u64,
     ) -> Option<ObjRef> {
         loop {
             if let Some(obj) = stack.pop() {
-                match greys.push(obj.addr(), obj) {
-                    Some(ready) => return Some(ready),
+                match greys.push(obj.addr(), Some(obj)) {
+                    Some(ready) => return ready,
                     None => continue,
                 }
             }
             if let Some(obj) = greys.pop() {
-                return Some(obj);
+                return obj;
             }
             *marked += self.flush(fly, stack);
             if stack.is_empty() {
@@ -374,7 +376,7 @@ impl Tracer<'_> {
     /// objects scanned).
     pub fn drain(&self, stack: &mut Vec<ObjRef>, budget: usize) -> (u64, usize) {
         let mut fly = InFlight::default();
-        let mut greys = Prefetcher::<ObjRef>::default();
+        let mut greys = Prefetcher::<Option<ObjRef>>::default();
         let mut marked = 0;
         let mut scanned = 0;
         while scanned < budget {
@@ -385,7 +387,7 @@ impl Tracer<'_> {
             scanned += 1;
         }
         marked += self.flush(&mut fly, stack);
-        stack.extend(std::iter::from_fn(|| greys.pop()));
+        stack.extend(std::iter::from_fn(|| greys.pop()).flatten());
         if let Some(lab) = fly.lab {
             self.rt.evac.give_lab(lab);
         }

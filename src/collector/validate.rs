@@ -18,11 +18,12 @@ use crate::sync::Ordering;
 use std::fmt;
 
 /// Where a reference was found, for messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Found {
     /// A root slot (shadow stack, global, callback) at this address.
     Root(usize),
     /// An entry of a SATB buffer.
+    #[default]
     Satb,
     /// A field of an object.
     Field {
@@ -63,7 +64,7 @@ impl fmt::Display for Found {
 }
 
 /// Where a valid reference points and how far its object may extend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Place {
     /// One past the last byte the object may occupy: the end of its block or of its run.
     pub limit: usize,

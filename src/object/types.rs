@@ -156,20 +156,30 @@ impl TypeInfo {
             });
             return;
         }
-        for &off in &self.ref_offsets {
-            // SAFETY: offsets were validated against fixed_size at registration.
-            f(unsafe { obj.field(off) });
-        }
-        if !self.item_ref_offsets.is_empty() {
+        // One loop over groups of slots, the fixed part's and then each item's, so that `f`
+        // has one call site here and the tracer's per-slot work inlines into it.
+        let items = if self.item_ref_offsets.is_empty() {
+            0
+        } else {
             // SAFETY: caller's contract.
-            let len = unsafe { self.length_of(obj) };
-            for i in 0..len {
-                let base = self.fixed_size + i * self.item_size;
-                for &off in &self.item_ref_offsets {
-                    // SAFETY: item i lies inside the object (size computed from len).
-                    f(unsafe { obj.field(base + off) });
-                }
+            unsafe { self.length_of(obj) }
+        };
+        let (mut base, mut offsets, mut item) = (0, &self.ref_offsets[..], 0);
+        loop {
+            for &off in offsets {
+                // SAFETY: offsets were validated against fixed_size and item_size at
+                // registration, and item `item - 1` lies inside the object (its size was
+                // computed from its length).
+                f(unsafe { obj.field(base + off) });
             }
+            if item == items {
+                return;
+            }
+            (base, offsets) = (
+                self.fixed_size + item * self.item_size,
+                &self.item_ref_offsets,
+            );
+            item += 1;
         }
     }
 
@@ -321,6 +331,32 @@ mod tests {
         assert_eq!(t.size_for(0), Some(24));
         assert_eq!(t.size_for(5), Some(40));
         assert_eq!(t.size_for(usize::MAX / 2), None);
+    }
+
+    #[test]
+    fn every_slot_is_visited_once_fixed_part_first_then_item_by_item() {
+        // header | length | ref | data, then items of ref | data | ref.
+        let t = TypeInfo {
+            fixed_size: 32,
+            ref_offsets: vec![16],
+            item_size: 24,
+            item_ref_offsets: vec![0, 16],
+            length_offset: 8,
+            ..Default::default()
+        };
+        t.validate().unwrap();
+        let mut words = [0u64; 4 + 3 * 3];
+        words[1] = 3;
+        let obj = ObjRef::from_ptr(words.as_mut_ptr().cast()).unwrap();
+        let mut seen = Vec::new();
+        // SAFETY: `words` is laid out as an object of type `t` with 3 items.
+        unsafe { t.for_each_slot(obj, |s| seen.push(s as usize - obj.addr())) };
+        assert_eq!(seen, [16, 32, 48, 56, 72, 80, 96]);
+        words[1] = 0;
+        seen.clear();
+        // SAFETY: as above, with no items.
+        unsafe { t.for_each_slot(obj, |s| seen.push(s as usize - obj.addr())) };
+        assert_eq!(seen, [16]);
     }
 
     #[test]
