@@ -352,7 +352,8 @@ mod tests {
         // SAFETY: `words` is laid out as an object of type `t` with 3 items.
         unsafe { t.for_each_slot(obj, |s| seen.push(s as usize - obj.addr())) };
         assert_eq!(seen, [16, 32, 48, 56, 72, 80, 96]);
-        words[1] = 0;
+        // SAFETY: the length word of the object above.
+        unsafe { *obj.field::<usize>(8) = 0 };
         seen.clear();
         // SAFETY: as above, with no items.
         unsafe { t.for_each_slot(obj, |s| seen.push(s as usize - obj.addr())) };
