@@ -308,17 +308,11 @@ fn forward_moving_edge(
     from: crate::collector::validate::Found,
     lab: &mut Option<CopyLab>,
 ) -> usize {
-    use crate::collector::validate::Found;
     let lab = lab.get_or_insert_with(|| rt.evac.take_lab());
     // SAFETY: `child` was read from a root, a live object's field or a SATB buffer: an
     // object the snapshot reaches, or a copy.
     let to = unsafe { rt.evac.resolve(&rt.space, &rt.types, child, lab) };
-    let slot = match from {
-        Found::Root(slot) => slot,
-        Found::Field { obj, offset } => obj + offset,
-        Found::Satb => 0,
-    };
-    if to != child && slot != 0 {
+    if let Some(slot) = from.slot().filter(|_| to != child) {
         // SAFETY: a root slot or a reference field of a live object: an aligned pointer word.
         let s = unsafe { &*(slot as *const crate::sync::raw::AtomicU64) };
         forward::heal(s, child as u64, to as u64);

@@ -150,7 +150,7 @@ pub fn mark_all(
         if addr == 0 {
             continue;
         }
-        let from = Found::root_or_satb(from);
+        let from = Found::root(from);
         let addr = forward_edge(rt, addr, from, &mut lab);
         if mark(rt, addr, bad, from).is_some() {
             n += 1;

@@ -17,48 +17,43 @@ use crate::object::{ObjRef, TypeInfo, TypeRegistry};
 use crate::sync::Ordering;
 use std::fmt;
 
-/// Where a reference was found, for messages.
+/// Where a reference was found: a root slot, a SATB entry (no slot), or a field of an
+/// object; for messages, and for repairing the slot when its target moved. Two words: it
+/// travels with every edge through the marker's queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Found {
-    /// A root slot (shadow stack, global, callback) at this address.
-    Root(usize),
-    /// An entry of a SATB buffer.
-    #[default]
-    Satb,
-    /// A field of an object.
-    Field {
-        /// The object holding the field.
-        obj: usize,
-        /// Byte offset of the field in the object.
-        offset: usize,
-    },
+pub struct Found {
+    /// The object holding the field; 0 for a root or a SATB entry.
+    obj: usize,
+    /// The slot's address; 0 for a SATB entry.
+    slot: usize,
 }
 
 impl Found {
-    /// A root slot, or a SATB entry for slot 0 (how `mark_all` callers pass them).
-    pub fn root_or_satb(slot: usize) -> Found {
-        if slot == 0 {
-            Found::Satb
-        } else {
-            Found::Root(slot)
-        }
+    /// A root slot (shadow stack, global, callback) at this address, or a SATB entry for
+    /// slot 0 (how `mark_all` callers pass them).
+    pub fn root(slot: usize) -> Found {
+        Found { obj: 0, slot }
     }
 
     /// The field of `obj` at address `slot`.
+    #[inline(always)]
     pub fn field(obj: usize, slot: usize) -> Found {
-        Found::Field {
-            obj,
-            offset: slot.wrapping_sub(obj),
-        }
+        Found { obj, slot }
+    }
+
+    /// The slot the reference was read from, to repair; None for a SATB entry.
+    #[inline(always)]
+    pub fn slot(self) -> Option<usize> {
+        (self.slot != 0).then_some(self.slot)
     }
 }
 
 impl fmt::Display for Found {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Found::Root(slot) => write!(f, "root slot {slot:#x}"),
-            Found::Satb => write!(f, "a SATB buffer"),
-            Found::Field { obj, offset } => write!(f, "field +{offset} of object {obj:#x}"),
+        match (self.obj, self.slot) {
+            (_, 0) => write!(f, "a SATB buffer"),
+            (0, slot) => write!(f, "root slot {slot:#x}"),
+            (obj, slot) => write!(f, "field +{} of object {obj:#x}", slot.wrapping_sub(obj)),
         }
     }
 }

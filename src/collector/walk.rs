@@ -36,7 +36,7 @@ pub fn reachable(
     let mut seen: HashSet<usize> = HashSet::new();
     let mut todo: Vec<(usize, Found)> = roots
         .iter()
-        .map(|&(r, slot)| (r, Found::Root(slot)))
+        .map(|&(r, slot)| (r, Found::root(slot)))
         .collect();
     while let Some((addr, from)) = todo.pop() {
         if addr == 0 || !seen.insert(addr) {
