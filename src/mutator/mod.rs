@@ -5,9 +5,8 @@
 //! `ffi/include/tandem.h`; their offsets are part of the C ABI and checked below.
 
 use crate::alloc::{BumpWindow, TlabState};
-use crate::barriers::log::log_once;
 use crate::barriers::satb::{SatbBuffer, SatbQueue};
-use crate::barriers::{ARRAY_COPY, LOAD, OBJECT, WRITE};
+use crate::barriers::WRITE;
 use crate::collector::assist::{MAX_ASSIST, MIN_ASSIST};
 use crate::collector::evacuate::CopyLab;
 use crate::error::{Error, Result};
@@ -18,12 +17,12 @@ use crate::roots::{ShadowStack, ShadowStackPtrs};
 use crate::runtime::Runtime;
 use crate::safepoint::{Participant, ThreadState};
 use crate::stats::GcCause;
-use crate::sync::raw::AtomicPtr;
 use crate::sync::unmodelled::Arc;
 use crate::sync::{AtomicU8, Mutex, Ordering};
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 
+pub mod access;
 pub mod services;
 pub use services::CollectLevel;
 
@@ -692,206 +691,6 @@ impl Mutator {
     /// Number of roots on the shadow stack.
     pub fn root_depth(&mut self) -> usize {
         self.fast().ss.depth()
-    }
-
-    /// Stores `value` into the reference field at `offset` of `obj`, with the SATB write
-    /// barrier: while marking, the overwritten reference is logged first.
-    ///
-    /// # Safety
-    /// `offset` must be a reference field of the live object `obj`.
-    #[inline(always)]
-    pub unsafe fn write_ref(&mut self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
-        if self.core.barrier_on(WRITE) {
-            // SAFETY: caller's contract.
-            self.log_slot(unsafe { obj.field(offset) });
-        }
-        // SAFETY: caller's contract.
-        unsafe { obj.store_ref(offset, value) }
-    }
-
-    /// The object barrier (RPython's granularity): call before the first store into
-    /// `obj`'s reference fields after a safepoint; while marking, it logs all of them once
-    /// per cycle, and stores into `obj` need no field barrier until the next safepoint.
-    ///
-    /// # Safety
-    /// `obj` must be a live, initialised object.
-    #[inline(always)]
-    pub unsafe fn object_barrier(&mut self, obj: ObjRef) {
-        // SAFETY: caller's contract.
-        // Acquire pairs with the Release that sets LOGGED in `log_once`: the caller's stores
-        // that follow cannot become visible before this load, so the logging thread read
-        // the old values (on weakly ordered CPUs a Relaxed load allows that reordering).
-        if self.core.barrier_on(OBJECT)
-            && unsafe { obj.header() }.load(Ordering::Acquire) & crate::object::FLAG_LOGGED == 0
-        {
-            // SAFETY: caller's contract.
-            unsafe { self.log_object(obj) };
-        }
-    }
-
-    #[cold]
-    unsafe fn log_object(&mut self, obj: ObjRef) {
-        // SAFETY: a live object (caller's contract) of a registered type.
-        let (header, ty) = unsafe { (obj.header(), obj.type_id()) };
-        let Some(info) = self.rt.types.get(ty) else {
-            return;
-        };
-        // SAFETY: RUNNING on the owning thread.
-        let b = unsafe { self.core.barrier() };
-        let rt = &*self.rt;
-        let logged = log_once(header, || {
-            // SAFETY: obj is live and initialised, of type `info`.
-            unsafe {
-                info.for_each_slot(obj, |slot| {
-                    let old = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Relaxed) as usize;
-                    satb_log(rt, &mut b.satb, old);
-                })
-            }
-        });
-        if logged {
-            b.logged.push(obj.addr());
-        }
-    }
-
-    /// Copies `n` reference slots from `src_offset` in `src` to `dst_offset` in `dst`
-    /// (overlap allowed), logging the overwritten range while marking.
-    ///
-    /// # Safety
-    /// Both ranges must be reference slots of the live objects.
-    pub unsafe fn array_copy_refs(
-        &mut self,
-        dst: ObjRef,
-        dst_offset: usize,
-        src: ObjRef,
-        src_offset: usize,
-        n: usize,
-    ) {
-        // SAFETY: caller's contract: n reference slots at each offset.
-        let (d, sp) = unsafe {
-            (
-                dst.field::<AtomicPtr<u8>>(dst_offset),
-                src.field::<AtomicPtr<u8>>(src_offset),
-            )
-        };
-        if self.core.barrier_on(ARRAY_COPY) {
-            for i in 0..n {
-                // SAFETY: slot i of the destination range.
-                self.log_slot(unsafe { d.add(i) } as *mut *mut u8);
-            }
-        }
-        let resolving = self.core.barrier_on(LOAD);
-        // Slot by slot with atomic accesses (markers may read these slots), in the direction
-        // that is safe for overlapping ranges; while objects move, each reference copied
-        // is resolved as a load would.
-        let mut copy = |i: usize| {
-            // SAFETY: i < n: slots of both ranges.
-            let (from, to) = unsafe { (&*sp.add(i), &*d.add(i)) };
-            let mut v = from.load(Ordering::Acquire);
-            if resolving {
-                if let Some(o) = ObjRef::from_ptr(v) {
-                    v = self.resolve_loaded(from, o).as_ptr();
-                }
-            }
-            to.store(v, Ordering::Release)
-        };
-        if (d as usize) < (sp as usize) {
-            (0..n).for_each(&mut copy);
-        } else {
-            (0..n).rev().for_each(&mut copy);
-        }
-    }
-
-    #[inline]
-    fn log_slot(&mut self, slot: *mut *mut u8) {
-        // SAFETY: a reference slot of a live object (callers' contracts).
-        let old = unsafe { &*(slot as *const AtomicPtr<u8>) }.load(Ordering::Relaxed) as usize;
-        // SAFETY: RUNNING on the owning thread.
-        satb_log(&self.rt, &mut unsafe { self.core.barrier() }.satb, old);
-    }
-
-    /// Loads the reference field at `offset` of `obj`, with the load barrier.
-    ///
-    /// # Safety
-    /// `offset` must be a reference field of the live object `obj`.
-    #[inline(always)]
-    pub unsafe fn read_ref(&mut self, obj: ObjRef, offset: usize) -> Option<ObjRef> {
-        // SAFETY: caller's contract.
-        let v = unsafe { obj.load_ref(offset) };
-        match v {
-            Some(o) if self.core.barrier_on(LOAD) => {
-                // SAFETY: caller's contract: a reference field, an aligned pointer word.
-                let slot = unsafe { &*obj.field::<AtomicPtr<u8>>(offset) };
-                Some(self.resolve_loaded(slot, o))
-            }
-            _ => v,
-        }
-    }
-
-    /// The load barrier's slow path: the address `v`, just loaded from `slot`, resolves to
-    /// (its copy when it lies in the collection set, made now if nobody made it), with the
-    /// slot repaired.
-    #[cold]
-    pub(crate) fn resolve_loaded(&self, slot: &AtomicPtr<u8>, v: ObjRef) -> ObjRef {
-        let rt = &*self.rt;
-        if !rt.space.in_cset(v.addr()) {
-            return v;
-        }
-        // SAFETY: RUNNING on the owning thread: the copy buffer is ours.
-        let lab = unsafe { &mut *self.core.copies.get() };
-        // SAFETY: v was loaded from a live object's field: it is live or a copy's original.
-        let to = unsafe { rt.evac.resolve(&rt.space, &rt.types, v.addr(), lab) };
-        if to != v.addr() {
-            // SAFETY: the same pointer-sized, aligned word as `slot`.
-            let word =
-                unsafe { &*(slot as *const AtomicPtr<u8>).cast::<crate::sync::raw::AtomicU64>() };
-            crate::object::forward::heal(word, v.addr() as u64, to as u64);
-        }
-        ObjRef::from_addr(to).expect("non-zero")
-    }
-
-    /// The identity hash of `obj`: stable for the object's whole life, across moves (the
-    /// first move after the hash was taken keeps it in an extra word of the copy).
-    pub fn identity_hash(&mut self, obj: ObjRef) -> u64 {
-        // SAFETY: the VM passes a live object it holds.
-        let base = self
-            .rt
-            .types
-            .get(unsafe { obj.type_id() })
-            // SAFETY: as above.
-            .and_then(|info| unsafe { info.size_of(obj) })
-            .unwrap_or(0);
-        // SAFETY: a live object of `base` bytes; a moved one has its hash word there.
-        unsafe { crate::object::forward::identity_hash(obj, base) }
-    }
-
-    /// Pins `obj`: it does not move until as many [`Mutator::unpin`] calls. Counted and
-    /// thread-safe; fails when the count (65535) is full.
-    pub fn pin(&mut self, obj: ObjRef) -> Result<()> {
-        // SAFETY: the VM passes a live object it holds.
-        if crate::object::pin::pin(unsafe { obj.header() }) {
-            Ok(())
-        } else {
-            Err(Error::State(format!(
-                "{obj:?} is pinned 65535 times already"
-            )))
-        }
-    }
-
-    /// Removes one pin of `obj`; fails when it has none (objects from
-    /// [`Mutator::alloc_nonmoving`] are pinned for life and have no count to remove).
-    pub fn unpin(&mut self, obj: ObjRef) -> Result<()> {
-        // SAFETY: the VM passes a live object it holds.
-        if crate::object::pin::unpin(unsafe { obj.header() }) {
-            Ok(())
-        } else {
-            Err(Error::State(format!("{obj:?} is not pinned")))
-        }
-    }
-
-    /// Whether `obj` is pinned (counted pins, or allocated non-moving).
-    pub fn is_pinned(&mut self, obj: ObjRef) -> bool {
-        // SAFETY: the VM passes a live object it holds.
-        crate::object::pin::pinned(unsafe { obj.header() }.load(Ordering::Relaxed))
     }
 
     /// Detaches from the heap (the same as dropping).
