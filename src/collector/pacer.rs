@@ -41,16 +41,6 @@ pub struct Survivors {
     pub traced: usize,
 }
 
-impl Survivors {
-    /// Survivors with no free space between them (`held == traced`).
-    pub fn dense(bytes: usize) -> Survivors {
-        Survivors {
-            held: bytes,
-            traced: bytes,
-        }
-    }
-}
-
 /// Allocation and cycle-time measurements.
 #[derive(Debug)]
 pub struct Pacer {
@@ -188,6 +178,14 @@ mod tests {
     use super::*;
     use crate::config::{ByteSize, Config};
 
+    /// Survivors with no free space between them.
+    fn gapless(bytes: usize) -> Survivors {
+        Survivors {
+            held: bytes,
+            traced: bytes,
+        }
+    }
+
     #[test]
     fn growth_is_measured_on_the_traced_bytes_not_the_lines_that_hold_them() {
         let mb = 1 << 20;
@@ -200,7 +198,7 @@ mod tests {
         .unwrap();
         let g = rt.config.gc_growth.0;
         let pacer = Pacer::default();
-        let dense = pacer.trigger(&rt, Survivors::dense(100 * mb));
+        let dense = pacer.trigger(&rt, gapless(100 * mb));
         assert_eq!(
             dense,
             (100.0 * mb as f64 * g) as usize,
@@ -213,7 +211,7 @@ mod tests {
         let t = pacer.trigger(&rt, scattered);
         assert_eq!(t, 100 * mb + (40.0 * mb as f64 * (g - 1.0)) as usize);
         assert!(t < dense, "scattered survivors buy less allocation");
-        let small = pacer.trigger(&rt, Survivors::dense(mb));
+        let small = pacer.trigger(&rt, gapless(mb));
         assert_eq!(small, 4 * mb, "never below the minimum heap");
     }
 }
