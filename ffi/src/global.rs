@@ -155,6 +155,17 @@ pub fn with_mutator<R>(
     }
 }
 
+/// `f` on the calling thread's own mutator `p`, without the checks' messages: None when
+/// `p` is not this thread's attached mutator (or it is busy in a call up the stack), so
+/// that the caller takes the checked path, which explains.
+#[inline]
+pub fn with_own_mutator<R>(p: *mut MutatorCore, f: impl FnOnce(&Mutator) -> R) -> Option<R> {
+    if p.is_null() || !std::ptr::eq(CURRENT_CORE.get(), p) {
+        return None;
+    }
+    CURRENT.with(|c| c.try_borrow().ok()?.as_ref().map(|a| f(&a.mutator)))
+}
+
 #[cold]
 fn explain_bad_mutator(p: *mut MutatorCore) -> crate::error::FfiError {
     // A destructor runs on a GC thread, which has no mutator: any mutator it passes is wrong.

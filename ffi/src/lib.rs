@@ -397,6 +397,17 @@ pub unsafe extern "C" fn tandem_read_ref_slow(
     obj: *mut c_void,
     slot: *mut *mut c_void,
 ) -> *mut c_void {
+    // The common case while objects move: this thread's own mutator loads a reference that
+    // needs no resolving. Answered without the error guard, which costs more than the load
+    // (callgrind: ~135 instructions per call through it).
+    if !slot.is_null() && (slot as usize).is_multiple_of(8) {
+        // SAFETY: the caller passes a reference slot of a live object (the header's
+        // contract for tandem_read_ref): an aligned, pointer-sized word.
+        let word = unsafe { &*(slot as *const std::sync::atomic::AtomicPtr<u8>) };
+        if let Some(v) = global::with_own_mutator(m, |mm| mm.read_ref_unmoved(word)).flatten() {
+            return v.cast();
+        }
+    }
     guard(std::ptr::null_mut(), || {
         let o = check_obj(obj, "tandem_read_ref")?;
         check_slot(slot, "tandem_read_ref")?;

@@ -144,6 +144,15 @@ impl Mutator {
         }
     }
 
+    /// The load barrier's common case, for callers that reach it through a call (the C
+    /// ABI's slow path): the reference in `slot` when it needs no resolving (null, or
+    /// outside the collection set), None when it must go through [`Mutator::read_ref`].
+    #[inline]
+    pub fn read_ref_unmoved(&self, slot: &AtomicPtr<u8>) -> Option<*mut u8> {
+        let v = slot.load(Ordering::Acquire);
+        (v.is_null() || !self.rt.space.in_cset(v as usize)).then_some(v)
+    }
+
     /// The load barrier's slow path: the address `v`, just loaded from `slot`, resolves to
     /// (its copy when it lies in the collection set, made now if nobody made it), with the
     /// slot repaired.
