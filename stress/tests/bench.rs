@@ -131,7 +131,56 @@ fn bench_smoke_reports_both_collectors_with_ratios_and_plots() {
     assert!(dir.join("scaling.svg").exists());
     c_clients_ran(test, &report, with_libgc);
     space_time_ran(&dir, &report);
+    evacuation_ran(&report);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The evacuation sweep ran: graph and pypy at every `TANDEM_EVACUATION` setting with its
+/// memory figures and pauses by kind, each C case at every setting, and the load-barrier
+/// probe with the LOAD bit on and a time per load for each walk.
+fn evacuation_ran(report: &Value) {
+    let points = report["evacuation"].as_array().expect("evacuation points");
+    for workload in ["graph/", "pypy/"] {
+        for mode in ["off", "pause", "concurrent"] {
+            let p = points
+                .iter()
+                .find(|p| {
+                    p["workload"].as_str().unwrap_or("").starts_with(workload) && p["mode"] == mode
+                })
+                .unwrap_or_else(|| panic!("no {workload} {mode} point: {points:?}"));
+            let t = &p["tandem"];
+            assert_side_ran(&p["workload"], mode, t);
+            assert!(t["rss_over_live"].as_f64().unwrap() > 0.0, "{p}");
+            let kinds = t["pause_us_by_kind"].as_object().expect("pauses by kind");
+            assert!(
+                kinds.values().all(|k| k["max"].as_f64().unwrap() > 0.0),
+                "{p}"
+            );
+        }
+    }
+    let c = &report["c_clients"];
+    let c_points = c["evacuation"].as_array().expect("C evacuation points");
+    for case in c["cases"].as_array().expect("C client cases") {
+        let name = &case["case"]["name"];
+        for mode in ["off", "pause", "concurrent"] {
+            assert!(
+                c_points.iter().any(|p| p["case"] == *name
+                    && p["mode"] == mode
+                    && p["summary"]["ok_runs"] == 1
+                    && p["summary"]["wall_s"].as_f64().unwrap() > 0.0),
+                "no {name} {mode} point: {c_points:?}"
+            );
+        }
+    }
+    let lb = &c["load_barrier"];
+    assert_eq!(lb["runs_ok"], 1, "{lb}");
+    assert_eq!(
+        lb["load_bit_on"], true,
+        "the probe's cycle chose no collection set: {lb}"
+    );
+    for walk in ["raw_ns", "off_ns", "first_ns", "on_ns"] {
+        assert!(lb[walk].as_f64().unwrap() > 0.0, "{walk}: {lb}");
+    }
 }
 
 /// Every C case has a space-time point per Tandem mode and growth factor, each from a run

@@ -30,7 +30,10 @@ use spec::{Case, Suite};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use summary::{CollectorSummary, LibgcStatus, Machine, Ratios, Report, Settings, WorkloadReport};
+use summary::{
+    CollectorSummary, EvacuationPoint, LibgcStatus, Machine, Ratios, Report, Settings,
+    WorkloadReport,
+};
 
 /// Options of `tandem-stress bench`.
 #[derive(Debug, clap::Args)]
@@ -60,6 +63,10 @@ pub struct BenchArgs {
     /// Skip the C clients' space-time curves (every growth factor, both modes).
     #[arg(long)]
     pub no_space_time: bool,
+    /// Skip the evacuation sweep (the scattered workloads and the C clients at each
+    /// `TANDEM_EVACUATION` setting, Tandem only).
+    #[arg(long)]
+    pub no_evacuation: bool,
 }
 
 /// Options of the hidden `tandem-stress bench-one` (the child process).
@@ -167,6 +174,19 @@ pub fn main(args: &BenchArgs) -> ExitCode {
                 .is_none_or(|o| c.name.contains(o.as_str()))
         })
         .collect();
+    let evac_cases: Vec<(Case, &'static str)> = if args.no_evacuation {
+        Vec::new()
+    } else {
+        spec::evacuation_cases(suite, cores)
+            .into_iter()
+            .filter(|(c, _)| keep(c))
+            .collect()
+    };
+    let evac_modes: &[&str] = if args.no_evacuation {
+        &[]
+    } else {
+        &spec::EVACUATION_MODES
+    };
     let timeout = Duration::from_secs(if suite == Suite::Full { 1800 } else { 300 });
     let growths = if args.no_space_time {
         &[][..]
@@ -175,7 +195,15 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     };
     let total = collectors.len()
         * (cases.len() * runs + (mark_cases.len() + ttsp_cases.len()) * scaling_runs)
-        + c_cases.len() * (runs * c_clients::COLUMNS.len() + 2 * growths.len() * scaling_runs);
+        + evac_cases.len() * scaling_runs
+        + c_cases.len()
+            * (runs * c_clients::COLUMNS.len()
+                + (2 * growths.len() + evac_modes.len()) * scaling_runs)
+        + if c_cases.is_empty() || evac_modes.is_empty() {
+            0
+        } else {
+            scaling_runs
+        };
     let mut progress = Progress {
         done: 0,
         total,
@@ -208,15 +236,27 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             c_clients::run_all(&built, &c_cases, runs, gc_threads, timeout, |line, ok| {
                 progress.hear(&line, ok)
             });
-        let space_time = c_clients::space_time(
-            &built,
-            &c_cases,
-            growths,
-            scaling_runs,
+        let c_sweep = c_clients::Sweep {
+            built: &built,
+            cases: &c_cases,
+            runs: scaling_runs,
             gc_threads,
             timeout,
-            |line, ok| progress.hear(&line, ok),
-        );
+        };
+        let space_time = c_sweep.space_time(growths, |line, ok| progress.hear(&line, ok));
+        let evacuation = c_sweep.evacuation(evac_modes, |line, ok| progress.hear(&line, ok));
+        let load_barrier = (!evac_modes.is_empty())
+            .then(|| {
+                c_clients::load_barrier::run(
+                    &built,
+                    suite,
+                    scaling_runs,
+                    gc_threads,
+                    timeout,
+                    |line, ok| progress.hear(&line, ok),
+                )
+            })
+            .flatten();
         if !space_time.is_empty() {
             if let Err(e) =
                 plot::space_time(&args.out.join("space_time.svg"), &results, &space_time)
@@ -241,6 +281,8 @@ pub fn main(args: &BenchArgs) -> ExitCode {
             status,
             cases: results,
             space_time,
+            evacuation,
+            load_barrier,
         }
     });
     let mut sweep = Sweep {
@@ -261,6 +303,19 @@ pub fn main(args: &BenchArgs) -> ExitCode {
     let ttsp_scaling = sweep.points(&ttsp_cases, |name, case, r| {
         summary::ttsp_point(name, case.spec.threads(), r)
     });
+    sweep.collectors = &COLLECTORS[..1];
+    let evacuation = evac_cases
+        .iter()
+        .flat_map(|(case, mode)| {
+            sweep.points(std::slice::from_ref(case), |name, case, r| {
+                EvacuationPoint {
+                    workload: case.name.split(' ').next().unwrap_or_default().into(),
+                    mode: mode.to_string(),
+                    tandem: CollectorSummary::of(name, r),
+                }
+            })
+        })
+        .collect();
     if !mark_scaling.is_empty() || !ttsp_scaling.is_empty() {
         if let Err(e) = plot::scaling(&args.out.join("scaling.svg"), &mark_scaling, &ttsp_scaling) {
             errln!("tandem-stress bench: {e}");
@@ -273,6 +328,7 @@ pub fn main(args: &BenchArgs) -> ExitCode {
         workloads,
         mark_scaling,
         ttsp_scaling,
+        evacuation,
         c_clients,
         method: METHOD.to_vec(),
     };

@@ -251,6 +251,27 @@ pub fn workloads(suite: Suite, cores: usize) -> Vec<Case> {
     cases
 }
 
+/// The settings of `TANDEM_EVACUATION` the evacuation sweep compares, default last.
+pub const EVACUATION_MODES: [&str; 3] = ["off", "pause", "concurrent"];
+
+/// Evacuation cases: the workloads whose survivors scatter over the heap (graph, pypy), once
+/// per [`EVACUATION_MODES`] setting, named `<workload> evacuation=<mode>`; Tandem only.
+pub fn evacuation_cases(suite: Suite, cores: usize) -> Vec<(Case, &'static str)> {
+    let scattered = workloads(suite, cores)
+        .into_iter()
+        .filter(|c| matches!(c.spec, Spec::Graph(_) | Spec::Pypy(_)));
+    scattered
+        .flat_map(|c| {
+            EVACUATION_MODES.iter().map(move |&mode| {
+                let mut case = c.clone();
+                case.name = format!("{} evacuation={mode}", c.name);
+                case.env.push(("TANDEM_EVACUATION".into(), mode.into()));
+                (case, mode)
+            })
+        })
+        .collect()
+}
+
 /// Marking-throughput cases: one per shape and GC thread count, stop-the-world (so that
 /// Tandem's marking is one timed phase of one pause).
 pub fn mark_cases(suite: Suite) -> Vec<Case> {

@@ -131,6 +131,8 @@ pub struct CollectorSummary {
     pub mark_us_median: f64,
     /// Pauses by kind, over all runs (Tandem's `PauseKind::name`; `stw` for libgc).
     pub pause_kinds: BTreeMap<String, u64>,
+    /// Pause percentiles per kind, pooled over all runs like `pause_us`.
+    pub pause_us_by_kind: BTreeMap<String, Percentiles>,
     /// What the workload checked (from the first successful run).
     pub checked: String,
     /// Every run.
@@ -155,12 +157,16 @@ impl CollectorSummary {
                     .collect(),
             )
         };
-        let mut kinds = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for r in &ok {
             for p in &r.stats.pauses {
-                *kinds.entry(p.kind.clone()).or_insert(0) += 1;
+                by_kind.entry(p.kind.clone()).or_default().push(p.dur_ns);
             }
         }
+        let kinds = by_kind
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len() as u64))
+            .collect();
         let marks: Vec<f64> = ok
             .iter()
             .flat_map(|r| r.stats.pauses.iter())
@@ -213,6 +219,10 @@ impl CollectorSummary {
             ttsp_us: pooled(&|p| p.ttsp_ns),
             mark_us_median: median(&marks),
             pause_kinds: kinds,
+            pause_us_by_kind: by_kind
+                .into_iter()
+                .map(|(k, v)| (k, Percentiles::of_ns(v)))
+                .collect(),
             checked: ok
                 .first()
                 .map_or_else(String::new, |r| r.outcome.checked.clone()),
@@ -342,6 +352,18 @@ pub struct TtspPoint {
     pub runs_failed: usize,
 }
 
+/// One workload with `TANDEM_EVACUATION` at one setting: Tandem's figures (RSS over the
+/// live set, the most it held after a cycle, pauses by kind) for that setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvacuationPoint {
+    /// The workload's name (without the setting).
+    pub workload: String,
+    /// The `TANDEM_EVACUATION` setting.
+    pub mode: String,
+    /// Tandem's summary over the runs.
+    pub tandem: CollectorSummary,
+}
+
 /// Marking throughput of one collector from its runs of one mark case.
 pub fn mark_point(
     collector: &str,
@@ -412,6 +434,8 @@ pub struct Report {
     pub mark_scaling: Vec<MarkPoint>,
     /// Time-to-safepoint against mutator threads.
     pub ttsp_scaling: Vec<TtspPoint>,
+    /// The scattered workloads at each `TANDEM_EVACUATION` setting (Tandem only).
+    pub evacuation: Vec<EvacuationPoint>,
     /// The C clients, when any ran.
     pub c_clients: Option<super::c_clients::CClients>,
     /// How each figure was obtained.

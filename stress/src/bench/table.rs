@@ -189,6 +189,9 @@ pub fn tables(r: &Report) -> String {
         &rows,
     ));
 
+    if !r.evacuation.is_empty() {
+        out.push_str(&evacuation_rows(r));
+    }
     if let Some(c) = &r.c_clients {
         out.push_str(&c_client_rows(c, r.settings.runs));
     }
@@ -329,7 +332,139 @@ fn c_client_rows(c: &CClients, runs: usize) -> String {
     if !c.space_time.is_empty() {
         out.push_str(&space_time_rows(c));
     }
+    if !c.evacuation.is_empty() {
+        out.push_str(&c_evacuation_rows(c));
+    }
+    if let Some(lb) = &c.load_barrier {
+        let _ = writeln!(
+            out,
+            "\nLoad barrier (stress/c/load_barrier_tandem.c, {} loads per walk, medians of {} \
+             runs): ns per load\nplain acquire load {:.2}, tandem_read_ref LOAD off {:.2}, \
+             LOAD on first lap (copying) {:.2}, LOAD on later laps {:.2}{}",
+            lb.loads,
+            lb.runs_ok,
+            lb.raw_ns,
+            lb.off_ns,
+            lb.first_ns,
+            lb.on_ns,
+            if lb.load_bit_on {
+                ""
+            } else {
+                " (the LOAD bit was not on in every run: no collection set)"
+            }
+        );
+        for e in &lb.errors {
+            let _ = writeln!(out, "  c/load-barrier: {e}");
+        }
+    }
     out
+}
+
+/// The C clients in concurrent mode at each `TANDEM_EVACUATION` setting, with wall time
+/// over the `off` setting's (what the load barrier and evacuation cost).
+fn c_evacuation_rows(c: &CClients) -> String {
+    let off_wall = |case: &str| {
+        c.evacuation
+            .iter()
+            .find(|p| p.case == case && p.mode == "off" && p.summary.ok_runs > 0)
+            .map(|p| p.summary.wall_s)
+    };
+    let rows: Vec<Vec<String>> = c
+        .evacuation
+        .iter()
+        .map(|p| {
+            let s = &p.summary;
+            vec![
+                p.case.clone(),
+                p.mode.clone(),
+                f(s.wall_s, 2),
+                ratio(off_wall(&p.case).map(|w| s.wall_s / w)),
+                mib(s.max_rss_bytes),
+                thousands(s.minor_faults),
+                ms(s.pause_max_us),
+                s.ok_runs.to_string(),
+            ]
+        })
+        .collect();
+    format!(
+        "\nC clients, concurrent mode, by TANDEM_EVACUATION: medians (wall/off: over the \
+         `off` setting's wall)\n{}",
+        render(
+            &[
+                "C client",
+                "evacuation",
+                "wall s",
+                "wall/off",
+                "RSS MiB",
+                "faults k",
+                "pause max ms",
+                "runs",
+            ],
+            &rows,
+        )
+    )
+}
+
+/// The scattered workloads at each `TANDEM_EVACUATION` setting: memory (peak RSS, over the
+/// live set, the most held after a cycle) and the pauses evacuation rides on, beside
+/// libgc's RSS from the main table.
+fn evacuation_rows(r: &Report) -> String {
+    let libgc_rss = |w: &str| {
+        r.workloads
+            .iter()
+            .find(|x| x.name == w)
+            .and_then(|x| x.boehm.as_ref())
+            .map_or_else(|| "-".into(), |b| mib(b.max_rss_bytes))
+    };
+    let kind = |s: &CollectorSummary, k: &str| {
+        s.pause_us_by_kind
+            .get(k)
+            .map_or_else(|| "-".into(), |p| format!("{} / {}", ms(p.p99), ms(p.max)))
+    };
+    let rows: Vec<Vec<String>> = r
+        .evacuation
+        .iter()
+        .map(|p| {
+            let s = &p.tandem;
+            vec![
+                p.workload.clone(),
+                p.mode.clone(),
+                f(s.wall_s, 2),
+                f(s.cpu_s, 2),
+                mib(s.max_rss_bytes),
+                f(s.rss_over_live, 2),
+                s.heap_live_max_bytes.map_or_else(|| "-".into(), mib),
+                kind(s, "init_mark"),
+                kind(s, "final_mark"),
+                s.pause_kinds
+                    .get("degenerate")
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string(),
+                libgc_rss(&p.workload),
+            ]
+        })
+        .collect();
+    format!(
+        "\nBy TANDEM_EVACUATION (Tandem only, its mode otherwise as above): medians; pauses \
+         p99 / max ms pooled over the runs; live after: the most the heap held after a cycle\n{}",
+        render(
+            &[
+                "workload",
+                "evacuation",
+                "wall s",
+                "CPU s",
+                "RSS MiB",
+                "RSS/live",
+                "live after MiB",
+                "init_mark",
+                "final_mark",
+                "degenerate",
+                "libgc RSS",
+            ],
+            &rows,
+        )
+    )
 }
 
 /// The space-time curves as a table: per case and Tandem mode, wall seconds / peak RSS MiB

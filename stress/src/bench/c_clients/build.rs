@@ -23,6 +23,10 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../c/gcbench_tandem.c"),
     ),
     ("gcbench_gc.c", include_str!("../../../c/gcbench_gc.c")),
+    (
+        "load_barrier_tandem.c",
+        include_str!("../../../c/load_barrier_tandem.c"),
+    ),
     ("tandem.h", include_str!("../../../../ffi/include/tandem.h")),
 ];
 
@@ -36,6 +40,8 @@ pub struct ClientPaths {
     pub binary_trees: PathBuf,
     /// GCBench.
     pub gcbench: PathBuf,
+    /// The load-barrier probe (Tandem only: None for libgc).
+    pub load_barrier: Option<PathBuf>,
 }
 
 impl ClientPaths {
@@ -69,6 +75,7 @@ pub fn build(dir: &Path) -> (Clients, Clients) {
         Ok(ClientPaths {
             binary_trees: compile(&src, dir, "binary_trees_tandem", &link)?,
             gcbench: compile(&src, dir, "gcbench_tandem", &link)?,
+            load_barrier: Some(compile(&src, dir, "load_barrier_tandem", &link)?),
         })
     });
     let link = ["-lgc".to_string(), "-lpthread".into()];
@@ -76,6 +83,7 @@ pub fn build(dir: &Path) -> (Clients, Clients) {
         Ok(ClientPaths {
             binary_trees: compile(&src, dir, "binary_trees_gc", &link)?,
             gcbench: compile(&src, dir, "gcbench_gc", &link)?,
+            load_barrier: None,
         })
     })();
     (tandem, libgc)

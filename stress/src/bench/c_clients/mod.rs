@@ -10,6 +10,7 @@
 //! slows libgc down.
 
 mod build;
+pub mod load_barrier;
 
 use super::process;
 use super::spec::Suite;
@@ -178,6 +179,10 @@ pub struct CClients {
     pub cases: Vec<CReport>,
     /// The space-time curves: each case in each Tandem mode at each growth factor.
     pub space_time: Vec<SpaceTimePoint>,
+    /// Each case in concurrent mode at each `TANDEM_EVACUATION` setting.
+    pub evacuation: Vec<EvacuationPoint>,
+    /// The load-barrier probe, when it ran.
+    pub load_barrier: Option<load_barrier::LoadBarrier>,
 }
 
 /// One point of a space-time curve: a case in one Tandem mode with `TANDEM_GC_GROWTH` at
@@ -231,49 +236,120 @@ fn describe(case: &CCase, what: &str, run: usize, r: &CRun) -> String {
     }
 }
 
-/// Runs every case in both Tandem modes at every growth factor, `runs` times each (the
-/// curve of wall time against peak RSS from which the default growth is chosen).
-pub fn space_time(
-    built: &Built,
-    cases: &[CCase],
-    growths: &[f64],
-    runs: usize,
-    gc_threads: usize,
-    timeout: Duration,
-    mut report: impl FnMut(String, bool),
-) -> Vec<SpaceTimePoint> {
-    let Ok(paths) = &built.tandem else {
-        return Vec::new();
-    };
-    let mut points = Vec::new();
-    for case in cases {
-        for (col, column) in COLUMNS[..2].iter().enumerate() {
-            for &growth in growths {
-                let results: Vec<CRun> = (0..runs)
-                    .map(|run| {
-                        let r = run_one(
-                            paths.of(case.program),
-                            case,
-                            col,
-                            gc_threads,
-                            timeout,
-                            Some(growth),
-                        );
-                        let what = format!("{column} growth {growth}");
-                        report(describe(case, &what, run, &r), r.error.is_none());
-                        r
-                    })
-                    .collect();
-                points.push(SpaceTimePoint {
-                    case: case.name.clone(),
-                    column,
-                    growth,
-                    summary: CSummary::of(&results),
-                });
+/// One case in concurrent mode with `TANDEM_EVACUATION` at one setting (nothing else
+/// changed from the case's column): what the load barrier and evacuation cost or save.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvacuationPoint {
+    /// The case's name.
+    pub case: String,
+    /// The `TANDEM_EVACUATION` setting.
+    pub mode: String,
+    /// Medians over its runs.
+    pub summary: CSummary,
+}
+
+/// Runs of the Tandem clients with one `TANDEM_*` variable swept, `runs` times per value.
+pub struct Sweep<'a> {
+    /// The compiled clients.
+    pub built: &'a Built,
+    /// The cases to run.
+    pub cases: &'a [CCase],
+    /// Runs per point.
+    pub runs: usize,
+    /// GC threads.
+    pub gc_threads: usize,
+    /// Time limit per run.
+    pub timeout: Duration,
+}
+
+/// One case in one column with the swept variable at one value.
+struct SweepPoint {
+    case: String,
+    column: &'static str,
+    value: String,
+    summary: CSummary,
+}
+
+impl Sweep<'_> {
+    /// Every case in both Tandem modes at every growth factor (the curve of wall time
+    /// against peak RSS from which the default growth is chosen).
+    pub fn space_time(
+        &self,
+        growths: &[f64],
+        report: impl FnMut(String, bool),
+    ) -> Vec<SpaceTimePoint> {
+        let values: Vec<String> = growths.iter().map(f64::to_string).collect();
+        self.run(&COLUMNS[..2], "TANDEM_GC_GROWTH", &values, report)
+            .into_iter()
+            .map(|p| SpaceTimePoint {
+                case: p.case,
+                column: p.column,
+                growth: p.value.parse().expect("written from an f64"),
+                summary: p.summary,
+            })
+            .collect()
+    }
+
+    /// Every case in concurrent mode at each `TANDEM_EVACUATION` setting of `modes`.
+    pub fn evacuation(
+        &self,
+        modes: &[&str],
+        report: impl FnMut(String, bool),
+    ) -> Vec<EvacuationPoint> {
+        let values: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
+        self.run(&COLUMNS[..1], "TANDEM_EVACUATION", &values, report)
+            .into_iter()
+            .map(|p| EvacuationPoint {
+                case: p.case,
+                mode: p.value,
+                summary: p.summary,
+            })
+            .collect()
+    }
+
+    /// Each case in each of `columns` (a prefix of [`COLUMNS`]) with `var` at each of
+    /// `values`; `report(line)` hears
+    /// each run's outcome. Nothing when the Tandem clients did not build.
+    fn run(
+        &self,
+        columns: &[&'static str],
+        var: &str,
+        values: &[String],
+        mut report: impl FnMut(String, bool),
+    ) -> Vec<SweepPoint> {
+        let Ok(paths) = &self.built.tandem else {
+            return Vec::new();
+        };
+        let mut points = Vec::new();
+        for case in self.cases {
+            for (col, &column) in columns.iter().enumerate() {
+                for value in values {
+                    let results: Vec<CRun> = (0..self.runs)
+                        .map(|run| {
+                            let r = run_one(
+                                paths.of(case.program),
+                                case,
+                                col,
+                                self.gc_threads,
+                                self.timeout,
+                                Some((var, value)),
+                            );
+                            let what = format!("{column} {var}={value}");
+                            report(describe(case, &what, run, &r), r.error.is_none());
+                            r
+                        })
+                        .collect();
+                    points.push(SweepPoint {
+                        case: case.name.clone(),
+                        column,
+                        value: value.clone(),
+                        summary: CSummary::of(&results),
+                    });
+                }
             }
         }
+        points
     }
-    points
 }
 
 /// Runs `cases` `runs` times per column, alternating the column order between runs.
@@ -328,15 +404,15 @@ pub fn run_all(
     (status, out)
 }
 
-/// Runs `exe` once for `case` in column `col`, with `TANDEM_GC_GROWTH` at `growth` if
-/// given.
+/// Runs `exe` once for `case` in column `col`, with `setting` (a Tandem variable and its
+/// value) if given.
 fn run_one(
     exe: &Path,
     case: &CCase,
     col: usize,
     gc_threads: usize,
     timeout: Duration,
-    growth: Option<f64>,
+    setting: Option<(&str, &str)>,
 ) -> CRun {
     let mut cmd = Command::new(exe);
     cmd.args(&case.args)
@@ -347,8 +423,8 @@ fn run_one(
         if let Some(max) = case.tandem_heap_max {
             cmd.env("TANDEM_HEAP_MAX", max);
         }
-        if let Some(g) = growth {
-            cmd.env("TANDEM_GC_GROWTH", g.to_string());
+        if let Some((var, value)) = setting {
+            cmd.env(var, value);
         }
     }
     let done = match process::run_command(cmd, timeout) {
