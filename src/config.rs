@@ -348,7 +348,8 @@ options! {
     huge_pages: bool = false, env "TANDEM_HUGE_PAGES";
     /// Pin GC worker threads to cores, one core each, round-robin.
     affinity: bool = false, env "TANDEM_AFFINITY";
-    /// Verify the heap around every GC: reachable objects intact and marked, free lines poisoned.
+    /// Verify the heap around every GC (reachable objects intact and marked, free lines
+    /// poisoned) and audit every barriered reference store (the STORE barrier stays on).
     verify: bool = false, env "TANDEM_VERIFY";
     /// A `tracing` filter for GC logs (applied by the embedder's subscriber, e.g. tandem-stress).
     log: String = String::new(), env "TANDEM_LOG";

@@ -64,10 +64,20 @@ pub struct Runtime {
     verify_hook: Mutex<Option<VerifyHook>>,
 }
 
+/// See [`Runtime::resting_barriers`].
+fn resting_barriers(config: &Config) -> u8 {
+    if config.verify {
+        crate::barriers::STORE
+    } else {
+        0
+    }
+}
+
 impl Runtime {
     /// A runtime for `config` (already validated), with no threads started.
     pub fn new(config: Config) -> Result<Runtime> {
         let space = Space::new(&config)?;
+        let resting = resting_barriers(&config);
         Ok(Runtime {
             trigger: AtomicUsize::new(config.heap_min.0.max(crate::heap::CHUNK_SIZE)),
             config,
@@ -81,7 +91,7 @@ impl Runtime {
             assists: Assists::default(),
             evac: Default::default(),
             logged: Mutex::new(Vec::new()),
-            barrier_state: AtomicU8::new(0),
+            barrier_state: AtomicU8::new(resting),
             failure: Failure::default(),
             uncommitter: Uncommitter::default(),
             refs: Default::default(),
@@ -91,6 +101,12 @@ impl Runtime {
             oom_handler: Mutex::new(None),
             verify_hook: Mutex::new(None),
         })
+    }
+
+    /// The `barriers` every mutator has between concurrent phases: STORE with
+    /// `TANDEM_VERIFY` (every reference store is audited), else none.
+    pub fn resting_barriers(&self) -> u8 {
+        resting_barriers(&self.config)
     }
 
     /// Bytes in use at which the next collection is requested.

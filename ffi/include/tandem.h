@@ -78,7 +78,7 @@ typedef struct tandem_options {
     uint32_t threads;            /**< GC worker threads (TANDEM_THREADS). */
     uint64_t heap_min;           /**< Bytes kept committed (TANDEM_HEAP_MIN). */
     uint64_t heap_max;           /**< Heap limit in bytes (TANDEM_HEAP_MAX). */
-    uint32_t verify;             /**< Non-zero: verify the heap at each GC (TANDEM_VERIFY). */
+    uint32_t verify;             /**< Non-zero: verify the heap at each GC and audit every tandem_write_ref (TANDEM_VERIFY). */
     uint32_t affinity;           /**< Non-zero: pin GC workers (TANDEM_AFFINITY). */
     uint64_t shadow_stack_slots; /**< Root slots per thread (TANDEM_SHADOW_STACK). */
     const char *mode;            /**< "stw", "concurrent" or NULL (TANDEM_MODE). */
@@ -333,7 +333,8 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
  *     already on when the object was allocated, it is allocated black and has no snapshot
  *     values to preserve; if marking was off, it stays off until the next safepoint, and
  *     an object's fields at the snapshot are whatever they hold then. After the next
- *     safepoint the object is like any other.
+ *     safepoint the object is like any other. (TANDEM_VERIFY's store audit sees only the
+ *     stores that go through tandem_write_ref.)
  *  3. Every load of a reference from a heap object goes through tandem_read_ref (the load
  *     barrier: while objects move, it returns the object's current address and repairs
  *     the field). Raw loads of reference fields are allowed only while the LOAD bit is off
@@ -355,7 +356,7 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
  */
 
 /** The ABI this header describes; tandem_init checks it against the library's. */
-#define TANDEM_ABI_VERSION 2u
+#define TANDEM_ABI_VERSION 3u
 
 /** barriers bit: tandem_write_ref takes its slow path (logs the overwritten reference). */
 #define TANDEM_BARRIER_WRITE 1u
@@ -365,6 +366,11 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
 #define TANDEM_BARRIER_ARRAY_COPY 4u
 /** barriers bit: tandem_read_ref takes its slow path (resolves moved objects). */
 #define TANDEM_BARRIER_LOAD 8u
+/** barriers bit: tandem_write_ref takes its slow path for every store, null field or not
+ *  (WRITE alone skips stores into null fields). TANDEM_VERIFY keeps it on to audit each
+ *  store (obj an object, slot one of its reference fields, value NULL or an object: a
+ *  violation counts in stats.verify_errors); a remembered set would use it. */
+#define TANDEM_BARRIER_STORE 16u
 
 /** Deprecated names of the first header: "marking is on" and "objects may move". */
 #define TANDEM_GC_MARKING (TANDEM_BARRIER_WRITE | TANDEM_BARRIER_OBJECT | TANDEM_BARRIER_ARRAY_COPY)
@@ -382,10 +388,11 @@ void *tandem_read_ref_slow(tandem_mutator *m, void *obj, void **slot);
 
 /** Stores value into the reference field *slot of obj (write barrier + release store). */
 static inline void tandem_write_ref(tandem_mutator *m, void *obj, void **slot, void *value) {
-    if (TANDEM_UNLIKELY(m->barriers & TANDEM_BARRIER_WRITE)) {
+    if (TANDEM_UNLIKELY(m->barriers & (TANDEM_BARRIER_WRITE | TANDEM_BARRIER_STORE))) {
         /* SATB logs only the reference a store overwrites: a null field (the first store into
-         * a fresh object) needs no call. */
-        if (__atomic_load_n(slot, __ATOMIC_RELAXED) != NULL) {
+         * a fresh object) needs no call, unless STORE asks to see every store. */
+        if ((m->barriers & TANDEM_BARRIER_STORE) ||
+            __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL) {
             (void)tandem_write_ref_slow(m, obj, slot, value);
             return;
         }

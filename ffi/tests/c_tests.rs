@@ -94,6 +94,21 @@ fn misuse_returns_errors_with_messages_and_never_aborts() {
 }
 
 #[test]
+fn with_verify_every_reference_store_is_audited_stop_the_world() {
+    let out = build_and_run(c_test("store_audit.c"), &["stw"]);
+    assert!(out.contains("store_audit stw: all checks passed"), "{out}");
+}
+
+#[test]
+fn with_verify_every_reference_store_is_audited_concurrent() {
+    let out = build_and_run(c_test("store_audit.c"), &["concurrent"]);
+    assert!(
+        out.contains("store_audit concurrent: all checks passed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_failing_trace_callback_is_an_error_for_every_thread_stop_the_world() {
     let out = build_and_run(c_test("faults.c"), &["stw"]);
     assert!(out.contains("faults stw: all checks passed"), "{out}");
@@ -215,6 +230,7 @@ fn header_layout_and_constants_match_the_core() {
         ("TANDEM_BARRIER_OBJECT", barriers::OBJECT as u64),
         ("TANDEM_BARRIER_ARRAY_COPY", barriers::ARRAY_COPY as u64),
         ("TANDEM_BARRIER_LOAD", barriers::LOAD as u64),
+        ("TANDEM_BARRIER_STORE", barriers::STORE as u64),
         ("TANDEM_GC_MARKING", barriers::MARKING as u64),
         ("TANDEM_ABI_VERSION", mutator::ABI_VERSION as u64),
         ("tandem_abi_version()", mutator::ABI_VERSION as u64),
@@ -239,6 +255,7 @@ fn header_and_c_sources_compile_warning_free_with_gcc_and_clang_and_as_cxx() {
     let sources = [
         c_test("binary_trees.c"),
         c_test("misuse.c"),
+        c_test("store_audit.c"),
         c_test("faults.c"),
         c_test("shadow_stack.c"),
         c_test("concurrent_barriers.c"),

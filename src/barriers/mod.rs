@@ -7,7 +7,9 @@
 //! header mirrors these shapes bit for bit (`TANDEM_BARRIER_*`):
 //!
 //! ```text
-//! field:   if barriers & WRITE { slow: log(*slot) }  *slot = value        (release)
+//! field:   if barriers & (WRITE|STORE) && (barriers & STORE || *slot != 0) {
+//!              slow: audit the store if STORE, log(*slot) if WRITE }
+//!          *slot = value                                               (release)
 //! object:  if barriers & OBJECT && !(header & LOGGED) { slow: log every ref field once }
 //! copy:    if barriers & ARRAY_COPY { slow }  else copy slot by slot
 //! load:    v = *slot (acquire); if barriers & LOAD { slow: resolve v, heal *slot }
@@ -28,6 +30,11 @@ pub const OBJECT: u8 = 2;
 pub const ARRAY_COPY: u8 = 4;
 /// `barriers` bit: a reference loaded from the heap takes the load barrier's slow path.
 pub const LOAD: u8 = 8;
+/// `barriers` bit: every reference store takes the field barrier's slow path, whatever the
+/// field held (WRITE alone skips stores into null fields, which have nothing to log).
+/// `TANDEM_VERIFY` keeps it on to audit every store; a remembered set, which must see
+/// stores into null fields too, would use it.
+pub const STORE: u8 = 16;
 /// The barriers concurrent marking needs (SATB): every store logs what it overwrites.
 pub const MARKING: u8 = WRITE | OBJECT | ARRAY_COPY;
 /// The barriers moving objects needs: loads (and the loads inside an array copy) resolve

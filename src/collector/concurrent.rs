@@ -96,11 +96,12 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let tm = Instant::now();
     rt.space.advance_epoch();
     rt.space.los.set_alloc_black();
-    let barriers = if rt.evac.choose(&rt.space, &candidates, usize::MAX) > 0 {
-        MARKING | EVACUATION
-    } else {
-        MARKING
-    };
+    let barriers = rt.resting_barriers()
+        | if rt.evac.choose(&rt.space, &candidates, usize::MAX) > 0 {
+            MARKING | EVACUATION
+        } else {
+            MARKING
+        };
     rt.barrier_state.store(barriers, Ordering::Relaxed);
     for m in &pause.world {
         m.barriers.store(barriers, Ordering::Relaxed);
@@ -166,7 +167,8 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let assisted = rt.assists.end();
     let degenerate = job.aborted.load(Ordering::Relaxed);
     let tf = Instant::now();
-    rt.barrier_state.store(0, Ordering::Relaxed);
+    let resting = rt.resting_barriers();
+    rt.barrier_state.store(resting, Ordering::Relaxed);
     let mut copied_by_mutators = 0;
     for m in &pause.world {
         // SAFETY: the world is stopped: the collector owns every mutator's state.
@@ -175,7 +177,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
             m.retire_tlab(rt);
             copied_by_mutators += m.retire_copies(rt);
         }
-        m.barriers.store(0, Ordering::Relaxed);
+        m.barriers.store(resting, Ordering::Relaxed);
     }
     let roots = pause.roots(rt);
     let satb: Vec<(usize, usize)> = rt

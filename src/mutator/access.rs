@@ -4,7 +4,7 @@
 
 use super::{satb_log, Mutator};
 use crate::barriers::log::log_once;
-use crate::barriers::{ARRAY_COPY, LOAD, OBJECT, WRITE};
+use crate::barriers::{ARRAY_COPY, LOAD, OBJECT, STORE, WRITE};
 use crate::error::{Error, Result};
 use crate::object::ObjRef;
 use crate::sync::raw::AtomicPtr;
@@ -12,18 +12,66 @@ use crate::sync::Ordering;
 
 impl Mutator {
     /// Stores `value` into the reference field at `offset` of `obj`, with the SATB write
-    /// barrier: while marking, the overwritten reference is logged first.
+    /// barrier: while marking, the overwritten reference is logged first (and with
+    /// `TANDEM_VERIFY`, the store is audited).
     ///
     /// # Safety
     /// `offset` must be a reference field of the live object `obj`.
     #[inline(always)]
     pub unsafe fn write_ref(&mut self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
-        if self.core.barrier_on(WRITE) {
-            // SAFETY: caller's contract.
-            self.log_slot(unsafe { obj.field(offset) });
+        if self.core.barrier_on(WRITE | STORE) {
+            if self.core.barrier_on(STORE) {
+                self.audit_store(obj, offset, value);
+            }
+            if self.core.barrier_on(WRITE) {
+                // SAFETY: caller's contract.
+                self.log_slot(unsafe { obj.field(offset) });
+            }
         }
         // SAFETY: caller's contract.
         unsafe { obj.store_ref(offset, value) }
+    }
+
+    /// The STORE barrier's audit (`TANDEM_VERIFY`): `obj` is an object in the heap with a
+    /// reference slot at `offset`, and `value` is null or an object in the heap. A store
+    /// that breaks this is a VM bug, counted as a verification error with a message that
+    /// names it; the store itself goes ahead (the heap verifier will see its effects).
+    #[cold]
+    #[inline(never)]
+    fn audit_store(&self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
+        use crate::collector::validate;
+        let rt = &*self.rt;
+        let check = |o: ObjRef| {
+            validate::locate(&rt.space, o.addr())
+                .and_then(|place| validate::object(&rt.types, o, place))
+        };
+        let problem = match check(obj) {
+            Err(why) => Some(format!("the object {:#x}: {why}", obj.addr())),
+            // SAFETY: `check` found a live object of type `info`, `size` bytes long.
+            Ok((info, size)) => match unsafe { info.ref_slot_at(obj, offset) } {
+                _ if offset >= size || !offset.is_multiple_of(8) => Some(format!(
+                    "offset {offset} is not a field of the {size}-byte object {:#x}",
+                    obj.addr()
+                )),
+                Some(false) => Some(format!(
+                    "offset {offset} of object {:#x} is not one of its type's reference slots",
+                    obj.addr()
+                )),
+                _ => value.and_then(|v| {
+                    check(v)
+                        .err()
+                        .map(|why| format!("the value {:#x}: {why}", v.addr()))
+                }),
+            },
+        };
+        if let Some(p) = problem {
+            let msg = format!(
+                "store audit (TANDEM_VERIFY): a reference store into +{offset} of {:#x}: {p}",
+                obj.addr()
+            );
+            tracing::error!("{msg}");
+            rt.stats.record_verify_errors(vec![msg], 1);
+        }
     }
 
     /// The object barrier (RPython's granularity): call before the first store into

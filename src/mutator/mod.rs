@@ -80,7 +80,7 @@ pub struct MutatorCore {
 
 /// The C ABI version (`TANDEM_ABI_VERSION` in `tandem.h`): it changes whenever the offsets
 /// below, the barrier bits or the inline fast paths' shapes change.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 /// Byte offset of the TLAB cursor in a mutator (C ABI).
 pub const OFFSET_CURSOR: usize = 0;
 /// Byte offset of the TLAB limit (C ABI).

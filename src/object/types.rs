@@ -183,6 +183,30 @@ impl TypeInfo {
         }
     }
 
+    /// Whether the word at `offset` of `obj` is one of its reference slots; None for a
+    /// type with its own tracer (its slots are known only by visiting them).
+    ///
+    /// # Safety
+    /// `obj` must be a live object of this type.
+    pub unsafe fn ref_slot_at(&self, obj: ObjRef, offset: usize) -> Option<bool> {
+        if self.trace.is_some() {
+            return None;
+        }
+        if offset < self.fixed_size {
+            return Some(self.ref_offsets.contains(&offset));
+        }
+        if self.item_ref_offsets.is_empty() {
+            return Some(false);
+        }
+        let (item, within) = (
+            (offset - self.fixed_size) / self.item_size,
+            (offset - self.fixed_size) % self.item_size,
+        );
+        // SAFETY: caller's contract.
+        let items = unsafe { self.length_of(obj) };
+        Some(item < items && self.item_ref_offsets.contains(&within))
+    }
+
     /// Checks that the description is self-consistent.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::BadType(m));
