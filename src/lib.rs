@@ -310,6 +310,12 @@ impl Heap {
         self.rt().space.in_heap(addr)
     }
 
+    /// Counts a VM bug found outside a collection (a call the C ABI had to reject while
+    /// `TANDEM_VERIFY` audits stores) as a verification error with `message`.
+    pub fn record_verify_error(&self, message: String) {
+        self.rt().stats.record_verify_errors(vec![message], 1);
+    }
+
     /// A snapshot of the statistics.
     pub fn stats(&self) -> Stats {
         self.rt().stats()

@@ -94,6 +94,13 @@ pub fn last_error_code() -> Code {
     LAST_ERROR.try_with(|l| l.borrow().0).unwrap_or(Code::Ok)
 }
 
+/// This thread's last error text, owned (empty when none).
+pub fn last_error_text() -> String {
+    LAST_ERROR
+        .try_with(|l| l.borrow().1.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// This thread's last error text (empty when none); valid until the thread's next error.
 pub fn last_error_ptr() -> *const c_char {
     LAST_ERROR

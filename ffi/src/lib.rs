@@ -16,6 +16,8 @@ pub mod types;
 
 use error::{fail, guard, status, Code, FfiResult};
 use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::Ordering;
+use tandem_core::barriers;
 use tandem_core::mutator::MutatorCore;
 use tandem_core::{Heap, ObjRef, RootCallback, TypeId};
 
@@ -335,7 +337,7 @@ pub unsafe extern "C" fn tandem_write_ref_slow(
     slot: *mut *mut c_void,
     value: *mut c_void,
 ) -> i32 {
-    status(|| {
+    let r = status(|| {
         let o = check_obj(obj, "tandem_write_ref")?;
         check_slot(slot, "tandem_write_ref")?;
         let off = (slot as usize).wrapping_sub(o.addr());
@@ -344,7 +346,39 @@ pub unsafe extern "C" fn tandem_write_ref_slow(
             unsafe { mm.write_ref(o, off, ObjRef::from_ptr(value as *mut u8)) };
             Ok(())
         })
-    })
+    });
+    if r != 0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { store_despite_rejection(m, slot, value) };
+    }
+    r
+}
+
+/// A store the slow path rejected (a bad holder, another thread's mutator) although only
+/// `TANDEM_VERIFY`'s STORE audit sent it there: made as the inline path would have made it
+/// without verification, so that verifying never changes what the program does, and
+/// counted as a verification error. While WRITE is on (marking) the store is not made, as
+/// before: it cannot go around the SATB log.
+///
+/// # Safety
+/// `m` is the mutator the inline path read its barrier byte from.
+unsafe fn store_despite_rejection(m: *mut CMutator, slot: *mut *mut c_void, value: *mut c_void) {
+    if m.is_null() || slot.is_null() || !(slot as usize).is_multiple_of(8) {
+        return;
+    }
+    // SAFETY: the caller's contract: the inline fast path read this byte just now.
+    let barriers = unsafe { &*m }.barriers.load(Ordering::Relaxed);
+    if barriers & barriers::STORE == 0 || barriers & barriers::WRITE != 0 {
+        return;
+    }
+    // SAFETY: a non-null, aligned reference slot the VM passed (as the inline path uses it).
+    unsafe { &*(slot as *const std::sync::atomic::AtomicPtr<c_void>) }
+        .store(value, Ordering::Release);
+    let why = error::last_error_text();
+    let _ = global::with_heap(|h| {
+        h.record_verify_error(format!("store audit (TANDEM_VERIFY): {why}"));
+        Ok(())
+    });
 }
 
 /// The slow path of `tandem_object_barrier` (taken while marking runs): logs the
@@ -400,7 +434,11 @@ pub unsafe extern "C" fn tandem_read_ref_slow(
     // The common case while objects move: this thread's own mutator loads a reference that
     // needs no resolving. Answered without the error guard, which costs more than the load
     // (callgrind: ~135 instructions per call through it).
-    if !slot.is_null() && (slot as usize).is_multiple_of(8) {
+    if !slot.is_null()
+        && (slot as usize).is_multiple_of(8)
+        && !obj.is_null()
+        && (obj as usize).is_multiple_of(8)
+    {
         // SAFETY: the caller passes a reference slot of a live object (the header's
         // contract for tandem_read_ref): an aligned, pointer-sized word.
         let word = unsafe { &*(slot as *const std::sync::atomic::AtomicPtr<u8>) };

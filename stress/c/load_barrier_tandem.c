@@ -69,8 +69,9 @@ int main(int argc, char **argv) {
     cell *first = tandem_alloc(m, cell_type, 0);
     BENCH_CHECK(first != NULL);
     first->value = 1;
-    BENCH_CHECK(tandem_push_root(m, first) == TANDEM_OK); /* slot 0: the first cell */
-    BENCH_CHECK(tandem_push_root(m, first) == TANDEM_OK); /* slot 1: the newest cell */
+    /* Roots, by depth from the top: 0 the newest cell, 1 the first cell. */
+    BENCH_CHECK(tandem_push_root(m, first) == TANDEM_OK);
+    BENCH_CHECK(tandem_push_root(m, first) == TANDEM_OK);
     for (long i = 1; i < cells; i++) {
         for (int g = 0; g < 9; g++) {
             BENCH_CHECK(tandem_alloc(m, cell_type, 0) != NULL);
@@ -130,7 +131,7 @@ int main(int argc, char **argv) {
     BENCH_CHECK(sum_first == expect / (uint64_t)walks);
     printf("{\"wall_s\":%.6f,\"check\":%ld,\"cells\":%ld,\"loads\":%ld,\"load_bit\":%d,"
            "\"raw_ns\":%.3f,\"off_ns\":%.3f,\"first_ns\":%.3f,\"on_ns\":%.3f}\n",
-           wall, cells, cells, loads, load_bit, raw, off, first_walk, on);
+           wall, (long)(sum_on % 1000000007u), cells, loads, load_bit, raw, off, first_walk, on);
     tandem_pop_root(m);
     tandem_pop_root(m);
     BENCH_CHECK(tandem_detach_thread(m) == TANDEM_OK);

@@ -350,6 +350,7 @@ static void bad_barrier_and_stats_arguments_are_reported(tandem_mutator *m) {
     CHECK_FAILS(tandem_object_barrier_slow(m, NULL), TANDEM_ERR_INVALID_ARGUMENT,
                 "tandem_object_barrier");
     CHECK_NULL_WITH(tandem_read_ref_slow(m, pair, (void **)((char *)pair + 9)), "misaligned");
+    CHECK_NULL_WITH(tandem_read_ref_slow(m, NULL, &pair[1]), "tandem_read_ref: 0x0");
     CHECK_FAILS(tandem_array_copy_refs_slow(m, NULL, NULL, pair, NULL, 0),
                 TANDEM_ERR_INVALID_ARGUMENT, "dst_obj");
     mark_last_error();

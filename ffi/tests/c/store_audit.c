@@ -4,9 +4,10 @@
  *
  * Proves: the bit is on from attach and again after a collection; stores into null and
  * non-null fields pass the audit; a store through a slot that is not a reference field, a
- * store of a pointer to memory outside the heap, and a store into memory outside the heap
- * each count one verification error (and the program goes on); a collection afterwards
- * finds nothing else wrong.
+ * store of a pointer to memory outside the heap, a store into memory outside the heap and a
+ * store with a NULL holder each count one verification error (and the program goes on; the
+ * last one is also rejected with an error code, but its store is made, as without
+ * verification); a collection afterwards finds nothing else wrong.
  */
 #include "node.h"
 
@@ -54,12 +55,21 @@ int main(int argc, char **argv) {
     tandem_write_ref(m, &outside, &outside.next, b);
     CHECK(verify_errors() == 3);
 
+    /* A NULL holder: the slow path rejects the call (TANDEM_ERR_INVALID_ARGUMENT) but,
+     * as the inline path would have without verification, makes the store; the rejection
+     * counts as one more error. */
+    tandem_write_ref(m, a, &a->next, NULL);
+    tandem_write_ref(m, NULL, &a->next, b);
+    CHECK(tandem_last_error_code() == TANDEM_ERR_INVALID_ARGUMENT);
+    CHECK(tandem_read_ref(m, a, &a->next) == b);
+    CHECK(verify_errors() == 4);
+
     CHECK_OK(tandem_collect(m));
     CHECK(m->barriers == TANDEM_BARRIER_STORE); /* the resting barriers, after a cycle */
     a = *tandem_root_slot(m, 0);
     b = *tandem_root_slot(m, 1);
     CHECK(tandem_read_ref(m, a, &a->next) == b && b->value == 2 && a->value == 1);
-    CHECK(verify_errors() == 3);
+    CHECK(verify_errors() == 4);
 
     tandem_pop_root(m);
     tandem_pop_root(m);

@@ -335,7 +335,7 @@ fn c_client_rows(c: &CClients, runs: usize) -> String {
     if !c.evacuation.is_empty() {
         out.push_str(&c_evacuation_rows(c));
     }
-    if let Some(lb) = &c.load_barrier {
+    if let Some(lb) = c.load_barrier.as_ref().filter(|lb| lb.runs_ok > 0) {
         let _ = writeln!(
             out,
             "\nLoad barrier (stress/c/load_barrier_tandem.c, {} loads per walk, medians of {} \
@@ -350,12 +350,12 @@ fn c_client_rows(c: &CClients, runs: usize) -> String {
             if lb.load_bit_on {
                 ""
             } else {
-                " (the LOAD bit was not on in every run: no collection set)"
+                " (the LOAD bit was not on in every run: some cycles chose no collection set)"
             }
         );
-        for e in &lb.errors {
-            let _ = writeln!(out, "  c/load-barrier: {e}");
-        }
+    }
+    for e in c.load_barrier.iter().flat_map(|lb| &lb.errors) {
+        let _ = writeln!(out, "  c/load-barrier: {e}");
     }
     out
 }
@@ -378,7 +378,11 @@ fn c_evacuation_rows(c: &CClients) -> String {
                 p.case.clone(),
                 p.mode.clone(),
                 f(s.wall_s, 2),
-                ratio(off_wall(&p.case).map(|w| s.wall_s / w)),
+                ratio(
+                    off_wall(&p.case)
+                        .filter(|_| s.ok_runs > 0)
+                        .map(|w| s.wall_s / w),
+                ),
                 mib(s.max_rss_bytes),
                 thousands(s.minor_faults),
                 ms(s.pause_max_us),

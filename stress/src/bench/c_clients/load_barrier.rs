@@ -38,7 +38,7 @@ pub struct LoadBarrier {
     /// `tandem_read_ref`, LOAD bit off.
     pub off_ns: f64,
     /// `tandem_read_ref`, LOAD bit on, first lap: each load copies its cell and heals the
-    /// field.
+    /// field (medians of the runs whose bit was on, as for `on_ns`).
     pub first_ns: f64,
     /// `tandem_read_ref`, LOAD bit on, later laps: the slow path finds nothing to move.
     pub on_ns: f64,
@@ -100,15 +100,20 @@ pub fn run(
             Err(e) => errors.push(e),
         }
     }
-    let med = |f: fn(&Printed) -> f64| median(&ok.iter().map(f).collect::<Vec<_>>());
+    let med = |runs: &[&Printed], f: fn(&Printed) -> f64| {
+        median(&runs.iter().map(|p| f(p)).collect::<Vec<_>>())
+    };
+    let all: Vec<&Printed> = ok.iter().collect();
+    // The "on" walks only of runs whose cycle did turn the bit on.
+    let on: Vec<&Printed> = ok.iter().filter(|p| p.load_bit != 0).collect();
     Some(LoadBarrier {
         runs_ok: ok.len(),
         loads: ok.first().map_or(0, |p| p.loads),
-        load_bit_on: !ok.is_empty() && ok.iter().all(|p| p.load_bit != 0),
-        raw_ns: med(|p| p.raw_ns),
-        off_ns: med(|p| p.off_ns),
-        first_ns: med(|p| p.first_ns),
-        on_ns: med(|p| p.on_ns),
+        load_bit_on: !ok.is_empty() && on.len() == ok.len(),
+        raw_ns: med(&all, |p| p.raw_ns),
+        off_ns: med(&all, |p| p.off_ns),
+        first_ns: med(&on, |p| p.first_ns),
+        on_ns: med(&on, |p| p.on_ns),
         errors,
     })
 }
