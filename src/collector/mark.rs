@@ -79,19 +79,22 @@ pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Opt
 #[inline(always)]
 fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Place> {
     let space = &rt.space;
-    if space.in_immix(addr)
-        && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
-            == crate::heap::metadata::black_stamp(space.epoch())
-    {
-        // Allocated during this cycle's marking: live, and nothing it references needs
-        // tracing through it (SATB covers every object reachable at the snapshot).
-        return None;
-    }
-    if space.in_heap(addr) && !space.in_immix(addr) && space.meta.is_marked(addr) {
+    // The line mark is read once, for the black-allocation test and for `locate`.
+    let located = if space.in_immix(addr) {
+        let line = space.line_mark(addr);
+        if line == crate::heap::metadata::black_stamp(space.epoch()) {
+            // Allocated during this cycle's marking: live, and nothing it references needs
+            // tracing through it (SATB covers every object reachable at the snapshot).
+            return None;
+        }
+        validate::locate_small(space, addr, line)
+    } else if space.in_heap(addr) && space.meta.is_marked(addr) {
         // A large object already marked: skip `locate`, which takes the space's lock.
         return None;
-    }
-    let place = match validate::locate(space, addr) {
+    } else {
+        validate::locate(space, addr)
+    };
+    let place = match located {
         Ok(p) => p,
         Err(why) => {
             bad.report_ref(addr, from, why);

@@ -71,11 +71,18 @@ pub struct Place {
 /// Takes the large-object space's lock for a large-object address.
 #[inline(always)]
 pub fn locate(space: &Space, addr: usize) -> Result<Place, String> {
+    if space.in_immix(addr) {
+        return locate_small(space, addr, space.line_mark(addr));
+    }
+    locate_elsewhere(space, addr)
+}
+
+/// [`locate`] for an address in the block space whose line mark the caller read as `line`
+/// (the marker reads it once for this and its black-allocation test).
+#[inline(always)]
+pub fn locate_small(space: &Space, addr: usize, line: u8) -> Result<Place, String> {
     // The common case, inline in the marker: an aligned address on a line in use.
-    if space.in_immix(addr)
-        && addr.is_multiple_of(8)
-        && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed) != LINE_FREE
-    {
+    if addr.is_multiple_of(8) && line != LINE_FREE {
         return Ok(Place {
             limit: space.block_addr(space.block_of(addr)) + BLOCK_SIZE,
             large: false,

@@ -129,6 +129,14 @@ impl Space {
         self.in_immix(a) && self.meta.in_cset(self.block_of(a))
     }
 
+    /// The line mark of the line holding Immix address `a`.
+    #[inline(always)]
+    pub fn line_mark(&self, a: usize) -> u8 {
+        // Relaxed: line marks are stamped by markers and read by the sweep after the phase
+        // barrier; a marker's own test only needs some value the line had this cycle.
+        self.meta.line(self.line_of(a)).load(Ordering::Relaxed)
+    }
+
     /// Block index of an Immix address.
     #[inline(always)]
     pub fn block_of(&self, a: usize) -> usize {
