@@ -330,7 +330,9 @@ options! {
     gc_growth: Growth = Growth(2.5), env "TANDEM_GC_GROWTH";
     /// When objects move to compact the heap: `concurrent` (stop-the-world collections
     /// and concurrent cycles, with the load barrier on while they move), `pause` (only in
-    /// stop-the-world collections; the load barrier never turns on) or `off`.
+    /// stop-the-world collections; the load barrier never turns on, and in concurrent mode
+    /// a collection the heap starts after a cycle that left it fragmented runs as one
+    /// compacting pause) or `off`.
     evacuation: EvacuationMode = EvacuationMode::Concurrent, env "TANDEM_EVACUATION";
     /// Torture setting for VM ports: every block with a free line is a candidate for
     /// evacuation, not only sparse ones (within the same headroom budget), so that objects

@@ -202,6 +202,70 @@ fn evacuate_all_moves_objects_out_of_dense_blocks(mode: Mode) {
     }
 }
 
+/// Concurrent mode with `TANDEM_EVACUATION=pause` (a VM without a load barrier): once a
+/// cycle leaves the heap fragmented, the next collection the heap starts itself runs in one
+/// pause and compacts; moved objects keep their contents and hashes, pinned ones stay.
+#[test]
+fn with_evacuation_in_a_pause_a_fragmented_concurrent_heap_compacts_in_a_pause() {
+    let _w = common::Watchdog::new(
+        "with_evacuation_in_a_pause_a_fragmented_concurrent_heap_compacts_in_a_pause",
+        common::TEST_LIMIT,
+    );
+    let h = tandem::Heap::with_config(tandem::Config {
+        evacuation: tandem::EvacuationMode::Pause,
+        heap_min: tandem::ByteSize(1 << 20),
+        ..common::config(Mode::Concurrent, 256, true)
+    })
+    .unwrap();
+    let (node, arr) = (node_type(&h), common::array_type(&h));
+    let mut m = h.attach().unwrap();
+    let facts = sparse_heap(&mut m, node, arr);
+    // An explicit collection stays concurrent (and moves nothing: no load barrier)...
+    m.collect().unwrap();
+    assert_eq!(h.stats().evacuated_objects, 0, "moved without a pause");
+    // ... and leaves the survivors scattered: the next triggered collection compacts.
+    let compactions = || {
+        h.recent_pauses(usize::MAX)
+            .iter()
+            .filter(|p| p.kind == tandem::stats::PauseKind::StwCollection)
+            .count()
+    };
+    let mut garbage = 0;
+    while compactions() == 0 {
+        m.alloc(node, 0).unwrap();
+        garbage += 1;
+        assert!(garbage < 50_000_000, "no compacting collection started");
+    }
+    let s = h.stats();
+    assert_eq!(s.verify_errors, 0, "{:#?}", s.verify_messages);
+    assert!(
+        s.evacuated_objects > 0,
+        "the compacting pause moved nothing: {s:?}"
+    );
+    let mut moved = 0;
+    for (k, &(addr, hash)) in facts.iter().enumerate() {
+        let n = item(&mut m, k);
+        // SAFETY: a live node reached through the array.
+        assert_eq!(
+            unsafe { *n.field::<u64>(VALUE) },
+            k as u64,
+            "node {k}'s payload"
+        );
+        if hash != 0 {
+            assert_eq!(m.identity_hash(n), hash, "node {k}'s identity hash");
+        }
+        if k.is_multiple_of(100) {
+            assert_eq!(n.addr(), addr, "pinned node {k} moved");
+        }
+        moved += usize::from(n.addr() != addr);
+    }
+    assert!(
+        moved * 2 > facts.len(),
+        "only {moved} of {} nodes moved",
+        facts.len()
+    );
+}
+
 in_both_modes!(
     a_sparse_heap_is_compacted_and_moved_objects_keep_contents_and_hash,
     unpinned_objects_may_move_again_and_pins_are_counted,

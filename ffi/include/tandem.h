@@ -248,6 +248,9 @@ uint64_t tandem_identity_hash(tandem_mutator *m, void *obj);
  * tandem_read_ref (see the barrier rules below). An object handed to native code that
  * may run across a safepoint (I/O buffers, callbacks) must be pinned first, or allocated
  * with tandem_alloc_nonmoving. Objects over TANDEM_LARGE_OBJECT_THRESHOLD never move.
+ * With `pause` objects move only while every thread is stopped, so the LOAD bit never
+ * turns on; in concurrent mode a heap left fragmented is then compacted by one
+ * stop-the-world collection (a long pause: the whole trace and the copying).
  */
 
 /** Pins obj: it does not move until as many tandem_unpin calls (counted, thread-safe, at

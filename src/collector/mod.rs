@@ -74,9 +74,25 @@ fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
         let _activity = rt.fork_gate.activity();
         match rt.config.mode {
             Mode::Stw => stw::collect(rt, pool, &mut pacer, cause),
+            Mode::Concurrent if compacts_in_a_pause(rt, &pacer, cause) => {
+                stw::collect(rt, pool, &mut pacer, cause)
+            }
             Mode::Concurrent => concurrent::cycle(rt, pool, &mut pacer, cause),
         }
     }
+}
+
+/// Whether this concurrent-mode collection runs as one stop-the-world collection that
+/// compacts: with `TANDEM_EVACUATION=pause` (a VM without a load barrier, so objects may
+/// move only inside a pause) when the last cycle left the heap fragmented, as CMS falls
+/// back to a compacting collection. The price is that collection's pause: the whole
+/// trace and the copying (tens to hundreds of milliseconds on the bench's workloads). Only for the collections the heap itself starts (the
+/// trigger, a failed allocation): an explicit collection or a step stays concurrent, as
+/// the VM asked.
+fn compacts_in_a_pause(rt: &Runtime, pacer: &pacer::Pacer, cause: GcCause) -> bool {
+    rt.config.evacuation == crate::config::EvacuationMode::Pause
+        && cause != GcCause::Explicit
+        && pacer.fragmented(rt)
 }
 
 /// A stopped world: the mutators, when the stop was requested, and how long it took.
