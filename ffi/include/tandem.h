@@ -391,10 +391,11 @@ void *tandem_read_ref_slow(tandem_mutator *m, void *obj, void **slot);
 
 /** Stores value into the reference field *slot of obj (write barrier + release store). */
 static inline void tandem_write_ref(tandem_mutator *m, void *obj, void **slot, void *value) {
-    if (TANDEM_UNLIKELY(m->barriers & (TANDEM_BARRIER_WRITE | TANDEM_BARRIER_STORE))) {
+    const uint8_t barriers = m->barriers;
+    if (TANDEM_UNLIKELY(barriers & (TANDEM_BARRIER_WRITE | TANDEM_BARRIER_STORE))) {
         /* SATB logs only the reference a store overwrites: a null field (the first store into
          * a fresh object) needs no call, unless STORE asks to see every store. */
-        if ((m->barriers & TANDEM_BARRIER_STORE) ||
+        if ((barriers & TANDEM_BARRIER_STORE) ||
             __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL) {
             (void)tandem_write_ref_slow(m, obj, slot, value);
             return;

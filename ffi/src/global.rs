@@ -138,13 +138,19 @@ pub fn in_native_region<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Whether `p` is the mutator attached on this thread.
+#[inline]
+fn is_current(p: *mut MutatorCore) -> bool {
+    !p.is_null() && std::ptr::eq(CURRENT_CORE.get(), p)
+}
+
 /// Runs `f` with the calling thread's mutator after checking that `p` is it.
 #[inline]
 pub fn with_mutator<R>(
     p: *mut MutatorCore,
     f: impl FnOnce(&mut Mutator) -> FfiResult<R>,
 ) -> FfiResult<R> {
-    let r = if !p.is_null() && std::ptr::eq(CURRENT_CORE.get(), p) {
+    let r = if is_current(p) {
         CURRENT.with(|c| c.borrow_mut().as_mut().map(|a| f(&mut a.mutator)))
     } else {
         None
@@ -160,7 +166,7 @@ pub fn with_mutator<R>(
 /// that the caller takes the checked path, which explains.
 #[inline]
 pub fn with_own_mutator<R>(p: *mut MutatorCore, f: impl FnOnce(&Mutator) -> R) -> Option<R> {
-    if p.is_null() || !std::ptr::eq(CURRENT_CORE.get(), p) {
+    if !is_current(p) {
         return None;
     }
     CURRENT.with(|c| c.try_borrow().ok()?.as_ref().map(|a| f(&a.mutator)))

@@ -91,6 +91,16 @@ pub fn locate_small(space: &Space, addr: usize, line: u8) -> Result<Place, Strin
     locate_elsewhere(space, addr)
 }
 
+/// [`locate`] then [`object`]: the type and size of the object at `obj`, or why it is not
+/// one.
+pub fn checked<'a>(
+    space: &Space,
+    types: &'a TypeRegistry,
+    obj: ObjRef,
+) -> Result<(&'a TypeInfo, usize), String> {
+    locate(space, obj.addr()).and_then(|place| object(types, obj, place))
+}
+
 /// [`locate`] for large objects and for every address it rejects.
 #[inline(never)]
 fn locate_elsewhere(space: &Space, addr: usize) -> Result<Place, String> {

@@ -19,11 +19,13 @@ impl Mutator {
     /// `offset` must be a reference field of the live object `obj`.
     #[inline(always)]
     pub unsafe fn write_ref(&mut self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
-        if self.core.barrier_on(WRITE | STORE) {
-            if self.core.barrier_on(STORE) {
+        // Relaxed, read once: the byte changes only while this mutator is stopped.
+        let barriers = self.core.barriers.load(Ordering::Relaxed);
+        if barriers & (WRITE | STORE) != 0 {
+            if barriers & STORE != 0 {
                 self.audit_store(obj, offset, value);
             }
-            if self.core.barrier_on(WRITE) {
+            if barriers & WRITE != 0 {
                 // SAFETY: caller's contract.
                 self.log_slot(unsafe { obj.field(offset) });
             }
@@ -41,10 +43,7 @@ impl Mutator {
     fn audit_store(&self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
         use crate::collector::validate;
         let rt = &*self.rt;
-        let check = |o: ObjRef| {
-            validate::locate(&rt.space, o.addr())
-                .and_then(|place| validate::object(&rt.types, o, place))
-        };
+        let check = |o: ObjRef| validate::checked(&rt.space, &rt.types, o);
         let problem = match check(obj) {
             Err(why) => Some(format!("the object {:#x}: {why}", obj.addr())),
             // SAFETY: `check` found a live object of type `info`, `size` bytes long.

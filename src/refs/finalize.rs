@@ -149,10 +149,7 @@ pub fn resurrect(
 /// The dead objects `addr` (a dead object) refers to.
 fn dead_children(rt: &Runtime, addr: usize, out: &mut Vec<usize>) {
     let obj = ObjRef::from_addr(addr).expect("non-zero");
-    let Ok(place) = validate::locate(&rt.space, addr) else {
-        return;
-    };
-    let Ok((info, _)) = validate::object(&rt.types, obj, place) else {
+    let Ok((info, _)) = validate::checked(&rt.space, &rt.types, obj) else {
         return;
     };
     // SAFETY: a valid object, not yet swept; its slots hold references or null.
