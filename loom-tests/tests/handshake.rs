@@ -1,5 +1,5 @@
 //! Loom model of the SATB handshake (`Safepoint::request_handshakes`, `Safepoint::poll_slow`,
-//! `BarrierState::flush`) and the final-mark drain that follows it in a concurrent cycle
+//! `Safepoint::handshakes_answered`, `BarrierState::flush`) and the final-mark drain that follows it in a concurrent cycle
 //! (`collector::concurrent`, steps 2 and 3).
 //!
 //! A mutator holds a partly filled SATB buffer (far below `SATB_BUFFER_CAPACITY`, so only a
@@ -124,8 +124,12 @@ fn the_handshake_hands_over_every_entry_logged_before_it_was_answered_exactly_on
         });
 
         // 2. Concurrent marking's last round: ask for the partial buffers, drain the queue.
+        // The collector looks once for the answers (`Safepoint::handshakes_answered`, which
+        // it waits on for a while), then drains.
         w.sp.request_handshakes();
+        let answered = w.sp.handshakes_answered();
         let mut handed_over: Vec<usize> = w.satb.take_all().into_iter().flatten().collect();
+        let first_drain = handed_over.clone();
         // 3. Final mark: stop; what the queue holds now came from handshakes (or full
         // buffers); then flush every stopped mutator's buffer, turn its barriers off and
         // drain the rest.
@@ -155,6 +159,16 @@ fn the_handshake_hands_over_every_entry_logged_before_it_was_answered_exactly_on
             [LOGGED_OBJECT],
             "and every logged object once"
         );
+        if let (true, Some(n)) = (answered, seen.answered_after) {
+            // Seen answered: the drain right after the look had everything the answer
+            // handed over.
+            for e in &seen.logged[..n] {
+                assert!(
+                    first_drain.contains(e),
+                    "entry {e} missed the awaited drain"
+                );
+            }
+        }
         match seen.answered_after {
             Some(n) => {
                 // These were logged before the answer: the handshake handed them over, so

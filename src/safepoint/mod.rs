@@ -243,6 +243,17 @@ impl<T: Participant> Safepoint<T> {
         self.for_each(|m| m.thread_state().request_handshake());
     }
 
+    /// Whether every mutator that runs managed code has answered the handshakes requested so
+    /// far (a mutator in a native region or stopped answers at its next poll, later).
+    pub fn handshakes_answered(&self) -> bool {
+        let mut all = true;
+        self.for_each(|m| {
+            let w = m.thread_state().word.load(Ordering::Acquire);
+            all &= w & STATE_MASK != RUNNING || w & HANDSHAKE_REQUESTED == 0;
+        });
+        all
+    }
+
     /// The poll's slow path, for a mutator whose [`ThreadState::poll_requested`] said yes:
     /// takes a pending handshake request and answers it by calling `handshake` (which
     /// flushes the mutator's SATB buffer), then parks while a stop is requested. Returns
