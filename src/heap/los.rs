@@ -2,7 +2,8 @@
 //! their own half of the reservation, never move, and are freed by returning the pages.
 //!
 //! Allocation takes a lock: large objects are rare next to TLAB bumps. Freed runs are kept
-//! committed in a small warm cache (up to `warm_cap` bytes) and reused after a memset, since
+//! committed in a small warm cache (up to `warm_cap` bytes) and reused after a memset (done
+//! outside the lock), since
 //! returning pages to the OS and faulting fresh zeroed ones back in costs far more than
 //! clearing them for churning workloads. Warm runs are committed memory, so they stay
 //! charged to the heap's [`Budget`]; when a charge would pass the maximum, the warm cache is
@@ -127,7 +128,9 @@ impl LargeObjectSpace {
 
     /// Commits zeroed pages for an object of `bytes`, charging fresh pages to `budget`; None
     /// when no run of address space is large enough or the budget is spent even without
-    /// the warm cache.
+    /// the warm cache. A warm run is cleared outside the lock (a memset of megabytes must not
+    /// hold up other threads' large allocations or the sweep): until the object is
+    /// registered, the run is in no map, so nobody else can take or free it.
     pub fn alloc(
         &self,
         res: &Reservation,
@@ -136,55 +139,64 @@ impl LargeObjectSpace {
         bytes: usize,
     ) -> Result<Option<usize>> {
         let len = Self::footprint(bytes);
-        let mut g = self.inner.lock();
-        let start = match Self::take_run(&mut g.warm, len) {
-            Some(start) => {
-                // Already charged: warm runs count as committed.
-                g.warm_bytes -= len;
-                // SAFETY: a committed free run of at least `len` bytes owned by this lock.
-                unsafe { std::ptr::write_bytes(start as *mut u8, 0, bytes) };
-                start
-            }
-            None => {
-                if !g.free.values().any(|&l| l >= len) {
-                    // The warm runs may be what fragments the space: give them back.
-                    Self::drop_warm_locked(&mut g, res, budget);
-                }
-                if !budget.try_charge(len) {
-                    Self::drop_warm_locked(&mut g, res, budget);
-                    if !budget.try_charge(len) {
-                        return Ok(None);
-                    }
-                }
-                // Under verification freed runs wait poisoned: reuse one when no
-                // uncommitted run fits.
-                let reused = if g.free.values().any(|&l| l >= len) {
-                    None
-                } else {
-                    self.reuse_poisoned(&mut g, res, bytes)
-                };
-                match reused {
-                    Some(start) => start,
-                    None => {
-                        let Some(start) = Self::take_run(&mut g.free, len) else {
-                            budget.uncharge(len);
-                            return Ok(None);
-                        };
-                        if let Err(e) = res.commit(start, len) {
-                            Self::insert_run(&mut g.free, start, len);
-                            budget.uncharge(len);
-                            return Err(e);
-                        }
-                        start
-                    }
-                }
-            }
+        let Some((start, dirty)) = self.take_pages(&mut self.inner.lock(), res, budget, bytes)?
+        else {
+            return Ok(None);
         };
+        if dirty {
+            // SAFETY: a committed run of at least `len` bytes that this call alone holds.
+            unsafe { std::ptr::write_bytes(start as *mut u8, 0, bytes) };
+        }
+        let mut g = self.inner.lock();
         g.objects.insert(start, len);
         if g.alloc_black {
             meta.mark(start);
         }
         Ok(Some(start))
+    }
+
+    /// Takes a run of pages for an object of `bytes` out of every map: a warm one (already
+    /// charged; returned with `true`, it still needs clearing) or a fresh, zeroed one.
+    fn take_pages(
+        &self,
+        g: &mut LosInner,
+        res: &Reservation,
+        budget: &Budget,
+        bytes: usize,
+    ) -> Result<Option<(usize, bool)>> {
+        let len = Self::footprint(bytes);
+        if let Some(start) = Self::take_run(&mut g.warm, len) {
+            // Already charged: warm runs count as committed.
+            g.warm_bytes -= len;
+            return Ok(Some((start, true)));
+        }
+        if !g.free.values().any(|&l| l >= len) {
+            // The warm runs may be what fragments the space: give them back.
+            Self::drop_warm_locked(g, res, budget);
+        }
+        if !budget.try_charge(len) {
+            Self::drop_warm_locked(g, res, budget);
+            if !budget.try_charge(len) {
+                return Ok(None);
+            }
+        }
+        // Under verification freed runs wait poisoned: reuse one when no uncommitted run
+        // fits.
+        if !g.free.values().any(|&l| l >= len) {
+            if let Some(start) = self.reuse_poisoned(g, res, bytes) {
+                return Ok(Some((start, false)));
+            }
+        }
+        let Some(start) = Self::take_run(&mut g.free, len) else {
+            budget.uncharge(len);
+            return Ok(None);
+        };
+        if let Err(e) = res.commit(start, len) {
+            Self::insert_run(&mut g.free, start, len);
+            budget.uncharge(len);
+            return Err(e);
+        }
+        Ok(Some((start, false)))
     }
 
     /// Takes `len` bytes from the first run of `runs` that holds them.
