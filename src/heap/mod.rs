@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::Result;
 use blocks::BlockPools;
 use budget::Budget;
-use los::LargeObjectSpace;
+use los::{LargeObjectSpace, LargeRun};
 use metadata::{BlockState, SideMetadata};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -332,20 +332,33 @@ impl Space {
 
     /// Commits zeroed memory for a large object of `bytes`; None when over budget.
     pub fn alloc_large(&self, bytes: usize) -> Result<Option<usize>> {
+        self.alloc_large_with(bytes, LargeRun::clear)
+    }
+
+    /// [`Space::alloc_large`], with `clear` running the clearing of the run (the mutator
+    /// runs it in a native region: see [`LargeRun`]).
+    pub fn alloc_large_with(
+        &self,
+        bytes: usize,
+        clear: impl FnOnce(&LargeRun),
+    ) -> Result<Option<usize>> {
         let len = LargeObjectSpace::footprint(bytes);
-        loop {
-            match self.los.alloc(&self.res, &self.meta, &self.budget, bytes)? {
-                Some(a) => {
-                    self.add_in_use(len);
-                    return Ok(Some(a));
-                }
+        let run = loop {
+            match self.los.take(&self.res, &self.budget, bytes)? {
+                Some(run) => break run,
                 // At the maximum, idle chunks give way to live allocation, then the free
                 // pages of pooled blocks.
                 None if self.release_idle_for(len) => continue,
                 None if self.reclaim_pooled_pages(self.shortfall(len)) > 0 => continue,
                 None => return Ok(None),
             }
+        };
+        if run.needs_clearing() {
+            clear(&run);
         }
+        let a = self.los.register(&self.meta, run);
+        self.add_in_use(len);
+        Ok(Some(a))
     }
 
     /// Bytes that must be uncharged before `len` more fit in the budget.
@@ -414,6 +427,37 @@ mod tests {
         assert_eq!(s.sweep_large(), LargeObjectSpace::footprint(100_000));
         assert!(!s.los.contains(a) && s.los.contains(b));
         assert!(s.alloc_large(CHUNK_SIZE).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_reused_large_run_is_out_of_reach_while_it_is_cleared() {
+        let s = space(16 * CHUNK_SIZE);
+        let a = s.alloc_large(100_000).unwrap().unwrap();
+        // SAFETY: the object's own committed memory.
+        unsafe { std::ptr::write_bytes(a as *mut u8, 0xab, 100_000) };
+        assert_eq!(
+            s.sweep_large(),
+            0,
+            "nothing marked: the run goes to the warm cache"
+        );
+        let b = s
+            .alloc_large_with(100_000, |run| {
+                assert!(run.needs_clearing(), "the warm run is reused");
+                // What may happen while the owner clears in a native region: a sweep and
+                // other threads' allocations.
+                assert!(!s.los.contains(a));
+                assert_eq!(s.sweep_large(), 0, "the run is no object yet");
+                let other = s.alloc_large(100_000).unwrap().unwrap();
+                assert_ne!(other, a, "nobody else takes the run");
+                run.clear();
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(b, a);
+        assert!(s.los.contains(b));
+        // SAFETY: the new object's committed memory.
+        let bytes = unsafe { std::slice::from_raw_parts(b as *const u8, 100_000) };
+        assert!(bytes.iter().all(|&x| x == 0), "cleared");
     }
 
     #[test]

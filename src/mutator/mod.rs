@@ -426,7 +426,12 @@ impl Mutator {
     #[cold]
     fn alloc_large(&mut self, size: usize) -> Result<usize> {
         self.alloc_retrying(size, |m| {
-            let r = m.rt.space.alloc_large(size)?;
+            // The run is cleared (its pages touched) in a native region: a stop does not
+            // wait for it.
+            let rt = m.rt.clone();
+            let r = rt
+                .space
+                .alloc_large_with(size, |run| m.native(|| run.clear()))?;
             if r.is_some() {
                 m.rt.stats.add_allocated(size);
                 if m.core.marking() {
