@@ -24,3 +24,16 @@ pub fn model<F: Fn() + Sync + Send + 'static>(f: F) {
         t0.elapsed()
     );
 }
+
+/// Implements `tandem::safepoint::Participant` for a model's mutator type `$t`, whose
+/// poll word is its field `ts`.
+#[macro_export]
+macro_rules! participant {
+    ($t:ty) => {
+        impl tandem::safepoint::Participant for $t {
+            fn thread_state(&self) -> &tandem::safepoint::ThreadState {
+                &self.ts
+            }
+        }
+    };
+}

@@ -14,7 +14,7 @@ use loom::sync::Arc;
 use tandem::barriers::satb::SatbQueue;
 use tandem::barriers::MARKING;
 use tandem::mutator::BarrierState;
-use tandem::safepoint::{Participant, Safepoint, ThreadState};
+use tandem::safepoint::{Safepoint, ThreadState};
 use tandem::sync::{AtomicU8, Mutex, Ordering, UnsafeCell};
 
 /// A mutator as the handshake sees it: its poll word, barrier state and barrier buffers.
@@ -29,11 +29,7 @@ struct M {
 // and to the collector while the world is stopped (loom checks that the two never overlap).
 unsafe impl Sync for M {}
 
-impl Participant for M {
-    fn thread_state(&self) -> &ThreadState {
-        &self.ts
-    }
-}
+loom_tests::participant!(M);
 
 struct World {
     sp: Safepoint<M>,

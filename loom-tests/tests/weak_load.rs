@@ -14,7 +14,7 @@ use loom::sync::{Arc, Mutex};
 use tandem::barriers::satb::{SatbBuffer, SatbQueue};
 use tandem::barriers::WRITE;
 use tandem::refs::weak;
-use tandem::safepoint::{Participant, Safepoint, ThreadState};
+use tandem::safepoint::{Safepoint, ThreadState};
 use tandem::sync::{AtomicU8, Ordering, UnsafeCell};
 
 /// The weakly held object's address.
@@ -31,11 +31,7 @@ struct M {
 // world is stopped; loom checks that the safepoint protocol orders the two.
 unsafe impl Sync for M {}
 
-impl Participant for M {
-    fn thread_state(&self) -> &ThreadState {
-        &self.ts
-    }
-}
+loom_tests::participant!(M);
 
 struct World {
     sp: Safepoint<M>,

@@ -49,8 +49,35 @@ pub struct TlabState {
     overflow: BumpWindow,
     overflow_start: usize,
     overflow_block: Option<usize>,
+    /// An empty block its owner cleared (see [`Slow::Clear`]), for the next window.
+    cleared: Option<usize>,
     /// Bytes handed out to objects since the last [`TlabState::take_allocated`].
     allocated: usize,
+}
+
+/// What [`TlabState::alloc_slow_or_clear`] needs next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Slow {
+    /// The address allocated, or None when the heap has no block left.
+    Done(Option<usize>),
+    /// An empty block (state `Clearing`) for the caller to zero where the collector need
+    /// not wait for it (a native region: zeroing fresh memory takes page faults, up to
+    /// milliseconds for 32 KiB on a busy virtual machine), then to hand back with
+    /// [`TlabState::adopt_cleared`]. The block is in no pool and no TLAB meanwhile, and
+    /// sweeps and the verifier leave `Clearing` blocks alone.
+    Clear(ClearBlock),
+}
+
+/// A block handed out by [`Slow::Clear`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClearBlock {
+    /// The block's index.
+    pub block: usize,
+    /// [`Space::sweeps_begun`] when it was taken (while its thread ran, so no sweep began
+    /// in between). A sweep that begins while the block is being cleared may not have
+    /// reached its chunk yet, and would free the lines of a block in use: such a block goes
+    /// back to the sweeps instead of into the TLAB.
+    sweeps: u64,
 }
 
 impl Default for TlabState {
@@ -62,6 +89,7 @@ impl Default for TlabState {
             overflow: BumpWindow::default(),
             overflow_start: 0,
             overflow_block: None,
+            cleared: None,
             allocated: 0,
         }
     }
@@ -69,7 +97,14 @@ impl Default for TlabState {
 
 /// Zeroes lines `first..end` of block `b`, stamps them (fresh, or with the marking epoch
 /// when allocating black) and returns the window.
-fn prepare_lines(space: &Space, b: usize, first: usize, end: usize, black: bool) -> BumpWindow {
+fn prepare_lines(
+    space: &Space,
+    b: usize,
+    first: usize,
+    end: usize,
+    black: bool,
+    zeroed: bool,
+) -> BumpWindow {
     let stamp = if black {
         black_stamp(space.epoch())
     } else {
@@ -77,8 +112,10 @@ fn prepare_lines(space: &Space, b: usize, first: usize, end: usize, black: bool)
     };
     let start = space.block_addr(b) + first * LINE_SIZE;
     let len = (end - first) * LINE_SIZE;
-    // SAFETY: the lines are free, committed, and owned by this TLAB alone.
-    unsafe { std::ptr::write_bytes(start as *mut u8, 0, len) };
+    if !zeroed {
+        // SAFETY: the lines are free, committed, and owned by this TLAB alone.
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, len) };
+    }
     for l in &space.meta.block_lines(b)[first..end] {
         l.store(stamp, Ordering::Relaxed);
     }
@@ -86,6 +123,35 @@ fn prepare_lines(space: &Space, b: usize, first: usize, end: usize, black: bool)
         cursor: start,
         limit: start + len,
     }
+}
+
+/// An empty block for a TLAB: ready to use (zeroed by the caller of `prepare_lines`), to
+/// be cleared by the TLAB's owner first, or none left.
+enum Empty {
+    Ready(usize),
+    ToClear(ClearBlock),
+    None,
+}
+
+/// Takes an empty block; with `clear_outside` it is marked `Clearing` for its owner to zero.
+fn empty_block(space: &Space, clear_outside: bool) -> Result<Empty> {
+    let Some(b) = space.acquire_free()? else {
+        return Ok(Empty::None);
+    };
+    if !clear_outside {
+        return Ok(Empty::Ready(b));
+    }
+    space.meta.set_block_state(b, BlockState::Clearing);
+    Ok(Empty::ToClear(ClearBlock {
+        block: b,
+        sweeps: space.sweeps_begun(),
+    }))
+}
+
+/// Zeroes the whole of block `b`, which its caller alone holds (state `Clearing`).
+pub fn clear_block(space: &Space, b: usize) {
+    // SAFETY: a committed block in no pool and no TLAB: only the caller reaches it.
+    unsafe { std::ptr::write_bytes(space.block_addr(b) as *mut u8, 0, BLOCK_SIZE) };
 }
 
 impl TlabState {
@@ -103,7 +169,7 @@ impl TlabState {
     /// Allocates `size` bytes (8-aligned, at most the large-object threshold) after the fast
     /// path failed. Ok(None) when the heap has no block left. With `black` (concurrent
     /// marking runs), new windows are stamped live for this cycle: allocate-black at line
-    /// granularity.
+    /// granularity. Empty blocks are zeroed here.
     pub fn alloc_slow(
         &mut self,
         w: &mut BumpWindow,
@@ -111,17 +177,40 @@ impl TlabState {
         size: usize,
         black: bool,
     ) -> Result<Option<usize>> {
+        loop {
+            match self.alloc_slow_or_clear(w, space, size, black, false)? {
+                Slow::Done(r) => return Ok(r),
+                Slow::Clear(c) => {
+                    clear_block(space, c.block);
+                    self.adopt_cleared(space, c);
+                }
+            }
+        }
+    }
+
+    /// [`TlabState::alloc_slow`], except that with `clear_outside` an empty block is handed
+    /// to the caller to zero ([`Slow::Clear`]).
+    pub fn alloc_slow_or_clear(
+        &mut self,
+        w: &mut BumpWindow,
+        space: &Space,
+        size: usize,
+        black: bool,
+        clear_outside: bool,
+    ) -> Result<Slow> {
         if size > LINE_SIZE {
-            return self.alloc_overflow(space, size, black);
+            return self.alloc_overflow(space, size, black, clear_outside);
         }
         loop {
             if let Some(a) = w.bump(size) {
-                return Ok(Some(a));
+                return Ok(Slow::Done(Some(a)));
             }
             self.close_window(w);
             if let Some(b) = self.block {
                 if let Some(h) = find_hole(&space.meta, b, self.next_line) {
-                    *w = prepare_lines(space, b, h.start, h.end, black);
+                    let zeroed = self.cleared == Some(b) && h.start == 0;
+                    self.cleared = None;
+                    *w = prepare_lines(space, b, h.start, h.end, black, zeroed);
                     self.region_start = w.cursor;
                     self.next_line = h.end;
                     continue;
@@ -129,11 +218,15 @@ impl TlabState {
                 space.meta.set_block_state(b, BlockState::Full);
                 self.block = None;
             }
-            let b = match space.acquire_recyclable() {
+            let b = match self.cleared {
                 Some(b) => b,
-                None => match space.acquire_free()? {
+                None => match space.acquire_recyclable() {
                     Some(b) => b,
-                    None => return Ok(None),
+                    None => match empty_block(space, clear_outside)? {
+                        Empty::Ready(b) => b,
+                        Empty::ToClear(c) => return Ok(Slow::Clear(c)),
+                        Empty::None => return Ok(Slow::Done(None)),
+                    },
                 },
             };
             self.block = Some(b);
@@ -141,16 +234,48 @@ impl TlabState {
         }
     }
 
-    fn alloc_overflow(&mut self, space: &Space, size: usize, black: bool) -> Result<Option<usize>> {
+    /// Takes back a block that [`Slow::Clear`] handed out, zeroed since; the next window
+    /// starts in it, unless a sweep began meanwhile: then it goes back to the sweeps as a
+    /// retired block does (`Full`, its lines free: the sweep that reaches it frees it).
+    pub fn adopt_cleared(&mut self, space: &Space, c: ClearBlock) {
+        debug_assert_eq!(space.meta.block_state(c.block), BlockState::Clearing);
+        if space.sweeps_begun() != c.sweeps {
+            if let Some(p) = space.poison() {
+                // Under verification free lines hold the poison pattern, not zeros.
+                crate::heap::blocks::poison_range(space.block_addr(c.block), BLOCK_SIZE, p);
+            }
+            space.meta.set_block_state(c.block, BlockState::Full);
+            tracing::trace!(
+                block = c.block,
+                "a sweep began while the block was cleared: given back"
+            );
+            return;
+        }
+        space.meta.set_block_state(c.block, BlockState::Allocating);
+        self.cleared = Some(c.block);
+    }
+
+    fn alloc_overflow(
+        &mut self,
+        space: &Space,
+        size: usize,
+        black: bool,
+        clear_outside: bool,
+    ) -> Result<Slow> {
         loop {
             if let Some(a) = self.overflow.bump(size) {
-                return Ok(Some(a));
+                return Ok(Slow::Done(Some(a)));
             }
             self.close_overflow(space);
-            let Some(b) = space.acquire_free()? else {
-                return Ok(None);
+            let (b, zeroed) = match self.cleared.take() {
+                Some(b) => (b, true),
+                None => match empty_block(space, clear_outside)? {
+                    Empty::Ready(b) => (b, false),
+                    Empty::ToClear(c) => return Ok(Slow::Clear(c)),
+                    Empty::None => return Ok(Slow::Done(None)),
+                },
             };
-            self.overflow = prepare_lines(space, b, 0, LINES_PER_BLOCK, black);
+            self.overflow = prepare_lines(space, b, 0, LINES_PER_BLOCK, black, zeroed);
             self.overflow_start = self.overflow.cursor;
             self.overflow_block = Some(b);
             debug_assert_eq!(self.overflow.limit - self.overflow.cursor, BLOCK_SIZE);
@@ -174,6 +299,10 @@ impl TlabState {
         }
         self.next_line = LINES_PER_BLOCK;
         self.close_overflow(space);
+        if let Some(b) = self.cleared.take() {
+            // Empty: the next sweep finds it free.
+            space.meta.set_block_state(b, BlockState::Full);
+        }
     }
 }
 
@@ -211,6 +340,54 @@ mod tests {
         assert_eq!(n, CHUNK_SIZE / 64);
         t.retire(&mut w, &s);
         assert_eq!(t.take_allocated(), CHUNK_SIZE);
+    }
+
+    #[test]
+    fn an_empty_block_cleared_by_its_owner_is_used_unless_a_sweep_began_meanwhile() {
+        let s = space();
+        let (mut w, mut t) = (BumpWindow::default(), TlabState::default());
+        let take = |w: &mut BumpWindow, t: &mut TlabState| match t
+            .alloc_slow_or_clear(w, &s, 64, false, true)
+            .unwrap()
+        {
+            Slow::Clear(c) => c,
+            Slow::Done(_) => panic!("an empty block is handed out to clear"),
+        };
+        let c = take(&mut w, &mut t);
+        let b = c.block;
+        assert_eq!(s.meta.block_state(b), BlockState::Clearing);
+        // A sweep that begins meanwhile leaves the block alone: not pooled, not freed.
+        let sweep = s.begin_sweep();
+        s.finish_sweep(&sweep);
+        assert_eq!(s.meta.block_state(b), BlockState::Clearing);
+        let pooled: Vec<u32> = std::iter::from_fn(|| s.pools.free.pop()).collect();
+        assert!(!pooled.is_empty() && pooled.iter().all(|&f| f as usize != b));
+        for f in pooled {
+            s.pools.free.push(f);
+        }
+        clear_block(&s, b);
+        t.adopt_cleared(&s, c);
+        assert_eq!(
+            s.meta.block_state(b),
+            BlockState::Full,
+            "back to the sweeps, not into the TLAB"
+        );
+        // No sweep begins this time: the cleared block serves the allocation.
+        let c2 = take(&mut w, &mut t);
+        let b2 = c2.block;
+        assert_ne!(b2, b);
+        // SAFETY: a word of the block the test holds: old bytes for the owner to clear.
+        unsafe { *(s.block_addr(b2) as *mut u64) = 7 };
+        clear_block(&s, b2);
+        t.adopt_cleared(&s, c2);
+        assert_eq!(s.meta.block_state(b2), BlockState::Allocating);
+        let Slow::Done(Some(a)) = t.alloc_slow_or_clear(&mut w, &s, 64, false, true).unwrap()
+        else {
+            panic!("the adopted block serves the allocation");
+        };
+        assert_eq!(a, s.block_addr(b2));
+        // SAFETY: the new object's memory.
+        assert_eq!(unsafe { *(a as *const u64) }, 0, "cleared by its owner");
     }
 
     #[test]

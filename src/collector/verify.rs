@@ -13,7 +13,7 @@
 //! verifier reports a corrupt heap instead of crashing on it.
 
 use crate::heap::blocks::{chunk_first_block, find_unpoisoned};
-use crate::heap::metadata::{black_stamp, line_live, LINE_FREE, LINE_FRESH};
+use crate::heap::metadata::{black_stamp, line_live, BlockState, LINE_FREE, LINE_FRESH};
 use crate::heap::reclaim::line_decommitted;
 use crate::heap::{Space, BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
 use crate::runtime::Runtime;
@@ -54,6 +54,10 @@ pub fn free_lines_poisoned(rt: &Runtime, f: &mut Findings) {
     for &c in &pinned.chunks {
         let first = chunk_first_block(c);
         for b in first..first + BLOCKS_PER_CHUNK {
+            if space.meta.block_state(b) == BlockState::Clearing {
+                // Being zeroed by the thread that took it.
+                continue;
+            }
             let lines = space.meta.block_lines(b);
             // Decommitted pages read as zero, not poison, until written (see `heap::reclaim`).
             let decommitted = space.meta.decommitted(b);

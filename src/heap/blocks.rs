@@ -71,6 +71,15 @@ pub fn sweep_block(
     poison: Option<u64>,
 ) -> SweptBlock {
     use std::sync::atomic::Ordering::Relaxed;
+    if meta.block_state(block) == BlockState::Clearing {
+        // Empty and held by the thread zeroing it: nothing to free, and not the pools'.
+        return SweptBlock {
+            state: BlockState::Clearing,
+            live_lines: 0,
+            black_lines: 0,
+            marked_bytes: 0,
+        };
+    }
     let lines = meta.block_lines(block);
     let block_addr = immix_base + block * BLOCK_SIZE;
     let mut live = 0;

@@ -47,6 +47,10 @@ pub enum BlockState {
     Allocating = 3,
     /// Live lines leave no hole; not in any pool until the next sweep.
     Full = 4,
+    /// Empty, taken by a thread that zeroes it outside any TLAB (see
+    /// `alloc::Slow::Clear`), possibly while a collection runs: sweeps and the verifier
+    /// leave it alone.
+    Clearing = 5,
 }
 
 impl BlockState {
@@ -56,6 +60,7 @@ impl BlockState {
             2 => BlockState::Recyclable,
             3 => BlockState::Allocating,
             4 => BlockState::Full,
+            5 => BlockState::Clearing,
             _ => BlockState::Uncommitted,
         }
     }

@@ -27,7 +27,7 @@ use budget::Budget;
 use los::{LargeObjectSpace, LargeRun};
 use metadata::{BlockState, SideMetadata};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 use uncommit::ChunkState;
 use vm::Reservation;
@@ -71,6 +71,9 @@ pub struct Space {
     heap_min: usize,
     uncommit_delay: Duration,
     epoch: AtomicU8,
+    /// Sweeps begun so far (each in a pause): a block held across a native region may be
+    /// used only if no sweep began meanwhile (see `alloc::Slow::Clear`).
+    sweeps: AtomicU64,
     poison: bool,
 }
 
@@ -107,6 +110,7 @@ impl Space {
             heap_min: config.heap_min.0,
             uncommit_delay: config.uncommit_delay,
             epoch: AtomicU8::new(1),
+            sweeps: AtomicU64::new(0),
             poison: config.verify,
         })
     }
@@ -359,6 +363,13 @@ impl Space {
         let a = self.los.register(&self.meta, run);
         self.add_in_use(len);
         Ok(Some(a))
+    }
+
+    /// How many sweeps have begun (see [`Space::begin_sweep`]).
+    pub fn sweeps_begun(&self) -> u64 {
+        // Acquire: a thread back from a native region sees the count of every pause that
+        // ran meanwhile (the resume orders it anyway).
+        self.sweeps.load(Ordering::Acquire)
     }
 
     /// Bytes that must be uncharged before `len` more fit in the budget.

@@ -91,6 +91,7 @@ impl Space {
     /// it while the world is stopped). Allocators help only once it is offered.
     pub fn begin_sweep(&self) -> Arc<ChunkSweep> {
         self.pools.clear();
+        self.sweeps.fetch_add(1, Ordering::AcqRel);
         Arc::new(ChunkSweep {
             chunks: self.committed_chunks(),
             next: AtomicUsize::new(0),

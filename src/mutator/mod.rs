@@ -4,7 +4,7 @@
 //! The first fields of [`MutatorCore`] are read and written by the inline fast paths of
 //! `ffi/include/tandem.h`; their offsets are part of the C ABI and checked below.
 
-use crate::alloc::{BumpWindow, TlabState};
+use crate::alloc::{clear_block, BumpWindow, Slow, TlabState};
 use crate::barriers::satb::{SatbBuffer, SatbQueue};
 use crate::barriers::WRITE;
 use crate::collector::assist::{MAX_ASSIST, MIN_ASSIST};
@@ -410,10 +410,25 @@ impl Mutator {
     #[cold]
     fn alloc_small_slow(&mut self, size: usize) -> Result<usize> {
         self.alloc_retrying(size, |m| {
-            let black = m.core.marking();
+            // Empty blocks are zeroed in a native region: a stop never waits for their page
+            // faults (fresh memory, up to milliseconds per block on a busy virtual machine).
+            let (r, black) = loop {
+                let black = m.core.marking();
+                // SAFETY: we are RUNNING on the owning thread; the borrows end before the
+                // native region below, where the collector may retire the TLAB.
+                let (fast, slow) = unsafe { (m.core.fast(), m.core.slow()) };
+                match slow.alloc_slow_or_clear(&mut fast.window, &m.rt.space, size, black, true)? {
+                    Slow::Done(r) => break (r, black),
+                    Slow::Clear(c) => {
+                        let rt = m.rt.clone();
+                        m.native(|| clear_block(&rt.space, c.block));
+                        // SAFETY: RUNNING again on the owning thread.
+                        unsafe { m.core.slow() }.adopt_cleared(&m.rt.space, c);
+                    }
+                }
+            };
             // SAFETY: we are RUNNING on the owning thread.
-            let (fast, slow) = unsafe { (m.core.fast(), m.core.slow()) };
-            let r = slow.alloc_slow(&mut fast.window, &m.rt.space, size, black)?;
+            let slow = unsafe { m.core.slow() };
             let bytes = slow.take_allocated();
             m.rt.stats.add_allocated(bytes);
             if black {
