@@ -89,9 +89,7 @@ fn a_block_cleared_across_a_sweep_goes_back_and_no_block_is_handed_out_twice() {
                 // SAFETY: RUNNING on the mutator's own thread (loom checks the exclusion).
                 m1.tlab.with_mut(|t| {
                     let (win, tlab) = unsafe { &mut *t };
-                    let r = tlab
-                        .alloc_slow_or_clear(win, &w1.space, 64, false, true)
-                        .unwrap();
+                    let r = tlab.alloc_slow_or_clear(win, &w1.space, 64, false).unwrap();
                     if matches!(r, Slow::Done(Some(_))) {
                         w1.allocated
                             .store(true, std::sync::atomic::Ordering::Relaxed);

@@ -125,24 +125,13 @@ fn prepare_lines(
     }
 }
 
-/// An empty block for a TLAB: ready to use (zeroed by the caller of `prepare_lines`), to
-/// be cleared by the TLAB's owner first, or none left.
-enum Empty {
-    Ready(usize),
-    ToClear(ClearBlock),
-    None,
-}
-
-/// Takes an empty block; with `clear_outside` it is marked `Clearing` for its owner to zero.
-fn empty_block(space: &Space, clear_outside: bool) -> Result<Empty> {
+/// Takes an empty block, marked `Clearing` for its owner to zero; None when none is left.
+fn empty_block(space: &Space) -> Result<Option<ClearBlock>> {
     let Some(b) = space.acquire_free()? else {
-        return Ok(Empty::None);
+        return Ok(None);
     };
-    if !clear_outside {
-        return Ok(Empty::Ready(b));
-    }
     space.meta.set_block_state(b, BlockState::Clearing);
-    Ok(Empty::ToClear(ClearBlock {
+    Ok(Some(ClearBlock {
         block: b,
         sweeps: space.sweeps_begun(),
     }))
@@ -178,7 +167,7 @@ impl TlabState {
         black: bool,
     ) -> Result<Option<usize>> {
         loop {
-            match self.alloc_slow_or_clear(w, space, size, black, false)? {
+            match self.alloc_slow_or_clear(w, space, size, black)? {
                 Slow::Done(r) => return Ok(r),
                 Slow::Clear(c) => {
                     clear_block(space, c.block);
@@ -188,18 +177,17 @@ impl TlabState {
         }
     }
 
-    /// [`TlabState::alloc_slow`], except that with `clear_outside` an empty block is handed
-    /// to the caller to zero ([`Slow::Clear`]).
+    /// [`TlabState::alloc_slow`], except that an empty block is handed to the caller to
+    /// zero ([`Slow::Clear`]).
     pub fn alloc_slow_or_clear(
         &mut self,
         w: &mut BumpWindow,
         space: &Space,
         size: usize,
         black: bool,
-        clear_outside: bool,
     ) -> Result<Slow> {
         if size > LINE_SIZE {
-            return self.alloc_overflow(space, size, black, clear_outside);
+            return self.alloc_overflow(space, size, black);
         }
         loop {
             if let Some(a) = w.bump(size) {
@@ -208,8 +196,8 @@ impl TlabState {
             self.close_window(w);
             if let Some(b) = self.block {
                 if let Some(h) = find_hole(&space.meta, b, self.next_line) {
-                    let zeroed = self.cleared == Some(b) && h.start == 0;
-                    self.cleared = None;
+                    // The first window of a block its owner cleared needs no second memset.
+                    let zeroed = self.cleared.take_if(|c| *c == b).is_some();
                     *w = prepare_lines(space, b, h.start, h.end, black, zeroed);
                     self.region_start = w.cursor;
                     self.next_line = h.end;
@@ -222,11 +210,9 @@ impl TlabState {
                 Some(b) => b,
                 None => match space.acquire_recyclable() {
                     Some(b) => b,
-                    None => match empty_block(space, clear_outside)? {
-                        Empty::Ready(b) => b,
-                        Empty::ToClear(c) => return Ok(Slow::Clear(c)),
-                        Empty::None => return Ok(Slow::Done(None)),
-                    },
+                    None => {
+                        return Ok(empty_block(space)?.map_or(Slow::Done(None), Slow::Clear));
+                    }
                 },
             };
             self.block = Some(b);
@@ -255,27 +241,16 @@ impl TlabState {
         self.cleared = Some(c.block);
     }
 
-    fn alloc_overflow(
-        &mut self,
-        space: &Space,
-        size: usize,
-        black: bool,
-        clear_outside: bool,
-    ) -> Result<Slow> {
+    fn alloc_overflow(&mut self, space: &Space, size: usize, black: bool) -> Result<Slow> {
         loop {
             if let Some(a) = self.overflow.bump(size) {
                 return Ok(Slow::Done(Some(a)));
             }
             self.close_overflow(space);
-            let (b, zeroed) = match self.cleared.take() {
-                Some(b) => (b, true),
-                None => match empty_block(space, clear_outside)? {
-                    Empty::Ready(b) => (b, false),
-                    Empty::ToClear(c) => return Ok(Slow::Clear(c)),
-                    Empty::None => return Ok(Slow::Done(None)),
-                },
+            let Some(b) = self.cleared.take() else {
+                return Ok(empty_block(space)?.map_or(Slow::Done(None), Slow::Clear));
             };
-            self.overflow = prepare_lines(space, b, 0, LINES_PER_BLOCK, black, zeroed);
+            self.overflow = prepare_lines(space, b, 0, LINES_PER_BLOCK, black, true);
             self.overflow_start = self.overflow.cursor;
             self.overflow_block = Some(b);
             debug_assert_eq!(self.overflow.limit - self.overflow.cursor, BLOCK_SIZE);
@@ -347,7 +322,7 @@ mod tests {
         let s = space();
         let (mut w, mut t) = (BumpWindow::default(), TlabState::default());
         let take = |w: &mut BumpWindow, t: &mut TlabState| match t
-            .alloc_slow_or_clear(w, &s, 64, false, true)
+            .alloc_slow_or_clear(w, &s, 64, false)
             .unwrap()
         {
             Slow::Clear(c) => c,
@@ -381,8 +356,7 @@ mod tests {
         clear_block(&s, b2);
         t.adopt_cleared(&s, c2);
         assert_eq!(s.meta.block_state(b2), BlockState::Allocating);
-        let Slow::Done(Some(a)) = t.alloc_slow_or_clear(&mut w, &s, 64, false, true).unwrap()
-        else {
+        let Slow::Done(Some(a)) = t.alloc_slow_or_clear(&mut w, &s, 64, false).unwrap() else {
             panic!("the adopted block serves the allocation");
         };
         assert_eq!(a, s.block_addr(b2));

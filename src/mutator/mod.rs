@@ -417,7 +417,7 @@ impl Mutator {
                 // SAFETY: we are RUNNING on the owning thread; the borrows end before the
                 // native region below, where the collector may retire the TLAB.
                 let (fast, slow) = unsafe { (m.core.fast(), m.core.slow()) };
-                match slow.alloc_slow_or_clear(&mut fast.window, &m.rt.space, size, black, true)? {
+                match slow.alloc_slow_or_clear(&mut fast.window, &m.rt.space, size, black)? {
                     Slow::Done(r) => break (r, black),
                     Slow::Clear(c) => {
                         let rt = m.rt.clone();
