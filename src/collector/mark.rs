@@ -47,6 +47,16 @@ impl BadRefs {
         self.report(format!("object {addr:#x} (found in {from}) {why}"));
     }
 
+    /// A marked small object found invalid when it was to be scanned (where it was found is
+    /// no longer known: `TANDEM_VERIFY` names the reference).
+    #[cold]
+    fn report_scanned(&self, addr: usize, why: String) {
+        self.report(format!(
+            "object {addr:#x} (reached by the marker; TANDEM_VERIFY=1 names the reference) \
+             {why}"
+        ));
+    }
+
     fn report(&self, msg: String) {
         if self.count.fetch_add(1, Ordering::Relaxed) < 16 {
             tracing::error!("{msg}");
@@ -63,77 +73,124 @@ impl BadRefs {
     }
 }
 
-/// Marks the object at `addr` found in `from` (for messages); returns its type when this
-/// call marked it (so the caller must scan it). A reference that [`validate`] rejects is
-/// reported and not followed.
-#[inline]
-pub fn mark<'a>(rt: &'a Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<&'a TypeInfo> {
-    let place = claim(rt, addr, bad, from)?;
-    finish(rt, addr, place, bad, from)
+/// Marks the object at `addr` found in `from` (for messages) from side metadata alone,
+/// without reading the object; true when this call marked it, so the caller must push it
+/// for scanning. A reference that [`validate`] rejects is reported and not followed. A
+/// small object's header is checked when it is scanned ([`Tracer::scan`]), once its memory
+/// has been prefetched; a large object's here.
+#[inline(always)]
+fn mark(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> bool {
+    let space = &rt.space;
+    if !space.in_immix(addr) {
+        return mark_elsewhere(rt, addr, bad, from);
+    }
+    // The line mark is read once, for the black-allocation test and for the validity test.
+    let line = space.line_mark(addr);
+    if line == crate::heap::metadata::black_stamp(space.epoch()) {
+        // Allocated during this cycle's marking: live, and nothing it references needs
+        // tracing through it (SATB covers every object reachable at the snapshot).
+        return false;
+    }
+    if !validate::small_ref_ok(addr, line) {
+        if let Err(why) = validate::locate_small(space, addr, line) {
+            bad.report_ref(addr, from, why);
+        }
+        return false;
+    }
+    space.meta.mark(addr)
 }
 
-/// The first half of [`mark`]: sets the mark bit of the object at `addr` from side
-/// metadata alone, without reading the object; returns where it lies when this call set
-/// the bit (the caller must then [`finish`] it). The tracer runs the halves a few edges
-/// apart, so that only objects it claims have their headers fetched.
-#[inline(always)]
-fn claim(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> Option<Place> {
+/// [`mark`] for a reference outside the block space: a large object, or an invalid one.
+#[inline(never)]
+fn mark_elsewhere(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> bool {
     let space = &rt.space;
-    // The line mark is read once, for the black-allocation test and for `locate`.
-    let located = if space.in_immix(addr) {
-        let line = space.line_mark(addr);
-        if line == crate::heap::metadata::black_stamp(space.epoch()) {
-            // Allocated during this cycle's marking: live, and nothing it references needs
-            // tracing through it (SATB covers every object reachable at the snapshot).
-            return None;
-        }
-        validate::locate_small(space, addr, line)
-    } else if space.in_heap(addr) && space.meta.is_marked(addr) {
+    if space.in_heap(addr) && space.meta.is_marked(addr) {
         // A large object already marked: skip `locate`, which takes the space's lock.
-        return None;
-    } else {
-        validate::locate(space, addr)
-    };
-    let place = match located {
+        return false;
+    }
+    let place = match validate::locate(space, addr) {
         Ok(p) => p,
         Err(why) => {
             bad.report_ref(addr, from, why);
-            return None;
+            return false;
         }
     };
-    space.meta.mark(addr).then_some(place)
+    if !space.meta.mark(addr) {
+        return false;
+    }
+    let obj = ObjRef::from_addr(addr).expect("located objects are not null");
+    if let Err(why) = validate::object(&rt.types, obj, place) {
+        bad.report_object(addr, from, why);
+        return false;
+    }
+    true
 }
 
-/// The second half of [`mark`], for an object [`claim`] marked at `place`: checks its
-/// header and stamps its lines with the cycle's epoch; returns its type (None, reported,
-/// when the header is not an object's).
+/// Marked bytes of the block a tracer marks in, added to the block's counter when it
+/// moves on to another block: one atomic add per run of objects in a block rather than
+/// one per object (consecutive marks mostly fall in one block: objects allocated together
+/// are reached together).
+#[derive(Default)]
+struct BlockBytes {
+    block: usize,
+    bytes: usize,
+}
+
+impl BlockBytes {
+    #[inline(always)]
+    fn add(&mut self, space: &crate::heap::Space, block: usize, size: usize) {
+        if block != self.block {
+            self.flush(space);
+            self.block = block;
+        }
+        self.bytes += size;
+    }
+
+    /// Adds what is pending to its block's counter.
+    fn flush(&mut self, space: &crate::heap::Space) {
+        if self.bytes != 0 {
+            space.meta.add_marked_bytes(self.block, self.bytes);
+            self.bytes = 0;
+        }
+    }
+}
+
+/// Checks the header of `obj`, a small object this thread is about to scan, and stamps its
+/// lines with the cycle's epoch; returns its type (None, reported, when the header is not
+/// an object's). Done at scan time rather than when the object was marked, so that its
+/// memory is fetched once, after the grey-object prefetch, for both its header and fields.
 #[inline(always)]
-fn finish<'a>(
+fn blacken_small<'a>(
     rt: &'a Runtime,
-    addr: usize,
-    place: Place,
+    obj: ObjRef,
     bad: &BadRefs,
-    from: Found,
+    bytes: &mut BlockBytes,
 ) -> Option<&'a TypeInfo> {
     let space = &rt.space;
-    let obj = ObjRef::from_addr(addr)?;
+    let addr = obj.addr();
+    let block = space.block_of(addr);
+    let place = Place {
+        limit: space.block_addr(block) + crate::heap::BLOCK_SIZE,
+        large: false,
+    };
     // The header was written at allocation and published to us by the pause or by the
     // release store that made the object reachable.
     let (info, size) = match validate::object(&rt.types, obj, place) {
         Ok(v) => v,
         Err(why) => {
-            bad.report_object(addr, from, why);
+            bad.report_scanned(addr, why);
             return None;
         }
     };
-    if !place.large {
-        let epoch = space.epoch();
-        space.meta.add_marked_bytes(space.block_of(addr), size);
-        let (first, last) = (space.line_of(addr), space.line_of(addr + size - 1));
-        for l in first..=last {
-            // Relaxed: line marks are read by the sweep after the phase barrier of the pool.
-            space.meta.line(l).store(epoch, Ordering::Relaxed);
-        }
+    bytes.add(space, block, size);
+    let epoch = space.epoch();
+    let (first, last) = (space.line_of(addr), space.line_of(addr + size - 1));
+    // Relaxed: line marks are read by the sweep after the phase barrier of the pool.
+    // Most objects lie in one or two lines: those need no loop.
+    space.meta.line(first).store(epoch, Ordering::Relaxed);
+    space.meta.line(last).store(epoch, Ordering::Relaxed);
+    for l in first + 1..last {
+        space.meta.line(l).store(epoch, Ordering::Relaxed);
     }
     Some(info)
 }
@@ -155,7 +212,7 @@ pub fn mark_all(
         }
         let from = Found::root(from);
         let addr = forward_edge(rt, addr, from, &mut lab);
-        if mark(rt, addr, bad, from).is_some() {
+        if mark(rt, addr, bad, from) {
             n += 1;
             cur.push(ObjRef::from_addr(addr).expect("non-zero"));
             if cur.len() == PACKET_SIZE {
@@ -172,71 +229,53 @@ pub fn mark_all(
     (packets, n)
 }
 
-/// A small FIFO that prefetches what enters it and hands it out [`PREFETCH_DEPTH`] entries
-/// later, so that cache misses on a large heap overlap instead of stalling the marker one
-/// by one (edge enqueuing and grey-object prefetch, as in Garner, Blackburn and Frampton's
-/// study of tracing and Boehm's mark stack prefetch). Three sit in each marker:
-/// * between loading a reference and claiming its target (its mark word and line mark);
-/// * between claiming an object and finishing it (its header: type and size). Most
-///   references lead to objects already marked, whose headers are then never fetched;
-/// * between popping an object from the mark stack and scanning it (the depth-first stack
-///   holds many objects whose lines were evicted since they were marked).
+/// A ring of addresses in flight between a prefetch and their use, with something carried
+/// beside each, so that cache misses on a large heap overlap instead of stalling the marker
+/// one by one (edge enqueuing and grey-object prefetch, as in Garner, Blackburn and
+/// Frampton's study of tracing and Boehm's mark stack prefetch). Two sit in each marker:
+/// * between loading a reference and marking its target (its mark word and line mark):
+///   most references lead to objects already marked, whose memory is then never fetched;
+/// * between popping an object from the mark stack and scanning it (its header and fields:
+///   the depth-first stack holds many objects whose lines were evicted, or never fetched,
+///   since they were marked).
+///
+/// The ring is always full, address 0 standing for an empty slot, so that the common step,
+/// one entry in and the oldest out, is a swap with no length to keep.
 #[derive(Debug)]
-pub struct Prefetcher<T: Copy> {
-    /// Entries `head..head + len` (wrapping) are in flight; the others are stale copies.
-    ring: [T; PREFETCH_DEPTH],
-    head: usize,
-    len: usize,
+struct Ring<T: Copy> {
+    slots: [(usize, T); PREFETCH_DEPTH],
+    next: usize,
 }
 
-/// Entries in flight between prefetch and use.
+/// Entries in flight between prefetch and use (a power of two).
 const PREFETCH_DEPTH: usize = 8;
 
-/// An edge: a reference's target and where it was found (for messages about bad ones).
-pub type Edge = (usize, Found);
-
-impl<T: Copy + Default> Default for Prefetcher<T> {
-    fn default() -> Prefetcher<T> {
-        Prefetcher {
-            ring: [T::default(); PREFETCH_DEPTH],
-            head: 0,
-            len: 0,
+impl<T: Copy + Default> Default for Ring<T> {
+    fn default() -> Ring<T> {
+        Ring {
+            slots: [(0, T::default()); PREFETCH_DEPTH],
+            next: 0,
         }
     }
 }
 
-impl<T: Copy> Prefetcher<T> {
-    /// Adds `item`, prefetching `addr`; when full, returns the oldest entry.
-    #[inline]
-    pub fn push(&mut self, addr: usize, item: T) -> Option<T> {
-        prefetch(addr);
-        self.enqueue(item)
+impl<T: Copy + Default> Ring<T> {
+    /// Puts `(addr, extra)` in (the caller prefetched what it needs of `addr`) and takes
+    /// out the oldest entry, whose address is 0 when its slot was empty.
+    #[inline(always)]
+    fn exchange(&mut self, addr: usize, extra: T) -> (usize, T) {
+        let out = std::mem::replace(&mut self.slots[self.next], (addr, extra));
+        self.next = (self.next + 1) % PREFETCH_DEPTH;
+        out
     }
 
-    /// Adds `item` (whose memory the caller prefetched); when full, returns the oldest entry.
-    #[inline]
-    pub fn enqueue(&mut self, item: T) -> Option<T> {
-        if self.len == PREFETCH_DEPTH {
-            // Full: the oldest leaves and the new entry takes its place.
-            let out = std::mem::replace(&mut self.ring[self.head], item);
-            self.head = (self.head + 1) % PREFETCH_DEPTH;
-            return Some(out);
-        }
-        self.ring[(self.head + self.len) % PREFETCH_DEPTH] = item;
-        self.len += 1;
-        None
-    }
-
-    /// The oldest entry.
-    #[inline]
-    pub fn pop(&mut self) -> Option<T> {
-        if self.len == 0 {
-            return None;
-        }
-        let e = self.ring[self.head];
-        self.head = (self.head + 1) % PREFETCH_DEPTH;
-        self.len -= 1;
-        Some(e)
+    /// Takes out the oldest entry that is not empty.
+    fn take_oldest(&mut self) -> Option<(usize, T)> {
+        (0..PREFETCH_DEPTH).find_map(|i| {
+            let slot = &mut self.slots[(self.next + i) % PREFETCH_DEPTH];
+            let e = std::mem::take(slot);
+            (e.0 != 0).then_some(e)
+        })
     }
 }
 
@@ -250,30 +289,33 @@ pub struct Tracer<'a> {
     pub bad: &'a BadRefs,
 }
 
-/// What a tracer has in flight between loading references and pushing grey objects: edges
-/// waiting for their mark words, claimed objects waiting for their headers, and the copy
-/// buffer of objects it evacuated.
+/// What a tracer carries between objects: edges waiting for their mark words, the marked
+/// bytes of the block it is in, and the copy buffer of objects it evacuated.
 #[derive(Default)]
 struct InFlight {
-    edges: Prefetcher<Edge>,
-    claimed: Prefetcher<Claimed>,
+    edges: Ring<Found>,
     lab: Option<CopyLab>,
+    bytes: BlockBytes,
 }
 
-/// An object whose mark bit this tracer set: its address, where it lies, where it was found.
-type Claimed = (usize, Place, Found);
-
 impl Tracer<'_> {
-    /// Loads `obj`'s references into the edge FIFO, which marks them once their side
-    /// metadata had time to arrive in the cache; returns how many objects that marked.
+    /// Blackens `obj` (a small object's header is checked and its lines stamped here) and
+    /// marks what its references lead to, pushing what this call marked; returns how many
+    /// objects that was.
     fn scan(&self, obj: ObjRef, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
         let rt = self.rt;
         let mut marked = 0;
-        // SAFETY: obj is marked and live; its type was checked when it was marked.
-        let info = rt
-            .types
-            .get(unsafe { obj.type_id() })
-            .expect("checked when marked");
+        let info = if rt.space.in_immix(obj.addr()) {
+            match blacken_small(rt, obj, self.bad, &mut fly.bytes) {
+                Some(info) => info,
+                None => return 0,
+            }
+        } else {
+            // SAFETY: obj is a marked large object, whose header `mark` checked.
+            rt.types
+                .get(unsafe { obj.type_id() })
+                .expect("checked when marked")
+        };
         // SAFETY: obj is a live, initialised object of type `info`; reference slots are
         // atomic words, loaded with acquire (see `ObjRef::store_ref`).
         unsafe {
@@ -281,9 +323,10 @@ impl Tracer<'_> {
                 let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
                 if child != 0 {
                     rt.space.meta.prefetch_marks(child);
-                    let found = Found::field(obj.addr(), slot as usize);
-                    if let Some(edge) = fly.edges.enqueue((child, found)) {
-                        marked += self.mark_edge(edge, fly, stack);
+                    let from = Found::field(obj.addr(), slot as usize);
+                    let (ready, from) = fly.edges.exchange(child, from);
+                    if ready != 0 {
+                        marked += self.mark_edge(ready, from, fly, stack);
                     }
                 }
             })
@@ -291,53 +334,46 @@ impl Tracer<'_> {
         marked
     }
 
-    /// Claims one edge's target (its copy, when it moves); a claimed object enters the
-    /// header FIFO, and the one leaving it is finished and pushed for scanning. Returns
-    /// how many objects that marked.
+    /// Marks one reference's target (its copy, when it moves) and pushes it for scanning
+    /// when this call marked it; returns how many objects that marked.
     #[inline(always)]
-    fn mark_edge(&self, (child, from): Edge, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
+    fn mark_edge(
+        &self,
+        child: usize,
+        from: Found,
+        fly: &mut InFlight,
+        stack: &mut Vec<ObjRef>,
+    ) -> u64 {
         let child = forward_edge(self.rt, child, from, &mut fly.lab);
-        match claim(self.rt, child, self.bad, from) {
-            Some(place) => match fly.claimed.push(child, (child, place, from)) {
-                Some(c) => self.finish_claimed(c, stack),
-                None => 0,
-            },
-            None => 0,
-        }
-    }
-
-    /// Finishes marking a claimed object and pushes it for scanning; 1 when it was one.
-    #[inline(always)]
-    fn finish_claimed(&self, (addr, place, from): Claimed, stack: &mut Vec<ObjRef>) -> u64 {
-        match finish(self.rt, addr, place, self.bad, from) {
-            Some(_) => {
-                stack.push(ObjRef::from_addr(addr).expect("non-zero"));
-                1
-            }
-            None => 0,
+        if mark(self.rt, child, self.bad, from) {
+            stack.push(ObjRef::from_addr(child).expect("marked objects are not null"));
+            1
+        } else {
+            0
         }
     }
 
     /// The next object to scan: one popped from the stack a few pops ago (prefetched since);
-    /// when the stack runs dry, what is in flight is marked first (it may refill it).
+    /// when the stack runs dry, the edges in flight are marked first (they may refill it).
     /// None when nothing is left locally.
     #[inline]
     fn next_grey(
         &self,
-        greys: &mut Prefetcher<Option<ObjRef>>,
+        greys: &mut Ring<()>,
         fly: &mut InFlight,
         stack: &mut Vec<ObjRef>,
         marked: &mut u64,
     ) -> Option<ObjRef> {
         loop {
-            if let Some(obj) = stack.pop() {
-                match greys.push(obj.addr(), Some(obj)) {
-                    Some(ready) => return ready,
-                    None => continue,
+            while let Some(obj) = stack.pop() {
+                prefetch(obj.addr());
+                let (ready, ()) = greys.exchange(obj.addr(), ());
+                if ready != 0 {
+                    return ObjRef::from_addr(ready);
                 }
             }
-            if let Some(obj) = greys.pop() {
-                return obj;
+            if let Some((grey, ())) = greys.take_oldest() {
+                return ObjRef::from_addr(grey);
             }
             *marked += self.flush(fly, stack);
             if stack.is_empty() {
@@ -346,14 +382,11 @@ impl Tracer<'_> {
         }
     }
 
-    /// Marks every edge and finishes every claimed object still in flight.
+    /// Marks every edge still in flight.
     fn flush(&self, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
         let mut marked = 0;
-        while let Some(edge) = fly.edges.pop() {
-            marked += self.mark_edge(edge, fly, stack);
-        }
-        while let Some(c) = fly.claimed.pop() {
-            marked += self.finish_claimed(c, stack);
+        while let Some((child, from)) = fly.edges.take_oldest() {
+            marked += self.mark_edge(child, from, fly, stack);
         }
         marked
     }
@@ -379,7 +412,7 @@ impl Tracer<'_> {
     /// objects scanned).
     pub fn drain(&self, stack: &mut Vec<ObjRef>, budget: usize) -> (u64, usize) {
         let mut fly = InFlight::default();
-        let mut greys = Prefetcher::<Option<ObjRef>>::default();
+        let mut greys = Ring::<()>::default();
         let mut marked = 0;
         let mut scanned = 0;
         while scanned < budget {
@@ -390,7 +423,10 @@ impl Tracer<'_> {
             scanned += 1;
         }
         marked += self.flush(&mut fly, stack);
-        stack.extend(std::iter::from_fn(|| greys.pop()).flatten());
+        stack.extend(
+            std::iter::from_fn(|| greys.take_oldest()).filter_map(|(g, ())| ObjRef::from_addr(g)),
+        );
+        fly.bytes.flush(&self.rt.space);
         if let Some(lab) = fly.lab {
             self.rt.evac.give_lab(lab);
         }
@@ -522,18 +558,22 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn the_prefetcher_hands_entries_out_in_order_once_full() {
-        let mut p = Prefetcher::<usize>::default();
-        for i in 0..PREFETCH_DEPTH {
-            assert_eq!(p.push(i, i), None, "holds up to its depth");
+    fn the_ring_hands_entries_out_in_order_once_full() {
+        let mut r = Ring::<usize>::default();
+        for i in 1..=PREFETCH_DEPTH {
+            assert_eq!(r.exchange(i, 10 * i).0, 0, "holds up to its depth");
         }
-        assert_eq!(p.push(100, 100), Some(0));
-        assert_eq!(p.push(101, 101), Some(1));
-        let rest: Vec<usize> = std::iter::from_fn(|| p.pop()).collect();
-        let mut want: Vec<usize> = (2..PREFETCH_DEPTH).collect();
+        assert_eq!(r.exchange(100, 1000), (1, 10), "then the oldest comes out");
+        assert_eq!(r.exchange(101, 1010), (2, 20));
+        let rest: Vec<usize> = std::iter::from_fn(|| r.take_oldest())
+            .map(|e| e.0)
+            .collect();
+        let mut want: Vec<usize> = (3..=PREFETCH_DEPTH).collect();
         want.extend([100, 101]);
         assert_eq!(rest, want);
-        assert_eq!(p.pop(), None);
+        assert_eq!(r.take_oldest(), None);
+        r.exchange(7, 70);
+        assert_eq!(r.take_oldest(), Some((7, 70)), "empty slots are skipped");
     }
 
     #[test]

@@ -77,12 +77,18 @@ pub fn locate(space: &Space, addr: usize) -> Result<Place, String> {
     locate_elsewhere(space, addr)
 }
 
+/// Whether a block-space address whose line mark is `line` can be an object: aligned, on
+/// a line in use (the common case, inline in the marker).
+#[inline(always)]
+pub fn small_ref_ok(addr: usize, line: u8) -> bool {
+    addr.is_multiple_of(8) && line != LINE_FREE
+}
+
 /// [`locate`] for an address in the block space whose line mark the caller read as `line`
 /// (the marker reads it once for this and its black-allocation test).
 #[inline(always)]
 pub fn locate_small(space: &Space, addr: usize, line: u8) -> Result<Place, String> {
-    // The common case, inline in the marker: an aligned address on a line in use.
-    if addr.is_multiple_of(8) && line != LINE_FREE {
+    if small_ref_ok(addr, line) {
         return Ok(Place {
             limit: space.block_addr(space.block_of(addr)) + BLOCK_SIZE,
             large: false,
