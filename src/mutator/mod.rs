@@ -465,6 +465,11 @@ impl Mutator {
         if self.assist_debt < MIN_ASSIST as f64 {
             return;
         }
+        // The workers' progress ahead of the debts pays first.
+        self.assist_debt -= rt.assists.claim_credit(self.assist_debt as u64) as f64;
+        if self.assist_debt < MIN_ASSIST as f64 {
+            return;
+        }
         let work = (self.assist_debt as usize).min(MAX_ASSIST);
         let t0 = std::time::Instant::now();
         let done = rt
