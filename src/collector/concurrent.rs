@@ -303,6 +303,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         rt,
         survivors,
         cycle_marked,
+        in_use_at_pause,
         t_cycle.elapsed().as_secs_f64(),
         degenerate || cause == GcCause::AllocationFailure,
     );

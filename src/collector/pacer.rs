@@ -10,6 +10,18 @@
 //! the real one, so without this the next cycle starts as late and degenerates again);
 //! each clean cycle brings it back down towards its base.
 //!
+//! Memory the heap needed recently may be used again: the trigger is at least the one whose
+//! cycle would peak at the highest heap in use that a cycle reached within the last
+//! [`crate::config::Config::uncommit_delay`] (one to two windows: the "recent peak"),
+//! however small the growth target. Memory needed that recently has not been returned to
+//! the OS yet, so collecting early to stay below it buys no memory; it only costs marking.
+//! Only cycles that ran at the growth target record their peaks (a raised trigger must not
+//! feed itself), so the allowance ends one to two windows after the program last needed
+//! that much: a startup spike is given back seconds later, as `TANDEM_UNCOMMIT_DELAY`
+//! promises, and a delay of 0 turns it off. binary-trees reaches its highest heap while it
+//! builds its stretch tree, and then ran 71 cycles of a third of that heap each (2 threads,
+//! 120M), marking its long-lived tree every time.
+//!
 //! A concurrent cycle also has a goal for the heap by the end of marking, which mark
 //! assists ([`super::assist`]) pace the allocating threads to: the trigger plus
 //! [`ASSIST_SLACK`] of its distance from the live data, so the peak stays near the trigger
@@ -18,7 +30,7 @@
 use crate::config::{Mode, Trigger};
 use crate::heap::CHUNK_SIZE;
 use crate::runtime::Runtime;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Base safety factor on the headroom for one cycle's allocation.
 const HEADROOM_FACTOR: f64 = 1.5;
@@ -52,6 +64,45 @@ pub struct Pacer {
     live: usize,
     marked: u64,
     survivors: Survivors,
+    recent: RecentPeak,
+    /// Bytes by which concurrent cycles' peaks passed their goals (moving average).
+    overshoot: f64,
+    /// Whether the current trigger is above the growth target because of the recent peak
+    /// (such a cycle's peak is not recorded as one: the allowance must not feed itself).
+    raised: bool,
+}
+
+/// The highest heap in use at the end of a cycle's marking over a sliding window of about
+/// one to two window lengths (two buckets: the current one and the one before).
+#[derive(Debug, Default)]
+struct RecentPeak {
+    bucket_start: Option<Instant>,
+    current: usize,
+    previous: usize,
+}
+
+impl RecentPeak {
+    /// Records a cycle's peak seen at `now`, with buckets `window` long.
+    fn record(&mut self, now: Instant, window: Duration, peak: usize) {
+        if window.is_zero() {
+            // Memory goes back at once: nothing is kept for reuse, so nothing is allowed.
+            return;
+        }
+        let start = *self.bucket_start.get_or_insert(now);
+        let age = now.saturating_duration_since(start);
+        if age >= window {
+            // A bucket older than two windows holds nothing recent any more.
+            self.previous = if age >= 2 * window { 0 } else { self.current };
+            self.current = 0;
+            self.bucket_start = Some(now);
+        }
+        self.current = self.current.max(peak);
+    }
+
+    /// The highest peak recorded in the window (0 when none).
+    fn get(&self) -> usize {
+        self.current.max(self.previous)
+    }
 }
 
 /// How much more the survivors' lines may hold than the survivors themselves before the
@@ -69,6 +120,9 @@ impl Default for Pacer {
             live: 0,
             marked: 0,
             survivors: Survivors::default(),
+            recent: RecentPeak::default(),
+            overshoot: 0.0,
+            raised: false,
         }
     }
 }
@@ -114,16 +168,24 @@ impl Pacer {
     }
 
     /// Records a finished cycle that took `cycle_secs` (from its first pause to the end of
-    /// its sweep), marked `marked` objects and left `live`, and sets the runtime's next
-    /// trigger. `late`: the cycle degenerated or began because an allocation failed.
+    /// its sweep), had `peak` bytes of heap in use when its marking ended, marked `marked`
+    /// objects and left `live`, and sets the runtime's next trigger. `late`: the cycle
+    /// degenerated or began because an allocation failed.
     pub fn cycle_finished(
         &mut self,
         rt: &Runtime,
         live: Survivors,
         marked: u64,
+        peak: usize,
         cycle_secs: f64,
         late: bool,
     ) {
+        if cycle_secs > 0.0 && !late {
+            // How far past its goal (still computed from this cycle's trigger and the last
+            // cycle's survivors) a concurrent cycle's heap went while the markers finished.
+            let over = peak.saturating_sub(self.assist_goal(rt));
+            self.overshoot = ewma(self.overshoot, over as f64);
+        }
         self.live = live.held;
         self.marked = marked;
         self.survivors = live;
@@ -133,6 +195,9 @@ impl Pacer {
             (self.safety * 0.75).max(HEADROOM_FACTOR)
         };
         let now = Instant::now();
+        if !self.raised {
+            self.recent.record(now, rt.config.uncommit_delay, peak);
+        }
         let allocated = rt.stats.snapshot_allocated();
         let dt = now.duration_since(self.last_end).as_secs_f64();
         if dt > 0.0 {
@@ -146,9 +211,14 @@ impl Pacer {
         }
         self.last_end = now;
         self.allocated_at_end = allocated;
-        let t = self.trigger(rt, live);
+        let (t, raised) = self.target(rt, live);
+        self.raised = raised;
         tracing::debug!(
             trigger = t,
+            recent_peak = self.recent.get(),
+            raised,
+            peak,
+            overshoot = self.overshoot,
             live = live.held,
             traced = live.traced,
             alloc_mb_s = self.alloc_rate / 1e6,
@@ -164,33 +234,51 @@ impl Pacer {
     /// traced bytes, not on the lines that hold them, so that each cycle's tracing work
     /// buys the same allocation however scattered the survivors are (a fragmented heap
     /// would otherwise grow by its free space too, collecting less often than its work
-    /// warrants), and so it costs no more memory than the growth factor says.
+    /// warrants), and so it costs no more memory than the growth factor says. At least what
+    /// the recent peak allows (see the module doc).
     pub fn trigger(&self, rt: &Runtime, survivors: Survivors) -> usize {
+        self.target(rt, survivors).0
+    }
+
+    /// [`Pacer::trigger`], and whether the recent peak raised it above the growth target.
+    fn target(&self, rt: &Runtime, survivors: Survivors) -> (usize, bool) {
         let live = survivors.held;
         let max = rt.space.heap_max();
         match rt.config.gc_trigger {
-            Trigger::Percent(p) => return (max / 100 * p as usize).max(CHUNK_SIZE),
-            Trigger::Bytes(b) => return b.clamp(CHUNK_SIZE, max),
+            Trigger::Percent(p) => return ((max / 100 * p as usize).max(CHUNK_SIZE), false),
+            Trigger::Bytes(b) => return (b.clamp(CHUNK_SIZE, max), false),
             Trigger::Auto => {}
         }
         let extra = (survivors.traced.min(live) as f64 * (rt.config.gc_growth.0 - 1.0)) as usize;
         let growth = (live + extra).max(rt.config.heap_min.0).max(CHUNK_SIZE);
-        match rt.config.mode {
+        let recent = self.recent.get();
+        let t = match rt.config.mode {
             Mode::Stw => {
                 // Near the maximum, sit halfway between live and maximum so that a nearly
                 // full heap does not collect on every refill.
                 if growth > max - max / 8 {
                     live + max.saturating_sub(live) / 2
                 } else {
-                    growth
+                    // A stop-the-world cycle's peak is its trigger.
+                    growth.max(recent.min(max - max / 8))
                 }
             }
             Mode::Concurrent => {
                 let headroom = (self.alloc_rate * self.cycle_secs * self.safety) as usize
                     + rt.config.threads * CHUNK_SIZE / 4;
-                growth.min(max.saturating_sub(headroom)).max(live.min(max))
+                // Assists hold a concurrent cycle's peak near its goal, the trigger plus
+                // ASSIST_SLACK of the trigger's distance from live, and it passes the goal
+                // by the overshoot: solve for the trigger whose peak is the recent one.
+                let goal = recent.saturating_sub(self.overshoot as usize);
+                let allowed =
+                    ((goal as f64 + ASSIST_SLACK * live as f64) / (1.0 + ASSIST_SLACK)) as usize;
+                growth
+                    .max(allowed)
+                    .min(max.saturating_sub(headroom))
+                    .max(live.min(max))
             }
-        }
+        };
+        (t, t > growth)
     }
 }
 
@@ -234,5 +322,67 @@ mod tests {
         assert!(t < dense, "scattered survivors buy less allocation");
         let small = pacer.trigger(&rt, gapless(mb));
         assert_eq!(small, 4 * mb, "never below the minimum heap");
+    }
+
+    #[test]
+    fn the_trigger_may_use_the_recent_peak_but_a_raised_cycle_does_not_extend_it() {
+        let mb = 1 << 20;
+        let stw = |delay| {
+            Runtime::new(Config {
+                mode: Mode::Stw,
+                heap_max: ByteSize(4096 * mb),
+                heap_min: ByteSize(4 * mb),
+                uncommit_delay: delay,
+                ..Config::default()
+            })
+            .unwrap()
+        };
+        let rt = stw(Duration::from_secs(3600));
+        let g = rt.config.gc_growth.0;
+        let growth = (10.0 * mb as f64 * g) as usize;
+        let mut pacer = Pacer::default();
+        // A startup spike: the first cycle ran at the growth target and peaked at 400 MiB.
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
+        assert_eq!(
+            rt.trigger(),
+            400 * mb,
+            "stw: the trigger is the recent peak"
+        );
+        // Cycles that ran on the raised trigger do not record their peaks...
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 900 * mb, 0.0, false);
+        assert_eq!(
+            rt.trigger(),
+            400 * mb,
+            "a raised cycle's peak is not recorded"
+        );
+        // ...so once the window has passed, the growth target is back.
+        pacer.recent.record(
+            Instant::now() + Duration::from_secs(3 * 3600),
+            Duration::from_secs(3600),
+            0,
+        );
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 900 * mb, 0.0, false);
+        assert_eq!(rt.trigger(), growth, "the allowance ends with its window");
+
+        let rt = stw(Duration::ZERO);
+        let mut pacer = Pacer::default();
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
+        assert_eq!(rt.trigger(), growth, "no uncommit delay: no allowance");
+
+        let rt = Runtime::new(Config {
+            mode: Mode::Concurrent,
+            heap_max: ByteSize(4096 * mb),
+            heap_min: ByteSize(4 * mb),
+            ..Config::default()
+        })
+        .unwrap();
+        let mut pacer = Pacer::default();
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
+        let t = rt.trigger();
+        let goal = t + ((t - 10 * mb) as f64 * ASSIST_SLACK) as usize;
+        assert!(
+            goal.abs_diff(400 * mb) <= mb,
+            "concurrent: the goal ({goal}) of the raised trigger ({t}) is the recent peak"
+        );
     }
 }

@@ -84,7 +84,7 @@ pub fn collect(
         held: live,
         traced: sweep.sweep.marked_bytes() + large,
     };
-    pacer.cycle_finished(rt, survivors, marked, 0.0, false);
+    pacer.cycle_finished(rt, survivors, marked, heap_before, 0.0, false);
     rt.stats.add_cycle();
     pause.end_then(
         rt,
