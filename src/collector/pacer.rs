@@ -287,6 +287,20 @@ mod tests {
     use super::*;
     use crate::config::{ByteSize, Config};
 
+    const MB: usize = 1 << 20;
+
+    /// A runtime in `mode` with a 4 GiB maximum, a 4 MiB minimum and `delay` to uncommit.
+    fn runtime(mode: Mode, delay: Duration) -> Runtime {
+        Runtime::new(Config {
+            mode,
+            heap_max: ByteSize(4096 * MB),
+            heap_min: ByteSize(4 * MB),
+            uncommit_delay: delay,
+            ..Config::default()
+        })
+        .unwrap()
+    }
+
     /// Survivors with no free space between them.
     fn gapless(bytes: usize) -> Survivors {
         Survivors {
@@ -297,14 +311,8 @@ mod tests {
 
     #[test]
     fn growth_is_measured_on_the_traced_bytes_not_the_lines_that_hold_them() {
-        let mb = 1 << 20;
-        let rt = Runtime::new(Config {
-            mode: Mode::Stw,
-            heap_max: ByteSize(4096 * mb),
-            heap_min: ByteSize(4 * mb),
-            ..Config::default()
-        })
-        .unwrap();
+        let mb = MB;
+        let rt = runtime(Mode::Stw, Duration::from_secs(5));
         let g = rt.config.gc_growth.0;
         let pacer = Pacer::default();
         let dense = pacer.trigger(&rt, gapless(100 * mb));
@@ -326,17 +334,8 @@ mod tests {
 
     #[test]
     fn the_trigger_may_use_the_recent_peak_but_a_raised_cycle_does_not_extend_it() {
-        let mb = 1 << 20;
-        let stw = |delay| {
-            Runtime::new(Config {
-                mode: Mode::Stw,
-                heap_max: ByteSize(4096 * mb),
-                heap_min: ByteSize(4 * mb),
-                uncommit_delay: delay,
-                ..Config::default()
-            })
-            .unwrap()
-        };
+        let mb = MB;
+        let stw = |delay| runtime(Mode::Stw, delay);
         let rt = stw(Duration::from_secs(3600));
         let g = rt.config.gc_growth.0;
         let growth = (10.0 * mb as f64 * g) as usize;
@@ -369,13 +368,7 @@ mod tests {
         pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
         assert_eq!(rt.trigger(), growth, "no uncommit delay: no allowance");
 
-        let rt = Runtime::new(Config {
-            mode: Mode::Concurrent,
-            heap_max: ByteSize(4096 * mb),
-            heap_min: ByteSize(4 * mb),
-            ..Config::default()
-        })
-        .unwrap();
+        let rt = runtime(Mode::Concurrent, Duration::from_secs(5));
         let mut pacer = Pacer::default();
         pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
         let t = rt.trigger();
