@@ -268,8 +268,9 @@ impl Pacer {
                     + rt.config.threads * CHUNK_SIZE / 4;
                 // Assists hold a concurrent cycle's peak near its goal, the trigger plus
                 // ASSIST_SLACK of the trigger's distance from live, and it passes the goal
-                // by the overshoot: solve for the trigger whose peak is the recent one.
-                let goal = recent.saturating_sub(self.overshoot as usize);
+                // by the overshoot (a moving average, so one more of it is kept as margin):
+                // solve for the trigger whose peak is the recent one.
+                let goal = recent.saturating_sub(2 * self.overshoot as usize);
                 let allowed =
                     ((goal as f64 + ASSIST_SLACK * live as f64) / (1.0 + ASSIST_SLACK)) as usize;
                 growth
