@@ -9,7 +9,7 @@
 //! if that too keeps allocations waiting does the pause finish the trace.
 
 use super::evacuate::{forward_edge, CopyLab};
-use super::validate::{self, Found, Place};
+use super::validate::{self, Found};
 use crate::heap::metadata::prefetch;
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
@@ -168,11 +168,7 @@ fn blacken_small<'a>(
 ) -> Option<&'a TypeInfo> {
     let space = &rt.space;
     let addr = obj.addr();
-    let block = space.block_of(addr);
-    let place = Place {
-        limit: space.block_addr(block) + crate::heap::BLOCK_SIZE,
-        large: false,
-    };
+    let place = validate::small_place(space, addr);
     // The header was written at allocation and published to us by the pause or by the
     // release store that made the object reachable.
     let (info, size) = match validate::object(&rt.types, obj, place) {
@@ -182,7 +178,7 @@ fn blacken_small<'a>(
             return None;
         }
     };
-    bytes.add(space, block, size);
+    bytes.add(space, space.block_of(addr), size);
     let epoch = space.epoch();
     let (first, last) = (space.line_of(addr), space.line_of(addr + size - 1));
     // Relaxed: line marks are read by the sweep after the phase barrier of the pool.

@@ -89,12 +89,18 @@ pub fn small_ref_ok(addr: usize, line: u8) -> bool {
 #[inline(always)]
 pub fn locate_small(space: &Space, addr: usize, line: u8) -> Result<Place, String> {
     if small_ref_ok(addr, line) {
-        return Ok(Place {
-            limit: space.block_addr(space.block_of(addr)) + BLOCK_SIZE,
-            large: false,
-        });
+        return Ok(small_place(space, addr));
     }
     locate_elsewhere(space, addr)
+}
+
+/// Where the block-space object at `addr` lies: up to the end of its block.
+#[inline(always)]
+pub fn small_place(space: &Space, addr: usize) -> Place {
+    Place {
+        limit: space.block_addr(space.block_of(addr)) + BLOCK_SIZE,
+        large: false,
+    }
 }
 
 /// [`locate`] then [`object`]: the type and size of the object at `obj`, or why it is not
