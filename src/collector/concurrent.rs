@@ -46,7 +46,6 @@
 //!   black allocation; an allocation reports out of memory only after a cycle that started
 //!   after it failed (see `Mutator::alloc_attempts`).
 
-use super::evacuate::Evacuation;
 use super::mark::{mark_all, MarkJob, MarkPacket};
 use super::pacer::{Pacer, Survivors};
 use super::step::Phase;
@@ -92,7 +91,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
 
     // 1. Init mark. The collection set's candidates are surveyed before the pause.
     let candidates = if rt.config.evacuation == EvacuationMode::Concurrent {
-        Evacuation::survey(&rt.space, rt.config.evacuate_all)
+        rt.evac.survey(&rt.space, rt.config.evacuate_all)
     } else {
         Vec::new()
     };
@@ -314,6 +313,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         degenerate,
         assisted,
         marked = cycle_marked,
+        young = ?sweep.sweep.young(),
         "cycle done"
     );
     super::end_cycle(rt, cause, t_cycle, heap_before, live);

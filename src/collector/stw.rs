@@ -1,6 +1,5 @@
 //! The parallel stop-the-world collection (`TANDEM_MODE=stw`), the reference mode.
 
-use super::evacuate::Evacuation;
 use super::mark::{mark_all, MarkJob, MarkPacket};
 use super::pacer::{Pacer, Survivors};
 use super::sweep::SweepJob;
@@ -26,7 +25,7 @@ pub fn collect(
     let candidates = if rt.config.evacuation == EvacuationMode::Off {
         Vec::new()
     } else {
-        Evacuation::survey(&rt.space, rt.config.evacuate_all)
+        rt.evac.survey(&rt.space, rt.config.evacuate_all)
     };
     let pause = Pause::stop(rt);
     pause.retire_tlabs(rt);

@@ -26,7 +26,9 @@ impl SweepJob {
     /// Waits for chunks allocators are still sweeping, releases empty chunks above the
     /// minimum heap, pools the rest, and returns the bytes live in blocks.
     pub fn finish(&self) -> usize {
-        self.rt.space.finish_sweep(&self.sweep)
+        let live = self.rt.space.finish_sweep(&self.sweep);
+        self.rt.evac.young_blocks(self.sweep.young());
+        live
     }
 }
 

@@ -58,6 +58,11 @@ pub struct SweptBlock {
     pub black_lines: usize,
     /// Bytes of the objects marked there.
     pub marked_bytes: usize,
+    /// For a block of young objects (the last sweep left nothing marked there, and no
+    /// copy was made into it since): the lines allocated into it, black ones excepted,
+    /// that this marking found (`young.0`) and that it kept live (`young.1`); (0, 0) for
+    /// other blocks.
+    pub young: (usize, usize),
 }
 
 /// Sweeps one committed block after marking with line epoch `epoch`: lines stamped neither
@@ -78,17 +83,20 @@ pub fn sweep_block(
             live_lines: 0,
             black_lines: 0,
             marked_bytes: 0,
+            young: (0, 0),
         };
     }
     let lines = meta.block_lines(block);
     let block_addr = immix_base + block * BLOCK_SIZE;
     let mut live = 0;
     let mut black = 0;
+    let mut filled = 0;
     // Decommitted pages hold only free lines, read as zero and are not charged: poisoning
     // them would commit them behind the budget's back.
     let decommitted = meta.decommitted(block);
     for (i, l) in lines.iter().enumerate() {
         let v = l.load(Relaxed);
+        filled += usize::from(v != LINE_FREE && v != super::metadata::black_stamp(epoch));
         if super::metadata::line_live(v, epoch) {
             live += 1;
             black += usize::from(v != epoch);
@@ -105,6 +113,7 @@ pub fn sweep_block(
         }
     }
     meta.clear_marks(block_addr, BLOCK_SIZE);
+    let young = meta.live_bytes(block) == 0;
     let marked_bytes = meta.settle_live_bytes(block);
     let state = match live {
         0 => BlockState::Free,
@@ -118,6 +127,11 @@ pub fn sweep_block(
         live_lines: live,
         black_lines: black,
         marked_bytes,
+        young: if young {
+            (filled, live - black)
+        } else {
+            (0, 0)
+        },
     }
 }
 

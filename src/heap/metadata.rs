@@ -310,6 +310,18 @@ impl SideMetadata {
         n as usize
     }
 
+    /// Records that the next sweep must not measure block `block` as one of young objects
+    /// (see `blocks::SweptBlock::young`): copies of survivors are made into it, or its
+    /// objects are copied out. The mark stands until that sweep settles the block's live
+    /// bytes; only that sweep reads it.
+    #[inline]
+    pub fn not_young(&self, block: usize) {
+        let cell = self.bytes_cell(self.live_bytes, block);
+        if cell.load(Ordering::Relaxed) == 0 {
+            cell.store(1, Ordering::Relaxed);
+        }
+    }
+
     /// Bytes of objects marked in block `block` by the last cycle's marking.
     pub fn live_bytes(&self, block: usize) -> usize {
         self.bytes_cell(self.live_bytes, block)

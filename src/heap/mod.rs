@@ -529,6 +529,34 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_measures_young_survivors_in_blocks_without_copies() {
+        let s = space(CHUNK_SIZE);
+        let young = s.acquire_free().unwrap().unwrap();
+        let copies = s.acquire_free().unwrap().unwrap();
+        let e = s.advance_epoch();
+        for b in [young, copies] {
+            // Eight lines allocated since the sweep; marking kept two, holding 256 bytes.
+            let lines = s.meta.block_lines(b);
+            for l in &lines[..8] {
+                l.store(metadata::LINE_FRESH, Ordering::Relaxed);
+            }
+            lines[0].store(e, Ordering::Relaxed);
+            lines[1].store(e, Ordering::Relaxed);
+            s.meta.add_marked_bytes(b, 256);
+        }
+        s.meta.not_young(copies);
+        let sweep = s.begin_sweep();
+        assert_eq!(s.finish_sweep(&sweep), 4 * LINE_SIZE);
+        let y = sweep.young().expect("one block of young objects");
+        assert_eq!(y.survival, 256.0 / (8 * LINE_SIZE) as f64);
+        assert_eq!(y.density, 0.5);
+        // Of eight lines allocated, two kept, half empty.
+        assert_eq!(y.waste(), 1.0 / 8.0);
+        // Settled: the next sweep sees neither block as young.
+        assert!(s.meta.live_bytes(young) == 256 && s.meta.live_bytes(copies) == 256);
+    }
+
+    #[test]
     fn allocators_sweep_an_offered_sweep_before_committing_memory() {
         let s = space(4 * CHUNK_SIZE);
         // Fill two chunks' worth of blocks, then "mark" one line of the first block only.

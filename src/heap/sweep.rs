@@ -29,6 +29,28 @@ pub struct ChunkSweep {
     live_lines: AtomicUsize,
     black_lines: AtomicUsize,
     marked_bytes: AtomicUsize,
+    young_lines: AtomicUsize,
+    young_bytes: AtomicUsize,
+    young_live: AtomicUsize,
+}
+
+/// What a sweep found in the blocks of young objects (see [`super::blocks::SweptBlock`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YoungBlocks {
+    /// Of the bytes of lines allocated there, the share holding objects marked live: what
+    /// evacuating such a block copies.
+    pub survival: f64,
+    /// Of the bytes of the lines kept live there, the share the live objects fill: how
+    /// scattered young survivors are.
+    pub density: f64,
+}
+
+impl YoungBlocks {
+    /// Of the bytes of lines allocated in young blocks, the share that survivors' lines
+    /// hold empty: what compacting young blocks gives back per byte allocated.
+    pub fn waste(&self) -> f64 {
+        self.survival * (1.0 / self.density - 1.0)
+    }
 }
 
 impl ChunkSweep {
@@ -45,11 +67,17 @@ impl ChunkSweep {
         let mut free: [BlockIndex; BLOCKS_PER_CHUNK] = [0; BLOCKS_PER_CHUNK];
         let mut nfree = 0;
         let (mut live, mut black, mut marked) = (0, 0, 0);
+        let (mut young_lines, mut young_bytes, mut young_live) = (0, 0, 0);
         for b in first..first + BLOCKS_PER_CHUNK {
             let r = sweep_block(&space.meta, space.immix_base(), b, self.epoch, poison);
             live += r.live_lines;
             black += r.black_lines;
             marked += r.marked_bytes;
+            if r.young.0 != 0 {
+                young_lines += r.young.0;
+                young_live += r.young.1;
+                young_bytes += r.marked_bytes;
+            }
             match r.state {
                 BlockState::Free => {
                     free[nfree] = b as BlockIndex;
@@ -69,6 +97,9 @@ impl ChunkSweep {
         self.live_lines.fetch_add(live, Ordering::Relaxed);
         self.black_lines.fetch_add(black, Ordering::Relaxed);
         self.marked_bytes.fetch_add(marked, Ordering::Relaxed);
+        self.young_lines.fetch_add(young_lines, Ordering::Relaxed);
+        self.young_bytes.fetch_add(young_bytes, Ordering::Relaxed);
+        self.young_live.fetch_add(young_live, Ordering::Relaxed);
         // Release: the totals above are complete when `finish_sweep` sees the count.
         self.done.fetch_add(1, Ordering::Release);
         true
@@ -83,6 +114,18 @@ impl ChunkSweep {
     /// free space of the lines that hold it.
     pub fn marked_bytes(&self) -> usize {
         self.marked_bytes.load(Ordering::Relaxed)
+    }
+
+    /// What marking found in the blocks of young objects; None when there were none, or
+    /// none of their objects survived.
+    pub fn young(&self) -> Option<YoungBlocks> {
+        let lines = self.young_lines.load(Ordering::Relaxed);
+        let live = self.young_live.load(Ordering::Relaxed);
+        let bytes = self.young_bytes.load(Ordering::Relaxed) as f64;
+        (lines != 0 && live != 0 && bytes > 0.0).then(|| YoungBlocks {
+            survival: bytes / (lines * LINE_SIZE) as f64,
+            density: bytes / (live * LINE_SIZE) as f64,
+        })
     }
 }
 
@@ -101,6 +144,9 @@ impl Space {
             live_lines: AtomicUsize::new(0),
             black_lines: AtomicUsize::new(0),
             marked_bytes: AtomicUsize::new(0),
+            young_lines: AtomicUsize::new(0),
+            young_bytes: AtomicUsize::new(0),
+            young_live: AtomicUsize::new(0),
         })
     }
 
