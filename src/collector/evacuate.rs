@@ -4,7 +4,7 @@
 //! 1. **Choose** ([`Evacuation::choose`], in the pause that starts a cycle, from a survey
 //!    made just before it): the blocks at most three quarters used (the bytes the last
 //!    marking found live there, plus lines allocated since; for blocks of young objects,
-//!    what survived in such blocks last time, when it lay scattered), sparsest first, while
+//!    what survived in such blocks last time, when it lies scattered), sparsest first, while
 //!    their bytes fit in half the free headroom. They leave the allocation pools; no new
 //!    object goes there.
 //! 2. **Fix the roots** (same pause): every root into the set is copied and its slot
@@ -135,10 +135,10 @@ impl Evacuation {
     /// The blocks worth evacuating, sparsest first, as (estimated bytes in use, block): the
     /// bytes the last marking found live there, plus the lines allocated since its sweep.
     /// Blocks filled only since the last sweep (young objects) are estimated from what the
-    /// last marking found in such blocks, and are worth it only when their survivors lay
-    /// scattered ([`YOUNG_MAX_DENSITY`]). With `all` (`TANDEM_EVACUATE_ALL`), every block
-    /// with room for a line more is worth it. Read before the pause, so that the pause does
-    /// not scan the line table.
+    /// last marking found in such blocks, and are worth it only when their survivors lie
+    /// scattered ([`YOUNG_MAX_DENSITY`], [`YOUNG_MIN_WASTE`]). With `all`
+    /// (`TANDEM_EVACUATE_ALL`), every block with room for a line more is worth it. Read
+    /// before the pause, so that the pause does not scan the line table.
     pub fn survey(&self, space: &Space, all: bool) -> Vec<(usize, usize)> {
         let max_used = if all {
             BLOCK_SIZE - LINE_SIZE
@@ -374,7 +374,7 @@ mod tests {
     use crate::heap::metadata::LINE_FRESH;
 
     #[test]
-    fn young_blocks_are_candidates_only_when_their_survivors_lay_scattered() {
+    fn young_blocks_are_candidates_only_when_their_survivors_lie_scattered() {
         let s = crate::heap::test_space(1);
         // Sixteen blocks half filled since the last sweep, which left nothing there.
         let blocks: Vec<usize> = (0..16)
