@@ -18,8 +18,8 @@
 //! markers' queues and the full SATB buffers. Without the credit, a thread paid its debt in
 //! full even while the workers alone were ahead of the goal: binary-trees depth 18 with one
 //! mutator on 2 cores had it do 40% of every cycle's marking on its own time. Past the goal
-//! the distance is clamped small, so assists take all the work they can find. A thread that finds no work is forgiven
-//! its debt (the markers hold the rest or marking is done).
+//! the distance is clamped small, so assists take all the work they can find. A thread that
+//! finds no work is forgiven its debt (the markers hold the rest or marking is done).
 //!
 //! # Why nothing is lost
 //!

@@ -130,6 +130,17 @@ impl Default for Pacer {
     }
 }
 
+/// The goal of a concurrent cycle triggered at `trigger` with `live` bytes live: the trigger
+/// plus [`ASSIST_SLACK`] of its distance from live.
+fn goal_of(trigger: usize, live: usize) -> usize {
+    trigger + (trigger.saturating_sub(live) as f64 * ASSIST_SLACK) as usize
+}
+
+/// The trigger whose [`goal_of`] is `goal` with `live` bytes live.
+fn trigger_for(goal: usize, live: usize) -> usize {
+    ((goal as f64 + ASSIST_SLACK * live as f64) / (1.0 + ASSIST_SLACK)) as usize
+}
+
 fn ewma(old: f64, new: f64) -> f64 {
     if old == 0.0 {
         new
@@ -164,10 +175,8 @@ impl Pacer {
     /// marking: the trigger plus [`ASSIST_SLACK`] of its distance from the live data. Not
     /// from the heap at the start, which a late start would ratchet up cycle by cycle.
     pub fn assist_goal(&self, rt: &Runtime) -> usize {
-        let trigger = rt.trigger();
-        let slack = trigger.saturating_sub(self.live) as f64 * ASSIST_SLACK;
         let max = rt.space.heap_max();
-        (trigger + slack as usize).min(max - max / 16)
+        goal_of(rt.trigger(), self.live).min(max - max / 16)
     }
 
     /// Records a finished cycle that took `cycle_secs` (from its first pause to the end of
@@ -274,8 +283,7 @@ impl Pacer {
                 // by the overshoot (a moving average, so one more of it is kept as margin):
                 // solve for the trigger whose peak is the recent one.
                 let goal = recent.saturating_sub(2 * self.overshoot as usize);
-                let allowed =
-                    ((goal as f64 + ASSIST_SLACK * live as f64) / (1.0 + ASSIST_SLACK)) as usize;
+                let allowed = trigger_for(goal, live);
                 growth
                     .max(allowed)
                     .min(max.saturating_sub(headroom))
@@ -376,7 +384,7 @@ mod tests {
         let mut pacer = Pacer::default();
         pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
         let t = rt.trigger();
-        let goal = t + ((t - 10 * mb) as f64 * ASSIST_SLACK) as usize;
+        let goal = goal_of(t, 10 * mb);
         assert!(
             goal.abs_diff(400 * mb) <= mb,
             "concurrent: the goal ({goal}) of the raised trigger ({t}) is the recent peak"
