@@ -3,52 +3,70 @@
 //! # Protocol
 //!
 //! Each registered mutator has one 32-bit *state word*: its state in the low bits (RUNNING,
-//! IN_NATIVE, STOPPED) and a STOP_REQUESTED bit. Only the mutator changes its state bits;
-//! only the collector sets or clears STOP_REQUESTED. Every change is a read-modify-write on
-//! that one word, so all changes to it are totally ordered (its modification order) and no
-//! step relies on two threads each storing one location and loading another.
+//! IN_NATIVE, STOPPED), a STOP_REQUESTED bit and an AWAITED bit. Only the mutator changes
+//! its state bits; only the collector sets STOP_REQUESTED and AWAITED, and the mutator
+//! clears AWAITED as it leaves RUNNING. Every change is a read-modify-write on that one
+//! word, so all changes to it are totally ordered (its modification order) and no step
+//! relies on two threads each storing one location and loading another.
 //!
 //! 1. **Stop.** The collector takes the registry lock, records that a stop is in force,
-//!    and `fetch_or`s STOP_REQUESTED into every mutator's word. It then waits (condition
-//!    variable, lock released while waiting) until no word's state is RUNNING.
+//!    and sets STOP_REQUESTED in every mutator's word (CAS), with AWAITED too in each word
+//!    whose state is RUNNING; it counts those *awaited* mutators. It then waits (condition
+//!    variable, lock released while waiting) until the count is 0.
 //! 2. **Poll.** A mutator's fast path loads its own word (relaxed) and tests
 //!    STOP_REQUESTED. On the slow path it takes the lock, changes RUNNING to STOPPED (CAS,
-//!    keeping the bit), notifies the collector, registers its thread as a *waiter* and
-//!    sleeps (`thread::park`, lock released) until a CAS from STOPPED (bit clear) to
-//!    RUNNING succeeds.
-//! 3. **Enter native.** CAS RUNNING to IN_NATIVE keeping the bit. If the bit was set, the
-//!    collector may be waiting for this mutator: notify it under the lock.
+//!    keeping the stop bit, clearing AWAITED), counts itself down if AWAITED was set,
+//!    registers its thread as a *waiter*, releases the lock, wakes the collector if it was
+//!    the last one awaited, and sleeps (`thread::park`) until a CAS from STOPPED (bit clear)
+//!    to RUNNING succeeds.
+//! 3. **Enter native.** CAS RUNNING to IN_NATIVE while the bit is clear. If the bit is set,
+//!    take the lock, make the same CAS there (keeping the bit, clearing AWAITED) and count
+//!    down as in 2.
 //! 4. **Leave native.** CAS IN_NATIVE (bit clear) to RUNNING. If the CAS fails the bit is
 //!    set: register as a waiter under the lock and sleep as in 2.
-//! 5. **Resume.** The collector takes the lock, ends the stop, `fetch_and`s the bit away
+//! 5. **Resume.** The collector takes the lock, ends the stop, `fetch_and`s both bits away
 //!    from every word, takes the waiters, and after releasing the lock unparks each one
 //!    directly (all wake at once; none needs the lock to resume, so a preempted mutator
 //!    holding a lock hand-off cannot delay the others or the next stop).
 //! 6. **Attach/detach.** Attach waits under the lock while a stop is in force, then
 //!    registers a RUNNING mutator. Detach (by a RUNNING mutator) unregisters under the lock
-//!    and notifies the collector, which then no longer waits for it.
+//!    and counts down if its word has AWAITED, so the collector no longer waits for it.
+//!
+//! The collector is woken once per stop, by the last mutator it waits for, and never while
+//! that mutator still holds the lock: with many mutators each one's stop used to wake it to
+//! re-scan every word (and, woken under the lock, to block on it at once).
 //!
 //! # Why it is correct
 //!
-//! * No mutator runs while the world is stopped. The collector proceeds when every
-//!   registered word is IN_NATIVE or STOPPED with the bit set. Neither can become RUNNING
-//!   while the bit is set: leaving native needs the bit clear (step 4) and a STOPPED mutator
-//!   waits for it to clear (step 2). Between the collector's `fetch_or` and its check, a
-//!   RUNNING mutator can only stop or enter native, both allowed.
-//! * No wake-up is lost. The collector checks the words and starts waiting while holding
-//!   the lock. A mutator that becomes non-RUNNING after the `fetch_or` sees the bit (its CAS
-//!   is ordered after the `fetch_or` on the same word) and notifies under the lock; one that
-//!   did so before the `fetch_or` is seen by the check. A sleeping mutator registered as a
-//!   waiter under the lock while the bit was set, so the resume that clears the bit (under
-//!   the lock, later) takes its entry and unparks it; an unpark before the park is kept as
-//!   the thread's token. A mutator that wakes with the bit set again (a spurious wake-up or
-//!   a new stop) re-registers under the lock unless it is still registered, so the next
-//!   resume wakes it too (the loom model `back_to_back_stops_wake_every_sleeper` fails
-//!   without the re-registration). A thread that woke spuriously and resumed before the
-//!   unpark arrived keeps it as a token: its next `std::thread::park` (ours or the VM's)
-//!   returns at once, which `park`'s contract allows.
+//! * No mutator runs while the world is stopped. A mutator RUNNING when the collector set
+//!   its bit carries AWAITED from that CAS on; it clears AWAITED only by leaving RUNNING
+//!   (stopping or entering native) and counts down in the same critical section, or by
+//!   detaching, which counts down too. So the count reaches 0 only when every mutator found
+//!   RUNNING has stopped, entered native or left, and every other one was IN_NATIVE or
+//!   STOPPED with the bit set. Neither can become RUNNING while the bit is set: leaving
+//!   native needs the bit clear (step 4) and a STOPPED mutator waits for it to clear (step
+//!   2). A mutator whose CAS out of RUNNING came before the collector's CAS on its word was
+//!   not counted and does not count down (it never saw AWAITED).
+//! * The count is exact. Every count-down and every set or clear of AWAITED happens under
+//!   the lock (the collector's CASes and resume hold it; a mutator leaves RUNNING with the
+//!   bit set only under it, steps 2, 3, 6), so a mutator that sees AWAITED belongs to the
+//!   stop in force and counts down exactly once.
+//! * No wake-up is lost. The collector checks the count and starts waiting while holding
+//!   the lock. The mutator that brings it to 0 does so under the lock and notifies after
+//!   releasing it: the collector is then either waiting (it cannot be between its check
+//!   and its wait while the mutator held the lock) or checks later and sees 0. A sleeping
+//!   mutator registered as a waiter under the lock while the bit was set, so the resume
+//!   that clears the bit (under the lock, later) takes its entry and unparks it; an unpark
+//!   before the park is kept as the thread's token. A mutator that wakes with the bit set
+//!   again (a spurious wake-up or a new stop) re-registers under the lock unless it is
+//!   still registered, so the next resume wakes it too (the loom model
+//!   `back_to_back_stops_wake_every_sleeper` fails without the re-registration). A thread
+//!   that woke spuriously and resumed before the unpark arrived keeps it as a token: its
+//!   next `std::thread::park` (ours or the VM's) returns at once, which `park`'s contract
+//!   allows.
 //! * Visibility. A mutator's writes before it enters native or stops happen-before the
-//!   collector's check (release CAS / lock, acquire load / lock). The collector's writes
+//!   collector's proceeding (its release CAS read by the collector's AcqRel CAS on the
+//!   same word, or the lock). The collector's writes
 //!   during the stop happen-before a mutator's resumption (release `fetch_and` or lock,
 //!   acquire CAS or lock).
 //!
@@ -72,6 +90,9 @@ pub const STOP_REQUESTED: u32 = 4;
 pub const HANDSHAKE_REQUESTED: u32 = 8;
 /// The bits the safepoint poll tests.
 pub const POLL_MASK: u32 = STOP_REQUESTED | HANDSHAKE_REQUESTED;
+/// Set by the collector, with STOP_REQUESTED, in the word of a mutator that was RUNNING when
+/// the stop began: the stop waits for it. The mutator clears it as it leaves RUNNING.
+pub const AWAITED: u32 = 16;
 
 /// The part of a mutator the safepoint protocol reads and writes: its state word.
 #[derive(Debug)]
@@ -113,17 +134,18 @@ impl ThreadState {
         self.word.fetch_or(HANDSHAKE_REQUESTED, Ordering::Release);
     }
 
-    /// Changes the state bits from `from` to `to`, keeping the request bits; with
-    /// `require_clear`, only while STOP_REQUESTED is clear. Returns the bit as seen.
+    /// Changes the state bits from `from` to `to`, keeping the request bits (but AWAITED,
+    /// which leaving RUNNING clears); with `require_clear`, only while STOP_REQUESTED is
+    /// clear. Returns the STOP_REQUESTED and AWAITED bits as seen.
     fn transition(&self, from: u32, to: u32, require_clear: bool) -> Result<u32, u32> {
         let mut cur = self.word.load(Ordering::Relaxed);
         loop {
             debug_assert_eq!(cur & STATE_MASK, from, "unexpected mutator state");
-            let bit = cur & STOP_REQUESTED;
-            if require_clear && bit != 0 {
-                return Err(bit);
+            let bits = cur & (STOP_REQUESTED | AWAITED);
+            if require_clear && bits & STOP_REQUESTED != 0 {
+                return Err(bits);
             }
-            let keep = cur & !STATE_MASK;
+            let keep = cur & !STATE_MASK & !AWAITED;
             // AcqRel: releases the mutator's heap writes to the collector and acquires the
             // collector's writes made before it cleared the bit.
             match self.word.compare_exchange_weak(
@@ -132,7 +154,31 @@ impl ThreadState {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(bit),
+                Ok(_) => return Ok(bits),
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// Sets STOP_REQUESTED, and AWAITED if the state is RUNNING; returns whether it was.
+    fn request_stop(&self) -> bool {
+        let mut cur = self.word.load(Ordering::Relaxed);
+        loop {
+            let running = cur & STATE_MASK == RUNNING;
+            let set = if running {
+                STOP_REQUESTED | AWAITED
+            } else {
+                STOP_REQUESTED
+            };
+            // AcqRel: a mutator that sees the bit sees what the collector did before, and
+            // the collector sees the heap writes of a mutator that already left RUNNING.
+            match self.word.compare_exchange_weak(
+                cur,
+                cur | set,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return running,
                 Err(c) => cur = c,
             }
         }
@@ -155,9 +201,24 @@ impl Participant for ThreadState {
 struct Registry<T> {
     mutators: Vec<Arc<T>>,
     stopping: bool,
+    /// Mutators the stop in force still waits for (those with AWAITED set).
+    awaited: usize,
     /// Threads sleeping until this stop ends, each registered while the stop was in force
     /// (so the resume that ends it finds them here).
     waiters: Vec<thread::Thread>,
+}
+
+impl<T> Registry<T> {
+    /// Counts down one awaited mutator whose word showed `bits`; true when it was the last
+    /// (the caller then wakes the collector, after releasing the lock).
+    fn count_down(&mut self, bits: u32) -> bool {
+        if bits & AWAITED == 0 {
+            return false;
+        }
+        debug_assert!(self.stopping && self.awaited > 0, "AWAITED outside a stop");
+        self.awaited = self.awaited.saturating_sub(1);
+        self.awaited == 0
+    }
 }
 
 /// The safepoint coordinator for mutators of type `T`.
@@ -174,6 +235,7 @@ impl<T: Participant> Default for Safepoint<T> {
             registry: Mutex::new(Registry {
                 mutators: Vec::new(),
                 stopping: false,
+                awaited: 0,
                 waiters: Vec::new(),
             }),
             resume_cv: Condvar::new(),
@@ -208,8 +270,11 @@ impl<T: Participant> Safepoint<T> {
         let before = g.mutators.len();
         g.mutators.retain(|x| !std::ptr::eq(&**x, m));
         let found = g.mutators.len() != before;
-        if found && g.stopping {
-            self.parked_cv.notify_all();
+        // Acquire: nothing to order; the lock keeps the word's AWAITED bit still.
+        let bits = m.thread_state().word.load(Ordering::Acquire);
+        if found && g.count_down(bits) {
+            drop(g);
+            self.parked_cv.notify_one();
         }
         found
     }
@@ -289,14 +354,15 @@ impl<T: Participant> Safepoint<T> {
     pub fn park(&self, m: &T) -> Option<Duration> {
         let t0 = Instant::now();
         let ts = m.thread_state();
-        let g = self.registry.lock();
-        if ts.transition(RUNNING, STOPPED, false) == Ok(0) {
+        let mut g = self.registry.lock();
+        let bits = ts.transition(RUNNING, STOPPED, false).unwrap_or(0);
+        if bits & STOP_REQUESTED == 0 {
             // The stop already ended (and none can begin while we hold the lock): undo.
             let _ = ts.transition(STOPPED, RUNNING, false);
             return None;
         }
-        self.parked_cv.notify_all();
-        self.sleep_until_resumed(ts, STOPPED, g);
+        let last = g.count_down(bits);
+        self.sleep_until_resumed(ts, STOPPED, g, last);
         Some(t0.elapsed())
     }
 
@@ -304,9 +370,16 @@ impl<T: Participant> Safepoint<T> {
     /// not touch the heap until [`Safepoint::leave_native`].
     #[inline]
     pub fn enter_native(&self, m: &T) {
-        if m.thread_state().transition(RUNNING, IN_NATIVE, false) != Ok(0) {
-            let _g = self.registry.lock();
-            self.parked_cv.notify_all();
+        let ts = m.thread_state();
+        if ts.transition(RUNNING, IN_NATIVE, true).is_ok() {
+            return;
+        }
+        // A stop is requested: leave RUNNING under the lock, where its count is kept.
+        let mut g = self.registry.lock();
+        let bits = ts.transition(RUNNING, IN_NATIVE, false).unwrap_or(0);
+        if g.count_down(bits) {
+            drop(g);
+            self.parked_cv.notify_one();
         }
     }
 
@@ -319,12 +392,13 @@ impl<T: Participant> Safepoint<T> {
             return None;
         }
         let t0 = Instant::now();
-        self.sleep_until_resumed(ts, IN_NATIVE, self.registry.lock());
+        self.sleep_until_resumed(ts, IN_NATIVE, self.registry.lock(), false);
         Some(t0.elapsed())
     }
 
     /// Moves `ts` from `state` to RUNNING once no stop is requested, sleeping meanwhile.
-    /// Called holding the registry lock `g`.
+    /// Called holding the registry lock `g`; with `wake_collector` (the caller was the last
+    /// mutator the stop waited for), notifies the collector once the lock is released.
     ///
     /// A sleeper registers its thread in `waiters` under the lock, and only while the stop
     /// bit is set (so the resume that clears it will find the entry); resume clears the bits
@@ -338,6 +412,7 @@ impl<T: Participant> Safepoint<T> {
         ts: &ThreadState,
         state: u32,
         mut g: MutexGuard<'a, Registry<T>>,
+        mut wake_collector: bool,
     ) {
         let me = thread::current();
         loop {
@@ -348,6 +423,9 @@ impl<T: Participant> Safepoint<T> {
                 g.waiters.push(me.clone());
             }
             drop(g);
+            if std::mem::take(&mut wake_collector) {
+                self.parked_cv.notify_one();
+            }
             thread::park();
             if ts.transition(state, RUNNING, true).is_ok() {
                 return;
@@ -375,17 +453,14 @@ impl<T: Participant> Safepoint<T> {
         let mut g = self.registry.lock();
         assert!(!g.stopping, "stop_the_world called while stopped");
         g.stopping = true;
-        for m in &g.mutators {
-            m.thread_state()
-                .word
-                .fetch_or(STOP_REQUESTED, Ordering::AcqRel);
-        }
-        let requested = Instant::now();
-        while g
+        let awaited = g
             .mutators
             .iter()
-            .any(|m| m.thread_state().word.load(Ordering::Acquire) & STATE_MASK == RUNNING)
-        {
+            .filter(|m| m.thread_state().request_stop())
+            .count();
+        g.awaited = awaited;
+        let requested = Instant::now();
+        while g.awaited > 0 {
             g = self.parked_cv.wait(g);
         }
         (g.mutators.clone(), requested)
@@ -407,10 +482,11 @@ impl<T: Participant> Safepoint<T> {
 
     fn resume_locked(&self, mut g: MutexGuard<'_, Registry<T>>) {
         g.stopping = false;
+        g.awaited = 0;
         for m in &g.mutators {
             m.thread_state()
                 .word
-                .fetch_and(!STOP_REQUESTED, Ordering::AcqRel);
+                .fetch_and(!(STOP_REQUESTED | AWAITED), Ordering::AcqRel);
         }
         let waiters = std::mem::take(&mut g.waiters);
         self.resume_cv.notify_all();
