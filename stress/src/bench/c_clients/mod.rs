@@ -89,6 +89,8 @@ struct Printed {
     #[serde(default)]
     pause_max_ns: u64,
     #[serde(default)]
+    ttsp_max_ns: u64,
+    #[serde(default)]
     longest_wait_ns: u64,
 }
 
@@ -105,6 +107,9 @@ pub struct CRun {
     pub gcs: u64,
     /// Longest pause (Tandem only).
     pub pause_max_ns: u64,
+    /// Longest time to safepoint, the part of a pause spent waiting for the mutators to
+    /// stop (Tandem only).
+    pub ttsp_max_ns: u64,
     /// Longest wait on the collector (Tandem only).
     pub longest_wait_ns: u64,
     /// Why the run failed.
@@ -126,6 +131,8 @@ pub struct CSummary {
     pub gcs: u64,
     /// Longest pause of any run, microseconds.
     pub pause_max_us: f64,
+    /// Longest time to safepoint of any run, microseconds.
+    pub ttsp_max_us: f64,
     /// Longest wait of any run, microseconds.
     pub longest_wait_us: f64,
     /// The failures' messages.
@@ -143,6 +150,7 @@ impl CSummary {
             minor_faults: med(&|r| r.minor_faults as f64) as u64,
             gcs: med(&|r| r.gcs as f64) as u64,
             pause_max_us: ok.iter().map(|r| r.pause_max_ns).max().unwrap_or(0) as f64 / 1e3,
+            ttsp_max_us: ok.iter().map(|r| r.ttsp_max_ns).max().unwrap_or(0) as f64 / 1e3,
             longest_wait_us: ok.iter().map(|r| r.longest_wait_ns).max().unwrap_or(0) as f64 / 1e3,
             errors: runs.iter().filter_map(|r| r.error.clone()).collect(),
         }
@@ -447,6 +455,7 @@ fn run_one(
             r.wall_s = p.wall_s;
             r.gcs = p.gcs;
             r.pause_max_ns = p.pause_max_ns;
+            r.ttsp_max_ns = p.ttsp_max_ns;
             r.longest_wait_ns = p.longest_wait_ns;
             if p.check == 0 && r.error.is_none() {
                 r.error = Some("the program checked nothing".into());
