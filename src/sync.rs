@@ -271,6 +271,83 @@ mod imp {
 
 pub use imp::*;
 
+/// An epoch that threads sleep on until it advances; advancing wakes every sleeper with one
+/// system call.
+///
+/// On Linux (outside models) the epoch is a futex word: a sleeper waits only while the word
+/// still holds the epoch it read (the kernel compares and sleeps atomically), and `advance`
+/// increments it, then wakes all sleepers in one `FUTEX_WAKE`. Waking them one by one
+/// instead (an unpark each) lets the first thread woken preempt the waker on its core before
+/// the others are woken: measured on 2 cores, a resumed mutator waited a whole 3.6 ms
+/// scheduler slice for its wake-up while the other core was idle. Elsewhere, and in loom
+/// models, a lock and a condition variable give the same contract.
+#[derive(Debug, Default)]
+pub struct Broadcast {
+    epoch: AtomicU32,
+    #[cfg(any(loom, not(target_os = "linux")))]
+    lock: Mutex<()>,
+    #[cfg(any(loom, not(target_os = "linux")))]
+    cv: Condvar,
+}
+
+impl Broadcast {
+    /// The current epoch, to pass to [`Broadcast::wait`].
+    pub fn epoch(&self) -> u32 {
+        // Acquire: pairs with `advance`'s release (a woken thread sees what the waker did).
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Sleeps while the epoch is still `seen`; may also return spuriously (callers re-check
+    /// their own condition and wait again).
+    pub fn wait(&self, seen: u32) {
+        #[cfg(all(not(loom), target_os = "linux"))]
+        if self.epoch() == seen {
+            // SAFETY: FUTEX_WAIT on a live, aligned u32 owned by `self`, no timeout; the
+            // kernel only reads the word.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.epoch.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    seen,
+                    std::ptr::null::<libc::timespec>(),
+                );
+            }
+        }
+        #[cfg(any(loom, not(target_os = "linux")))]
+        {
+            let mut g = self.lock.lock();
+            while self.epoch() == seen {
+                g = self.cv.wait(g);
+            }
+        }
+    }
+
+    /// Moves to the next epoch and wakes every sleeper.
+    pub fn advance(&self) {
+        #[cfg(all(not(loom), target_os = "linux"))]
+        {
+            self.epoch.fetch_add(1, Ordering::Release);
+            // SAFETY: FUTEX_WAKE on a live, aligned u32 owned by `self`.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.epoch.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    i32::MAX,
+                );
+            }
+        }
+        #[cfg(any(loom, not(target_os = "linux")))]
+        {
+            let g = self.lock.lock();
+            self.epoch.fetch_add(1, Ordering::Release);
+            drop(g);
+            self.cv.notify_all();
+        }
+    }
+}
+
 /// Atomics laid over raw memory: std's in every build.
 ///
 /// Object header words and reference slots live in object memory, and line marks, mark

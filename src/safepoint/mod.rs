@@ -15,19 +15,20 @@
 //!    variable, lock released while waiting) until the count is 0.
 //! 2. **Poll.** A mutator's fast path loads its own word (relaxed) and tests
 //!    STOP_REQUESTED. On the slow path it takes the lock, changes RUNNING to STOPPED (CAS,
-//!    keeping the stop bit, clearing AWAITED), counts itself down if AWAITED was set,
-//!    registers its thread as a *waiter*, releases the lock, wakes the collector if it was
-//!    the last one awaited, and sleeps (`thread::park`) until a CAS from STOPPED (bit clear)
-//!    to RUNNING succeeds.
+//!    keeping the stop bit, clearing AWAITED), counts itself down if AWAITED was set, reads
+//!    the *resume epoch* (a [`Broadcast`]), releases the lock, wakes the collector if it was
+//!    the last one awaited, and sleeps while the epoch is unchanged, until a CAS from
+//!    STOPPED (bit clear) to RUNNING succeeds.
 //! 3. **Enter native.** CAS RUNNING to IN_NATIVE while the bit is clear. If the bit is set,
 //!    take the lock, make the same CAS there (keeping the bit, clearing AWAITED) and count
 //!    down as in 2.
 //! 4. **Leave native.** CAS IN_NATIVE (bit clear) to RUNNING. If the CAS fails the bit is
-//!    set: register as a waiter under the lock and sleep as in 2.
+//!    set: read the resume epoch under the lock and sleep as in 2.
 //! 5. **Resume.** The collector takes the lock, ends the stop, `fetch_and`s both bits away
-//!    from every word, takes the waiters, and after releasing the lock unparks each one
-//!    directly (all wake at once; none needs the lock to resume, so a preempted mutator
-//!    holding a lock hand-off cannot delay the others or the next stop).
+//!    from every word, and after releasing the lock advances the resume epoch, which wakes
+//!    every sleeper with one system call (none needs the lock to resume, so a preempted
+//!    mutator holding a lock hand-off cannot delay the others or the next stop, and the
+//!    collector, preempted by the first mutator it wakes, holds up no other's wake-up).
 //! 6. **Attach/detach.** Attach waits under the lock while a stop is in force, then
 //!    registers a RUNNING mutator. Detach (by a RUNNING mutator) unregisters under the lock
 //!    and counts down if its word has AWAITED, so the collector no longer waits for it.
@@ -55,15 +56,12 @@
 //!   the lock. The mutator that brings it to 0 does so under the lock and notifies after
 //!   releasing it: the collector is then either waiting (it cannot be between its check
 //!   and its wait while the mutator held the lock) or checks later and sees 0. A sleeping
-//!   mutator registered as a waiter under the lock while the bit was set, so the resume
-//!   that clears the bit (under the lock, later) takes its entry and unparks it; an unpark
-//!   before the park is kept as the thread's token. A mutator that wakes with the bit set
-//!   again (a spurious wake-up or a new stop) re-registers under the lock unless it is
-//!   still registered, so the next resume wakes it too (the loom model
-//!   `back_to_back_stops_wake_every_sleeper` fails without the re-registration). A thread
-//!   that woke spuriously and resumed before the unpark arrived keeps it as a token: its
-//!   next `std::thread::park` (ours or the VM's) returns at once, which `park`'s contract
-//!   allows.
+//!   mutator read the resume epoch under the lock while the bit was set, so the resume
+//!   that clears the bit (under the lock, later) advances the epoch after that read: the
+//!   sleeper's wait returns at once if the advance came first, or is woken by it. A mutator
+//!   that wakes with the bit set again (a spurious wake-up, or a new stop that began before
+//!   it ran) reads the epoch again under the lock and sleeps until the next resume (the
+//!   loom model `back_to_back_stops_wake_every_sleeper` checks this).
 //! * Visibility. A mutator's writes before it enters native or stops happen-before the
 //!   collector's proceeding (its release CAS read by the collector's AcqRel CAS on the
 //!   same word, or the lock). The collector's writes
@@ -72,7 +70,7 @@
 //!
 //! The loom model `loom-tests/tests/safepoint.rs` checks these claims over this code.
 
-use crate::sync::{thread, Arc, AtomicU32, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{Arc, AtomicU32, Broadcast, Condvar, Mutex, MutexGuard, Ordering};
 use std::time::{Duration, Instant};
 
 /// The mutator runs managed code and may touch the heap.
@@ -203,9 +201,6 @@ struct Registry<T> {
     stopping: bool,
     /// Mutators the stop in force still waits for (those with AWAITED set).
     awaited: usize,
-    /// Threads sleeping until this stop ends, each registered while the stop was in force
-    /// (so the resume that ends it finds them here).
-    waiters: Vec<thread::Thread>,
 }
 
 impl<T> Registry<T> {
@@ -225,8 +220,12 @@ impl<T> Registry<T> {
 #[derive(Debug)]
 pub struct Safepoint<T> {
     registry: Mutex<Registry<T>>,
+    /// Attaching threads wait here while a stop is in force.
     resume_cv: Condvar,
+    /// The collector waits here for the last awaited mutator.
     parked_cv: Condvar,
+    /// Stopped mutators sleep on it; each resume advances it.
+    resumed: Broadcast,
 }
 
 impl<T: Participant> Default for Safepoint<T> {
@@ -236,10 +235,10 @@ impl<T: Participant> Default for Safepoint<T> {
                 mutators: Vec::new(),
                 stopping: false,
                 awaited: 0,
-                waiters: Vec::new(),
             }),
             resume_cv: Condvar::new(),
             parked_cv: Condvar::new(),
+            resumed: Broadcast::default(),
         }
     }
 }
@@ -400,13 +399,9 @@ impl<T: Participant> Safepoint<T> {
     /// Called holding the registry lock `g`; with `wake_collector` (the caller was the last
     /// mutator the stop waited for), notifies the collector once the lock is released.
     ///
-    /// A sleeper registers its thread in `waiters` under the lock, and only while the stop
-    /// bit is set (so the resume that clears it will find the entry); resume clears the bits
-    /// and takes the waiters under the lock, then unparks each directly, so all wake at once
-    /// (no lock hand-off chain) and none needs the lock to resume. An unpark that comes
-    /// before the `park` is kept as the thread's token, so none is lost. A thread that wakes
-    /// with the bit set (a spurious wake-up, or a new stop that began before it ran) checks
-    /// under the lock that it is still registered before it sleeps again.
+    /// The resume epoch is read under the lock after a failed CAS (the stop bit set), so the
+    /// resume that clears the bit advances it later: the wait cannot miss that wake-up. A
+    /// thread that wakes with the bit still or again set reads the epoch anew under the lock.
     fn sleep_until_resumed<'a>(
         &'a self,
         ts: &ThreadState,
@@ -414,19 +409,16 @@ impl<T: Participant> Safepoint<T> {
         mut g: MutexGuard<'a, Registry<T>>,
         mut wake_collector: bool,
     ) {
-        let me = thread::current();
         loop {
             if ts.transition(state, RUNNING, true).is_ok() {
                 return;
             }
-            if !g.waiters.iter().any(|t| t.id() == me.id()) {
-                g.waiters.push(me.clone());
-            }
+            let seen = self.resumed.epoch();
             drop(g);
             if std::mem::take(&mut wake_collector) {
                 self.parked_cv.notify_one();
             }
-            thread::park();
+            self.resumed.wait(seen);
             if ts.transition(state, RUNNING, true).is_ok() {
                 return;
             }
@@ -488,11 +480,8 @@ impl<T: Participant> Safepoint<T> {
                 .word
                 .fetch_and(!(STOP_REQUESTED | AWAITED), Ordering::AcqRel);
         }
-        let waiters = std::mem::take(&mut g.waiters);
         self.resume_cv.notify_all();
         drop(g);
-        for t in waiters {
-            t.unpark();
-        }
+        self.resumed.advance();
     }
 }
