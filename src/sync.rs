@@ -58,6 +58,17 @@ mod imp {
         pub fn wait<'a, T>(&self, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
             self.0.wait(g).unwrap_or_else(|e| e.into_inner())
         }
+        /// [`Condvar::wait`], also returning once `dur` has passed.
+        pub fn wait_timeout<'a, T>(
+            &self,
+            g: MutexGuard<'a, T>,
+            dur: std::time::Duration,
+        ) -> MutexGuard<'a, T> {
+            match self.0.wait_timeout(g, dur) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            }
+        }
         /// Wakes one waiter.
         pub fn notify_one(&self) {
             self.0.notify_one();
@@ -139,6 +150,14 @@ mod imp {
         /// Atomically releases the guard's lock and sleeps until notified, then relocks.
         pub fn wait<'a, T>(&self, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
             self.0.wait(g).unwrap_or_else(|e| e.into_inner())
+        }
+        /// [`Condvar::wait`]: loom models no time, so a timed wait is a plain one.
+        pub fn wait_timeout<'a, T>(
+            &self,
+            g: MutexGuard<'a, T>,
+            _dur: std::time::Duration,
+        ) -> MutexGuard<'a, T> {
+            self.wait(g)
         }
         /// Wakes one waiter.
         pub fn notify_one(&self) {

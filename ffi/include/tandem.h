@@ -463,7 +463,10 @@ static inline void *tandem_read_ref(tandem_mutator *m, void *obj, void **slot) {
 tandem_result tandem_safepoint_slow(tandem_mutator *m);
 
 /** The safepoint poll: call it regularly (loop back-edges, calls). Parks while a
- *  collection needs the world stopped, and answers the collector's handshakes. */
+ *  collection needs the world stopped, and answers the collector's handshakes. A stop waits
+ *  for every attached thread that is not in a native region: one that has not polled after
+ *  a second is named (OS thread id and name) in a warning on the TANDEM_LOG output, and
+ *  again each time the wait doubles. */
 static inline tandem_result tandem_safepoint(tandem_mutator *m) {
     if (TANDEM_UNLIKELY(__atomic_load_n(&m->state, __ATOMIC_RELAXED) & TANDEM_POLL_MASK)) {
         return tandem_safepoint_slow(m);

@@ -76,6 +76,8 @@ pub struct MutatorCore {
     registered: UnsafeCell<Registrations>,
     stack: ShadowStack,
     owner: std::thread::ThreadId,
+    /// The attaching thread as a debugger names it, for warnings.
+    label: String,
 }
 
 /// The C ABI version (`TANDEM_ABI_VERSION` in `tandem.h`): it changes whenever the offsets
@@ -116,6 +118,43 @@ impl Participant for MutatorCore {
     fn thread_state(&self) -> &ThreadState {
         &self.ts
     }
+
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+}
+
+/// The calling thread's OS id and name (`thread 4711 "worker-3"`): what `gdb`, `top -H`
+/// and `/proc/PID/task` show, also for threads the VM created and named itself.
+fn thread_label() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        let mut name = [0u8; 17];
+        // SAFETY: PR_GET_NAME writes at most 16 bytes and a NUL into the 17-byte buffer;
+        // gettid has no preconditions.
+        let (tid, named) = unsafe {
+            (
+                libc::gettid(),
+                libc::prctl(
+                    libc::PR_GET_NAME,
+                    name.as_mut_ptr() as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) == 0,
+            )
+        };
+        let len = name.iter().position(|&b| b == 0).unwrap_or(16);
+        if named && len > 0 {
+            return format!("thread {tid} \"{}\"", String::from_utf8_lossy(&name[..len]));
+        }
+        format!("thread {tid}")
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let t = std::thread::current();
+        format!("{:?} {:?}", t.id(), t.name().unwrap_or(""))
+    }
 }
 
 impl MutatorCore {
@@ -134,6 +173,7 @@ impl MutatorCore {
             registered: UnsafeCell::new(Registrations::default()),
             stack,
             owner: std::thread::current().id(),
+            label: thread_label(),
         })
     }
 

@@ -187,7 +187,18 @@ impl ThreadState {
 pub trait Participant: Send + Sync {
     /// This mutator's protocol state.
     fn thread_state(&self) -> &ThreadState;
+
+    /// Names the mutator's thread in a warning about a stop it holds up.
+    fn describe(&self) -> String {
+        "a mutator".into()
+    }
 }
+
+/// How long a stop waits before it names, in a warning, the threads that have not reached
+/// a safepoint yet (then again each time the wait doubles). One thread that blocks on a
+/// lock or a system call without entering a native region, or loops without polling, holds
+/// every other thread stopped until it returns: the warning says which one.
+pub const SLOW_STOP_WARNING: Duration = Duration::from_secs(1);
 
 impl Participant for ThreadState {
     fn thread_state(&self) -> &ThreadState {
@@ -452,8 +463,28 @@ impl<T: Participant> Safepoint<T> {
             .count();
         g.awaited = awaited;
         let requested = Instant::now();
+        let mut warn_after = SLOW_STOP_WARNING;
         while g.awaited > 0 {
-            g = self.parked_cv.wait(g);
+            let waited = requested.elapsed();
+            if waited >= warn_after {
+                let late: Vec<String> = g
+                    .mutators
+                    .iter()
+                    .filter(|m| m.thread_state().word.load(Ordering::Relaxed) & AWAITED != 0)
+                    .map(|m| m.describe())
+                    .collect();
+                tracing::warn!(
+                    waited_ms = waited.as_millis() as u64,
+                    late = late.join(", "),
+                    "a stop is still waiting for threads that have not reached a safepoint: \
+                     a thread must poll (tandem_safepoint) or be in a native region \
+                     (tandem_enter_native) while it blocks or runs long without polling"
+                );
+                warn_after = waited * 2;
+            }
+            g = self
+                .parked_cv
+                .wait_timeout(g, warn_after.saturating_sub(waited));
         }
         (g.mutators.clone(), requested)
     }
