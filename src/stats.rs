@@ -128,6 +128,12 @@ pub struct Stats {
     pub mutator_stop_histogram: [u64; HISTOGRAM_BUCKETS],
     /// Longest time one mutator stood still at a safepoint, nanoseconds.
     pub mutator_stop_max_ns: u64,
+    /// The part of each mutator stop after the resume (waiting for the wake-up and for a
+    /// core), by power-of-two microsecond bucket: where the stops that outlast their pause
+    /// spend the difference.
+    pub mutator_resume_histogram: [u64; HISTOGRAM_BUCKETS],
+    /// Longest time one mutator took to run again after a resume, nanoseconds.
+    pub mutator_resume_max_ns: u64,
     /// The most recent pauses (up to [`PAUSE_LOG_CAPACITY`]), oldest first.
     pub pauses: Vec<PauseRecord>,
     /// Pause counts by power-of-two microsecond bucket.
@@ -190,6 +196,8 @@ pub struct StatsRecorder {
     assist_objects: AtomicU64,
     mutator_stops: [AtomicU64; HISTOGRAM_BUCKETS],
     mutator_stop_max_ns: AtomicU64,
+    mutator_resumes: [AtomicU64; HISTOGRAM_BUCKETS],
+    mutator_resume_max_ns: AtomicU64,
 }
 
 impl Default for StatsRecorder {
@@ -205,6 +213,8 @@ impl Default for StatsRecorder {
             assist_objects: AtomicU64::new(0),
             mutator_stops: std::array::from_fn(|_| AtomicU64::new(0)),
             mutator_stop_max_ns: AtomicU64::new(0),
+            mutator_resumes: std::array::from_fn(|_| AtomicU64::new(0)),
+            mutator_resume_max_ns: AtomicU64::new(0),
         }
     }
 }
@@ -255,12 +265,15 @@ impl StatsRecorder {
         self.assist_objects.fetch_add(objects, Ordering::Relaxed);
     }
 
-    /// Records how long a mutator stood still at a safepoint (lock-free: every mutator
-    /// records after every pause).
-    pub fn add_mutator_stop(&self, d: std::time::Duration) {
-        let ns = d.as_nanos() as u64;
+    /// Records how long a mutator stood still at a safepoint, and how much of it came
+    /// after the resume (lock-free: every mutator records after every pause).
+    pub fn add_mutator_stop(&self, stood: crate::safepoint::Stood) {
+        let ns = stood.total.as_nanos() as u64;
         self.mutator_stops[bucket(ns)].fetch_add(1, Ordering::Relaxed);
         self.mutator_stop_max_ns.fetch_max(ns, Ordering::Relaxed);
+        let ns = stood.after_resume.as_nanos() as u64;
+        self.mutator_resumes[bucket(ns)].fetch_add(1, Ordering::Relaxed);
+        self.mutator_resume_max_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
     /// Records what one cycle's evacuation did.
@@ -362,10 +375,13 @@ impl StatsRecorder {
         s.stall_max_ns = self.stall_max_ns.load(Ordering::Relaxed);
         s.assist_ns = self.assist_ns.load(Ordering::Relaxed);
         s.assist_objects = self.assist_objects.load(Ordering::Relaxed);
-        for (h, a) in s.mutator_stop_histogram.iter_mut().zip(&self.mutator_stops) {
-            *h = a.load(Ordering::Relaxed);
-        }
+        let load = |from: &[AtomicU64; HISTOGRAM_BUCKETS]| {
+            from.each_ref().map(|a| a.load(Ordering::Relaxed))
+        };
+        s.mutator_stop_histogram = load(&self.mutator_stops);
         s.mutator_stop_max_ns = self.mutator_stop_max_ns.load(Ordering::Relaxed);
+        s.mutator_resume_histogram = load(&self.mutator_resumes);
+        s.mutator_resume_max_ns = self.mutator_resume_max_ns.load(Ordering::Relaxed);
         s
     }
 }
@@ -381,5 +397,26 @@ mod tests {
         assert_eq!(bucket(2_500), 1);
         assert_eq!(bucket(1_000_000), 9);
         assert_eq!(bucket(u64::MAX), HISTOGRAM_BUCKETS - 1);
+    }
+
+    #[test]
+    fn a_mutator_stop_records_its_total_and_the_part_after_the_resume() {
+        let r = StatsRecorder::default();
+        let ms = std::time::Duration::from_millis;
+        r.add_mutator_stop(crate::safepoint::Stood {
+            total: ms(3),
+            after_resume: ms(2),
+        });
+        r.add_mutator_stop(crate::safepoint::Stood {
+            total: ms(1),
+            after_resume: std::time::Duration::ZERO,
+        });
+        let s = r.snapshot();
+        assert_eq!(s.mutator_stop_max_ns, 3_000_000);
+        assert_eq!(s.mutator_resume_max_ns, 2_000_000);
+        assert_eq!(s.mutator_stop_histogram[bucket(3_000_000)], 1);
+        assert_eq!(s.mutator_stop_histogram[bucket(1_000_000)], 1);
+        assert_eq!(s.mutator_resume_histogram[bucket(2_000_000)], 1);
+        assert_eq!(s.mutator_resume_histogram[0], 1);
     }
 }

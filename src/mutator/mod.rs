@@ -653,8 +653,8 @@ impl Mutator {
             // SAFETY: RUNNING on the owning thread.
             unsafe { core.flush_barriers(rt) }
         };
-        if let Some(d) = rt.safepoint.poll_slow(core, flush) {
-            rt.stats.add_mutator_stop(d);
+        if let Some(stood) = rt.safepoint.poll_slow(core, flush) {
+            rt.stats.add_mutator_stop(stood);
         }
         rt.failure.check()?;
         if rt.config.torture > 0 {
@@ -701,8 +701,8 @@ impl Mutator {
     /// collector failed meanwhile.
     #[inline]
     pub fn leave_native(&mut self) -> Result<()> {
-        if let Some(d) = self.rt.safepoint.leave_native(&self.core) {
-            self.rt.stats.add_mutator_stop(d);
+        if let Some(stood) = self.rt.safepoint.leave_native(&self.core) {
+            self.rt.stats.add_mutator_stop(stood);
             return self.rt.failure.check();
         }
         Ok(())

@@ -183,6 +183,16 @@ impl ThreadState {
     }
 }
 
+/// How long a mutator stood still at a stop, as that thread saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stood {
+    /// From noticing the stop (or finding it in force) until running again.
+    pub total: Duration,
+    /// The part after the resume: waiting for its wake-up and for a core. On a machine
+    /// with more runnable threads than cores this, not the pause, is what a long stop is.
+    pub after_resume: Duration,
+}
+
 /// Anything registered with a [`Safepoint`] exposes its [`ThreadState`].
 pub trait Participant: Send + Sync {
     /// This mutator's protocol state.
@@ -237,6 +247,9 @@ pub struct Safepoint<T> {
     parked_cv: Condvar,
     /// Stopped mutators sleep on it; each resume advances it.
     resumed: Broadcast,
+    /// When the last resume happened, nanoseconds after `base` (a statistic only).
+    resumed_ns: crate::sync::unmodelled::AtomicU64,
+    base: Instant,
 }
 
 impl<T: Participant> Default for Safepoint<T> {
@@ -250,6 +263,8 @@ impl<T: Participant> Default for Safepoint<T> {
             resume_cv: Condvar::new(),
             parked_cv: Condvar::new(),
             resumed: Broadcast::default(),
+            resumed_ns: Default::default(),
+            base: Instant::now(),
         }
     }
 }
@@ -341,7 +356,7 @@ impl<T: Participant> Safepoint<T> {
     /// in the collector's queue by the time the stop completes (loom model
     /// `loom-tests/tests/handshake.rs`).
     #[cold]
-    pub fn poll_slow(&self, m: &T, handshake: impl FnOnce()) -> Option<Duration> {
+    pub fn poll_slow(&self, m: &T, handshake: impl FnOnce()) -> Option<Stood> {
         if m.thread_state().take_handshake() {
             handshake();
         }
@@ -351,7 +366,7 @@ impl<T: Participant> Safepoint<T> {
     /// Parks if a stop was requested (the handshake bit is the caller's to handle, see
     /// [`Safepoint::poll_slow`]); returns how long it stood still, if it parked.
     #[inline(always)]
-    pub fn poll(&self, m: &T) -> Option<Duration> {
+    pub fn poll(&self, m: &T) -> Option<Stood> {
         if m.thread_state().word.load(Ordering::Relaxed) & STOP_REQUESTED != 0 {
             return self.park(m);
         }
@@ -361,7 +376,7 @@ impl<T: Participant> Safepoint<T> {
     /// Parks the RUNNING mutator `m` while a stop is requested; returns how long it stood
     /// still (None when the stop had already ended).
     #[cold]
-    pub fn park(&self, m: &T) -> Option<Duration> {
+    pub fn park(&self, m: &T) -> Option<Stood> {
         let t0 = Instant::now();
         let ts = m.thread_state();
         let mut g = self.registry.lock();
@@ -373,7 +388,7 @@ impl<T: Participant> Safepoint<T> {
         }
         let last = g.count_down(bits);
         self.sleep_until_resumed(ts, STOPPED, g, last);
-        Some(t0.elapsed())
+        Some(self.stood_since(t0))
     }
 
     /// Enters a native region: the collector may proceed without this mutator, which must
@@ -396,14 +411,26 @@ impl<T: Participant> Safepoint<T> {
     /// Leaves a native region, waiting first while the world is stopped; returns how long
     /// it waited, if it did.
     #[inline]
-    pub fn leave_native(&self, m: &T) -> Option<Duration> {
+    pub fn leave_native(&self, m: &T) -> Option<Stood> {
         let ts = m.thread_state();
         if ts.transition(IN_NATIVE, RUNNING, true).is_ok() {
             return None;
         }
         let t0 = Instant::now();
         self.sleep_until_resumed(ts, IN_NATIVE, self.registry.lock(), false);
-        Some(t0.elapsed())
+        Some(self.stood_since(t0))
+    }
+
+    /// How long a mutator that began waiting at `t0` and runs again now stood still.
+    fn stood_since(&self, t0: Instant) -> Stood {
+        let total = t0.elapsed();
+        let now = self.base.elapsed().as_nanos() as u64;
+        // Relaxed: a statistic; a stale value only misattributes one stop's time.
+        let resumed = self.resumed_ns.load(std::sync::atomic::Ordering::Relaxed);
+        Stood {
+            total,
+            after_resume: Duration::from_nanos(now.saturating_sub(resumed)).min(total),
+        }
     }
 
     /// Moves `ts` from `state` to RUNNING once no stop is requested, sleeping meanwhile.
@@ -504,6 +531,9 @@ impl<T: Participant> Safepoint<T> {
     }
 
     fn resume_locked(&self, mut g: MutexGuard<'_, Registry<T>>) {
+        let now = self.base.elapsed().as_nanos() as u64;
+        self.resumed_ns
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         g.stopping = false;
         g.awaited = 0;
         for m in &g.mutators {
@@ -514,5 +544,33 @@ impl<T: Participant> Safepoint<T> {
         self.resume_cv.notify_all();
         drop(g);
         self.resumed.advance();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_mutator_reports_its_stop_and_the_part_after_the_resume() {
+        let sp = std::sync::Arc::new(Safepoint::<ThreadState>::default());
+        let m = Arc::new(ThreadState::default());
+        sp.attach(m.clone());
+        let (sp2, m2) = (sp.clone(), m.clone());
+        let t = std::thread::spawn(move || loop {
+            if let Some(stood) = sp2.poll(&m2) {
+                return stood;
+            }
+            std::thread::yield_now();
+        });
+        // Returns once the mutator parked.
+        let world = sp.stop_the_world();
+        assert_eq!(world.len(), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        sp.resume();
+        let stood = t.join().unwrap();
+        assert!(stood.total >= Duration::from_millis(20), "{stood:?}");
+        assert!(stood.after_resume < stood.total, "{stood:?}");
+        assert!(sp.detach(&m));
     }
 }

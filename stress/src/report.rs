@@ -32,6 +32,11 @@ pub struct MutatorStops {
     pub max: f64,
     /// Stops of 1024 µs or more.
     pub over_1ms: u64,
+    /// The 99th percentile of the part of each stop after the resume (the wake-up and the
+    /// wait for a core) is at most this many microseconds.
+    pub after_resume_p99_le: f64,
+    /// The longest time a mutator took to run again after a resume, microseconds (exact).
+    pub after_resume_max: f64,
 }
 
 /// What the kernel counted for this process (`getrusage(RUSAGE_SELF)`, set-up included).
@@ -145,28 +150,35 @@ pub fn pause_percentiles_by_kind(stats: &Stats) -> BTreeMap<&'static str, PauseP
         .collect()
 }
 
+/// Upper bound, in microseconds, of the power-of-two bucket of `h` that holds its
+/// q-quantile (0 for an empty histogram).
+fn bucket_quantile_le(h: &[u64], q: f64) -> f64 {
+    let count: u64 = h.iter().sum();
+    if count == 0 {
+        return 0.0;
+    }
+    let rank = (q * count as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, n) in h.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return (2u64 << i) as f64;
+        }
+    }
+    0.0
+}
+
 /// The mutators' view of their safepoint stops.
 pub fn mutator_stops(stats: &Stats) -> MutatorStops {
     let h = &stats.mutator_stop_histogram;
-    let count: u64 = h.iter().sum();
-    // Upper bound of the bucket holding the q-quantile.
-    let le = |q: f64| {
-        let rank = (q * count as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in h.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return (2u64 << i) as f64;
-            }
-        }
-        0.0
-    };
     MutatorStops {
-        count,
-        p50_le: if count == 0 { 0.0 } else { le(0.50) },
-        p99_le: if count == 0 { 0.0 } else { le(0.99) },
+        count: h.iter().sum(),
+        p50_le: bucket_quantile_le(h, 0.50),
+        p99_le: bucket_quantile_le(h, 0.99),
         max: us(stats.mutator_stop_max_ns),
         over_1ms: h[10..].iter().sum(),
+        after_resume_p99_le: bucket_quantile_le(&stats.mutator_resume_histogram, 0.99),
+        after_resume_max: us(stats.mutator_resume_max_ns),
     }
 }
 
@@ -202,7 +214,8 @@ impl Report {
              peak RSS {}, page faults {} minor / {} major\n  \
              {} pauses in {} cycles, pause p50 {} / p99 {} / max {}, time-to-safepoint max {}, \
              allocation stalls {}\n  \
-             mutator stops {}: p99 <= {}, max {}, {} of 1 ms or more\n  \
+             mutator stops {}: p99 <= {}, max {}, {} of 1 ms or more; after the resume p99 <= {}, \
+             max {}\n  \
              verify errors {}, out-of-memory {}, failures {}",
             self.workload,
             self.threads,
@@ -228,6 +241,8 @@ impl Report {
             micros(self.mutator_stop_us.p99_le),
             micros(self.mutator_stop_us.max),
             self.mutator_stop_us.over_1ms,
+            micros(self.mutator_stop_us.after_resume_p99_le),
+            micros(self.mutator_stop_us.after_resume_max),
             self.verify_errors,
             self.out_of_memory,
             self.failures.len(),
@@ -317,12 +332,17 @@ mod tests {
         s.mutator_stop_histogram[3] = 98; // [8, 16) µs
         s.mutator_stop_histogram[11] = 2; // [2048, 4096) µs
         s.mutator_stop_max_ns = 3_000_000;
+        s.mutator_resume_histogram[1] = 99; // [2, 4) µs
+        s.mutator_resume_histogram[11] = 1;
+        s.mutator_resume_max_ns = 2_500_000;
         let m = mutator_stops(&s);
         assert_eq!(m.count, 100);
         assert_eq!(m.p50_le, 16.0);
         assert_eq!(m.p99_le, 4096.0);
         assert_eq!(m.max, 3000.0);
         assert_eq!(m.over_1ms, 2);
+        assert_eq!(m.after_resume_p99_le, 4.0);
+        assert_eq!(m.after_resume_max, 2500.0);
         assert_eq!(mutator_stops(&Stats::default()).count, 0);
     }
 
