@@ -295,8 +295,8 @@ impl<T: Participant> Safepoint<T> {
         let before = g.mutators.len();
         g.mutators.retain(|x| !std::ptr::eq(&**x, m));
         let found = g.mutators.len() != before;
-        // Acquire: nothing to order; the lock keeps the word's AWAITED bit still.
-        let bits = m.thread_state().word.load(Ordering::Acquire);
+        // Relaxed: only AWAITED is read, and under the lock nobody changes it.
+        let bits = m.thread_state().word.load(Ordering::Relaxed);
         if found && g.count_down(bits) {
             drop(g);
             self.parked_cv.notify_one();
@@ -426,7 +426,7 @@ impl<T: Participant> Safepoint<T> {
         let total = t0.elapsed();
         let now = self.base.elapsed().as_nanos() as u64;
         // Relaxed: a statistic; a stale value only misattributes one stop's time.
-        let resumed = self.resumed_ns.load(std::sync::atomic::Ordering::Relaxed);
+        let resumed = self.resumed_ns.load(Ordering::Relaxed);
         Stood {
             total,
             after_resume: Duration::from_nanos(now.saturating_sub(resumed)).min(total),
@@ -532,8 +532,7 @@ impl<T: Participant> Safepoint<T> {
 
     fn resume_locked(&self, mut g: MutexGuard<'_, Registry<T>>) {
         let now = self.base.elapsed().as_nanos() as u64;
-        self.resumed_ns
-            .store(now, std::sync::atomic::Ordering::Relaxed);
+        self.resumed_ns.store(now, Ordering::Relaxed);
         g.stopping = false;
         g.awaited = 0;
         for m in &g.mutators {
