@@ -531,6 +531,11 @@ typedef struct tandem_stats {
     uint64_t finalized;        /**< Objects delivered to finalizer queues. */
     uint64_t destructed;       /**< Destructors called. */
     uint64_t memory_pressure;  /**< Raw memory owned by live objects (add_memory_pressure). */
+    /* Added with the resume statistics (the older sizes are still accepted). */
+    /** Longest a mutator took to run again after a resume (its wake-up, then the wait for a
+     *  core): the part of a mutator stop the pause itself did not take. */
+    uint64_t mutator_resume_max_ns;
+    uint64_t mutator_resume_histogram[32]; /**< That part of each stop, in [2^i, 2^(i+1)) us. */
 } tandem_stats;
 
 /** Pause kinds (tandem_pause.kind). */

@@ -85,6 +85,11 @@ pub struct CStats {
     pub destructed: u64,
     /// Raw memory owned by live objects.
     pub memory_pressure: u64,
+    /// Longest a mutator took to run again after a resume, ns (absent from the first four
+    /// layouts).
+    pub mutator_resume_max_ns: u64,
+    /// The part of each mutator stop after the resume, per power-of-two microsecond bucket.
+    pub mutator_resume_histogram: [u64; tandem_core::stats::HISTOGRAM_BUCKETS],
 }
 
 /// Size of `tandem_stats` before the assist fields: clients built against that header
@@ -94,6 +99,8 @@ const STATS_V1_SIZE: usize = std::mem::offset_of!(CStats, assist_ns);
 const STATS_V2_SIZE: usize = std::mem::offset_of!(CStats, evacuated_bytes);
 /// Size of `tandem_stats` before the VM services' fields.
 const STATS_V3_SIZE: usize = std::mem::offset_of!(CStats, weakrefs_cleared);
+/// Size of `tandem_stats` before the resume statistics.
+const STATS_V4_SIZE: usize = std::mem::offset_of!(CStats, mutator_resume_max_ns);
 
 /// The library version, e.g. "0.1.0".
 #[no_mangle]
@@ -554,6 +561,7 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             STATS_V1_SIZE,
             STATS_V2_SIZE,
             STATS_V3_SIZE,
+            STATS_V4_SIZE,
         ]
         .contains(&size)
         {
@@ -596,6 +604,8 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             finalized: s.finalized,
             destructed: s.destructed,
             memory_pressure: s.memory_pressure as u64,
+            mutator_resume_max_ns: s.mutator_resume_max_ns,
+            mutator_resume_histogram: s.mutator_resume_histogram,
         };
         // SAFETY: as above: the caller's struct has `size` writable bytes, and `size` is
         // at most ours.

@@ -375,6 +375,17 @@ static void bad_barrier_and_stats_arguments_are_reported(tandem_mutator *m) {
     CHECK(s.size == offsetof(tandem_stats, assist_ns));
     CHECK(s.gcs != 0xABABABABABABABABull && s.longest_wait_ns != 0xABABABABABABABABull);
     CHECK(s.assist_ns == 0xABABABABABABABABull && s.assist_objects == 0xABABABABABABABABull);
+    /* One built against the layout before the resume statistics gets none of them. */
+    memset(&s, 0xAB, sizeof s);
+    s.size = offsetof(tandem_stats, mutator_resume_max_ns);
+    CHECK_OK(tandem_get_stats(&s));
+    CHECK(s.memory_pressure != 0xABABABABABABABABull);
+    CHECK(s.mutator_resume_max_ns == 0xABABABABABABABABull);
+    /* The whole layout: a stop's part after the resume is part of the stop. */
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    CHECK_OK(tandem_get_stats(&s));
+    CHECK(s.mutator_resume_max_ns <= s.mutator_stop_max_ns);
 }
 
 static void detaching_twice_is_reported(tandem_mutator *m) {
