@@ -194,10 +194,40 @@ pub struct StatsRecorder {
     stall_max_ns: AtomicU64,
     assist_ns: AtomicU64,
     assist_objects: AtomicU64,
-    mutator_stops: [AtomicU64; HISTOGRAM_BUCKETS],
-    mutator_stop_max_ns: AtomicU64,
-    mutator_resumes: [AtomicU64; HISTOGRAM_BUCKETS],
-    mutator_resume_max_ns: AtomicU64,
+    mutator_stops: Durations,
+    mutator_resumes: Durations,
+}
+
+/// Durations counted lock-free by power-of-two microsecond bucket, with their maximum.
+#[derive(Debug)]
+struct Durations {
+    buckets: [AtomicU64; HISTOGRAM_BUCKETS],
+    max_ns: AtomicU64,
+}
+
+impl Default for Durations {
+    fn default() -> Self {
+        Durations {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            max_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Durations {
+    fn record(&self, d: std::time::Duration) {
+        let ns = d.as_nanos() as u64;
+        self.buckets[bucket(ns)].fetch_add(1, Ordering::Relaxed);
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// The bucket counts and the maximum.
+    fn load(&self) -> ([u64; HISTOGRAM_BUCKETS], u64) {
+        (
+            self.buckets.each_ref().map(|a| a.load(Ordering::Relaxed)),
+            self.max_ns.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Default for StatsRecorder {
@@ -211,10 +241,8 @@ impl Default for StatsRecorder {
             stall_max_ns: AtomicU64::new(0),
             assist_ns: AtomicU64::new(0),
             assist_objects: AtomicU64::new(0),
-            mutator_stops: std::array::from_fn(|_| AtomicU64::new(0)),
-            mutator_stop_max_ns: AtomicU64::new(0),
-            mutator_resumes: std::array::from_fn(|_| AtomicU64::new(0)),
-            mutator_resume_max_ns: AtomicU64::new(0),
+            mutator_stops: Durations::default(),
+            mutator_resumes: Durations::default(),
         }
     }
 }
@@ -268,12 +296,8 @@ impl StatsRecorder {
     /// Records how long a mutator stood still at a safepoint, and how much of it came
     /// after the resume (lock-free: every mutator records after every pause).
     pub fn add_mutator_stop(&self, stood: crate::safepoint::Stood) {
-        let ns = stood.total.as_nanos() as u64;
-        self.mutator_stops[bucket(ns)].fetch_add(1, Ordering::Relaxed);
-        self.mutator_stop_max_ns.fetch_max(ns, Ordering::Relaxed);
-        let ns = stood.after_resume.as_nanos() as u64;
-        self.mutator_resumes[bucket(ns)].fetch_add(1, Ordering::Relaxed);
-        self.mutator_resume_max_ns.fetch_max(ns, Ordering::Relaxed);
+        self.mutator_stops.record(stood.total);
+        self.mutator_resumes.record(stood.after_resume);
     }
 
     /// Records what one cycle's evacuation did.
@@ -375,13 +399,8 @@ impl StatsRecorder {
         s.stall_max_ns = self.stall_max_ns.load(Ordering::Relaxed);
         s.assist_ns = self.assist_ns.load(Ordering::Relaxed);
         s.assist_objects = self.assist_objects.load(Ordering::Relaxed);
-        let load = |from: &[AtomicU64; HISTOGRAM_BUCKETS]| {
-            from.each_ref().map(|a| a.load(Ordering::Relaxed))
-        };
-        s.mutator_stop_histogram = load(&self.mutator_stops);
-        s.mutator_stop_max_ns = self.mutator_stop_max_ns.load(Ordering::Relaxed);
-        s.mutator_resume_histogram = load(&self.mutator_resumes);
-        s.mutator_resume_max_ns = self.mutator_resume_max_ns.load(Ordering::Relaxed);
+        (s.mutator_stop_histogram, s.mutator_stop_max_ns) = self.mutator_stops.load();
+        (s.mutator_resume_histogram, s.mutator_resume_max_ns) = self.mutator_resumes.load();
         s
     }
 }

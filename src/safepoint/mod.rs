@@ -136,50 +136,33 @@ impl ThreadState {
     /// which leaving RUNNING clears); with `require_clear`, only while STOP_REQUESTED is
     /// clear. Returns the STOP_REQUESTED and AWAITED bits as seen.
     fn transition(&self, from: u32, to: u32, require_clear: bool) -> Result<u32, u32> {
-        let mut cur = self.word.load(Ordering::Relaxed);
-        loop {
-            debug_assert_eq!(cur & STATE_MASK, from, "unexpected mutator state");
-            let bits = cur & (STOP_REQUESTED | AWAITED);
-            if require_clear && bits & STOP_REQUESTED != 0 {
-                return Err(bits);
-            }
-            let keep = cur & !STATE_MASK & !AWAITED;
-            // AcqRel: releases the mutator's heap writes to the collector and acquires the
-            // collector's writes made before it cleared the bit.
-            match self.word.compare_exchange_weak(
-                cur,
-                to | keep,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Ok(bits),
-                Err(c) => cur = c,
-            }
-        }
+        let requests = |w: u32| w & (STOP_REQUESTED | AWAITED);
+        // AcqRel: releases the mutator's heap writes to the collector and acquires the
+        // collector's writes made before it cleared the bit.
+        self.word
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |cur| {
+                debug_assert_eq!(cur & STATE_MASK, from, "unexpected mutator state");
+                if require_clear && cur & STOP_REQUESTED != 0 {
+                    return None;
+                }
+                Some(to | (cur & !STATE_MASK & !AWAITED))
+            })
+            .map(requests)
+            .map_err(requests)
     }
 
     /// Sets STOP_REQUESTED, and AWAITED if the state is RUNNING; returns whether it was.
     fn request_stop(&self) -> bool {
-        let mut cur = self.word.load(Ordering::Relaxed);
-        loop {
-            let running = cur & STATE_MASK == RUNNING;
-            let set = if running {
-                STOP_REQUESTED | AWAITED
-            } else {
-                STOP_REQUESTED
-            };
-            // AcqRel: a mutator that sees the bit sees what the collector did before, and
-            // the collector sees the heap writes of a mutator that already left RUNNING.
-            match self.word.compare_exchange_weak(
-                cur,
-                cur | set,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return running,
-                Err(c) => cur = c,
-            }
-        }
+        // AcqRel: a mutator that sees the bit sees what the collector did before, and the
+        // collector sees the heap writes of a mutator that already left RUNNING.
+        let prev = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |cur| {
+                let running = cur & STATE_MASK == RUNNING;
+                Some(cur | STOP_REQUESTED | if running { AWAITED } else { 0 })
+            })
+            .unwrap_or_else(|cur| cur);
+        prev & STATE_MASK == RUNNING
     }
 }
 
