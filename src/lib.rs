@@ -24,6 +24,7 @@ pub mod alloc;
 pub mod barriers;
 pub mod collector;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod fault;
 pub mod fork;

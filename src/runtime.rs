@@ -78,6 +78,8 @@ impl Runtime {
     pub fn new(config: Config) -> Result<Runtime> {
         let space = Space::new(&config)?;
         let resting = resting_barriers(&config);
+        let stats = StatsRecorder::default();
+        stats.set_growth(crate::collector::pacer::initial_growth(&config), 0.0);
         Ok(Runtime {
             trigger: AtomicUsize::new(config.heap_min.0.max(crate::heap::CHUNK_SIZE)),
             config,
@@ -86,7 +88,7 @@ impl Runtime {
             safepoint: Safepoint::default(),
             roots: GlobalRoots::default(),
             requests: GcRequests::default(),
-            stats: StatsRecorder::default(),
+            stats,
             satb: SatbQueue::default(),
             assists: Assists::default(),
             evac: Default::default(),

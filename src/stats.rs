@@ -106,6 +106,16 @@ pub struct Stats {
     pub assist_ns: u64,
     /// Objects mutators scanned in assists.
     pub assist_objects: u64,
+    /// CPU time the collector's own threads (the workers and the control thread) have
+    /// used, nanoseconds, as of the end of the last cycle (0 where thread clocks cannot be
+    /// read). With `assist_ns` it is what collecting cost the process in CPU time.
+    pub collector_cpu_ns: u64,
+    /// The heap growth factor the pacer uses now (`TANDEM_GC_GROWTH`'s, or the one `auto`
+    /// chose at the last cycle's end).
+    pub gc_growth: f64,
+    /// Collecting's share of the process's CPU time as `auto` growth measures it (a moving
+    /// average over the last cycles; 0 with a fixed factor or before it is measured).
+    pub gc_cpu_share: f64,
     /// Blocks chosen for evacuation, over all cycles.
     pub evacuated_blocks: u64,
     /// Bytes copied by evacuation (GC threads and load barriers together).
@@ -194,6 +204,7 @@ pub struct StatsRecorder {
     stall_max_ns: AtomicU64,
     assist_ns: AtomicU64,
     assist_objects: AtomicU64,
+    collector_cpu_ns: AtomicU64,
     mutator_stops: Durations,
     mutator_resumes: Durations,
 }
@@ -241,6 +252,7 @@ impl Default for StatsRecorder {
             stall_max_ns: AtomicU64::new(0),
             assist_ns: AtomicU64::new(0),
             assist_objects: AtomicU64::new(0),
+            collector_cpu_ns: AtomicU64::new(0),
             mutator_stops: Durations::default(),
             mutator_resumes: Durations::default(),
         }
@@ -291,6 +303,24 @@ impl StatsRecorder {
         self.assist_ns
             .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
         self.assist_objects.fetch_add(objects, Ordering::Relaxed);
+    }
+
+    /// Records the growth factor the pacer chose and the CPU share it measured.
+    pub fn set_growth(&self, growth: f64, share: f64) {
+        let mut s = self.inner.lock();
+        s.gc_growth = growth;
+        s.gc_cpu_share = share;
+    }
+
+    /// Records the CPU time the collector's threads have used so far.
+    pub fn set_collector_cpu(&self, ns: u64) {
+        self.collector_cpu_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// CPU time collecting has cost so far, nanoseconds: the collector's threads (as of
+    /// the last cycle's end) and the mutators' assists.
+    pub fn gc_cpu_ns(&self) -> u64 {
+        self.collector_cpu_ns.load(Ordering::Relaxed) + self.assist_ns.load(Ordering::Relaxed)
     }
 
     /// Records how long a mutator stood still at a safepoint, and how much of it came
@@ -399,6 +429,7 @@ impl StatsRecorder {
         s.stall_max_ns = self.stall_max_ns.load(Ordering::Relaxed);
         s.assist_ns = self.assist_ns.load(Ordering::Relaxed);
         s.assist_objects = self.assist_objects.load(Ordering::Relaxed);
+        s.collector_cpu_ns = self.collector_cpu_ns.load(Ordering::Relaxed);
         (s.mutator_stop_histogram, s.mutator_stop_max_ns) = self.mutator_stops.load();
         (s.mutator_resume_histogram, s.mutator_resume_max_ns) = self.mutator_resumes.load();
         s

@@ -298,6 +298,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         held: live.saturating_sub(sweep.sweep.black_bytes()),
         traced: sweep.sweep.marked_bytes() + large,
     };
+    super::record_collector_cpu(rt, pool);
     pacer.cycle_finished(
         rt,
         survivors,

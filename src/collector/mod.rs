@@ -82,6 +82,13 @@ fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
     }
 }
 
+/// Records the CPU time the collector's threads have used so far (called by the control
+/// thread, whose own clock is read).
+fn record_collector_cpu(rt: &Runtime, pool: &WorkerPool<MarkPacket>) {
+    rt.stats
+        .set_collector_cpu(pool.cpu_ns() + crate::cpu::this_thread_ns());
+}
+
 /// Whether this concurrent-mode collection runs as one stop-the-world collection that
 /// compacts: with `TANDEM_EVACUATION=pause` (a VM without a load barrier, so objects may
 /// move only inside a pause) when the last cycle left the heap fragmented, as CMS falls

@@ -83,6 +83,7 @@ pub fn collect(
         held: live,
         traced: sweep.sweep.marked_bytes() + large,
     };
+    super::record_collector_cpu(rt, pool);
     pacer.cycle_finished(rt, survivors, marked, heap_before, 0.0, false);
     rt.stats.add_cycle();
     pause.end_then(

@@ -280,6 +280,15 @@ impl<P: Send + 'static> WorkerPool<P> {
         self.shared.n
     }
 
+    /// CPU time the workers have used so far, nanoseconds (0 in loom models, whose threads
+    /// have no clocks).
+    pub fn cpu_ns(&self) -> u64 {
+        #[cfg(not(loom))]
+        return self.handles.iter().map(crate::cpu::thread_ns).sum();
+        #[cfg(loom)]
+        0
+    }
+
     /// Runs `job` on every worker with `seed` packets in the injector, and returns when all
     /// workers have finished it.
     pub fn run(&self, job: unmodelled::Arc<dyn Job<P>>, seed: impl IntoIterator<Item = P>) {

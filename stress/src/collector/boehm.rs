@@ -196,6 +196,8 @@ impl Collector for BoehmCollector {
             collection_ns: Some(COLLECTION_NS.load(Ordering::Relaxed)),
             ttsp_max_ns,
             longest_wait_ns,
+            gc_cpu_ns: None,
+            gc_growth: None,
         }
     }
 }

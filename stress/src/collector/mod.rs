@@ -66,6 +66,13 @@ pub struct GcStats {
     /// pause, mutator-observed stop and allocation stall; libgc: its longest pause).
     #[serde(default)]
     pub longest_wait_ns: u64,
+    /// CPU time collecting cost, nanoseconds (Tandem: its threads and the assists; libgc:
+    /// not measured).
+    #[serde(default)]
+    pub gc_cpu_ns: Option<u64>,
+    /// The heap growth factor in force at the end (Tandem only).
+    #[serde(default)]
+    pub gc_growth: Option<f64>,
 }
 
 /// A collector as the workloads see it: attach threads, hold global roots, report.

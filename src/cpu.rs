@@ -1,0 +1,81 @@
+//! CPU clocks: the time the process and the collector's own threads have spent on a CPU,
+//! which the pacer weighs heap growth against (see [`crate::collector::pacer`]) and the
+//! statistics report. Where a clock cannot be read the figure is 0, and the pacer then
+//! falls back to its fixed growth.
+
+/// CPU time the whole process has used (every thread, user and system), nanoseconds.
+pub fn process_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// CPU time the calling thread has used, nanoseconds.
+pub fn this_thread_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// CPU time the thread of `handle` has used, nanoseconds (0 once it has exited).
+#[cfg(not(loom))]
+pub fn thread_ns<T>(handle: &std::thread::JoinHandle<T>) -> u64 {
+    use std::os::unix::thread::JoinHandleExt;
+    let mut id: libc::clockid_t = 0;
+    // SAFETY: the handle has not been joined, so its pthread_t is valid (a thread that
+    // exited but is not yet joined still has its id); `id` is a valid out pointer.
+    if unsafe { libc::pthread_getcpuclockid(handle.as_pthread_t(), &mut id) } != 0 {
+        return 0;
+    }
+    clock_ns(id)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out pointer; an invalid clock only makes the call fail.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    /// Spins until the calling thread has used `ns` more CPU time.
+    fn burn(ns: u64) {
+        let t0 = this_thread_ns();
+        while this_thread_ns() - t0 < ns {
+            std::hint::black_box(0);
+        }
+    }
+
+    #[test]
+    fn clocks_count_each_threads_own_cpu_time_and_the_process_counts_all() {
+        const MS: u64 = 1_000_000;
+        let p0 = process_ns();
+        let (burned, burned_rx) = channel();
+        let (release, release_rx) = channel::<()>();
+        let worker = std::thread::spawn(move || {
+            burn(20 * MS);
+            burned.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        let t0 = this_thread_ns();
+        burn(10 * MS);
+        burned_rx.recv().unwrap();
+        // The worker is still alive (it waits for `release`), so its clock can be read.
+        let w = thread_ns(&worker);
+        let t = this_thread_ns() - t0;
+        release.send(()).unwrap();
+        worker.join().unwrap();
+        let p = process_ns() - p0;
+        assert!(w >= 20 * MS, "the worker burned 20 ms: {w}");
+        assert!(t >= 10 * MS, "this thread burned 10 ms: {t}");
+        assert!(
+            p >= w + t,
+            "the process clock counts both threads: {p} < {w} + {t}"
+        );
+    }
+}
