@@ -78,8 +78,6 @@ impl Runtime {
     pub fn new(config: Config) -> Result<Runtime> {
         let space = Space::new(&config)?;
         let resting = resting_barriers(&config);
-        let stats = StatsRecorder::default();
-        stats.set_growth(crate::collector::pacer::initial_growth(&config), 0.0);
         Ok(Runtime {
             trigger: AtomicUsize::new(config.heap_min.0.max(crate::heap::CHUNK_SIZE)),
             config,
@@ -88,7 +86,7 @@ impl Runtime {
             safepoint: Safepoint::default(),
             roots: GlobalRoots::default(),
             requests: GcRequests::default(),
-            stats,
+            stats: StatsRecorder::default(),
             satb: SatbQueue::default(),
             assists: Assists::default(),
             evac: Default::default(),

@@ -110,12 +110,6 @@ pub struct Stats {
     /// used, nanoseconds, as of the end of the last cycle (0 where thread clocks cannot be
     /// read). With `assist_ns` it is what collecting cost the process in CPU time.
     pub collector_cpu_ns: u64,
-    /// The heap growth factor the pacer uses now (`TANDEM_GC_GROWTH`'s, or the one `auto`
-    /// chose at the last cycle's end).
-    pub gc_growth: f64,
-    /// Collecting's share of the process's CPU time as `auto` growth measures it (a moving
-    /// average over the last cycles; 0 with a fixed factor or before it is measured).
-    pub gc_cpu_share: f64,
     /// Blocks chosen for evacuation, over all cycles.
     pub evacuated_blocks: u64,
     /// Bytes copied by evacuation (GC threads and load barriers together).
@@ -305,22 +299,9 @@ impl StatsRecorder {
         self.assist_objects.fetch_add(objects, Ordering::Relaxed);
     }
 
-    /// Records the growth factor the pacer chose and the CPU share it measured.
-    pub fn set_growth(&self, growth: f64, share: f64) {
-        let mut s = self.inner.lock();
-        s.gc_growth = growth;
-        s.gc_cpu_share = share;
-    }
-
     /// Records the CPU time the collector's threads have used so far.
     pub fn set_collector_cpu(&self, ns: u64) {
         self.collector_cpu_ns.store(ns, Ordering::Relaxed);
-    }
-
-    /// CPU time collecting has cost so far, nanoseconds: the collector's threads (as of
-    /// the last cycle's end) and the mutators' assists.
-    pub fn gc_cpu_ns(&self) -> u64 {
-        self.collector_cpu_ns.load(Ordering::Relaxed) + self.assist_ns.load(Ordering::Relaxed)
     }
 
     /// Records how long a mutator stood still at a safepoint, and how much of it came

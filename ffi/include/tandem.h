@@ -536,17 +536,12 @@ typedef struct tandem_stats {
      *  core): the part of a mutator stop the pause itself did not take. */
     uint64_t mutator_resume_max_ns;
     uint64_t mutator_resume_histogram[32]; /**< That part of each stop, in [2^i, 2^(i+1)) us. */
-    /* Added with auto heap growth (the older sizes are still accepted). */
+    /* Added with the collector's CPU time (the older sizes are still accepted). */
     /** CPU time the collector's own threads (GC workers, control thread) have used, as of
-     *  the last cycle's end; with assist_ns, what collecting has cost in CPU time. 0 where
-     *  thread CPU clocks cannot be read. */
+     *  the last cycle's end; with assist_ns, what collecting has cost in CPU time (set it
+     *  against the process's, e.g. getrusage, for the collector's share). 0 where thread
+     *  CPU clocks cannot be read. */
     uint64_t collector_cpu_ns;
-    /** The heap growth factor in force: TANDEM_GC_GROWTH's, or the one `auto` chose. */
-    double gc_growth;
-    /** Collecting's share of the process's CPU time (collector threads and assists over
-     *  all threads), a moving average over recent cycles, as `auto` growth measures it: 0
-     *  with a fixed factor. */
-    double gc_cpu_share;
 } tandem_stats;
 
 /** Pause kinds (tandem_pause.kind). */

@@ -92,10 +92,6 @@ pub struct CStats {
     pub mutator_resume_histogram: [u64; tandem_core::stats::HISTOGRAM_BUCKETS],
     /// CPU time of the collector's own threads, ns (absent from the first five layouts).
     pub collector_cpu_ns: u64,
-    /// The heap growth factor in force.
-    pub gc_growth: f64,
-    /// Collecting's share of the process's CPU time, as `auto` growth measures it.
-    pub gc_cpu_share: f64,
 }
 
 /// Size of `tandem_stats` before the assist fields: clients built against that header
@@ -107,7 +103,7 @@ const STATS_V2_SIZE: usize = std::mem::offset_of!(CStats, evacuated_bytes);
 const STATS_V3_SIZE: usize = std::mem::offset_of!(CStats, weakrefs_cleared);
 /// Size of `tandem_stats` before the resume statistics.
 const STATS_V4_SIZE: usize = std::mem::offset_of!(CStats, mutator_resume_max_ns);
-/// Size of `tandem_stats` before the CPU and growth figures.
+/// Size of `tandem_stats` before the collector's CPU time.
 const STATS_V5_SIZE: usize = std::mem::offset_of!(CStats, collector_cpu_ns);
 
 /// The library version, e.g. "0.1.0".
@@ -616,8 +612,6 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             mutator_resume_max_ns: s.mutator_resume_max_ns,
             mutator_resume_histogram: s.mutator_resume_histogram,
             collector_cpu_ns: s.collector_cpu_ns,
-            gc_growth: s.gc_growth,
-            gc_cpu_share: s.gc_cpu_share,
         };
         // SAFETY: as above: the caller's struct has `size` writable bytes, and `size` is
         // at most ours.

@@ -180,7 +180,7 @@ pub fn remember_effective(config: &Config) {
         gc_trigger: CString::new(trigger).unwrap_or_default(),
         log: CString::new(config.log.clone()).unwrap_or_default(),
         uncommit_delay: CString::new(format_duration(config.uncommit_delay)).unwrap_or_default(),
-        gc_growth: CString::new(config.gc_growth.to_string()).unwrap_or_default(),
+        gc_growth: CString::new(config.gc_growth.0.to_string()).unwrap_or_default(),
     });
 }
 

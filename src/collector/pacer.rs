@@ -1,16 +1,7 @@
 //! The pacer: decides how full the heap may get before the next cycle starts.
 //!
-//! Stop-the-world mode lets the heap grow to a growth factor times what was live (at
-//! least the minimum heap). The factor is `TANDEM_GC_GROWTH`'s, or with `auto` (the
-//! default) the pacer's own choice from 1.5 to 2.5: the smallest heap at which collecting
-//! takes no more than [`GC_SHARE_TARGET`] of the process's CPU time (the collector's
-//! threads and the mutators' assists, measured by CPU clocks each cycle). The trade is
-//! per program: where collections are cheap against the program's own work (a live set
-//! that turns over, like PyPy's), memory is worth more, and the heap stays small; where
-//! they are what the program mostly waits for (binary-trees: two thirds of its CPU time
-//! at growth 2.5), the factor stays at its maximum. A fixed factor would have to choose
-//! one of the two for every program (G1 sizes its heap by a GC-time goal the same way,
-//! in the other direction). A concurrent cycle must *finish* before the heap is full, so the trigger also
+//! Stop-the-world mode lets the heap grow to `TANDEM_GC_GROWTH` times what was live
+//! (default 2.5; at least the minimum heap). A concurrent cycle must *finish* before the heap is full, so the trigger also
 //! keeps a headroom of what the mutators allocate during one cycle: the measured
 //! allocation rate times the measured cycle time, with a safety factor. When the pacer
 //! loses the race anyway, allocations stall and, as a last resort, the cycle finishes in
@@ -19,9 +10,7 @@
 //! the real one, so without this the next cycle starts as late and degenerates again);
 //! each clean cycle brings it back down towards its base.
 //!
-//! Memory the heap needed recently may be used again (with `auto`, only while the factor
-//! is at its maximum: below it, `auto` has found a smaller heap cheap enough, and reusing
-//! a startup peak would hold the heap there): the trigger is at least the one whose
+//! Memory the heap needed recently may be used again: the trigger is at least the one whose
 //! cycle would peak at the highest heap in use that a cycle reached within the last
 //! [`crate::config::Config::uncommit_delay`] (one to two windows: the "recent peak"),
 //! however small the growth target. Memory needed that recently has not been returned to
@@ -38,7 +27,7 @@
 //! [`ASSIST_SLACK`] of its distance from the live data, so the peak stays near the trigger
 //! however little CPU the markers get.
 
-use crate::config::{Growth, Mode, Trigger};
+use crate::config::{Mode, Trigger};
 use crate::heap::CHUNK_SIZE;
 use crate::runtime::Runtime;
 use std::time::{Duration, Instant};
@@ -55,27 +44,6 @@ const EWMA_WEIGHT: f64 = 0.5;
 /// behind): binary-trees 18 with 2 threads peak RSS 94 -> 86 MB, pypy/48M/t2 281-283 ->
 /// 250-262 MB, wall within the noise (+7-12% on binary-trees, pypy and graph unchanged).
 pub const ASSIST_SLACK: f64 = 0.25;
-
-/// The share of the process's CPU time `auto` growth lets collecting take: as much CPU as
-/// the rest of the program, at most.
-pub const GC_SHARE_TARGET: f64 = 0.5;
-/// The least growth factor `auto` chooses.
-pub const AUTO_GROWTH_MIN: f64 = 1.5;
-/// The most growth factor `auto` chooses: the fixed default before `auto` (the bench's
-/// space-time curves chose it; see the README).
-pub const AUTO_GROWTH_MAX: f64 = 2.5;
-/// `auto`'s factor before it has measured a cycle: low, so that a program whose collections
-/// turn out cheap does not first grow a heap that its peak RSS then keeps; one whose
-/// collections are costly reaches the maximum within a few cycles.
-pub const AUTO_GROWTH_START: f64 = 2.0;
-
-/// The growth factor before the first cycle: `TANDEM_GC_GROWTH`'s, or `auto`'s start.
-pub fn initial_growth(config: &crate::config::Config) -> f64 {
-    match config.gc_growth {
-        Growth::Factor(g) => g,
-        Growth::Auto => AUTO_GROWTH_START,
-    }
-}
 
 /// What a cycle left live, as the pacer weighs it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -105,12 +73,6 @@ pub struct Pacer {
     /// Whether the current trigger is above the growth target because of the recent peak
     /// (such a cycle's peak is not recorded as one: the allowance must not feed itself).
     raised: bool,
-    /// The growth factor `auto` chose.
-    growth: f64,
-    /// Collecting's share of the process's CPU time (moving average; 0 before measured).
-    gc_share: f64,
-    /// CPU time collecting had cost, and the process had used, at the last cycle's end.
-    cpu_at_end: (u64, u64),
 }
 
 /// The highest heap in use at the end of a cycle's marking over a sliding window of about
@@ -164,9 +126,6 @@ impl Default for Pacer {
             recent: RecentPeak::default(),
             overshoot: 0.0,
             raised: false,
-            growth: AUTO_GROWTH_START,
-            gc_share: 0.0,
-            cpu_at_end: (0, 0),
         }
     }
 }
@@ -239,9 +198,6 @@ impl Pacer {
             let over = peak.saturating_sub(self.assist_goal(rt));
             self.overshoot = ewma(self.overshoot, over as f64);
         }
-        if rt.config.gc_growth == Growth::Auto {
-            self.adapt_growth(rt, (rt.stats.gc_cpu_ns(), crate::cpu::process_ns()));
-        }
         self.live = live.held;
         self.marked = marked;
         self.survivors = live;
@@ -280,12 +236,9 @@ impl Pacer {
             alloc_mb_s = self.alloc_rate / 1e6,
             cycle_ms = self.cycle_secs * 1e3,
             safety = self.safety,
-            growth = self.growth(rt),
-            gc_share = self.gc_share,
             "pacer"
         );
         rt.set_trigger(t);
-        rt.stats.set_growth(self.growth(rt), self.gc_share);
     }
 
     /// The heap in use at which the next cycle starts: the survivors' lines plus
@@ -299,57 +252,6 @@ impl Pacer {
         self.target(rt, survivors).0
     }
 
-    /// Whether the trigger may rise to the recent peak: always with a fixed growth factor;
-    /// with `auto`, only while it chose its maximum (collecting costs more than its target
-    /// share of the CPU even so): reusing memory held anyway saves collections, which is
-    /// worth it only when they are what costs more. Below its maximum, `auto` has found a
-    /// smaller heap cheap enough, and the allowance would hold the heap at a startup peak.
-    fn uses_recent_peak(&self, rt: &Runtime) -> bool {
-        match rt.config.gc_growth {
-            Growth::Factor(_) => true,
-            Growth::Auto => self.growth >= AUTO_GROWTH_MAX,
-        }
-    }
-
-    /// The growth factor in force: `TANDEM_GC_GROWTH`'s, or the one `auto` chose.
-    pub fn growth(&self, rt: &Runtime) -> f64 {
-        match rt.config.gc_growth {
-            Growth::Factor(g) => g,
-            Growth::Auto => self.growth,
-        }
-    }
-
-    /// `auto` growth: moves the factor towards the one at which collecting takes
-    /// [`GC_SHARE_TARGET`] of the process's CPU time. `now`: the CPU time collecting has
-    /// cost so far and the process's, both in nanoseconds (0 where unknown). The share
-    /// since the last cycle's end is weighed against the growth the cycle that just ended
-    /// actually had (its trigger over the survivors it started from, which the minimum
-    /// heap may have raised past the factor): collecting's share falls about as one over
-    /// (growth - 1), and half a step (the square root) per cycle keeps the factor from
-    /// swinging on one noisy cycle.
-    fn adapt_growth(&mut self, rt: &Runtime, now: (u64, u64)) {
-        let (gc, all) = (
-            now.0.saturating_sub(self.cpu_at_end.0),
-            now.1.saturating_sub(self.cpu_at_end.1),
-        );
-        let first = self.cpu_at_end == (0, 0);
-        self.cpu_at_end = now;
-        let prev = self.survivors;
-        if first || all == 0 || now.0 == 0 || prev.traced == 0 {
-            // No clocks, or nothing to weigh yet: keep the factor.
-            return;
-        }
-        self.gc_share = ewma(self.gc_share, (gc as f64 / all as f64).min(1.0));
-        if self.raised {
-            // The recent peak, not the factor, set this cycle's trigger: its share says
-            // nothing about the factor.
-            return;
-        }
-        let had = rt.trigger().saturating_sub(prev.held) as f64 / prev.traced as f64;
-        let want = 1.0 + had.max(AUTO_GROWTH_MIN - 1.0) * (self.gc_share / GC_SHARE_TARGET).sqrt();
-        self.growth = want.clamp(AUTO_GROWTH_MIN, AUTO_GROWTH_MAX);
-    }
-
     /// [`Pacer::trigger`], and whether the recent peak raised it above the growth target.
     fn target(&self, rt: &Runtime, survivors: Survivors) -> (usize, bool) {
         let live = survivors.held;
@@ -359,13 +261,9 @@ impl Pacer {
             Trigger::Bytes(b) => return (b.clamp(CHUNK_SIZE, max), false),
             Trigger::Auto => {}
         }
-        let extra = (survivors.traced.min(live) as f64 * (self.growth(rt) - 1.0)) as usize;
+        let extra = (survivors.traced.min(live) as f64 * (rt.config.gc_growth.0 - 1.0)) as usize;
         let growth = (live + extra).max(rt.config.heap_min.0).max(CHUNK_SIZE);
-        let recent = if self.uses_recent_peak(rt) {
-            self.recent.get()
-        } else {
-            0
-        };
+        let recent = self.recent.get();
         let t = match rt.config.mode {
             Mode::Stw => {
                 // Near the maximum, sit halfway between live and maximum so that a nearly
@@ -403,100 +301,16 @@ mod tests {
 
     const MB: usize = 1 << 20;
 
-    /// A runtime in `mode` with a 4 GiB maximum, a 4 MiB minimum, `delay` to uncommit and
-    /// the fixed growth factor 2.5.
+    /// A runtime in `mode` with a 4 GiB maximum, a 4 MiB minimum and `delay` to uncommit.
     fn runtime(mode: Mode, delay: Duration) -> Runtime {
-        runtime_growing(mode, delay, Growth::Factor(AUTO_GROWTH_MAX))
-    }
-
-    fn runtime_growing(mode: Mode, delay: Duration, gc_growth: Growth) -> Runtime {
         Runtime::new(Config {
             mode,
             heap_max: ByteSize(4096 * MB),
             heap_min: ByteSize(4 * MB),
             uncommit_delay: delay,
-            gc_growth,
             ..Config::default()
         })
         .unwrap()
-    }
-
-    /// Runs `cycles` cycles of `auto` growth over `live` survivors, each measuring the
-    /// collector's CPU share that `share` gives for the growth the cycle had.
-    fn run_auto(
-        rt: &Runtime,
-        pacer: &mut Pacer,
-        live: Survivors,
-        cycles: usize,
-        share: impl Fn(f64) -> f64,
-    ) {
-        const SLICE: f64 = 1e9;
-        let mut clocks = (1u64, 1u64);
-        pacer.adapt_growth(rt, clocks);
-        for _ in 0..cycles {
-            pacer.survivors = live;
-            let (t, raised) = pacer.target(rt, live);
-            pacer.raised = raised;
-            rt.set_trigger(t);
-            let had = (t - live.held) as f64 / live.traced as f64;
-            clocks.0 += (share(had) * SLICE) as u64;
-            clocks.1 += SLICE as u64;
-            pacer.adapt_growth(rt, clocks);
-        }
-    }
-
-    #[test]
-    fn auto_growth_settles_where_collecting_takes_its_target_share_of_the_cpu() {
-        let rt = runtime_growing(Mode::Concurrent, Duration::ZERO, Growth::Auto);
-        let live = gapless(100 * MB);
-        let mut pacer = Pacer::default();
-        assert_eq!(pacer.growth(&rt), AUTO_GROWTH_START);
-        // A program whose collections cost 0.4 / (growth - 1) of its CPU: half at 1.8.
-        run_auto(&rt, &mut pacer, live, 40, |had| 0.4 / had);
-        let g = pacer.growth(&rt);
-        assert!((g - 1.8).abs() < 0.02, "settles at 1.8, not {g}");
-        // Cheap collections at any size: the least factor.
-        run_auto(&rt, &mut pacer, live, 40, |_| 0.1);
-        assert_eq!(pacer.growth(&rt), AUTO_GROWTH_MIN);
-        // Costly ones: the most.
-        run_auto(&rt, &mut pacer, live, 40, |_| 0.9);
-        assert_eq!(pacer.growth(&rt), AUTO_GROWTH_MAX);
-        let t = pacer.trigger(&rt, live);
-        assert_eq!(t, (100.0 * MB as f64 * AUTO_GROWTH_MAX) as usize);
-    }
-
-    #[test]
-    fn auto_growth_without_cpu_clocks_keeps_its_start_and_a_raised_cycle_does_not_move_it() {
-        let rt = runtime_growing(Mode::Concurrent, Duration::ZERO, Growth::Auto);
-        let mut pacer = Pacer {
-            survivors: gapless(100 * MB),
-            ..Pacer::default()
-        };
-        for clocks in [(0, 5), (0, 10), (0, 15)] {
-            pacer.adapt_growth(&rt, clocks);
-        }
-        assert_eq!(pacer.growth(&rt), AUTO_GROWTH_START, "no collector clock");
-        pacer.raised = true;
-        pacer.adapt_growth(&rt, (1, 20));
-        pacer.adapt_growth(&rt, (2, 40));
-        assert_eq!(pacer.growth(&rt), AUTO_GROWTH_START, "raised cycles");
-        assert!(pacer.gc_share > 0.0, "but their share is measured");
-    }
-
-    #[test]
-    fn auto_growth_reuses_the_recent_peak_only_at_its_maximum() {
-        let rt = runtime_growing(Mode::Stw, Duration::from_secs(3600), Growth::Auto);
-        let live = gapless(10 * MB);
-        let mut pacer = Pacer::default();
-        pacer.cycle_finished(&rt, live, 1, 400 * MB, 0.0, false);
-        let below = (10.0 * MB as f64 * AUTO_GROWTH_START) as usize;
-        assert_eq!(
-            rt.trigger(),
-            below,
-            "below its maximum: the factor's trigger"
-        );
-        pacer.growth = AUTO_GROWTH_MAX;
-        assert_eq!(pacer.trigger(&rt, live), 400 * MB, "at it: the recent peak");
     }
 
     /// Survivors with no free space between them.
@@ -511,7 +325,7 @@ mod tests {
     fn growth_is_measured_on_the_traced_bytes_not_the_lines_that_hold_them() {
         let mb = MB;
         let rt = runtime(Mode::Stw, Duration::from_secs(5));
-        let g = Pacer::default().growth(&rt);
+        let g = rt.config.gc_growth.0;
         let pacer = Pacer::default();
         let dense = pacer.trigger(&rt, gapless(100 * mb));
         assert_eq!(
@@ -535,7 +349,7 @@ mod tests {
         let mb = MB;
         let stw = |delay| runtime(Mode::Stw, delay);
         let rt = stw(Duration::from_secs(3600));
-        let g = Pacer::default().growth(&rt);
+        let g = rt.config.gc_growth.0;
         let growth = (10.0 * mb as f64 * g) as usize;
         let mut pacer = Pacer::default();
         // A startup spike: the first cycle ran at the growth target and peaked at 400 MiB.

@@ -46,13 +46,12 @@ static inline void bench_tandem_finish(tandem_mutator *m, double wall, long chec
     BENCH_CHECK(tandem_get_stats(&s) == TANDEM_OK);
     printf("{\"wall_s\":%.6f,\"check\":%ld,\"gcs\":%llu,\"cycles\":%llu,"
            "\"pause_max_ns\":%llu,\"ttsp_max_ns\":%llu,\"longest_wait_ns\":%llu,"
-           "\"resume_max_ns\":%llu,\"heap_peak\":%llu,\"gc_cpu_ns\":%llu,"
-           "\"gc_growth\":%.3f,\"gc_cpu_share\":%.3f}\n",
+           "\"resume_max_ns\":%llu,\"heap_peak\":%llu,\"gc_cpu_ns\":%llu}\n",
            wall, check, (unsigned long long)s.gcs, (unsigned long long)s.cycles,
            (unsigned long long)s.pause_max_ns, (unsigned long long)s.ttsp_max_ns,
            (unsigned long long)s.longest_wait_ns, (unsigned long long)s.mutator_resume_max_ns,
            (unsigned long long)s.heap_peak,
-           (unsigned long long)(s.collector_cpu_ns + s.assist_ns), s.gc_growth, s.gc_cpu_share);
+           (unsigned long long)(s.collector_cpu_ns + s.assist_ns));
     BENCH_CHECK(tandem_detach_thread(m) == TANDEM_OK);
     BENCH_CHECK(tandem_shutdown() == TANDEM_OK);
 }

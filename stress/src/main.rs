@@ -190,7 +190,6 @@ fn build_report(
         concurrent_sweep_s: stats.concurrent_sweep_ns as f64 / 1e9,
         ttsp_us_max: (stats.ttsp_max_ns as f64 / 100.0).round() / 10.0,
         gc_cpu_s: (stats.collector_cpu_ns + stats.assist_ns) as f64 / 1e9,
-        gc_growth: stats.gc_growth,
         mutator_stop_us: report::mutator_stops(&stats),
         allocated_bytes: stats.bytes_allocated,
         wall_s: (wall_s * 1000.0).round() / 1000.0,

@@ -100,8 +100,6 @@ pub struct Report {
     pub ttsp_us_max: f64,
     /// CPU time collecting cost: the collector's threads and the mutators' assists, seconds.
     pub gc_cpu_s: f64,
-    /// The heap growth factor in force at the end (`auto`'s last choice or the fixed one).
-    pub gc_growth: f64,
     /// Safepoint stops as the mutators saw them.
     pub mutator_stop_us: MutatorStops,
     /// Bytes allocated by all mutators.

@@ -96,6 +96,10 @@ pub struct CollectorSummary {
     pub cpu_s: f64,
     /// Median GC time: the sum of a run's stop-the-world pauses, seconds.
     pub gc_s: f64,
+    /// Median CPU time collecting cost (Tandem: its threads and the mutators' assists),
+    /// seconds; libgc does not report it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc_cpu_s: Option<f64>,
     /// Median time libgc held its lock for collections (world stopped or not), seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collection_s: Option<f64>,
@@ -194,6 +198,8 @@ impl CollectorSummary {
             wall_s: med(&|r| r.wall_s),
             cpu_s: med(&|r| r.cpu_s),
             gc_s: med(&gc_seconds),
+            gc_cpu_s: (!ok.is_empty() && ok.iter().all(|r| r.stats.gc_cpu_ns.is_some()))
+                .then(|| med(&|r| r.stats.gc_cpu_ns.unwrap_or(0) as f64 / 1e9)),
             collection_s: (!collection.is_empty()).then(|| median(&collection)),
             max_rss_bytes: rss,
             minor_faults: med(&|r| r.minor_faults as f64) as u64,

@@ -78,7 +78,8 @@ pub fn tables(r: &Report) -> String {
         out,
         "\nTime and memory: medians of {} runs per collector; T = Tandem, B = libgc, T/B = \
          ratio (below 1: Tandem better); GC = sum of stop-the-world pauses; CPU = process \
-         user+system time; faults = minor page faults, thousands",
+         user+system time; GC CPU = CPU time of Tandem's collector threads and of the \
+         mutators' mark assists; faults = minor page faults, thousands",
         r.settings.runs
     );
     let rows: Vec<Vec<String>> = r
@@ -95,6 +96,7 @@ pub fn tables(r: &Report) -> String {
                 f(t.cpu_s, 2),
                 cell(b, |b| f(b.cpu_s, 2)),
                 ratio(q.cpu),
+                t.gc_cpu_s.map_or_else(|| "-".to_string(), |s| f(s, 2)),
                 f(t.gc_s, 3),
                 cell(b, |b| f(b.gc_s, 3)),
                 ratio(q.gc_time),
@@ -122,6 +124,7 @@ pub fn tables(r: &Report) -> String {
             "CPU T",
             "CPU B",
             "T/B",
+            "GC CPU T",
             "GC s T",
             "GC s B",
             "T/B",

@@ -197,7 +197,6 @@ impl Collector for BoehmCollector {
             ttsp_max_ns,
             longest_wait_ns,
             gc_cpu_ns: None,
-            gc_growth: None,
         }
     }
 }

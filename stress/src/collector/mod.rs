@@ -70,9 +70,6 @@ pub struct GcStats {
     /// not measured).
     #[serde(default)]
     pub gc_cpu_ns: Option<u64>,
-    /// The heap growth factor in force at the end (Tandem only).
-    #[serde(default)]
-    pub gc_growth: Option<f64>,
 }
 
 /// A collector as the workloads see it: attach threads, hold global roots, report.

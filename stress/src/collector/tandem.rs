@@ -162,7 +162,6 @@ impl Collector for TandemCollector {
             ttsp_max_ns: s.ttsp_max_ns,
             longest_wait_ns: s.longest_wait_ns(),
             gc_cpu_ns: Some(s.collector_cpu_ns + s.assist_ns),
-            gc_growth: Some(s.gc_growth),
         }
     }
 }
