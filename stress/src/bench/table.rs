@@ -248,8 +248,8 @@ fn c_client_rows(c: &CClients, runs: usize) -> String {
     let _ = writeln!(
         out,
         "\nC clients (stress/c/, against tandem.h alone and gc.h alone), medians of {runs} \
-         runs: C = Tandem concurrent, S = Tandem stw, B = libgc; C/B = ratio; RSS MiB; faults \
-         in thousands; pause and wait max in ms (Tandem); harness/C = the bench's libgc \
+         runs: C = Tandem concurrent, S = Tandem stw, B = libgc; C/B = ratio; GC CPU C = CPU \
+         seconds of the collector's threads and assists; RSS MiB; faults in thousands; pause and wait max in ms (Tandem); harness/C = the bench's libgc \
          wall for the same case over plain C's"
     );
     for (side, e) in [
@@ -280,6 +280,7 @@ fn c_client_rows(c: &CClients, runs: usize) -> String {
                 opt(ss, &|s| f(s.wall_s, 2)),
                 opt(bb, &|s| f(s.wall_s, 2)),
                 q(cc, &|s| s.wall_s),
+                opt(cc, &|s| f(s.gc_cpu_s, 2)),
                 opt(cc, &|s| mib(s.max_rss_bytes)),
                 opt(ss, &|s| mib(s.max_rss_bytes)),
                 opt(bb, &|s| mib(s.max_rss_bytes)),
@@ -302,6 +303,7 @@ fn c_client_rows(c: &CClients, runs: usize) -> String {
             "wall S",
             "wall B",
             "C/B",
+            "GC CPU C",
             "RSS C",
             "RSS S",
             "RSS B",

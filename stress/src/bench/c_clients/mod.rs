@@ -92,6 +92,8 @@ struct Printed {
     ttsp_max_ns: u64,
     #[serde(default)]
     longest_wait_ns: u64,
+    #[serde(default)]
+    gc_cpu_ns: u64,
 }
 
 /// One run of one case in one column.
@@ -112,6 +114,8 @@ pub struct CRun {
     pub ttsp_max_ns: u64,
     /// Longest wait on the collector (Tandem only).
     pub longest_wait_ns: u64,
+    /// CPU time of the collector's threads and the assists (Tandem only).
+    pub gc_cpu_ns: u64,
     /// Why the run failed.
     pub error: Option<String>,
 }
@@ -135,6 +139,8 @@ pub struct CSummary {
     pub ttsp_max_us: f64,
     /// Longest wait of any run, microseconds.
     pub longest_wait_us: f64,
+    /// Median CPU time of the collector's threads and the assists, seconds (Tandem only).
+    pub gc_cpu_s: f64,
     /// The failures' messages.
     pub errors: Vec<String>,
 }
@@ -152,6 +158,7 @@ impl CSummary {
             pause_max_us: ok.iter().map(|r| r.pause_max_ns).max().unwrap_or(0) as f64 / 1e3,
             ttsp_max_us: ok.iter().map(|r| r.ttsp_max_ns).max().unwrap_or(0) as f64 / 1e3,
             longest_wait_us: ok.iter().map(|r| r.longest_wait_ns).max().unwrap_or(0) as f64 / 1e3,
+            gc_cpu_s: med(&|r| r.gc_cpu_ns as f64 / 1e9),
             errors: runs.iter().filter_map(|r| r.error.clone()).collect(),
         }
     }
@@ -457,6 +464,7 @@ fn run_one(
             r.pause_max_ns = p.pause_max_ns;
             r.ttsp_max_ns = p.ttsp_max_ns;
             r.longest_wait_ns = p.longest_wait_ns;
+            r.gc_cpu_ns = p.gc_cpu_ns;
             if p.check == 0 && r.error.is_none() {
                 r.error = Some("the program checked nothing".into());
             }
