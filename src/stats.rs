@@ -107,8 +107,9 @@ pub struct Stats {
     /// Objects mutators scanned in assists.
     pub assist_objects: u64,
     /// CPU time the collector's own threads (the workers and the control thread) have
-    /// used, nanoseconds, as of the end of the last cycle (0 where thread clocks cannot be
-    /// read). With `assist_ns` it is what collecting cost the process in CPU time.
+    /// used, nanoseconds, as of the end of the last cycle (a stop-the-world collection's:
+    /// just after its pause; 0 where thread clocks cannot be read). With `assist_ns` it is
+    /// what collecting cost the process in CPU time.
     pub collector_cpu_ns: u64,
     /// Blocks chosen for evacuation, over all cycles.
     pub evacuated_blocks: u64,

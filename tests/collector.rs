@@ -62,6 +62,11 @@ fn rooted_objects_survive_many_collections_intact(mode: Mode) {
     let s = h.stats();
     assert!(s.gcs >= 3);
     assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+    #[cfg(target_os = "linux")]
+    assert!(
+        s.collector_cpu_ns > 0,
+        "the collector's threads' CPU time is counted"
+    );
     assert!(s.heap_live >= 10_000 * 24);
     // Every cycle's last pause carries the live figure (a concurrent cycle learns it after
     // its final pause, from the sweep).

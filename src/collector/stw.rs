@@ -83,7 +83,6 @@ pub fn collect(
         held: live,
         traced: sweep.sweep.marked_bytes() + large,
     };
-    super::record_collector_cpu(rt, pool);
     pacer.cycle_finished(rt, survivors, marked, heap_before, 0.0, false);
     rt.stats.add_cycle();
     pause.end_then(
@@ -100,4 +99,7 @@ pub fn collect(
         // Ends while still stopped: a request made after resume asks for a new collection.
         || super::end_cycle(rt, cause, t_cycle, heap_before, live),
     );
+    // After the resume: reading every worker's clock is a system call each, which the
+    // pause need not wait for.
+    super::record_collector_cpu(rt, pool);
 }
