@@ -113,9 +113,19 @@ impl Finished {
     }
 }
 
-/// The last lines of `s`.
+/// What to show of a failed child's stderr: a panic's message (with `RUST_BACKTRACE` set
+/// it comes before the backtrace, which would otherwise fill the tail), else the last lines.
 fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().collect();
+    if let Some(i) = lines.iter().rposition(|l| l.contains("panicked at")) {
+        let message = lines[i..]
+            .iter()
+            .take(8)
+            .take_while(|l| !l.starts_with("stack backtrace:"))
+            .copied()
+            .collect::<Vec<_>>();
+        return message.join("\n");
+    }
     lines[lines.len().saturating_sub(8)..].join("\n")
 }
 
@@ -167,15 +177,31 @@ pub fn run_command(mut cmd: Command, timeout: Duration) -> Result<Finished, Stri
         std::thread::sleep(Duration::from_millis(2));
     };
     drop(child);
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Finished {
         stdout: out_reader.join().unwrap_or_default(),
         stderr: err_reader.join().unwrap_or_default(),
         status,
         killed,
         max_rss_bytes: usage.ru_maxrss as u64 * 1024,
-        cpu_s: secs(usage.ru_utime) + secs(usage.ru_stime),
+        cpu_s: crate::report::cpu_seconds(&usage),
         minor_faults: usage.ru_minflt as u64,
         major_faults: usage.ru_majflt as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn a_failed_childs_panic_message_is_shown_not_its_backtrace() {
+        let mut err = String::from("starting\nthread 'main' panicked at src/x.rs:1:2:\nboom\n");
+        err.push_str("stack backtrace:\n");
+        for i in 0..20 {
+            err.push_str(&format!("  {i}: frame\n      at ./src/x.rs:{i}:1\n"));
+        }
+        assert_eq!(tail(&err), "thread 'main' panicked at src/x.rs:1:2:\nboom");
+        let plain: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+        assert_eq!(tail(&plain.join("\n")), "3\n4\n5\n6\n7\n8\n9\n10");
+    }
 }
