@@ -48,6 +48,8 @@ pub struct ProcessUsage {
     pub minor_faults: u64,
     /// Page faults that needed I/O.
     pub major_faults: u64,
+    /// CPU time of every thread, user and system, seconds.
+    pub cpu_s: f64,
 }
 
 impl ProcessUsage {
@@ -63,8 +65,15 @@ impl ProcessUsage {
             max_rss_bytes: u.ru_maxrss as u64 * 1024,
             minor_faults: u.ru_minflt as u64,
             major_faults: u.ru_majflt as u64,
+            cpu_s: cpu_seconds(&u),
         }
     }
+}
+
+/// The user and system CPU time `u` counts, seconds.
+pub fn cpu_seconds(u: &libc::rusage) -> f64 {
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
 
 /// Everything a run reports; the JSON line is this object.
@@ -213,7 +222,8 @@ impl Report {
             "tandem-stress {}: {verdict}\n  \
              {} mutator threads, {} GC threads ({} mode), heap max {}, verify {}\n  \
              {:.2} s, {} units of checked work, {} allocated, peak heap {}\n  \
-             peak RSS {}, page faults {} minor / {} major\n  \
+             peak RSS {}, page faults {} minor / {} major; CPU {:.2} s, of it collecting {:.2} s \
+             ({:.0}%)\n  \
              {} pauses in {} cycles, pause p50 {} / p99 {} / max {}, time-to-safepoint max {}, \
              allocation stalls {}\n  \
              mutator stops {}: p99 <= {}, max {}, {} of 1 ms or more; after the resume p99 <= {}, \
@@ -232,6 +242,9 @@ impl Report {
             bytes(self.process.max_rss_bytes),
             self.process.minor_faults,
             self.process.major_faults,
+            self.process.cpu_s,
+            self.gc_cpu_s,
+            100.0 * self.gc_cpu_s / self.process.cpu_s.max(1e-9),
             self.gcs,
             self.cycles,
             micros(self.pause_us.p50),
