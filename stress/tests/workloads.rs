@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::assert_clean_run;
+use common::{assert_clean_run, assert_clean_run_with};
+
+/// The torture setting that moves objects out of every block with a free line.
+const EVACUATE_ALL: (&str, &str) = ("TANDEM_EVACUATE_ALL", "1");
 
 #[test]
 fn binary_trees_item_checks_and_verification_pass() {
@@ -73,4 +76,49 @@ fn large_objects_pass_verification() {
         "--json",
     ]);
     assert_eq!(j["workload"], "large");
+}
+
+/// A workload's walk that polls must hold what it still needs on the shadow stack: a poll
+/// may start a cycle that moves objects, and only roots are updated. Under the setting
+/// that moves nearly every object, a node kept in a local across a poll (as the tree check
+/// kept each right child while walking its left sibling) is stale at once.
+#[test]
+fn binary_trees_check_walk_survives_objects_moving_at_its_polls() {
+    assert_clean_run_with(
+        &[
+            "binary-trees",
+            "--threads",
+            "2",
+            "--depth",
+            "16",
+            "--seconds",
+            "3",
+            "--heap-max",
+            "64M",
+            "--json",
+        ],
+        &[EVACUATE_ALL],
+    );
+}
+
+/// The graph's final check walks every reachable node, polling as it goes (see above);
+/// here every poll also asks for a cycle (`TANDEM_TORTURE=1`).
+#[test]
+fn graph_final_check_survives_objects_moving_at_its_polls() {
+    let j = assert_clean_run_with(
+        &[
+            "graph",
+            "--threads",
+            "2",
+            "--slots",
+            "4096",
+            "--seconds",
+            "1",
+            "--heap-max",
+            "64M",
+            "--json",
+        ],
+        &[EVACUATE_ALL, ("TANDEM_TORTURE", "1")],
+    );
+    assert!(j["work"].as_u64().unwrap() > 0);
 }

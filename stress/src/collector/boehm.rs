@@ -229,8 +229,12 @@ impl Drop for BoehmGlobal {
     }
 }
 
-/// Slots of a Boehm mutator's shadow stack.
+/// Slots of a Boehm mutator's shadow stack at first: libgc scans all of it at every
+/// collection, so it starts small and doubles only when a workload holds more (a final
+/// check's walk of a whole graph).
 const SHADOW_SLOTS: usize = 1 << 14;
+/// The most slots it grows to (as many as a Tandem mutator's default shadow stack).
+const SHADOW_SLOTS_MAX: usize = 1 << 20;
 
 /// A registered thread with its shadow stack (in scanned, uncollectable memory).
 #[derive(Debug)]
@@ -238,6 +242,7 @@ pub struct BoehmMutator {
     gc: &'static Libgc,
     stack: *mut *mut u8,
     depth: usize,
+    capacity: usize,
     registered: bool,
     _not_send: PhantomData<*mut ()>,
 }
@@ -265,9 +270,34 @@ impl BoehmMutator {
             gc,
             stack,
             depth: 0,
+            capacity: SHADOW_SLOTS,
             registered,
             _not_send: PhantomData,
         })
+    }
+
+    /// Doubles the shadow stack. The old one stays allocated (and scanned) until every
+    /// slot is copied, so a collection meanwhile still finds each root in one of them.
+    #[cold]
+    fn grow(&mut self) -> Fallible<()> {
+        if self.capacity >= SHADOW_SLOTS_MAX {
+            return Err(runtime("shadow stack overflow"));
+        }
+        let capacity = self.capacity * 2;
+        // SAFETY: the thread is registered; the result is checked below.
+        let stack = unsafe { (self.gc.malloc_uncollectable)(capacity * 8) } as *mut *mut u8;
+        if stack.is_null() {
+            return Err(runtime("cannot grow the shadow stack"));
+        }
+        // SAFETY: both blocks hold at least `depth` slots and do not overlap; the old one
+        // came from GC_malloc_uncollectable and is freed once, here.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.stack, stack, self.depth);
+            (self.gc.free)(self.stack as *mut c_void);
+        }
+        self.stack = stack;
+        self.capacity = capacity;
+        Ok(())
     }
 
     #[inline(always)]
@@ -276,7 +306,7 @@ impl BoehmMutator {
             depth < self.depth,
             "a benchmark used a root below its stack"
         );
-        // SAFETY: depth < self.depth <= SHADOW_SLOTS: a slot in use.
+        // SAFETY: depth < self.depth <= capacity: a slot in use.
         unsafe { self.stack.add(self.depth - 1 - depth) }
     }
 }
@@ -358,10 +388,10 @@ impl Mutator for BoehmMutator {
 
     #[inline]
     fn push_root(&mut self, obj: Option<ObjRef>) -> Fallible<()> {
-        if self.depth == SHADOW_SLOTS {
-            return Err(runtime("shadow stack overflow"));
+        if self.depth == self.capacity {
+            self.grow()?;
         }
-        // SAFETY: depth < SHADOW_SLOTS: inside the stack allocation.
+        // SAFETY: depth < capacity: inside the stack allocation.
         unsafe {
             self.stack
                 .add(self.depth)

@@ -74,9 +74,12 @@ fn one_copy<M: Mutator>(m: &mut M, p: &Params) -> Fallible<()> {
     let array = m.word_array(p.array_size)?;
     // Rooted before the fill, which polls (as compiled code does at a loop back-edge).
     m.push_root(Some(array))?;
+    let mut array = array;
     for i in 0..p.array_size {
         if i % 4096 == 4095 {
             m.safepoint();
+            // A small array may have moved in a cycle the poll started.
+            array = m.root(0).expect("the array is rooted");
         }
         let v = if i < p.array_size / 2 {
             1.0 / i as f64

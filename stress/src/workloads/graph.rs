@@ -282,29 +282,50 @@ fn chain<M: Mutator>(m: &mut M, rng: &mut Rng, ids: &mut IdSource) -> Fallible<(
 
 /// Checks the shared array and every node reachable from it, after the threads stopped;
 /// returns how many nodes are reachable. Polls every [`POLL_EVERY`] nodes so that a
-/// collection in progress is not held up; the nodes the walk holds stay valid across a
-/// poll because they stay reachable (nothing mutates the graph now) and nothing moves.
+/// collection in progress is not held up. A poll may start a cycle that moves objects,
+/// which updates only roots: the nodes still to visit wait on the shadow stack (as compiled
+/// code's stack maps would hold them), and a node is remembered by its id, which moving
+/// keeps, not by its address. Each node is checked when first met and pushed once, so the
+/// shadow stack holds at most the graph's nodes.
 fn final_check<M: Mutator, G: Global>(m: &mut M, g: &Shared<'_, G>) -> Fallible<usize> {
     let arr = g.array.get();
     // SAFETY: the array is held by the global root; nothing writes its data.
     unsafe { check_read(m, arr, "the shared array")? };
     let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<ObjRef> = Vec::new();
+    let mut pending = 0;
+    // Whether `n` is met for the first time, once it is checked.
+    let mut first_meeting = |m: &mut M, n: ObjRef| -> Fallible<bool> {
+        // SAFETY: the callers pass a node read from a reachable slot or field, with no
+        // poll since.
+        unsafe { check_read(m, n, "a reachable node")? };
+        // SAFETY: checked just above.
+        Ok(seen.insert(unsafe { objects::id_of(m, n) }))
+    };
+    let mut visits = 0;
     for i in 0..g.slots {
         // SAFETY: an item of the live shared array; no other thread runs now.
-        stack.extend(unsafe { m.read_ref(g.array.get(), ARRAY.item(i)) });
-        while let Some(n) = stack.pop() {
-            if !seen.insert(n.addr()) {
-                continue;
+        if let Some(n) = unsafe { m.read_ref(g.array.get(), ARRAY.item(i)) } {
+            if first_meeting(m, n)? {
+                m.push_root(Some(n))?;
+                pending += 1;
             }
-            if seen.len() % POLL_EVERY == 0 {
-                m.safepoint();
-            }
-            // SAFETY: reachable from the global root (see above).
-            unsafe { check_read(m, n, "a reachable node")? };
+        }
+        while pending > 0 {
+            let n = m.pop_root().expect("a node to visit was pushed");
+            pending -= 1;
             for k in 0..REFS {
-                // SAFETY: a reference field of the reachable node `n`.
-                stack.extend(unsafe { m.read_ref(n, node_ref(k)) });
+                // SAFETY: a reference field of `n`, popped from a root since the last poll.
+                if let Some(child) = unsafe { m.read_ref(n, node_ref(k)) } {
+                    if first_meeting(m, child)? {
+                        m.push_root(Some(child))?;
+                        pending += 1;
+                    }
+                }
+            }
+            visits += 1;
+            if visits % POLL_EVERY == 0 {
+                // Every node still to visit is on the shadow stack; `n` is not used again.
+                m.safepoint();
             }
         }
     }

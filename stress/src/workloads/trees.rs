@@ -50,8 +50,10 @@ where
 
 /// Fails unless the tree at `n` is complete with `depth`; `check_node(m, node, d)` checks
 /// each node at height `d` as well. The walk polls the safepoint every [`POLL_EVERY`]
-/// nodes with the tree on the shadow stack (objects do not move, so the nodes the walk
-/// holds stay valid).
+/// nodes. A poll may start a cycle that moves objects, which updates only the shadow
+/// stack: every node the walk still needs after a poll (the tree, and each right child
+/// while its left sibling's subtree is walked) is held there, as compiled code's stack maps
+/// would hold them.
 pub fn expect_tree<M, F>(
     m: &mut M,
     n: ObjRef,
@@ -80,7 +82,7 @@ where
 /// The nodes under `n`, or None if a node has one child only or a leaf is not at height 0.
 fn count_tree<M, F>(
     m: &mut M,
-    n: ObjRef,
+    mut n: ObjRef,
     depth: u32,
     seen: &mut u64,
     check_node: &mut F,
@@ -91,14 +93,20 @@ where
 {
     *seen += 1;
     if seen.is_multiple_of(POLL_EVERY) {
+        m.push_root(Some(n))?;
         m.safepoint();
+        n = m.pop_root().expect("the node was pushed");
     }
     check_node(m, n, depth)?;
     // SAFETY: `n` is a node of a tree reachable from a root, which nothing mutates.
     Ok(
         match unsafe { (m.read_ref(n, LEFT), m.read_ref(n, RIGHT)) } {
             (Some(l), Some(r)) if depth > 0 => {
-                let Some(left) = count_tree(m, l, depth - 1, seen, check_node)? else {
+                // The left walk polls: `r` may move meanwhile, and only roots are updated.
+                m.push_root(Some(r))?;
+                let left = count_tree(m, l, depth - 1, seen, check_node);
+                let r = m.pop_root().expect("the right child was pushed");
+                let Some(left) = left? else {
                     return Ok(None);
                 };
                 count_tree(m, r, depth - 1, seen, check_node)?.map(|right| 1 + left + right)

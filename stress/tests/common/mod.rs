@@ -30,7 +30,14 @@ pub fn last_json(out: &Output) -> serde_json::Value {
 
 /// Asserts a passing run: exit 0, some GCs, no verification errors, the required fields.
 pub fn assert_clean_run(args: &[&str]) -> serde_json::Value {
-    let out = run(args, &[("TANDEM_HEAP_MIN", "4M")]);
+    assert_clean_run_with(args, &[])
+}
+
+/// [`assert_clean_run`] with `env` set too.
+pub fn assert_clean_run_with(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let mut all = vec![("TANDEM_HEAP_MIN", "4M")];
+    all.extend_from_slice(env);
+    let out = run(args, &all);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
