@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ThreadSanitizer: the collector's integration tests and the stress `graph` workload with
-# verification on. Any report fails the run (halt_on_error; TSan exits 66).
+# ThreadSanitizer: the collector's integration tests and the stress `graph` and
+# `binary-trees` workloads with verification on (binary-trees also under the torture
+# setting). Any report fails the run (halt_on_error; TSan exits 66).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
@@ -14,4 +15,7 @@ tsan_cargo build --release -p tandem-stress
 stress="target/tsan/$target/release/tandem-stress"
 TANDEM_VERIFY=1 "$stress" graph --threads 4 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
 TANDEM_VERIFY=1 "$stress" binary-trees --threads 2 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
+# The torture setting: objects move out of every block with a free line, so the load
+# barrier, the copy races and the workloads' rooting all run under the sanitizer.
+TANDEM_EVACUATE_ALL=1 TANDEM_VERIFY=1 "$stress" binary-trees --threads 2 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
 echo "ThreadSanitizer: clean"

@@ -102,10 +102,17 @@ where
     Ok(
         match unsafe { (m.read_ref(n, LEFT), m.read_ref(n, RIGHT)) } {
             (Some(l), Some(r)) if depth > 0 => {
-                // The left walk polls: `r` may move meanwhile, and only roots are updated.
-                m.push_root(Some(r))?;
-                let left = count_tree(m, l, depth - 1, seen, check_node);
-                let r = m.pop_root().expect("the right child was pushed");
+                // The left walk visits at most a complete subtree's nodes. If it may poll,
+                // `r` may move meanwhile (only roots are updated): it waits on the shadow
+                // stack. Most subtrees are walked between two polls and need no root.
+                let polls = (*seen + tree_nodes(depth - 1)) / POLL_EVERY > *seen / POLL_EVERY;
+                let (left, r) = if polls {
+                    m.push_root(Some(r))?;
+                    let left = count_tree(m, l, depth - 1, seen, check_node);
+                    (left, m.pop_root().expect("the right child was pushed"))
+                } else {
+                    (count_tree(m, l, depth - 1, seen, check_node), r)
+                };
                 let Some(left) = left? else {
                     return Ok(None);
                 };
