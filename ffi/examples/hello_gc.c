@@ -84,8 +84,8 @@ static void push_list(tandem_mutator *m, size_t n) {
         cons *c = tandem_alloc(m, cons_type, 0);
         if (c == NULL) die("allocating a cons");
 
-        /* Read both back from their slots: a collector that moves objects would have
-         * updated the slots, not our locals. */
+        /* Read both back from their slots: Tandem moves objects (concurrent compaction)
+         * and updates the slots, not our locals. */
         a = tandem_pop_root(m);
         cons *rest = *tandem_root_slot(m, 0);
         tandem_write_ref(m, c, &c->car, a);

@@ -438,8 +438,8 @@ impl Mutator {
         Ok(obj)
     }
 
-    /// Allocates an object that will never move (same as [`Mutator::alloc`] until the
-    /// collector evacuates; large objects never move).
+    /// Allocates an object that will never move: pinned from its allocation, so no
+    /// collection set takes it (large objects never move anyway).
     pub fn alloc_nonmoving(&mut self, ty: TypeId, length: usize) -> Result<ObjRef> {
         let obj = self.alloc(ty, length)?;
         // SAFETY: a live object we just allocated.
