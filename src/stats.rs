@@ -200,6 +200,9 @@ pub struct StatsRecorder {
     assist_ns: AtomicU64,
     assist_objects: AtomicU64,
     collector_cpu_ns: AtomicU64,
+    /// What the collector's threads before the running ones used (a forked child's start
+    /// anew, their clocks at 0).
+    collector_cpu_base: AtomicU64,
     mutator_stops: Durations,
     mutator_resumes: Durations,
 }
@@ -248,6 +251,7 @@ impl Default for StatsRecorder {
             assist_ns: AtomicU64::new(0),
             assist_objects: AtomicU64::new(0),
             collector_cpu_ns: AtomicU64::new(0),
+            collector_cpu_base: AtomicU64::new(0),
             mutator_stops: Durations::default(),
             mutator_resumes: Durations::default(),
         }
@@ -300,9 +304,17 @@ impl StatsRecorder {
         self.assist_objects.fetch_add(objects, Ordering::Relaxed);
     }
 
-    /// Records the CPU time the collector's threads have used so far.
+    /// Records the CPU time the running collector's threads have used so far.
     pub fn set_collector_cpu(&self, ns: u64) {
-        self.collector_cpu_ns.store(ns, Ordering::Relaxed);
+        let base = self.collector_cpu_base.load(Ordering::Relaxed);
+        self.collector_cpu_ns.store(base + ns, Ordering::Relaxed);
+    }
+
+    /// Starts counting for new collector threads (after a fork, in the child) on top of
+    /// what the threads before them used, so the figure never goes back.
+    pub fn restart_collector_cpu(&self) {
+        let so_far = self.collector_cpu_ns.load(Ordering::Relaxed);
+        self.collector_cpu_base.store(so_far, Ordering::Relaxed);
     }
 
     /// Records how long a mutator stood still at a safepoint, and how much of it came

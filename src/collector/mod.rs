@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 /// cannot be spawned.
 pub fn start(rt: Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let pool = WorkerPool::<MarkPacket>::new(rt.config.threads, rt.config.affinity)?;
+    rt.stats.restart_collector_cpu();
     rt.assists.connect(pool.queues());
     std::thread::Builder::new()
         .name("tandem-control".into())

@@ -61,7 +61,7 @@ static void child(tandem_mutator *m) {
     alarm(120); /* a hang ends the child with SIGALRM, which the parent reports */
     tandem_stats s = {.size = sizeof s};
     CHECK_OK(tandem_get_stats(&s));
-    uint64_t cycles = s.cycles;
+    uint64_t cycles = s.cycles, cpu = s.collector_cpu_ns;
     churn(m, 400000);
     CHECK_OK(tandem_collect(m));
     pthread_t t;
@@ -74,6 +74,9 @@ static void child(tandem_mutator *m) {
     CHECK_OK(tandem_get_stats(&s));
     CHECK(s.cycles >= cycles + 2);
     CHECK(s.verify_errors == 0);
+    /* The child's collector threads are new, their clocks start at 0: the figure adds
+     * their time to the parent's, it never goes back. */
+    CHECK(s.collector_cpu_ns >= cpu);
     fflush(stdout);
     _exit(0);
 }
