@@ -276,6 +276,12 @@ impl Stats {
             .max(self.mutator_stop_max_ns)
             .max(self.stall_max_ns)
     }
+
+    /// CPU time collecting has cost so far: the collector's threads and the mutators'
+    /// assists, nanoseconds.
+    pub fn gc_cpu_ns(&self) -> u64 {
+        self.collector_cpu_ns + self.assist_ns
+    }
 }
 
 impl StatsRecorder {

@@ -189,7 +189,7 @@ fn build_report(
         concurrent_mark_s: stats.concurrent_mark_ns as f64 / 1e9,
         concurrent_sweep_s: stats.concurrent_sweep_ns as f64 / 1e9,
         ttsp_us_max: (stats.ttsp_max_ns as f64 / 100.0).round() / 10.0,
-        gc_cpu_s: (stats.collector_cpu_ns + stats.assist_ns) as f64 / 1e9,
+        gc_cpu_s: stats.gc_cpu_ns() as f64 / 1e9,
         mutator_stop_us: report::mutator_stops(&stats),
         allocated_bytes: stats.bytes_allocated,
         wall_s: (wall_s * 1000.0).round() / 1000.0,

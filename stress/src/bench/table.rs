@@ -249,8 +249,9 @@ fn c_client_rows(c: &CClients, runs: usize) -> String {
         out,
         "\nC clients (stress/c/, against tandem.h alone and gc.h alone), medians of {runs} \
          runs: C = Tandem concurrent, S = Tandem stw, B = libgc; C/B = ratio; GC CPU C = CPU \
-         seconds of the collector's threads and assists; RSS MiB; faults in thousands; pause and wait max in ms (Tandem); harness/C = the bench's libgc \
-         wall for the same case over plain C's"
+         seconds of the collector's threads and assists; RSS MiB; faults in thousands; pause \
+         and wait max in ms (Tandem); harness/C = the bench's libgc wall for the same case \
+         over plain C's"
     );
     for (side, e) in [
         ("Tandem", &c.status.tandem_error),

@@ -161,7 +161,7 @@ impl Collector for TandemCollector {
             collection_ns: None,
             ttsp_max_ns: s.ttsp_max_ns,
             longest_wait_ns: s.longest_wait_ns(),
-            gc_cpu_ns: Some(s.collector_cpu_ns + s.assist_ns),
+            gc_cpu_ns: Some(s.gc_cpu_ns()),
         }
     }
 }
