@@ -338,6 +338,12 @@ options! {
     /// evacuation, not only sparse ones (within the same headroom budget), so that objects
     /// move as often as they can and a missing root or load barrier shows at once.
     evacuate_all: bool = false, env "TANDEM_EVACUATE_ALL";
+    /// A young generation with sticky mark bits: objects that survived a cycle stay marked
+    /// (old), and most cycles trace only from the roots and the remembered set (old objects
+    /// stored into since) through the objects allocated since the last cycle; a full cycle
+    /// runs when the old objects fill the heap's growth headroom. Needs the REMEMBER
+    /// barrier (`tandem_write_ref`, `tandem_object_barrier`, `tandem_array_copy_refs`).
+    generational: bool = false, env "TANDEM_GENERATIONAL";
     /// Torture mode for VM ports: every N-th allocation slow path and every N-th safepoint
     /// poll of each thread starts a cycle (and waits for it in `stw` mode), so a missing
     /// root or barrier shows at once. 0 (the default) turns it off.

@@ -46,6 +46,15 @@ pub struct Runtime {
     /// Objects logged by the object barrier this cycle, whose flags are cleared after
     /// marking (handed over by mutators at the final-mark pause or on detach).
     pub logged: Mutex<Vec<usize>>,
+    /// Old objects recorded by the REMEMBER barrier (generational mode), handed over by
+    /// mutators at init mark or on detach; see `barriers::remember`.
+    pub remembered: Mutex<Vec<usize>>,
+    /// Generational mode: the next cycle must be a full one (set by the pacer, by a fork,
+    /// and when a remembered set was lost); see [`Runtime::take_full_request`].
+    full_requested: std::sync::atomic::AtomicBool,
+    /// Generational mode: whether the last completed cycle was a full one (only a full
+    /// cycle's live figure may decide that an allocation is out of memory).
+    last_cycle_full: std::sync::atomic::AtomicBool,
     /// The `barriers` every mutator has now (set in pauses; copied by threads that attach).
     pub barrier_state: AtomicU8,
     /// Set once a collector thread failed; every later blocking operation reports it.
@@ -66,11 +75,17 @@ pub struct Runtime {
 
 /// See [`Runtime::resting_barriers`].
 fn resting_barriers(config: &Config) -> u8 {
-    if config.verify {
+    let audit = if config.verify {
         crate::barriers::STORE
     } else {
         0
-    }
+    };
+    let remember = if config.generational {
+        crate::barriers::REMEMBER
+    } else {
+        0
+    };
+    audit | remember
 }
 
 impl Runtime {
@@ -91,6 +106,9 @@ impl Runtime {
             assists: Assists::default(),
             evac: Default::default(),
             logged: Mutex::new(Vec::new()),
+            remembered: Mutex::new(Vec::new()),
+            full_requested: std::sync::atomic::AtomicBool::new(false),
+            last_cycle_full: std::sync::atomic::AtomicBool::new(true),
             barrier_state: AtomicU8::new(resting),
             failure: Failure::default(),
             uncommitter: Uncommitter::default(),
@@ -104,9 +122,52 @@ impl Runtime {
     }
 
     /// The `barriers` every mutator has between concurrent phases: STORE with
-    /// `TANDEM_VERIFY` (every reference store is audited), else none.
+    /// `TANDEM_VERIFY` (every reference store is audited), REMEMBER in generational mode.
     pub fn resting_barriers(&self) -> u8 {
         resting_barriers(&self.config)
+    }
+
+    /// The `barriers` while concurrent marking runs: the SATB barriers, and in
+    /// generational mode STORE too, so that a store of a black object into an object not
+    /// yet scanned (which may end the cycle old) is recorded (see `barriers::remember`).
+    pub fn marking_barriers(&self) -> u8 {
+        let gen = if self.config.generational {
+            crate::barriers::STORE
+        } else {
+            0
+        };
+        self.resting_barriers() | crate::barriers::MARKING | gen
+    }
+
+    /// Asks that the next cycle be a full one (generational mode).
+    pub fn request_full(&self) {
+        self.full_requested.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the next cycle must be full, clearing the request.
+    pub fn take_full_request(&self) -> bool {
+        self.full_requested.swap(false, Ordering::Relaxed)
+    }
+
+    /// Records the kind of the cycle that just completed.
+    pub fn set_last_cycle_full(&self, full: bool) {
+        self.last_cycle_full.store(full, Ordering::Relaxed);
+    }
+
+    /// Whether the last completed cycle was full (always, outside generational mode).
+    pub fn last_cycle_full(&self) -> bool {
+        self.last_cycle_full.load(Ordering::Relaxed)
+    }
+
+    /// Takes every remembered object: the runtime's list and each stopped mutator's
+    /// buffer (call in a pause).
+    pub fn take_remembered(&self, world: &[crate::sync::Arc<MutatorCore>]) -> Vec<usize> {
+        let mut all = std::mem::take(&mut *self.remembered.lock());
+        for m in world {
+            // SAFETY: the world is stopped: the collector owns every mutator's state.
+            all.append(&mut unsafe { m.barrier() }.remembered);
+        }
+        all
     }
 
     /// Bytes in use at which the next collection is requested.

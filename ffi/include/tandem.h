@@ -359,7 +359,7 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
  */
 
 /** The ABI this header describes; tandem_init checks it against the library's. */
-#define TANDEM_ABI_VERSION 3u
+#define TANDEM_ABI_VERSION 4u
 
 /** barriers bit: tandem_write_ref takes its slow path (logs the overwritten reference). */
 #define TANDEM_BARRIER_WRITE 1u
@@ -374,6 +374,10 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
  *  store (obj an object, slot one of its reference fields, value NULL or an object: a
  *  violation counts in stats.verify_errors); a remembered set would use it. */
 #define TANDEM_BARRIER_STORE 16u
+/** barriers bit (TANDEM_GENERATIONAL): a store into an object whose header has
+ *  TANDEM_FLAG_REMEMBER (an old object not yet in the remembered set), an object barrier
+ *  on one, or an array copy into one, takes its slow path, which records the object. */
+#define TANDEM_BARRIER_REMEMBER 32u
 
 /** Deprecated names of the first header: "marking is on" and "objects may move". */
 #define TANDEM_GC_MARKING (TANDEM_BARRIER_WRITE | TANDEM_BARRIER_OBJECT | TANDEM_BARRIER_ARRAY_COPY)
@@ -382,6 +386,9 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
 
 /** Header flag: the object's fields were logged this cycle (object barrier). */
 #define TANDEM_FLAG_LOGGED (1u << 5)
+/** Header flag: an old object that the REMEMBER barrier must record before a reference is
+ *  stored into it (generational mode). */
+#define TANDEM_FLAG_REMEMBER ((uint64_t)1 << 25)
 
 tandem_result tandem_write_ref_slow(tandem_mutator *m, void *obj, void **slot, void *value);
 tandem_result tandem_object_barrier_slow(tandem_mutator *m, void *obj);
@@ -392,11 +399,15 @@ void *tandem_read_ref_slow(tandem_mutator *m, void *obj, void **slot);
 /** Stores value into the reference field *slot of obj (write barrier + release store). */
 static inline void tandem_write_ref(tandem_mutator *m, void *obj, void **slot, void *value) {
     const uint8_t barriers = m->barriers;
-    if (TANDEM_UNLIKELY(barriers & (TANDEM_BARRIER_WRITE | TANDEM_BARRIER_STORE))) {
+    if (TANDEM_UNLIKELY(barriers & (TANDEM_BARRIER_WRITE | TANDEM_BARRIER_STORE |
+                                    TANDEM_BARRIER_REMEMBER))) {
         /* SATB logs only the reference a store overwrites: a null field (the first store into
-         * a fresh object) needs no call, unless STORE asks to see every store. */
+         * a fresh object) needs no call, unless STORE asks to see every store. REMEMBER
+         * calls out only for an old object not yet remembered. */
         if ((barriers & TANDEM_BARRIER_STORE) ||
-            __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL) {
+            ((barriers & TANDEM_BARRIER_WRITE) && __atomic_load_n(slot, __ATOMIC_RELAXED) != NULL) ||
+            ((barriers & TANDEM_BARRIER_REMEMBER) &&
+             (__atomic_load_n((const uint64_t *)obj, __ATOMIC_RELAXED) & TANDEM_FLAG_REMEMBER))) {
             (void)tandem_write_ref_slow(m, obj, slot, value);
             return;
         }
@@ -412,10 +423,13 @@ static inline void tandem_object_barrier(tandem_mutator *m, void *obj) {
     /* An acquire load (a plain load on x86-64, ldar on AArch64):
      * the stores that follow must not become visible before the LOGGED flag was seen, or
      * the thread that logged the object could have read the new values. */
-    if (TANDEM_UNLIKELY((m->barriers & TANDEM_BARRIER_OBJECT) &&
-                        !(__atomic_load_n((const uint64_t *)obj, __ATOMIC_ACQUIRE) &
-                          TANDEM_FLAG_LOGGED))) {
-        (void)tandem_object_barrier_slow(m, obj);
+    const uint8_t barriers = m->barriers;
+    if (TANDEM_UNLIKELY(barriers & (TANDEM_BARRIER_OBJECT | TANDEM_BARRIER_REMEMBER))) {
+        const uint64_t h = __atomic_load_n((const uint64_t *)obj, __ATOMIC_ACQUIRE);
+        if (((barriers & TANDEM_BARRIER_OBJECT) && !(h & TANDEM_FLAG_LOGGED)) ||
+            ((barriers & TANDEM_BARRIER_REMEMBER) && (h & TANDEM_FLAG_REMEMBER))) {
+            (void)tandem_object_barrier_slow(m, obj);
+        }
     }
 }
 
@@ -423,7 +437,11 @@ static inline void tandem_object_barrier(tandem_mutator *m, void *obj) {
 static inline void tandem_array_copy_refs(tandem_mutator *m, void *dst_obj, void **dst,
                                           void *src_obj, void *const *src, size_t n) {
     size_t i;
-    if (TANDEM_UNLIKELY(m->barriers & TANDEM_BARRIER_ARRAY_COPY)) {
+    const uint8_t barriers = m->barriers;
+    if (TANDEM_UNLIKELY((barriers & TANDEM_BARRIER_ARRAY_COPY) ||
+                        ((barriers & TANDEM_BARRIER_REMEMBER) &&
+                         (__atomic_load_n((const uint64_t *)dst_obj, __ATOMIC_RELAXED) &
+                          TANDEM_FLAG_REMEMBER)))) {
         (void)tandem_array_copy_refs_slow(m, dst_obj, dst, src_obj, src, n);
         return;
     }

@@ -231,10 +231,12 @@ fn header_layout_and_constants_match_the_core() {
         ("TANDEM_BARRIER_ARRAY_COPY", barriers::ARRAY_COPY as u64),
         ("TANDEM_BARRIER_LOAD", barriers::LOAD as u64),
         ("TANDEM_BARRIER_STORE", barriers::STORE as u64),
+        ("TANDEM_BARRIER_REMEMBER", barriers::REMEMBER as u64),
         ("TANDEM_GC_MARKING", barriers::MARKING as u64),
         ("TANDEM_ABI_VERSION", mutator::ABI_VERSION as u64),
         ("tandem_abi_version()", mutator::ABI_VERSION as u64),
         ("TANDEM_FLAG_LOGGED", object::FLAG_LOGGED),
+        ("TANDEM_FLAG_REMEMBER", object::FLAG_REMEMBER),
     ];
     for (name, want) in expected {
         assert_eq!(

@@ -386,7 +386,13 @@ mod tests {
         }
         // SAFETY: line 20 of a committed block we own.
         unsafe { *((s.block_addr(b) + 20 * LINE_SIZE) as *mut u64) = 7 };
-        crate::heap::blocks::sweep_block(&s.meta, s.immix_base(), b, e, None);
+        crate::heap::blocks::sweep_block(
+            &s.meta,
+            s.immix_base(),
+            b,
+            crate::heap::metadata::LineRule::full(e),
+            None,
+        );
         s.pools.recyclable.push(b as u32);
         let (mut w, mut t) = (BumpWindow::default(), TlabState::default());
         let a = t.alloc_slow(&mut w, &s, 8, false).unwrap().unwrap();

@@ -10,8 +10,12 @@
 //! field:   if barriers & (WRITE|STORE) && (barriers & STORE || *slot != 0) {
 //!              slow: audit the store if STORE, log(*slot) if WRITE }
 //!          *slot = value                                               (release)
-//! object:  if barriers & OBJECT && !(header & LOGGED) { slow: log every ref field once }
-//! copy:    if barriers & ARRAY_COPY { slow }  else copy slot by slot
+//!          (and with REMEMBER: header & REMEMBER_FLAG also takes the slow path, which
+//!          records the holder in the remembered set)
+//! object:  if barriers & OBJECT && !(header & LOGGED)
+//!             || barriers & REMEMBER && header & REMEMBER_FLAG { slow }
+//! copy:    if barriers & ARRAY_COPY || barriers & REMEMBER && dst header & REMEMBER_FLAG
+//!              { slow }  else copy slot by slot
 //! load:    v = *slot (acquire); if barriers & LOAD { slow: resolve v, heal *slot }
 //! ```
 //!
@@ -20,6 +24,7 @@
 //! marking are black (their lines survive the cycle).
 
 pub mod log;
+pub mod remember;
 pub mod satb;
 
 /// `barriers` bit: a reference store takes the field barrier's slow path.
@@ -35,6 +40,11 @@ pub const LOAD: u8 = 8;
 /// `TANDEM_VERIFY` keeps it on to audit every store; a remembered set, which must see
 /// stores into null fields too, would use it.
 pub const STORE: u8 = 16;
+/// `barriers` bit: a reference store into (or object barrier on, or array copy into) an
+/// object whose header has [`crate::object::FLAG_REMEMBER`] takes its slow path, which
+/// clears the flag and records the object in the remembered set (generational mode: old
+/// objects carry the flag, so the first store into one after a cycle records it).
+pub const REMEMBER: u8 = 32;
 /// The barriers concurrent marking needs (SATB): every store logs what it overwrites.
 pub const MARKING: u8 = WRITE | OBJECT | ARRAY_COPY;
 /// The barriers moving objects needs: loads (and the loads inside an array copy) resolve

@@ -46,15 +46,15 @@
 //!   black allocation; an allocation reports out of memory only after a cycle that started
 //!   after it failed (see `Mutator::alloc_attempts`).
 
-use super::mark::{mark_all, MarkJob, MarkPacket};
-use super::pacer::{Pacer, Survivors};
+use super::mark::{mark_all, mark_remembered, MarkJob, MarkPacket};
+use super::pacer::{Ended, Pacer, Survivors};
 use super::step::Phase;
 use super::sweep::SweepJob;
 use super::verify::{self, Check, Findings};
 use super::{report_problems, Pause, PauseFigures};
 use crate::barriers::log;
 use crate::barriers::satb::SATB_BUFFER_CAPACITY;
-use crate::barriers::{EVACUATION, MARKING};
+use crate::barriers::EVACUATION;
 use crate::config::EvacuationMode;
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
@@ -84,14 +84,20 @@ const HANDSHAKE_ROUNDS: usize = 3;
 const MAX_DRAIN_ROUNDS: usize = 8;
 
 /// One concurrent collection cycle.
-pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer, cause: GcCause) {
+pub fn cycle(
+    rt: &Arc<Runtime>,
+    pool: &WorkerPool<MarkPacket>,
+    pacer: &mut Pacer,
+    cause: GcCause,
+    nursery: bool,
+) {
     let t_cycle = Instant::now();
     let verify = rt.config.verify;
     let conc = rt.config.concurrent_workers();
 
     // 1. Init mark. The collection set's candidates are surveyed before the pause.
     let candidates = if rt.config.evacuation == EvacuationMode::Concurrent {
-        rt.evac.survey(&rt.space, rt.config.evacuate_all)
+        rt.evac.survey(&rt.space, rt.config.evacuate_all, nursery)
     } else {
         Vec::new()
     };
@@ -106,13 +112,14 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         verify::reachable(rt, &pause.roots(rt), Check::Swept, &mut findings);
     }
     let tm = Instant::now();
+    let remembered = super::begin_generation(rt, &pause, nursery, &mut findings);
     rt.space.advance_epoch();
     rt.space.los.set_alloc_black();
-    let barriers = rt.resting_barriers()
+    let barriers = rt.marking_barriers()
         | if rt.evac.choose(&rt.space, &candidates, usize::MAX) > 0 {
-            MARKING | EVACUATION
+            EVACUATION
         } else {
-            MARKING
+            0
         };
     rt.barrier_state.store(barriers, Ordering::Relaxed);
     for m in &pause.world {
@@ -121,7 +128,7 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let job = Arc::new(MarkJob::new(rt.clone(), true));
     let (seeds, roots_marked) = mark_all(rt, pause.roots(rt), &job.bad);
     rt.assists
-        .begin(pacer.expected_marks(), pacer.assist_goal(rt));
+        .begin(pacer.expected_marks(nursery), pacer.assist_goal(rt));
     rt.assists.progress(roots_marked);
     let init_mark_ns = tm.elapsed().as_nanos() as u64;
     let resumed = pause.end(
@@ -142,6 +149,12 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
     let tc = Instant::now();
     let span = tracing::debug_span!("concurrent_mark").entered();
     resumed.let_mutators_run_first();
+    let mut seeds = seeds;
+    if nursery {
+        let (more, n) = mark_remembered(rt, remembered, &job.bad);
+        job.marked.fetch_add(n, Ordering::Relaxed);
+        seeds.extend(more);
+    }
     pool.run_on(conc, job.clone(), seeds);
     let mut markers = conc;
     if job.aborted.load(Ordering::Relaxed) && markers < pool.workers() {
@@ -305,10 +318,14 @@ pub fn cycle(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>, pacer: &mut Pacer
         cycle_marked,
         in_use_at_pause,
         t_cycle.elapsed().as_secs_f64(),
-        degenerate || cause == GcCause::AllocationFailure,
+        Ended {
+            late: degenerate || cause == GcCause::AllocationFailure,
+            nursery,
+        },
     );
     tracing::info!(
         live,
+        nursery,
         conc_mark_us = conc_mark_ns / 1000,
         conc_sweep_us = sweep_ns / 1000,
         degenerate,

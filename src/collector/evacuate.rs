@@ -139,7 +139,7 @@ impl Evacuation {
     /// scattered ([`YOUNG_MAX_DENSITY`], [`YOUNG_MIN_WASTE`]). With `all`
     /// (`TANDEM_EVACUATE_ALL`), every block with room for a line more is worth it. Read
     /// before the pause, so that the pause does not scan the line table.
-    pub fn survey(&self, space: &Space, all: bool) -> Vec<(usize, usize)> {
+    pub fn survey(&self, space: &Space, all: bool, nursery: bool) -> Vec<(usize, usize)> {
         let max_used = if all {
             BLOCK_SIZE - LINE_SIZE
         } else {
@@ -166,9 +166,17 @@ impl Evacuation {
                 }
                 // Epoch stamps are live lines of the last marking; higher values are fresh
                 // or black lines, allocated since.
-                let since = space
-                    .meta
-                    .block_lines(b)
+                let lines = space.meta.block_lines(b);
+                if nursery
+                    && lines.iter().any(|l| {
+                        let v = l.load(Ordering::Relaxed);
+                        v != LINE_FREE && v <= MAX_EPOCH
+                    })
+                {
+                    // A nursery cycle does not trace old objects: it cannot move them.
+                    continue;
+                }
+                let since = lines
                     .iter()
                     .filter(|l| l.load(Ordering::Relaxed) > MAX_EPOCH)
                     .count();
@@ -386,20 +394,23 @@ mod tests {
             }
         }
         let evac = Evacuation::default();
-        assert!(evac.survey(&s, false).is_empty(), "nothing measured yet");
+        assert!(
+            evac.survey(&s, false, false).is_empty(),
+            "nothing measured yet"
+        );
         let packed = YoungBlocks {
             survival: 0.1,
             density: 0.9,
         };
         evac.young_blocks(Some(packed));
-        assert!(evac.survey(&s, false).is_empty(), "packed survivors");
+        assert!(evac.survey(&s, false, false).is_empty(), "packed survivors");
         let few = YoungBlocks {
             survival: 0.01,
             density: 0.4,
         };
         evac.young_blocks(Some(few));
         assert!(
-            evac.survey(&s, false).is_empty(),
+            evac.survey(&s, false, false).is_empty(),
             "too few survivors to matter"
         );
         let scattered = YoungBlocks {
@@ -416,8 +427,8 @@ mod tests {
             .collect();
         expected.sort_unstable();
         assert!(expected.len() >= 14);
-        assert_eq!(evac.survey(&s, false), expected);
+        assert_eq!(evac.survey(&s, false, false), expected);
         // The torture setting takes the sample too.
-        assert_eq!(evac.survey(&s, true).len(), blocks.len());
+        assert_eq!(evac.survey(&s, true, false).len(), blocks.len());
     }
 }

@@ -10,6 +10,7 @@
 
 use super::evacuate::{forward_edge, CopyLab};
 use super::validate::{self, Found};
+use crate::barriers::remember;
 use crate::heap::metadata::prefetch;
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
@@ -198,6 +199,20 @@ pub fn mark_all(
     addrs: impl IntoIterator<Item = (usize, usize)>,
     bad: &BadRefs,
 ) -> (Vec<MarkPacket>, u64) {
+    mark_found(
+        rt,
+        addrs.into_iter().map(|(a, slot)| (a, Found::root(slot))),
+        bad,
+    )
+}
+
+/// [`mark_all`] for references found anywhere (`Found` says where, for messages and for
+/// repairing the slot when the target moves).
+fn mark_found(
+    rt: &Runtime,
+    addrs: impl IntoIterator<Item = (usize, Found)>,
+    bad: &BadRefs,
+) -> (Vec<MarkPacket>, u64) {
     let mut packets = Vec::new();
     let mut cur = Vec::with_capacity(PACKET_SIZE);
     let mut n = 0;
@@ -206,7 +221,6 @@ pub fn mark_all(
         if addr == 0 {
             continue;
         }
-        let from = Found::root(from);
         let addr = forward_edge(rt, addr, from, &mut lab);
         if mark(rt, addr, bad, from) {
             n += 1;
@@ -223,6 +237,46 @@ pub fn mark_all(
         rt.evac.give_lab(lab);
     }
     (packets, n)
+}
+
+/// Marks what the fields of the remembered objects `objs` refer to, a nursery cycle's
+/// second set of roots (see `barriers::remember`), arming each object again; returns
+/// packets of the newly marked objects and how many there were. Runs while the mutators
+/// run: a field overwritten before it is read was logged by the SATB barrier, and a field
+/// that refers into the collection set is repaired like any the markers meet.
+pub fn mark_remembered(
+    rt: &Runtime,
+    mut objs: Vec<usize>,
+    bad: &BadRefs,
+) -> (Vec<MarkPacket>, u64) {
+    objs.sort_unstable();
+    objs.dedup();
+    let mut edges = Vec::new();
+    for a in objs {
+        let Some(obj) = ObjRef::from_addr(a) else {
+            continue;
+        };
+        let info = match validate::checked(&rt.space, &rt.types, obj) {
+            Ok((info, _)) => info,
+            Err(why) => {
+                bad.report(format!("remembered object {a:#x}: {why}"));
+                continue;
+            }
+        };
+        // SAFETY: a checked, live object.
+        remember::arm(unsafe { obj.header() });
+        // SAFETY: a live, initialised object of type `info`; reference slots are atomic
+        // words, loaded with acquire (see `ObjRef::store_ref`).
+        unsafe {
+            info.for_each_slot(obj, |slot| {
+                let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
+                if child != 0 {
+                    edges.push((child, Found::field(a, slot as usize)));
+                }
+            })
+        };
+    }
+    mark_found(rt, edges, bad)
 }
 
 /// A ring of addresses in flight between a prefetch and their use, with something carried
@@ -312,6 +366,11 @@ impl Tracer<'_> {
                 .get(unsafe { obj.type_id() })
                 .expect("checked when marked")
         };
+        if rt.config.generational {
+            // Old from now on: the next store into it must record it.
+            // SAFETY: a checked, live object.
+            remember::arm(unsafe { obj.header() });
+        }
         // SAFETY: obj is a live, initialised object of type `info`; reference slots are
         // atomic words, loaded with acquire (see `ObjRef::store_ref`).
         unsafe {

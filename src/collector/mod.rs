@@ -73,13 +73,59 @@ fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
         let span = tracing::info_span!("gc", n, cause = ?cause);
         let _e = span.enter();
         let _activity = rt.fork_gate.activity();
-        match rt.config.mode {
-            Mode::Stw => stw::collect(rt, pool, &mut pacer, cause),
-            Mode::Concurrent if compacts_in_a_pause(rt, &pacer, cause) => {
-                stw::collect(rt, pool, &mut pacer, cause)
-            }
-            Mode::Concurrent => concurrent::cycle(rt, pool, &mut pacer, cause),
+        let nursery = nursery_cycle(rt, &pacer, cause);
+        if rt.config.generational && !nursery {
+            // Old objects are traced again: every mark bit goes (before the pause, which
+            // need not wait for it; nothing sets marks between cycles).
+            rt.space.clear_all_marks();
         }
+        match rt.config.mode {
+            Mode::Stw => stw::collect(rt, pool, &mut pacer, cause, nursery),
+            Mode::Concurrent if compacts_in_a_pause(rt, &pacer, cause) => {
+                stw::collect(rt, pool, &mut pacer, cause, nursery)
+            }
+            Mode::Concurrent => concurrent::cycle(rt, pool, &mut pacer, cause, nursery),
+        }
+        rt.set_last_cycle_full(!nursery);
+    }
+}
+
+/// Generational mode: whether the cycle about to start is a nursery cycle (it traces only
+/// from the roots and the remembered set through the objects allocated since the last
+/// cycle; see `barriers::remember`). A cycle is full when the pacer asks (the old objects
+/// have filled most of the growth headroom), when the VM asks (an explicit collection)
+/// and when an allocation waits for memory: only a full cycle's live figure may declare
+/// it out of memory.
+fn nursery_cycle(rt: &Runtime, pacer: &pacer::Pacer, cause: GcCause) -> bool {
+    if !rt.config.generational {
+        return false;
+    }
+    let forced = rt.take_full_request();
+    !forced && cause == GcCause::Trigger && !rt.requests.is_urgent() && !pacer.wants_full()
+}
+
+/// The first pause of a cycle, generational mode: takes the remembered set (a full cycle
+/// drops it: it arms every object it scans), checks the generational invariant under
+/// `TANDEM_VERIFY`, and sets the kind of the epoch that starts next. Returns the
+/// remembered objects a nursery cycle marks from.
+fn begin_generation(
+    rt: &Runtime,
+    pause: &Pause,
+    nursery: bool,
+    findings: &mut verify::Findings,
+) -> Vec<usize> {
+    if !rt.config.generational {
+        return Vec::new();
+    }
+    let remembered = rt.take_remembered(&pause.world);
+    if rt.config.verify && nursery {
+        verify::generations(rt, &pause.roots(rt), &remembered, findings);
+    }
+    rt.space.set_nursery(nursery);
+    if nursery {
+        remembered
+    } else {
+        Vec::new()
     }
 }
 

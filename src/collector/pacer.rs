@@ -56,6 +56,15 @@ pub struct Survivors {
     pub traced: usize,
 }
 
+/// How a cycle ended, for [`Pacer::cycle_finished`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ended {
+    /// It degenerated, or began because an allocation failed.
+    pub late: bool,
+    /// A nursery cycle (generational mode).
+    pub nursery: bool,
+}
+
 /// Allocation and cycle-time measurements.
 #[derive(Debug)]
 pub struct Pacer {
@@ -67,6 +76,13 @@ pub struct Pacer {
     live: usize,
     marked: u64,
     survivors: Survivors,
+    /// Generational mode: the survivors of the last full cycle (nursery cycles keep the
+    /// trigger it set) and the objects it marked.
+    full: Survivors,
+    full_marked: u64,
+    /// Generational mode: the old objects fill most of the growth headroom, so the next
+    /// cycle must be a full one.
+    wants_full: bool,
     recent: RecentPeak,
     /// Bytes by which concurrent cycles' peaks passed their goals (moving average).
     overshoot: f64,
@@ -112,6 +128,10 @@ impl RecentPeak {
 /// heap counts as fragmented ([`Pacer::fragmented`]).
 const FRAGMENTED_RATIO: f64 = 1.5;
 
+/// Generational mode: the next cycle is full once the heap kept after a cycle leaves less
+/// than 1/this of the growth headroom the last full cycle gave for the next nursery.
+const NURSERY_MIN_ROOM: usize = 4;
+
 impl Default for Pacer {
     fn default() -> Self {
         Pacer {
@@ -123,6 +143,9 @@ impl Default for Pacer {
             live: 0,
             marked: 0,
             survivors: Survivors::default(),
+            full: Survivors::default(),
+            full_marked: 0,
+            wants_full: false,
             recent: RecentPeak::default(),
             overshoot: 0.0,
             raised: false,
@@ -167,8 +190,17 @@ impl Pacer {
 
     /// Objects the next cycle is expected to mark (what the last one marked; 0 before the
     /// first).
-    pub fn expected_marks(&self) -> u64 {
-        self.marked
+    pub fn expected_marks(&self, nursery: bool) -> u64 {
+        if nursery || self.full_marked == 0 {
+            self.marked
+        } else {
+            self.full_marked
+        }
+    }
+
+    /// Generational mode: whether the next cycle must be a full one.
+    pub fn wants_full(&self) -> bool {
+        self.wants_full
     }
 
     /// The heap in use by which the concurrent cycle starting now should have finished
@@ -181,8 +213,7 @@ impl Pacer {
 
     /// Records a finished cycle that took `cycle_secs` (from its first pause to the end of
     /// its sweep), had `peak` bytes of heap in use when its marking ended, marked `marked`
-    /// objects and left `live`, and sets the runtime's next trigger. `late`: the cycle
-    /// degenerated or began because an allocation failed.
+    /// objects and left `live`, and sets the runtime's next trigger.
     pub fn cycle_finished(
         &mut self,
         rt: &Runtime,
@@ -190,8 +221,20 @@ impl Pacer {
         marked: u64,
         peak: usize,
         cycle_secs: f64,
-        late: bool,
+        how: Ended,
     ) {
+        let Ended { late, nursery } = how;
+        // A nursery cycle keeps the trigger the last full cycle set: it did not trace the
+        // old objects, some of which have died, and sizing the heap on its kept lines
+        // would ratchet the heap up by them cycle after cycle.
+        let kept = live;
+        let live = if nursery {
+            self.full
+        } else {
+            self.full = live;
+            self.full_marked = marked;
+            live
+        };
         if cycle_secs > 0.0 && !late {
             // How far past its goal (still computed from this cycle's trigger and the last
             // cycle's survivors) a concurrent cycle's heap went while the markers finished.
@@ -225,6 +268,11 @@ impl Pacer {
         self.allocated_at_end = allocated;
         let (t, raised) = self.target(rt, live);
         self.raised = raised;
+        // The next nursery cycle needs room to allocate into: when the old objects leave
+        // less than a quarter of the headroom the last full cycle gave, collect them.
+        let headroom = t.saturating_sub(live.held);
+        self.wants_full =
+            rt.config.generational && t.saturating_sub(kept.held) < headroom / NURSERY_MIN_ROOM;
         tracing::debug!(
             trigger = t,
             recent_peak = self.recent.get(),
@@ -236,6 +284,9 @@ impl Pacer {
             alloc_mb_s = self.alloc_rate / 1e6,
             cycle_ms = self.cycle_secs * 1e3,
             safety = self.safety,
+            nursery,
+            kept = kept.held,
+            wants_full = self.wants_full,
             "pacer"
         );
         rt.set_trigger(t);
@@ -353,14 +404,14 @@ mod tests {
         let growth = (10.0 * mb as f64 * g) as usize;
         let mut pacer = Pacer::default();
         // A startup spike: the first cycle ran at the growth target and peaked at 400 MiB.
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, Ended::default());
         assert_eq!(
             rt.trigger(),
             400 * mb,
             "stw: the trigger is the recent peak"
         );
         // Cycles that ran on the raised trigger do not record their peaks...
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 900 * mb, 0.0, false);
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 900 * mb, 0.0, Ended::default());
         assert_eq!(
             rt.trigger(),
             400 * mb,
@@ -372,17 +423,17 @@ mod tests {
             Duration::from_secs(3600),
             0,
         );
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 900 * mb, 0.0, false);
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 900 * mb, 0.0, Ended::default());
         assert_eq!(rt.trigger(), growth, "the allowance ends with its window");
 
         let rt = stw(Duration::ZERO);
         let mut pacer = Pacer::default();
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, Ended::default());
         assert_eq!(rt.trigger(), growth, "no uncommit delay: no allowance");
 
         let rt = runtime(Mode::Concurrent, Duration::from_secs(5));
         let mut pacer = Pacer::default();
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, false);
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, Ended::default());
         let t = rt.trigger();
         let goal = goal_of(t, 10 * mb);
         assert!(

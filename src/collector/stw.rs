@@ -1,7 +1,7 @@
 //! The parallel stop-the-world collection (`TANDEM_MODE=stw`), the reference mode.
 
-use super::mark::{mark_all, MarkJob, MarkPacket};
-use super::pacer::{Pacer, Survivors};
+use super::mark::{mark_all, mark_remembered, MarkJob, MarkPacket};
+use super::pacer::{Ended, Pacer, Survivors};
 use super::sweep::SweepJob;
 use super::verify::{self, Check, Findings};
 use super::{report_problems, Pause, PauseFigures};
@@ -19,13 +19,14 @@ pub fn collect(
     pool: &WorkerPool<MarkPacket>,
     pacer: &mut Pacer,
     cause: GcCause,
+    nursery: bool,
 ) {
     let t_cycle = Instant::now();
     // Surveyed before the pause: reading the line table of a large heap takes a while.
     let candidates = if rt.config.evacuation == EvacuationMode::Off {
         Vec::new()
     } else {
-        rt.evac.survey(&rt.space, rt.config.evacuate_all)
+        rt.evac.survey(&rt.space, rt.config.evacuate_all, nursery)
     };
     let pause = Pause::stop(rt);
     pause.retire_tlabs(rt);
@@ -38,11 +39,17 @@ pub fn collect(
 
     let mark_span = tracing::debug_span!("mark").entered();
     let tm = Instant::now();
+    let remembered = super::begin_generation(rt, &pause, nursery, &mut findings);
     rt.space.advance_epoch();
     let cset = rt.evac.choose(&rt.space, &candidates, usize::MAX);
     let roots = pause.roots(rt);
     let job = Arc::new(MarkJob::new(rt.clone(), false));
-    let (seeds, roots_marked) = mark_all(rt, roots.iter().copied(), &job.bad);
+    let (mut seeds, mut roots_marked) = mark_all(rt, roots.iter().copied(), &job.bad);
+    if nursery {
+        let (more, n) = mark_remembered(rt, remembered, &job.bad);
+        seeds.extend(more);
+        roots_marked += n;
+    }
     pool.run(job.clone(), seeds);
     let dying = rt.refs.process(rt, &pause.world, &mut |addrs| {
         let seeds = super::concurrent::satb_seeds_from(rt, &job, addrs);
@@ -83,7 +90,17 @@ pub fn collect(
         held: live,
         traced: sweep.sweep.marked_bytes() + large,
     };
-    pacer.cycle_finished(rt, survivors, marked, heap_before, 0.0, false);
+    pacer.cycle_finished(
+        rt,
+        survivors,
+        marked,
+        heap_before,
+        0.0,
+        Ended {
+            late: false,
+            nursery,
+        },
+    );
     rt.stats.add_cycle();
     pause.end_then(
         rt,

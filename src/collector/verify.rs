@@ -13,7 +13,7 @@
 //! verifier reports a corrupt heap instead of crashing on it.
 
 use crate::heap::blocks::{chunk_first_block, find_unpoisoned};
-use crate::heap::metadata::{black_stamp, line_live, BlockState, LINE_FREE, LINE_FRESH};
+use crate::heap::metadata::{black_stamp, BlockState, LINE_FREE, LINE_FRESH};
 use crate::heap::reclaim::line_decommitted;
 use crate::heap::{Space, BLOCKS_PER_CHUNK, LINES_PER_BLOCK, LINE_SIZE, POISON};
 use crate::runtime::Runtime;
@@ -108,6 +108,7 @@ pub fn reachable(rt: &Runtime, roots: &[(usize, usize)], check: Check, f: &mut F
         rt.verify_hook()
     };
     let epoch = space.epoch();
+    let rule = space.line_rule();
     let mut found = Vec::new();
     super::walk::reachable(
         rt,
@@ -123,7 +124,7 @@ pub fn reachable(rt: &Runtime, roots: &[(usize, usize)], check: Check, f: &mut F
                             space,
                             addr,
                             size,
-                            |v| line_live(v, epoch),
+                            |v| rule.live(v),
                             |l, _| {
                                 found.push(format!(
                                     "reachable object {addr:#x} (type {ty}) has unmarked line {l}"
@@ -142,7 +143,7 @@ pub fn reachable(rt: &Runtime, roots: &[(usize, usize)], check: Check, f: &mut F
                     }
                 }
                 Check::Swept if !place.large => {
-                    let kept = |v: u8| line_live(v, epoch) || v == LINE_FRESH;
+                    let kept = |v: u8| rule.live(v) || v == LINE_FRESH;
                     lines_ok(space, addr, size, kept, |l, v| {
                         found.push(format!(
                             "reachable object {addr:#x} (type {ty}) lies on line {l} that the \
@@ -157,6 +158,53 @@ pub fn reachable(rt: &Runtime, roots: &[(usize, usize)], check: Check, f: &mut F
                     found.push(format!("object {addr:#x} (type {ty}): {m}"));
                 }
             }
+        },
+        |msg| f.report(msg),
+    );
+    for msg in found {
+        f.report(msg);
+    }
+}
+
+/// Generational mode, at a nursery cycle's first pause (before its epoch starts): every
+/// reachable old object (marked by an earlier cycle) that refers to a young one (unmarked)
+/// is in `remembered`, and so is every old object whose REMEMBER flag is clear. Either
+/// failure is a store that missed the REMEMBER barrier (see `barriers::remember`): the
+/// nursery cycle would not see the young object through it and would free it.
+pub fn generations(rt: &Runtime, roots: &[(usize, usize)], remembered: &[usize], f: &mut Findings) {
+    use crate::barriers::remember::armed;
+    use crate::sync::raw::AtomicPtr;
+    let space = &rt.space;
+    let set: std::collections::HashSet<usize> = remembered.iter().copied().collect();
+    let mut found = Vec::new();
+    super::walk::reachable(
+        rt,
+        roots,
+        |r| {
+            let a = r.obj.addr();
+            if !space.meta.is_marked(a) || set.contains(&a) {
+                return;
+            }
+            // SAFETY: the walk validated this object's header.
+            let ty = unsafe { r.obj.type_id() }.0;
+            // SAFETY: as above.
+            if !armed(unsafe { r.obj.header() }.load(Ordering::Relaxed)) {
+                found.push(format!(
+                    "old object {a:#x} (type {ty}) has its REMEMBER flag clear but is not in                      the remembered set"
+                ));
+            }
+            // SAFETY: a live, initialised object of type `r.info` (the world is stopped).
+            unsafe {
+                r.info.for_each_slot(r.obj, |slot| {
+                    let v = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Relaxed) as usize;
+                    if v != 0 && space.in_heap(v) && !space.meta.is_marked(v) {
+                        found.push(format!(
+                            "old object {a:#x} (type {ty}) refers to the young object {v:#x}                              at +{} but is not in the remembered set (a store into it                              missed the REMEMBER barrier)",
+                            slot as usize - a
+                        ));
+                    }
+                })
+            };
         },
         |msg| f.report(msg),
     );

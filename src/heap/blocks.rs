@@ -1,7 +1,7 @@
 //! The Immix block space: chunks committed on demand, pools of free and recyclable blocks,
 //! hole search and the per-block sweep.
 
-use super::metadata::{BlockState, SideMetadata, LINE_FREE};
+use super::metadata::{BlockState, LineRule, SideMetadata, LINE_FREE};
 use super::reclaim::line_decommitted;
 use super::{BLOCKS_PER_CHUNK, BLOCK_SIZE, CHUNK_SIZE, LINES_PER_BLOCK, LINE_SIZE};
 use crossbeam::queue::SegQueue;
@@ -65,16 +65,18 @@ pub struct SweptBlock {
     pub young: (usize, usize),
 }
 
-/// Sweeps one committed block after marking with line epoch `epoch`: lines stamped neither
-/// with `epoch` nor with its black-allocation stamp become free (poisoned with `poison` when set), mark bits are cleared, and the
-/// block's state and live-line count are recorded.
+/// Sweeps one committed block after the marking `rule` describes: lines it does not keep
+/// live become free (poisoned with `poison` when set), mark bits are cleared (only the
+/// freed lines' when they are sticky), and the block's state and live-line count are
+/// recorded.
 pub fn sweep_block(
     meta: &SideMetadata,
     immix_base: usize,
     block: usize,
-    epoch: u8,
+    rule: LineRule,
     poison: Option<u64>,
 ) -> SweptBlock {
+    let epoch = rule.epoch;
     use std::sync::atomic::Ordering::Relaxed;
     if meta.block_state(block) == BlockState::Clearing {
         // Empty and held by the thread zeroing it: nothing to free, and not the pools'.
@@ -97,12 +99,15 @@ pub fn sweep_block(
     for (i, l) in lines.iter().enumerate() {
         let v = l.load(Relaxed);
         filled += usize::from(v != LINE_FREE && v != super::metadata::black_stamp(epoch));
-        if super::metadata::line_live(v, epoch) {
+        if rule.live(v) {
             live += 1;
-            black += usize::from(v != epoch);
+            black += usize::from(v == super::metadata::black_stamp(epoch));
         } else {
             if v != LINE_FREE {
                 l.store(LINE_FREE, Relaxed);
+            }
+            if rule.sticky {
+                meta.clear_line_marks(block_addr + i * LINE_SIZE);
             }
             match poison {
                 Some(p) if !line_decommitted(decommitted, i) => {
@@ -112,9 +117,11 @@ pub fn sweep_block(
             }
         }
     }
-    meta.clear_marks(block_addr, BLOCK_SIZE);
+    if !rule.sticky {
+        meta.clear_marks(block_addr, BLOCK_SIZE);
+    }
     let young = meta.live_bytes(block) == 0;
-    let marked_bytes = meta.settle_live_bytes(block);
+    let marked_bytes = meta.settle_live_bytes_adding(block, rule.nursery);
     let state = match live {
         0 => BlockState::Free,
         LINES_PER_BLOCK => BlockState::Full,

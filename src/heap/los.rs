@@ -340,7 +340,13 @@ impl LargeObjectSpace {
     /// back to the OS; returns (bytes freed, bytes still live). Objects allocated from here
     /// on are unmarked again. Runs after marking is complete; allocation waits on the lock
     /// meanwhile.
-    pub fn sweep(&self, res: &Reservation, meta: &SideMetadata, budget: &Budget) -> (usize, usize) {
+    pub fn sweep(
+        &self,
+        res: &Reservation,
+        meta: &SideMetadata,
+        budget: &Budget,
+        sticky: bool,
+    ) -> (usize, usize) {
         let mut g = self.inner.lock();
         g.alloc_black = false;
         let dead: Vec<(usize, usize)> = g
@@ -357,10 +363,20 @@ impl LargeObjectSpace {
         }
         let mut live = 0;
         for (&a, &l) in g.objects.iter() {
-            meta.unmark(a);
+            if !sticky {
+                meta.unmark(a);
+            }
             live += l;
         }
         (freed, live)
+    }
+
+    /// Clears the mark of every large object (generational mode, before a full cycle).
+    pub fn unmark_all(&self, meta: &SideMetadata) {
+        let g = self.inner.lock();
+        for &a in g.objects.keys() {
+            meta.unmark(a);
+        }
     }
 
     /// Under verification, when no uncommitted run fits `bytes`: reuses a poisoned run that
@@ -470,7 +486,7 @@ mod tests {
             .alloc(&res, &meta, &budget, 3 * PAGE_SIZE)
             .unwrap()
             .unwrap();
-        los.sweep(&res, &meta, &budget);
+        los.sweep(&res, &meta, &budget, false);
         assert_eq!(los.slot_at(a + 8), LargeSlot::Freed);
         assert!(los.broken_poison().is_empty());
         // SAFETY: the freed run stays committed under poisoning.
@@ -487,7 +503,7 @@ mod tests {
     fn a_poisoned_run_is_checked_and_zeroed_when_reused() {
         let (res, meta, los, budget) = space();
         let a = los.alloc(&res, &meta, &budget, SPACE).unwrap().unwrap();
-        los.sweep(&res, &meta, &budget);
+        los.sweep(&res, &meta, &budget, false);
         // SAFETY: the freed run stays committed under poisoning.
         unsafe { *((a + PAGE_SIZE) as *mut u64) = 9 };
         // No uncommitted run is left, so the poisoned one is reused.

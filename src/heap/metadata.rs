@@ -33,6 +33,36 @@ pub const fn line_live(v: u8, epoch: u8) -> bool {
     v == epoch || v == black_stamp(epoch)
 }
 
+/// Which lines a sweep keeps, and whether mark bits outlive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRule {
+    /// The marking epoch the sweep follows.
+    pub epoch: u8,
+    /// A nursery cycle (generational mode): lines stamped by any earlier marking hold old
+    /// objects, which this cycle did not trace, and stay live.
+    pub nursery: bool,
+    /// Generational mode: mark bits are sticky (an old object stays marked), so the sweep
+    /// clears only the bits of the lines it frees.
+    pub sticky: bool,
+}
+
+impl LineRule {
+    /// The rule of a whole-heap cycle that clears every mark bit.
+    pub const fn full(epoch: u8) -> LineRule {
+        LineRule {
+            epoch,
+            nursery: false,
+            sticky: false,
+        }
+    }
+
+    /// Whether a line with mark `v` is live after this rule's marking.
+    #[inline(always)]
+    pub const fn live(&self, v: u8) -> bool {
+        line_live(v, self.epoch) || (self.nursery && v >= 1 && v <= MAX_EPOCH)
+    }
+}
+
 /// The state of a block of the Immix space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -180,6 +210,15 @@ impl SideMetadata {
             .fetch_and(!(1u64 << (g % BITS_PER_WORD)), Ordering::Relaxed);
     }
 
+    /// Clears the mark bits of the line at `line_addr` (line-aligned).
+    pub fn clear_line_marks(&self, line_addr: usize) {
+        let g = (line_addr - self.heap_base) / MARK_GRANULE;
+        let per_line = LINE_SIZE / MARK_GRANULE;
+        let mask = ((1u64 << per_line) - 1) << (g % BITS_PER_WORD);
+        self.mark_word(g / BITS_PER_WORD)
+            .fetch_and(!mask, Ordering::Relaxed);
+    }
+
     /// Clears every mark bit of `[start, start+len)`; both must be 512-byte aligned.
     pub fn clear_marks(&self, start: usize, len: usize) {
         let span = MARK_GRANULE * BITS_PER_WORD;
@@ -302,12 +341,23 @@ impl SideMetadata {
     /// the next collection set is chosen from), and the count starts again from zero.
     /// Returns them.
     pub fn settle_live_bytes(&self, block: usize) -> usize {
+        self.settle_live_bytes_adding(block, false)
+    }
+
+    /// [`SideMetadata::settle_live_bytes`], adding to the live bytes when `keep`: a
+    /// nursery cycle did not trace the old objects counted there, which stay.
+    pub fn settle_live_bytes_adding(&self, block: usize, keep: bool) -> usize {
         let n = self
             .bytes_cell(self.marked_bytes, block)
             .swap(0, Ordering::Relaxed);
-        self.bytes_cell(self.live_bytes, block)
-            .store(n, Ordering::Relaxed);
-        n as usize
+        let cell = self.bytes_cell(self.live_bytes, block);
+        let total = if keep {
+            cell.load(Ordering::Relaxed).saturating_add(n)
+        } else {
+            n
+        };
+        cell.store(total, Ordering::Relaxed);
+        total as usize
     }
 
     /// Records that the next sweep must not measure block `block` as one of young objects

@@ -71,6 +71,10 @@ pub struct Space {
     heap_min: usize,
     uncommit_delay: Duration,
     epoch: AtomicU8,
+    /// Generational mode: mark bits are sticky.
+    generational: bool,
+    /// Generational mode: the cycle of the current epoch is a nursery cycle.
+    nursery: std::sync::atomic::AtomicBool,
     /// Sweeps begun so far (each in a pause): a block held across a native region may be
     /// used only if no sweep began meanwhile (see `alloc::Slow::Clear`).
     sweeps: AtomicU64,
@@ -110,6 +114,8 @@ impl Space {
             heap_min: config.heap_min.0,
             uncommit_delay: config.uncommit_delay,
             epoch: AtomicU8::new(1),
+            generational: config.generational,
+            nursery: std::sync::atomic::AtomicBool::new(false),
             sweeps: AtomicU64::new(0),
             poison: config.verify,
         })
@@ -176,6 +182,44 @@ impl Space {
         let next = if e >= metadata::MAX_EPOCH { 1 } else { e + 1 };
         self.epoch.store(next, Ordering::Relaxed);
         next
+    }
+
+    /// Sets the kind of the cycle whose epoch starts next (in its first pause, before
+    /// [`Space::advance_epoch`]): a nursery cycle keeps the lines of old objects.
+    pub fn set_nursery(&self, nursery: bool) {
+        self.nursery
+            .store(nursery && self.generational, Ordering::Relaxed);
+    }
+
+    /// Whether the current epoch's cycle is a nursery cycle.
+    pub fn nursery(&self) -> bool {
+        self.nursery.load(Ordering::Relaxed)
+    }
+
+    /// The lines the current epoch's sweep keeps, and whether mark bits outlive it.
+    pub fn line_rule(&self) -> metadata::LineRule {
+        metadata::LineRule {
+            epoch: self.epoch(),
+            nursery: self.nursery(),
+            sticky: self.generational,
+        }
+    }
+
+    /// Whether the Immix object at `addr` was allocated black in this cycle's marking (its
+    /// line carries the epoch's black stamp); false outside the block space.
+    #[inline]
+    pub fn allocated_black(&self, addr: usize) -> bool {
+        self.in_immix(addr) && self.line_mark(addr) == metadata::black_stamp(self.epoch())
+    }
+
+    /// Clears every mark bit (generational mode, before a full cycle): old objects are
+    /// traced again. Between cycles, when nothing sets marks.
+    pub fn clear_all_marks(&self) {
+        for c in self.committed_chunks() {
+            self.meta
+                .clear_marks(self.immix_base + c * CHUNK_SIZE, CHUNK_SIZE);
+        }
+        self.los.unmark_all(&self.meta);
     }
 
     /// Whether the object at `addr` needs no more marking this cycle: it is marked, or it
@@ -379,7 +423,9 @@ impl Space {
 
     /// Frees unmarked large objects; returns bytes still live.
     pub fn sweep_large(&self) -> usize {
-        self.los.sweep(&self.res, &self.meta, &self.budget).1
+        self.los
+            .sweep(&self.res, &self.meta, &self.budget, self.generational)
+            .1
     }
 
     /// Lowers the in-use figure by `n` (what a sweep found dead).
@@ -514,7 +560,13 @@ mod tests {
         lines[3].store(e, Ordering::Relaxed);
         lines[4].store(e, Ordering::Relaxed);
         lines[9].store(metadata::LINE_FRESH, Ordering::Relaxed);
-        let r = blocks::sweep_block(&s.meta, s.immix_base(), b, e, Some(POISON));
+        let r = blocks::sweep_block(
+            &s.meta,
+            s.immix_base(),
+            b,
+            metadata::LineRule::full(e),
+            Some(POISON),
+        );
         assert_eq!(r.state, BlockState::Recyclable);
         assert_eq!(r.live_lines, 2);
         let h = blocks::find_hole(&s.meta, b, 0).unwrap();

@@ -12,7 +12,7 @@
 //! pools run dry, and the uncommit thread returns those that stay idle to the OS.
 
 use super::blocks::{chunk_first_block, sweep_block, BlockIndex};
-use super::metadata::BlockState;
+use super::metadata::{BlockState, LineRule};
 use super::{Space, BLOCKS_PER_CHUNK, LINE_SIZE};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +24,7 @@ pub struct ChunkSweep {
     chunks: Vec<usize>,
     next: AtomicUsize,
     done: AtomicUsize,
-    epoch: u8,
+    rule: LineRule,
     empty_chunks: Mutex<Vec<usize>>,
     live_lines: AtomicUsize,
     black_lines: AtomicUsize,
@@ -69,7 +69,7 @@ impl ChunkSweep {
         let (mut live, mut black, mut marked) = (0, 0, 0);
         let (mut young_lines, mut young_bytes, mut young_live) = (0, 0, 0);
         for b in first..first + BLOCKS_PER_CHUNK {
-            let r = sweep_block(&space.meta, space.immix_base(), b, self.epoch, poison);
+            let r = sweep_block(&space.meta, space.immix_base(), b, self.rule, poison);
             live += r.live_lines;
             black += r.black_lines;
             marked += r.marked_bytes;
@@ -139,7 +139,7 @@ impl Space {
             chunks: self.committed_chunks(),
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
-            epoch: self.epoch(),
+            rule: self.line_rule(),
             empty_chunks: Mutex::new(Vec::new()),
             live_lines: AtomicUsize::new(0),
             black_lines: AtomicUsize::new(0),

@@ -4,7 +4,8 @@
 
 use super::{satb_log, Mutator};
 use crate::barriers::log::log_once;
-use crate::barriers::{ARRAY_COPY, LOAD, OBJECT, STORE, WRITE};
+use crate::barriers::remember;
+use crate::barriers::{ARRAY_COPY, LOAD, OBJECT, REMEMBER, STORE, WRITE};
 use crate::error::{Error, Result};
 use crate::object::ObjRef;
 use crate::sync::raw::AtomicPtr;
@@ -21,8 +22,11 @@ impl Mutator {
     pub unsafe fn write_ref(&mut self, obj: ObjRef, offset: usize, value: Option<ObjRef>) {
         // Relaxed, read once: the byte changes only while this mutator is stopped.
         let barriers = self.core.barriers.load(Ordering::Relaxed);
-        if barriers & (WRITE | STORE) != 0 {
-            if barriers & STORE != 0 {
+        if barriers & (WRITE | STORE | REMEMBER) != 0 {
+            if barriers & REMEMBER != 0 {
+                self.remember_store(barriers, obj, value);
+            }
+            if barriers & STORE != 0 && self.rt.config.verify {
                 self.audit_store(obj, offset, value);
             }
             if barriers & WRITE != 0 {
@@ -32,6 +36,44 @@ impl Mutator {
         }
         // SAFETY: caller's contract.
         unsafe { obj.store_ref(offset, value) }
+    }
+
+    /// The generational barrier of a store of `value` into `obj` (see
+    /// `barriers::remember`): an armed (old, unrecorded) holder is recorded; while marking,
+    /// so is any holder not allocated black that receives a black object.
+    #[inline(always)]
+    fn remember_store(&mut self, barriers: u8, obj: ObjRef, value: Option<ObjRef>) {
+        // SAFETY: a live object (callers' contracts).
+        let h = unsafe { obj.header() }.load(Ordering::Relaxed);
+        if remember::armed(h) || barriers & WRITE != 0 {
+            self.remember_slow(obj, value.map_or(Holder::Skip, Holder::Receives));
+        }
+    }
+
+    /// Records `obj` in this thread's remembered set when [`Holder`] says it must be.
+    #[cold]
+    #[inline(never)]
+    fn remember_slow(&mut self, obj: ObjRef, why: Holder) {
+        // SAFETY: a live object (callers' contracts).
+        let header = unsafe { obj.header() };
+        // SAFETY: RUNNING on the owning thread.
+        let b = unsafe { self.core.barrier() };
+        if remember::disarm(header) {
+            b.remembered.push(obj.addr());
+            return;
+        }
+        if !self.core.marking() || b.remembered.last() == Some(&obj.addr()) {
+            return;
+        }
+        let space = &self.rt.space;
+        let record = match why {
+            Holder::Skip => false,
+            Holder::Receives(v) => space.allocated_black(v.addr()),
+            Holder::Any => true,
+        };
+        if record && !space.allocated_black(obj.addr()) {
+            b.remembered.push(obj.addr());
+        }
     }
 
     /// The STORE barrier's audit (`TANDEM_VERIFY`): `obj` is an object in the heap with a
@@ -85,9 +127,16 @@ impl Mutator {
         // Acquire pairs with the Release that sets LOGGED in `log_once`: the caller's stores
         // that follow cannot become visible before this load, so the logging thread read
         // the old values (on weakly ordered CPUs a Relaxed load allows that reordering).
-        if self.core.barrier_on(OBJECT)
-            && unsafe { obj.header() }.load(Ordering::Acquire) & crate::object::FLAG_LOGGED == 0
-        {
+        let barriers = self.core.barriers.load(Ordering::Relaxed);
+        if barriers & (OBJECT | REMEMBER) == 0 {
+            return;
+        }
+        // SAFETY: caller's contract.
+        let h = unsafe { obj.header() }.load(Ordering::Acquire);
+        if barriers & REMEMBER != 0 && remember::armed(h) {
+            self.remember_slow(obj, Holder::Skip);
+        }
+        if barriers & OBJECT != 0 && h & crate::object::FLAG_LOGGED == 0 {
             // SAFETY: caller's contract.
             unsafe { self.log_object(obj) };
         }
@@ -114,6 +163,11 @@ impl Mutator {
         });
         if logged {
             b.logged.push(obj.addr());
+            if self.core.barrier_on(REMEMBER) {
+                // The stores that follow go unseen until the next safepoint: any of them
+                // may store a black object (see `barriers::remember`).
+                self.remember_slow(obj, Holder::Any);
+            }
         }
     }
 
@@ -137,6 +191,14 @@ impl Mutator {
                 src.field::<AtomicPtr<u8>>(src_offset),
             )
         };
+        if self.core.barrier_on(REMEMBER) {
+            // SAFETY: caller's contract.
+            if remember::armed(unsafe { dst.header() }.load(Ordering::Relaxed))
+                || self.core.marking()
+            {
+                self.remember_slow(dst, Holder::Any);
+            }
+        }
         if self.core.barrier_on(ARRAY_COPY) {
             for i in 0..n {
                 // SAFETY: slot i of the destination range.
@@ -266,4 +328,16 @@ impl Mutator {
         // SAFETY: the VM passes a live object it holds.
         crate::object::pin::pinned(unsafe { obj.header() }.load(Ordering::Relaxed))
     }
+}
+
+/// What a holder's generational barrier knows of the stores it guards: while marking, a
+/// holder not yet scanned is recorded only if it may receive an object allocated black.
+#[derive(Clone, Copy)]
+enum Holder {
+    /// No store of a black object (a null store, or only the flag matters).
+    Skip,
+    /// One store of this object.
+    Receives(ObjRef),
+    /// Stores the barrier does not see (object barrier, array copy).
+    Any,
 }

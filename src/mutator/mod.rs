@@ -44,6 +44,9 @@ pub struct BarrierState {
     pub satb: SatbBuffer,
     /// Objects this mutator logged with the object barrier.
     pub logged: Vec<usize>,
+    /// Old objects this mutator recorded with the REMEMBER barrier (generational mode),
+    /// for the next cycle's init mark.
+    pub remembered: Vec<usize>,
 }
 
 impl BarrierState {
@@ -82,7 +85,7 @@ pub struct MutatorCore {
 
 /// The C ABI version (`TANDEM_ABI_VERSION` in `tandem.h`): it changes whenever the offsets
 /// below, the barrier bits or the inline fast paths' shapes change.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// Byte offset of the TLAB cursor in a mutator (C ABI).
 pub const OFFSET_CURSOR: usize = 0;
 /// Byte offset of the TLAB limit (C ABI).
@@ -236,13 +239,17 @@ impl MutatorCore {
         self.barrier_on(WRITE)
     }
 
-    /// Hands this mutator's SATB entries and logged objects to the collector.
+    /// Hands this mutator's SATB entries and logged and remembered objects to the collector.
     ///
     /// # Safety
     /// As for [`MutatorCore::fast`].
     pub unsafe fn flush_barriers(&self, rt: &Runtime) {
         // SAFETY: forwarded.
-        unsafe { self.barrier() }.flush(&rt.satb, &rt.logged);
+        let b = unsafe { self.barrier() };
+        b.flush(&rt.satb, &rt.logged);
+        if !b.remembered.is_empty() {
+            rt.remembered.lock().append(&mut b.remembered);
+        }
     }
 
     /// The thread that attached this mutator.
@@ -424,6 +431,16 @@ impl Mutator {
             self.alloc_small_slow(size)?
         };
         let obj = ObjRef::from_addr(addr).expect("allocator returned null");
+        if size > LARGE_OBJECT_THRESHOLD
+            && self.rt.config.generational
+            && self.rt.space.meta.is_marked(addr)
+        {
+            // Allocated black, so old once this cycle ends, while the stores that
+            // initialise it may skip the barriers and store black (young) objects: it is
+            // remembered from the start, and the next cycle scans it (`barriers::remember`).
+            // SAFETY: RUNNING on the owning thread.
+            unsafe { self.core.barrier() }.remembered.push(addr);
+        }
         // SAFETY: fresh, zeroed memory of `size` bytes owned by this thread.
         unsafe {
             obj.field::<u64>(0).write(make_header(ty, 0));
@@ -579,7 +596,9 @@ impl Mutator {
     fn give_up(&self, size: usize, gcs: usize) -> bool {
         let max = self.rt.space.heap_max();
         let live = self.rt.live_after_gc();
-        gcs >= MAX_ALLOCATION_GCS || (gcs >= 1 && live + size > max - max / 16)
+        // Only a full cycle's live figure counts: a nursery cycle keeps every old object.
+        gcs >= MAX_ALLOCATION_GCS
+            || (gcs >= 1 && self.rt.last_cycle_full() && live + size > max - max / 16)
     }
 
     fn out_of_memory(&self, size: usize) -> Error {

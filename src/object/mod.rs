@@ -39,6 +39,11 @@ pub const FLAG_LOGGED: u64 = 1 << 5;
 /// Header flag: neither the destructor nor a finalizer queue sees this object when it
 /// dies (`Mutator::ignore_finalizer`).
 pub const FLAG_NO_DESTRUCTOR: u64 = 1 << 24;
+/// Header flag (generational mode): an old object that is not in the remembered set, so
+/// the REMEMBER barrier must record it before a reference is stored into it. Set on every
+/// object a marker scans (it is old from then on) and on large objects allocated black;
+/// cleared by the barrier that records the object.
+pub const FLAG_REMEMBER: u64 = 1 << 25;
 /// Mask of the flag bits.
 pub const FLAGS_MASK: u64 = 0xFFFF_FFFF;
 
