@@ -52,7 +52,7 @@ pub struct Runtime {
     /// Generational mode: the next cycle must be a full one (set by the pacer, by a fork,
     /// and when a remembered set was lost); see [`Runtime::take_full_request`].
     full_requested: std::sync::atomic::AtomicBool,
-    /// Generational mode: whether the last completed cycle was a full one (only a full
+    /// Generational mode: whether the cycle started last is a full one (only a full
     /// cycle's live figure may decide that an allocation is out of memory).
     last_cycle_full: std::sync::atomic::AtomicBool,
     /// The `barriers` every mutator has now (set in pauses; copied by threads that attach).
@@ -149,12 +149,12 @@ impl Runtime {
         self.full_requested.swap(false, Ordering::Relaxed)
     }
 
-    /// Records the kind of the cycle that just completed.
+    /// Records the kind of the cycle starting now (in its first pause).
     pub fn set_last_cycle_full(&self, full: bool) {
         self.last_cycle_full.store(full, Ordering::Relaxed);
     }
 
-    /// Whether the last completed cycle was full (always, outside generational mode).
+    /// Whether the cycle started last is full (always, outside generational mode).
     pub fn last_cycle_full(&self) -> bool {
         self.last_cycle_full.load(Ordering::Relaxed)
     }

@@ -55,6 +55,8 @@ pub enum GcCause {
     /// The VM asked for it.
     #[default]
     Explicit,
+    /// The VM asked for a young (nursery) collection (`CollectLevel::Young`).
+    Young,
 }
 
 /// One pause.
@@ -93,6 +95,8 @@ pub struct Stats {
     pub gcs: u64,
     /// Completed collection cycles (a concurrent cycle has two pauses).
     pub cycles: u64,
+    /// Of those, nursery cycles (generational mode).
+    pub nursery_cycles: u64,
     /// Total time of concurrent marking phases, nanoseconds.
     pub concurrent_mark_ns: u64,
     /// Total time of concurrent sweeping phases, nanoseconds.
@@ -345,6 +349,11 @@ impl StatsRecorder {
         s.concurrent_mark_ns += mark_ns;
         s.concurrent_sweep_ns += sweep_ns;
         s.cycles += 1;
+    }
+
+    /// Counts one nursery cycle (also counted as a cycle).
+    pub fn add_nursery_cycle(&self) {
+        self.inner.lock().nursery_cycles += 1;
     }
 
     /// Counts one collection cycle (a stop-the-world collection or a concurrent cycle).

@@ -560,6 +560,8 @@ typedef struct tandem_stats {
      *  against the process's, e.g. getrusage, for the collector's share). 0 where thread
      *  CPU clocks cannot be read. */
     uint64_t collector_cpu_ns;
+    /* Added with the young generation (the older sizes are still accepted). */
+    uint64_t nursery_cycles; /**< Of `cycles`, nursery cycles (TANDEM_GENERATIONAL). */
 } tandem_stats;
 
 /** Pause kinds (tandem_pause.kind). */
@@ -571,6 +573,7 @@ typedef struct tandem_stats {
 #define TANDEM_CAUSE_TRIGGER 0
 #define TANDEM_CAUSE_ALLOCATION_FAILURE 1
 #define TANDEM_CAUSE_EXPLICIT 2
+#define TANDEM_CAUSE_YOUNG 3
 
 /** One pause of the log. */
 typedef struct tandem_pause {
@@ -722,6 +725,8 @@ tandem_result tandem_set_gc_hook(tandem_gc_hook_fn fn, void *data);
 #define TANDEM_COLLECT_FINISH 1 /**< Wait for the cycle in progress, or run one. */
 #define TANDEM_COLLECT_FULL 2   /**< Run a cycle that starts after the call, then run the
                                      finalizer triggers it made due, on this thread. */
+#define TANDEM_COLLECT_YOUNG 3  /**< As FULL, but a nursery cycle (TANDEM_GENERATIONAL;
+                                     otherwise a whole one): Python's gc.collect(0). */
 /** Runs a collection to level. */
 tandem_result tandem_collect_ex(tandem_mutator *m, int level);
 /** Phases reported by tandem_collect_step. */

@@ -92,6 +92,8 @@ pub struct CStats {
     pub mutator_resume_histogram: [u64; tandem_core::stats::HISTOGRAM_BUCKETS],
     /// CPU time of the collector's own threads, ns (absent from the first five layouts).
     pub collector_cpu_ns: u64,
+    /// Nursery cycles among `cycles` (absent from the first six layouts).
+    pub nursery_cycles: u64,
 }
 
 /// Size of `tandem_stats` before the assist fields: clients built against that header
@@ -105,6 +107,8 @@ const STATS_V3_SIZE: usize = std::mem::offset_of!(CStats, weakrefs_cleared);
 const STATS_V4_SIZE: usize = std::mem::offset_of!(CStats, mutator_resume_max_ns);
 /// Size of `tandem_stats` before the collector's CPU time.
 const STATS_V5_SIZE: usize = std::mem::offset_of!(CStats, collector_cpu_ns);
+/// Size of `tandem_stats` before the nursery cycles.
+const STATS_V6_SIZE: usize = std::mem::offset_of!(CStats, nursery_cycles);
 
 /// The library version, e.g. "0.1.0".
 #[no_mangle]
@@ -567,6 +571,7 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             STATS_V3_SIZE,
             STATS_V4_SIZE,
             STATS_V5_SIZE,
+            STATS_V6_SIZE,
         ]
         .contains(&size)
         {
@@ -612,6 +617,7 @@ pub unsafe extern "C" fn tandem_get_stats(out: *mut CStats) -> i32 {
             mutator_resume_max_ns: s.mutator_resume_max_ns,
             mutator_resume_histogram: s.mutator_resume_histogram,
             collector_cpu_ns: s.collector_cpu_ns,
+            nursery_cycles: s.nursery_cycles,
         };
         // SAFETY: as above: the caller's struct has `size` writable bytes, and `size` is
         // at most ours.

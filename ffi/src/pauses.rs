@@ -39,6 +39,7 @@ pub(crate) fn cause_code(c: GcCause) -> u32 {
         GcCause::Trigger => 0,
         GcCause::AllocationFailure => 1,
         GcCause::Explicit => 2,
+        GcCause::Young => 3,
     }
 }
 

@@ -184,7 +184,7 @@ pub extern "C" fn tandem_set_heap_max(bytes: usize) -> i32 {
     status(|| global::with_heap(|h| Ok(h.set_heap_max(bytes)?)))
 }
 
-/// Runs a collection to `level` (TANDEM_COLLECT_START, _FINISH or _FULL).
+/// Runs a collection to `level` (TANDEM_COLLECT_START, _FINISH, _FULL or _YOUNG).
 #[no_mangle]
 pub extern "C" fn tandem_collect_ex(m: *mut CMutator, level: i32) -> i32 {
     status(|| {
@@ -192,6 +192,7 @@ pub extern "C" fn tandem_collect_ex(m: *mut CMutator, level: i32) -> i32 {
             0 => CollectLevel::Start,
             1 => CollectLevel::Finish,
             2 => CollectLevel::Full,
+            3 => CollectLevel::Young,
             _ => {
                 return fail(
                     Code::InvalidArgument,
@@ -200,7 +201,7 @@ pub extern "C" fn tandem_collect_ex(m: *mut CMutator, level: i32) -> i32 {
             }
         };
         global::with_mutator(m, |mm| Ok(mm.collect_ex(level)?))?;
-        if level == CollectLevel::Full {
+        if matches!(level, CollectLevel::Full | CollectLevel::Young) {
             run_due_calls(m, std::ptr::null_mut());
         }
         Ok(())

@@ -152,6 +152,18 @@ fn four_threads_use_objects_through_the_inline_barriers_while_they_move_concurre
 }
 
 #[test]
+fn four_threads_keep_the_remembered_set_through_the_inline_barriers_stw() {
+    let out = build_and_run(c_test("evacuation.c"), &["stw", "gen"]);
+    assert!(out.contains("verify errors 0"), "{out}");
+}
+
+#[test]
+fn four_threads_keep_the_remembered_set_through_the_inline_barriers_concurrent() {
+    let out = build_and_run(c_test("evacuation.c"), &["concurrent", "all", "gen"]);
+    assert!(out.contains("verify errors 0"), "{out}");
+}
+
+#[test]
 fn evacuate_all_moves_dense_blocks_under_four_threads_stop_the_world() {
     let out = build_and_run(c_test("evacuation.c"), &["stw", "all"]);
     assert!(out.contains("verify errors 0"), "{out}");

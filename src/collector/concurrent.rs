@@ -302,6 +302,9 @@ pub fn cycle(
     rt.set_live_after_gc(live);
     let sweep_ns = ts.elapsed().as_nanos() as u64;
     drop(span);
+    if nursery {
+        rt.stats.add_nursery_cycle();
+    }
     rt.stats.add_concurrent(conc_mark_ns, sweep_ns);
     rt.stats.set_last_live(live);
     // The pacer sizes the next trigger from what tracing found live: lines kept only

@@ -86,7 +86,6 @@ fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
             }
             Mode::Concurrent => concurrent::cycle(rt, pool, &mut pacer, cause, nursery),
         }
-        rt.set_last_cycle_full(!nursery);
     }
 }
 
@@ -101,7 +100,10 @@ fn nursery_cycle(rt: &Runtime, pacer: &pacer::Pacer, cause: GcCause) -> bool {
         return false;
     }
     let forced = rt.take_full_request();
-    !forced && cause == GcCause::Trigger && !rt.requests.is_urgent() && !pacer.wants_full()
+    let asked = cause == GcCause::Young;
+    !forced
+        && (asked || cause == GcCause::Trigger && !pacer.wants_full())
+        && !rt.requests.is_urgent()
 }
 
 /// The first pause of a cycle, generational mode: takes the remembered set (a full cycle
@@ -117,6 +119,7 @@ fn begin_generation(
     if !rt.config.generational {
         return Vec::new();
     }
+    rt.set_last_cycle_full(!nursery);
     let remembered = rt.take_remembered(&pause.world);
     if rt.config.verify && nursery {
         verify::generations(rt, &pause.roots(rt), &remembered, findings);

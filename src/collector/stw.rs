@@ -101,6 +101,9 @@ pub fn collect(
             nursery,
         },
     );
+    if nursery {
+        rt.stats.add_nursery_cycle();
+    }
     rt.stats.add_cycle();
     pause.end_then(
         rt,

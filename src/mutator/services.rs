@@ -22,6 +22,10 @@ pub enum CollectLevel {
     /// Run a whole cycle that starts after this call, then run the finalizer triggers it
     /// made due on this thread (Python's `gc.collect()`).
     Full,
+    /// Run a nursery cycle that starts after this call (generational mode; a whole cycle
+    /// otherwise), then run the finalizer triggers it made due on this thread (Python's
+    /// `gc.collect(0)`, PyPy's minor collection).
+    Young,
 }
 
 impl Mutator {
@@ -165,8 +169,13 @@ impl Mutator {
                 Ok(())
             }
             CollectLevel::Finish => self.wait_for_cycle(GcCause::Explicit, false),
-            CollectLevel::Full => {
-                self.wait_for_cycle(GcCause::Explicit, true)?;
+            CollectLevel::Full | CollectLevel::Young => {
+                let cause = if level == CollectLevel::Young {
+                    GcCause::Young
+                } else {
+                    GcCause::Explicit
+                };
+                self.wait_for_cycle(cause, true)?;
                 if !self.defer_calls {
                     self.due_calls().run();
                 }

@@ -182,6 +182,7 @@ fn build_report(
         },
         gcs: stats.gcs,
         cycles: stats.cycles,
+        nursery_cycles: stats.nursery_cycles,
         pause_us: report::pause_percentiles(&stats),
         pause_us_by_kind: report::pause_percentiles_by_kind(&stats),
         stall_us_total: (stats.stall_ns as f64 / 100.0).round() / 10.0,

@@ -91,6 +91,9 @@ pub struct Report {
     pub gcs: u64,
     /// Completed collection cycles.
     pub cycles: u64,
+    /// Of those, nursery cycles (`TANDEM_GENERATIONAL`).
+    #[serde(default)]
+    pub nursery_cycles: u64,
     /// Pause percentiles over all pauses.
     pub pause_us: PausePercentiles,
     /// Pause percentiles per kind of pause (`stw`, `init_mark`, `final_mark`,
@@ -224,7 +227,7 @@ impl Report {
              {:.2} s, {} units of checked work, {} allocated, peak heap {}\n  \
              peak RSS {}, page faults {} minor / {} major; CPU {:.2} s, of it collecting {:.2} s \
              ({:.0}%)\n  \
-             {} pauses in {} cycles, pause p50 {} / p99 {} / max {}, time-to-safepoint max {}, \
+             {} pauses in {} cycles ({} nursery), pause p50 {} / p99 {} / max {}, time-to-safepoint max {}, \
              allocation stalls {}\n  \
              mutator stops {}: p99 <= {}, max {}, {} of 1 ms or more; after the resume p99 <= {}, \
              max {}\n  \
@@ -247,6 +250,7 @@ impl Report {
             100.0 * self.gc_cpu_s / self.process.cpu_s.max(1e-9),
             self.gcs,
             self.cycles,
+            self.nursery_cycles,
             micros(self.pause_us.p50),
             micros(self.pause_us.p99),
             micros(self.pause_us.max),

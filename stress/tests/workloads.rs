@@ -122,3 +122,46 @@ fn graph_final_check_survives_objects_moving_at_its_polls() {
     );
     assert!(j["work"].as_u64().unwrap() > 0);
 }
+
+/// The young generation under the settings that find missing barriers soonest: objects
+/// move in nearly every cycle, most cycles are nursery cycles (a torture cycle is one),
+/// and the verifier checks at each nursery cycle's start that every old object referring
+/// to a young one is remembered.
+#[test]
+fn generational_workloads_keep_their_remembered_sets_under_torture() {
+    const GENERATIONAL: (&str, &str) = ("TANDEM_GENERATIONAL", "1");
+    let j = assert_clean_run_with(
+        &[
+            "graph",
+            "--threads",
+            "2",
+            "--slots",
+            "4096",
+            "--seconds",
+            "1",
+            "--heap-max",
+            "64M",
+            "--json",
+        ],
+        &[GENERATIONAL, EVACUATE_ALL, ("TANDEM_TORTURE", "50")],
+    );
+    assert!(j["nursery_cycles"].as_u64().unwrap() > 0, "{j}");
+    for mode in ["concurrent", "stw"] {
+        let j = assert_clean_run_with(
+            &[
+                "binary-trees",
+                "--threads",
+                "2",
+                "--depth",
+                "14",
+                "--seconds",
+                "1",
+                "--heap-max",
+                "64M",
+                "--json",
+            ],
+            &[GENERATIONAL, EVACUATE_ALL, ("TANDEM_MODE", mode)],
+        );
+        assert!(j["nursery_cycles"].as_u64().unwrap() > 0, "{j}");
+    }
+}

@@ -1,7 +1,8 @@
 /*
  * evacuation.c — four threads read and write a shared graph through the inline barriers
- * while the collector moves its objects (argv[1]: "stw" or "concurrent"; argv[2] "all":
- * the torture setting TANDEM_EVACUATE_ALL over dense blocks).
+ * while the collector moves its objects (argv[1]: "stw" or "concurrent"; then "all": the
+ * torture setting TANDEM_EVACUATE_ALL over dense blocks; "gen": TANDEM_GENERATIONAL, so
+ * stores into old cells and into the table go through the REMEMBER barrier).
  *
  * A table of SLOTS references (a large array: it never moves) is shared by every thread
  * through a global root. Each slot holds a cell that records its own identity hash and a
@@ -43,6 +44,8 @@ typedef struct table {
  * (TANDEM_EVACUATE_ALL and TANDEM_TORTURE, the torture settings) 1, and dense blocks
  * move too. */
 static int garbage_per_cell = 9;
+/* argv "gen": TANDEM_GENERATIONAL, and the run must include nursery cycles. */
+static int generational;
 
 static tandem_type_id cell_type, table_type;
 static void *shared; /* the table, a global root */
@@ -141,10 +144,16 @@ int main(int argc, char **argv) {
     memset(&opts, 0, sizeof opts);
     opts.size = sizeof opts;
     opts.mode = argc > 1 ? argv[1] : NULL;
-    if (argc > 2 && strcmp(argv[2], "all") == 0) {
-        CHECK(setenv("TANDEM_EVACUATE_ALL", "1", 1) == 0);
-        CHECK(setenv("TANDEM_TORTURE", "3000", 0) == 0); /* and cycles often */
-        garbage_per_cell = 1;
+    for (int a = 2; a < argc; a++) {
+        if (strcmp(argv[a], "all") == 0) {
+            CHECK(setenv("TANDEM_EVACUATE_ALL", "1", 1) == 0);
+            CHECK(setenv("TANDEM_TORTURE", "3000", 0) == 0); /* and cycles often */
+            garbage_per_cell = 1;
+        }
+        if (strcmp(argv[a], "gen") == 0) {
+            CHECK(setenv("TANDEM_GENERATIONAL", "1", 1) == 0);
+            generational = 1;
+        }
     }
     opts.verify = 1;
     opts.threads = 2;
@@ -193,11 +202,13 @@ int main(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     s.size = sizeof s;
     CHECK_OK(tandem_get_stats(&s));
-    printf("gcs %llu, evacuated %llu objects (%llu KiB), verify errors %llu\n",
-           (unsigned long long)s.gcs, (unsigned long long)s.evacuated_objects,
-           (unsigned long long)(s.evacuated_bytes >> 10),
+    printf("gcs %llu (nursery cycles %llu), evacuated %llu objects (%llu KiB), verify errors "
+           "%llu\n",
+           (unsigned long long)s.gcs, (unsigned long long)s.nursery_cycles,
+           (unsigned long long)s.evacuated_objects, (unsigned long long)(s.evacuated_bytes >> 10),
            (unsigned long long)s.verify_errors);
     CHECK(s.verify_errors == 0);
+    CHECK(!generational || s.nursery_cycles > 0);
     CHECK(s.evacuated_objects > 0);
     CHECK_OK(tandem_detach_thread(m));
     CHECK_OK(tandem_remove_root(&shared));

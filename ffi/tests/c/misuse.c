@@ -387,6 +387,12 @@ static void bad_barrier_and_stats_arguments_are_reported(tandem_mutator *m) {
     CHECK_OK(tandem_get_stats(&s));
     CHECK(s.mutator_resume_max_ns != 0xABABABABABABABABull);
     CHECK(s.collector_cpu_ns == 0xABABABABABABABABull);
+    /* One built before the young generation gets the CPU time only. */
+    memset(&s, 0xAB, sizeof s);
+    s.size = offsetof(tandem_stats, nursery_cycles);
+    CHECK_OK(tandem_get_stats(&s));
+    CHECK(s.collector_cpu_ns != 0xABABABABABABABABull);
+    CHECK(s.nursery_cycles == 0xABABABABABABABABull);
     /* The whole layout: a stop's part after the resume is part of the stop, and the
      * collector's CPU time is written. */
     memset(&s, 0xAB, sizeof s);
@@ -394,6 +400,7 @@ static void bad_barrier_and_stats_arguments_are_reported(tandem_mutator *m) {
     CHECK_OK(tandem_get_stats(&s));
     CHECK(s.mutator_resume_max_ns <= s.mutator_stop_max_ns);
     CHECK(s.collector_cpu_ns != 0xABABABABABABABABull);
+    CHECK(s.nursery_cycles == 0);
 }
 
 static void detaching_twice_is_reported(tandem_mutator *m) {
