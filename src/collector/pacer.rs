@@ -80,9 +80,16 @@ pub struct Pacer {
     /// trigger it set) and the objects it marked.
     full: Survivors,
     full_marked: u64,
-    /// Generational mode: the old objects fill most of the growth headroom, so the next
-    /// cycle must be a full one.
+    /// Generational mode: the next cycle must be a full one (the old objects fill most of
+    /// the growth headroom, or nursery cycles do not pay).
     wants_full: bool,
+    /// Generational mode: full cycles still to run before a nursery cycle is tried again,
+    /// after one found most young objects alive.
+    full_streak: u32,
+    /// Generational mode: the heap kept by the last cycle, and how long full cycles take
+    /// (`cycle_secs` follows the nursery cycles then).
+    kept: usize,
+    full_secs: f64,
     recent: RecentPeak,
     /// Bytes by which concurrent cycles' peaks passed their goals (moving average).
     overshoot: f64,
@@ -132,6 +139,15 @@ const FRAGMENTED_RATIO: f64 = 1.5;
 /// than 1/this of the growth headroom the last full cycle gave for the next nursery.
 const NURSERY_MIN_ROOM: usize = 4;
 
+/// Generational mode: a nursery cycle that keeps more than this share of the young heap
+/// (what was allocated since the last cycle) does not pay: it traces nearly as much as a
+/// full cycle and promotes objects that soon die (pypy/48M/t2 keeps 40-50%, graph/t2
+/// about 8%, binary-trees 1-2% between its long-lived trees). Then [`FULL_STREAK`] full
+/// cycles run before a nursery cycle is tried again.
+const NURSERY_MAX_SURVIVAL: f64 = 0.25;
+/// See [`NURSERY_MAX_SURVIVAL`].
+const FULL_STREAK: u32 = 4;
+
 impl Default for Pacer {
     fn default() -> Self {
         Pacer {
@@ -146,6 +162,9 @@ impl Default for Pacer {
             full: Survivors::default(),
             full_marked: 0,
             wants_full: false,
+            full_streak: 0,
+            kept: 0,
+            full_secs: 0.0,
             recent: RecentPeak::default(),
             overshoot: 0.0,
             raised: false,
@@ -198,9 +217,10 @@ impl Pacer {
         }
     }
 
-    /// Generational mode: whether the next cycle must be a full one.
+    /// Generational mode: whether the next cycle must be a full one (the first one is: it
+    /// measures what full cycles mark and how long they take, which nursery cycles do not).
     pub fn wants_full(&self) -> bool {
-        self.wants_full
+        self.wants_full || self.full_marked == 0
     }
 
     /// The heap in use by which the concurrent cycle starting now should have finished
@@ -261,18 +281,36 @@ impl Pacer {
         }
         if cycle_secs > 0.0 {
             // A stop-the-world collection (0 s) says nothing of how long the concurrent
-            // cycles take that the headroom is for.
-            self.cycle_secs = ewma(self.cycle_secs, cycle_secs);
+            // cycles take that the headroom is for. Generational mode keeps full cycles'
+            // times apart: they trace the whole heap, nursery cycles a fraction of it.
+            if rt.config.generational && !nursery {
+                self.full_secs = ewma(self.full_secs, cycle_secs);
+            } else {
+                self.cycle_secs = ewma(self.cycle_secs, cycle_secs);
+            }
         }
         self.last_end = now;
         self.allocated_at_end = allocated;
-        let (t, raised) = self.target(rt, live);
-        self.raised = raised;
+        if nursery {
+            let young = peak.saturating_sub(self.kept).max(1);
+            let promoted = kept.held.saturating_sub(self.kept);
+            if promoted as f64 > young as f64 * NURSERY_MAX_SURVIVAL {
+                self.full_streak = FULL_STREAK;
+            }
+        } else {
+            self.full_streak = self.full_streak.saturating_sub(1);
+        }
+        self.kept = kept.held;
+        let (mut t, mut raised) = self.target(rt, live, self.cycle_secs, !rt.config.generational);
         // The next nursery cycle needs room to allocate into: when the old objects leave
         // less than a quarter of the headroom the last full cycle gave, collect them.
         let headroom = t.saturating_sub(live.held);
-        self.wants_full =
-            rt.config.generational && t.saturating_sub(kept.held) < headroom / NURSERY_MIN_ROOM;
+        self.wants_full = rt.config.generational
+            && (self.full_streak > 0 || t.saturating_sub(kept.held) < headroom / NURSERY_MIN_ROOM);
+        if self.wants_full {
+            (t, raised) = self.target(rt, live, self.full_secs.max(self.cycle_secs), true);
+        }
+        self.raised = raised;
         tracing::debug!(
             trigger = t,
             recent_peak = self.recent.get(),
@@ -300,11 +338,21 @@ impl Pacer {
     /// warrants), and so it costs no more memory than the growth factor says. At least what
     /// the recent peak allows (see the module doc).
     pub fn trigger(&self, rt: &Runtime, survivors: Survivors) -> usize {
-        self.target(rt, survivors).0
+        self.target(rt, survivors, self.cycle_secs, true).0
     }
 
-    /// [`Pacer::trigger`], and whether the recent peak raised it above the growth target.
-    fn target(&self, rt: &Runtime, survivors: Survivors) -> (usize, bool) {
+    /// [`Pacer::trigger`] for a next cycle expected to take `cycle_secs`, and whether the
+    /// recent peak raised it above the growth target. `allowance`: the recent peak may
+    /// raise it; not for a nursery cycle, whose tracing costs little, so that collecting
+    /// early buys memory cheaply (and whose trigger would otherwise rise to a full
+    /// cycle's peak).
+    fn target(
+        &self,
+        rt: &Runtime,
+        survivors: Survivors,
+        cycle_secs: f64,
+        allowance: bool,
+    ) -> (usize, bool) {
         let live = survivors.held;
         let max = rt.space.heap_max();
         match rt.config.gc_trigger {
@@ -314,7 +362,7 @@ impl Pacer {
         }
         let extra = (survivors.traced.min(live) as f64 * (rt.config.gc_growth.0 - 1.0)) as usize;
         let growth = (live + extra).max(rt.config.heap_min.0).max(CHUNK_SIZE);
-        let recent = self.recent.get();
+        let recent = if allowance { self.recent.get() } else { 0 };
         let t = match rt.config.mode {
             Mode::Stw => {
                 // Near the maximum, sit halfway between live and maximum so that a nearly
@@ -327,7 +375,7 @@ impl Pacer {
                 }
             }
             Mode::Concurrent => {
-                let headroom = (self.alloc_rate * self.cycle_secs * self.safety) as usize
+                let headroom = (self.alloc_rate * cycle_secs * self.safety) as usize
                     + rt.config.threads * CHUNK_SIZE / 4;
                 // Assists hold a concurrent cycle's peak near its goal, the trigger plus
                 // ASSIST_SLACK of the trigger's distance from live, and it passes the goal
