@@ -48,7 +48,7 @@ pub struct Runtime {
     pub logged: Mutex<Vec<usize>>,
     /// Old objects recorded by the REMEMBER barrier (generational mode), handed over by
     /// mutators at init mark or on detach; see `barriers::remember`.
-    pub remembered: Mutex<Vec<usize>>,
+    pub remembered: Mutex<Vec<Vec<usize>>>,
     /// Generational mode: the next cycle must be a full one (set by the pacer, by a fork,
     /// and when a remembered set was lost); see [`Runtime::take_full_request`].
     full_requested: std::sync::atomic::AtomicBool,
@@ -159,13 +159,16 @@ impl Runtime {
         self.last_cycle_full.load(Ordering::Relaxed)
     }
 
-    /// Takes every remembered object: the runtime's list and each stopped mutator's
-    /// buffer (call in a pause).
-    pub fn take_remembered(&self, world: &[crate::sync::Arc<MutatorCore>]) -> Vec<usize> {
+    /// Takes every remembered object: the buffers handed over and each stopped mutator's
+    /// own (call in a pause; buffers move whole, so the pause copies no entries).
+    pub fn take_remembered(&self, world: &[crate::sync::Arc<MutatorCore>]) -> Vec<Vec<usize>> {
         let mut all = std::mem::take(&mut *self.remembered.lock());
         for m in world {
             // SAFETY: the world is stopped: the collector owns every mutator's state.
-            all.append(&mut unsafe { m.barrier() }.remembered);
+            let b = unsafe { m.barrier() };
+            if !b.remembered.is_empty() {
+                all.push(std::mem::take(&mut b.remembered));
+            }
         }
         all
     }

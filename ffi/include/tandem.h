@@ -315,8 +315,8 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
 
 /*
  * The barrier byte (m->barriers). Each inline fast path below tests one bit of it, so the
- * collector can turn any barrier on for any reason (concurrent marking, evacuation, a
- * later generational mode) without the VM being recompiled. The bits change only while
+ * collector can turn any barrier on for any reason (concurrent marking, evacuation, the
+ * generational mode's remembered set) without the VM being recompiled. The bits change only while
  * the thread is stopped at a safepoint: between two calls that may collect (see below), a
  * thread sees one value.
  *
@@ -335,8 +335,10 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
  *     the next allocation). Why: barriers turn on only at a safepoint. If marking was
  *     already on when the object was allocated, it is allocated black and has no snapshot
  *     values to preserve; if marking was off, it stays off until the next safepoint, and
- *     an object's fields at the snapshot are whatever they hold then. After the next
- *     safepoint the object is like any other. (TANDEM_VERIFY's store audit sees only the
+ *     an object's fields at the snapshot are whatever they hold then. With
+ *     TANDEM_GENERATIONAL such an object is young (a large one allocated during marking
+ *     is remembered from its allocation), so no remembered set needs its stores. After
+ *     the next safepoint the object is like any other. (TANDEM_VERIFY's store audit sees only the
  *     stores that go through tandem_write_ref.)
  *  3. Every load of a reference from a heap object goes through tandem_read_ref (the load
  *     barrier: while objects move, it returns the object's current address and repairs

@@ -246,9 +246,10 @@ fn mark_found(
 /// that refers into the collection set is repaired like any the markers meet.
 pub fn mark_remembered(
     rt: &Runtime,
-    mut objs: Vec<usize>,
+    buffers: Vec<Vec<usize>>,
     bad: &BadRefs,
 ) -> (Vec<MarkPacket>, u64) {
+    let mut objs: Vec<usize> = buffers.into_iter().flatten().collect();
     objs.sort_unstable();
     objs.dedup();
     let mut edges = Vec::new();

@@ -115,7 +115,7 @@ fn begin_generation(
     pause: &Pause,
     nursery: bool,
     findings: &mut verify::Findings,
-) -> Vec<usize> {
+) -> Vec<Vec<usize>> {
     if !rt.config.generational {
         return Vec::new();
     }

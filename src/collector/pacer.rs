@@ -489,4 +489,46 @@ mod tests {
             "concurrent: the goal ({goal}) of the raised trigger ({t}) is the recent peak"
         );
     }
+
+    #[test]
+    fn generational_pacing_chooses_nursery_and_full_cycles() {
+        let mb = MB;
+        let rt = Runtime::new(Config {
+            generational: true,
+            ..runtime(Mode::Stw, Duration::ZERO).config
+        })
+        .unwrap();
+        let mut pacer = Pacer::default();
+        assert!(pacer.wants_full(), "the first cycle is full");
+        let full = Ended::default();
+        let nursery = Ended {
+            late: false,
+            nursery: true,
+        };
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1000, 40 * mb, 0.0, full);
+        let t = rt.trigger();
+        assert!(!pacer.wants_full(), "room for nursery cycles");
+        // A nursery cycle that keeps 2 of the 30 MB allocated since: the trigger stays.
+        pacer.cycle_finished(&rt, gapless(12 * mb), 100, 40 * mb, 0.0, nursery);
+        assert_eq!(
+            rt.trigger(),
+            t,
+            "a nursery cycle keeps the full cycle's trigger"
+        );
+        assert!(!pacer.wants_full());
+        // Old objects leave under a quarter of the headroom: the next cycle is full.
+        let nearly = t - (t - 10 * mb) / 8;
+        pacer.cycle_finished(&rt, gapless(nearly), 100, 100 * mb, 0.0, nursery);
+        assert!(pacer.wants_full(), "the old objects fill the headroom");
+        pacer.cycle_finished(&rt, gapless(10 * mb), 1000, t, 0.0, full);
+        assert!(!pacer.wants_full());
+        // A nursery cycle that keeps 15 of 20 MB: four full cycles follow.
+        pacer.cycle_finished(&rt, gapless(25 * mb), 800, 30 * mb, 0.0, nursery);
+        for i in 0..FULL_STREAK {
+            assert!(pacer.wants_full(), "full cycle {i} of the streak");
+            pacer.cycle_finished(&rt, gapless(10 * mb), 1000, 30 * mb, 0.0, full);
+        }
+        assert!(!pacer.wants_full(), "then nursery cycles are tried again");
+        assert_eq!(pacer.expected_marks(false), 1000, "a full cycle's marks");
+    }
 }

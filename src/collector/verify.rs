@@ -171,11 +171,16 @@ pub fn reachable(rt: &Runtime, roots: &[(usize, usize)], check: Check, f: &mut F
 /// is in `remembered`, and so is every old object whose REMEMBER flag is clear. Either
 /// failure is a store that missed the REMEMBER barrier (see `barriers::remember`): the
 /// nursery cycle would not see the young object through it and would free it.
-pub fn generations(rt: &Runtime, roots: &[(usize, usize)], remembered: &[usize], f: &mut Findings) {
+pub fn generations(
+    rt: &Runtime,
+    roots: &[(usize, usize)],
+    remembered: &[Vec<usize>],
+    f: &mut Findings,
+) {
     use crate::barriers::remember::armed;
     use crate::sync::raw::AtomicPtr;
     let space = &rt.space;
-    let set: std::collections::HashSet<usize> = remembered.iter().copied().collect();
+    let set: std::collections::HashSet<usize> = remembered.iter().flatten().copied().collect();
     let mut found = Vec::new();
     super::walk::reachable(
         rt,
@@ -190,7 +195,7 @@ pub fn generations(rt: &Runtime, roots: &[(usize, usize)], remembered: &[usize],
             // SAFETY: as above.
             if !armed(unsafe { r.obj.header() }.load(Ordering::Relaxed)) {
                 found.push(format!(
-                    "old object {a:#x} (type {ty}) has its REMEMBER flag clear but is not in                      the remembered set"
+                    "old object {a:#x} (type {ty}) has its REMEMBER flag clear but is not in the remembered set"
                 ));
             }
             // SAFETY: a live, initialised object of type `r.info` (the world is stopped).
@@ -199,7 +204,9 @@ pub fn generations(rt: &Runtime, roots: &[(usize, usize)], remembered: &[usize],
                     let v = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Relaxed) as usize;
                     if v != 0 && space.in_heap(v) && !space.meta.is_marked(v) {
                         found.push(format!(
-                            "old object {a:#x} (type {ty}) refers to the young object {v:#x}                              at +{} but is not in the remembered set (a store into it                              missed the REMEMBER barrier)",
+                            "old object {a:#x} (type {ty}) refers to the young object {v:#x} \
+                             at +{} but is not in the remembered set (a store into it missed \
+                             the REMEMBER barrier)",
                             slot as usize - a
                         ));
                     }

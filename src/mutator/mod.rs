@@ -248,7 +248,7 @@ impl MutatorCore {
         let b = unsafe { self.barrier() };
         b.flush(&rt.satb, &rt.logged);
         if !b.remembered.is_empty() {
-            rt.remembered.lock().append(&mut b.remembered);
+            rt.remembered.lock().push(std::mem::take(&mut b.remembered));
         }
     }
 
