@@ -308,7 +308,14 @@ impl Pacer {
         self.wants_full = rt.config.generational
             && (self.full_streak > 0 || t.saturating_sub(kept.held) < headroom / NURSERY_MIN_ROOM);
         if self.wants_full {
-            (t, raised) = self.target(rt, live, self.full_secs.max(self.cycle_secs), true);
+            (t, raised) = self.target(rt, live, self.full_secs.max(self.cycle_secs), false);
+            // A full cycle traces the whole heap and runs longer than the nursery cycles:
+            // it starts earlier by what the mutators allocate in the difference, so that
+            // it peaks no higher than they do.
+            let longer = (self.full_secs - self.cycle_secs).max(0.0);
+            t = t
+                .saturating_sub((self.alloc_rate * longer) as usize)
+                .max(kept.held);
         }
         self.raised = raised;
         tracing::debug!(
