@@ -350,9 +350,9 @@ impl Pacer {
 
     /// [`Pacer::trigger`] for a next cycle expected to take `cycle_secs`, and whether the
     /// recent peak raised it above the growth target. `allowance`: the recent peak may
-    /// raise it; not for a nursery cycle, whose tracing costs little, so that collecting
-    /// early buys memory cheaply (and whose trigger would otherwise rise to a full
-    /// cycle's peak).
+    /// raise it; not in generational mode, where nursery cycles cost little, so that
+    /// collecting early buys memory cheaply, and where full cycles, which run longer,
+    /// would raise their trigger to their own last peak.
     fn target(
         &self,
         rt: &Runtime,
