@@ -7,6 +7,7 @@
 mod common;
 
 use common::{node_type, NEXT};
+use tandem::collector::step::Phase;
 use tandem::{CollectLevel, Config, Heap, Mode, Mutator, ObjRef, TypeId};
 
 /// The node's payload word (after its header and its `NEXT` reference).
@@ -137,7 +138,44 @@ fn a_store_around_the_remember_barrier_is_reported(mode: Mode) {
     );
 }
 
+fn a_large_object_allocated_during_marking_stays_young_and_is_kept(mode: Mode) {
+    let h = generational_heap(mode);
+    let ty = node_type(&h);
+    let arr = common::array_type(&h);
+    let mut m = h.attach().unwrap();
+    let old = node(&mut m, ty, 0);
+    m.push_root(Some(old)).unwrap();
+    m.collect().unwrap();
+    // Into the marking of a cycle (concurrent mode; stw runs the whole cycle in one step).
+    let first = m.collect_step().unwrap();
+    let big = m.alloc(arr, 4096).unwrap();
+    let leaf = node(&mut m, ty, 7);
+    // SAFETY: item 0 of a fresh 4096-item reference array.
+    unsafe { m.write_ref(big, 16, Some(leaf)) };
+    let old = m.peek_root(0).unwrap().unwrap();
+    // SAFETY: old is a live node; NEXT is its reference field.
+    unsafe { m.write_ref(old, NEXT, Some(big)) };
+    if first != Phase::Idle {
+        while m.collect_step().unwrap() != Phase::Idle {}
+    }
+    for _ in 0..3 {
+        churn(&mut m, ty, 20_000);
+        m.collect_ex(CollectLevel::Young).unwrap();
+    }
+    let old = m.peek_root(0).unwrap().unwrap();
+    // SAFETY: live objects reached from the rooted node.
+    let big = unsafe { m.read_ref(old, NEXT) }.expect("the array is kept");
+    // SAFETY: as above.
+    let leaf = unsafe { m.read_ref(big, 16) }.expect("and so is what it refers to");
+    // SAFETY: a live node.
+    assert_eq!(unsafe { *leaf.field::<u64>(VALUE) }, 7);
+    m.collect().unwrap();
+    let s = h.stats();
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
 in_both_modes!(
+    a_large_object_allocated_during_marking_stays_young_and_is_kept,
     young_objects_reachable_only_from_old_ones_survive_nursery_cycles,
     old_garbage_waits_for_the_full_cycle,
     a_store_around_the_remember_barrier_is_reported,

@@ -14,11 +14,12 @@
 //! * an object a marker had already scanned, or an old one: every object a marker scans
 //!   gets [`FLAG_REMEMBER`] ([`arm`]), so the REMEMBER barrier sees the store, clears the
 //!   flag and records the object ([`disarm`]); a flag cleared earlier means the object is
-//!   recorded already. A large object allocated black is marked when allocated, and the
-//!   stores that initialise it may skip the barriers: it is recorded at its allocation;
+//!   recorded already;
 //! * or, while marking ran, an object not scanned yet. Then the stored object, young at
 //!   the end, was allocated during marking (black: any older object the thread could hold
-//!   was reachable at the snapshot and is marked by this cycle). So while marking, the
+//!   was reachable at the snapshot and is marked by this cycle; a large object allocated
+//!   during marking is flagged `FLAG_NEW_LARGE` instead of marked, and markers leave it
+//!   unmarked, young, like an object on a black line). So while marking, the
 //!   generational barrier (STORE, every store) records the holder of any store of a black
 //!   object, and the object barrier records every object it logs.
 //!

@@ -116,6 +116,11 @@ fn mark_elsewhere(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> bool
             return false;
         }
     };
+    if crate::heap::new_large(addr) {
+        // Allocated during this marking (generational mode): live, young, not traced,
+        // like an object on a black line.
+        return false;
+    }
     if !space.meta.mark(addr) {
         return false;
     }

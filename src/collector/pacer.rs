@@ -86,6 +86,8 @@ pub struct Pacer {
     /// Generational mode: full cycles still to run before a nursery cycle is tried again,
     /// after one found most young objects alive.
     full_streak: u32,
+    /// Generational mode: nursery cycles since the last full cycle.
+    nursery_run: u32,
     /// Generational mode: the heap kept by the last cycle, and how long full cycles take
     /// (`cycle_secs` follows the nursery cycles then).
     kept: usize,
@@ -147,6 +149,11 @@ const NURSERY_MIN_ROOM: usize = 4;
 const NURSERY_MAX_SURVIVAL: f64 = 0.25;
 /// See [`NURSERY_MAX_SURVIVAL`].
 const FULL_STREAK: u32 = 4;
+/// Generational mode: most nursery cycles in a row. A nursery cycle cannot see old objects
+/// die, so the trigger the last full cycle set stays while the live data shrinks (the
+/// large workload's live set swings between 5 and 40 MB: it held 2x non-generational
+/// mode's RSS without this bound).
+const NURSERY_MAX_RUN: u32 = 8;
 
 impl Default for Pacer {
     fn default() -> Self {
@@ -163,6 +170,7 @@ impl Default for Pacer {
             full_marked: 0,
             wants_full: false,
             full_streak: 0,
+            nursery_run: 0,
             kept: 0,
             full_secs: 0.0,
             recent: RecentPeak::default(),
@@ -291,6 +299,7 @@ impl Pacer {
         }
         self.last_end = now;
         self.allocated_at_end = allocated;
+        self.nursery_run = if nursery { self.nursery_run + 1 } else { 0 };
         if nursery {
             let young = peak.saturating_sub(self.kept).max(1);
             let promoted = kept.held.saturating_sub(self.kept);
@@ -306,7 +315,9 @@ impl Pacer {
         // less than a quarter of the headroom the last full cycle gave, collect them.
         let headroom = t.saturating_sub(live.held);
         self.wants_full = rt.config.generational
-            && (self.full_streak > 0 || t.saturating_sub(kept.held) < headroom / NURSERY_MIN_ROOM);
+            && (self.full_streak > 0
+                || self.nursery_run >= NURSERY_MAX_RUN
+                || t.saturating_sub(kept.held) < headroom / NURSERY_MIN_ROOM);
         if self.wants_full {
             (t, raised) = self.target(rt, live, self.full_secs.max(self.cycle_secs), false);
             // A full cycle traces the whole heap and runs longer than the nursery cycles:

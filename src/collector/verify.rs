@@ -132,10 +132,13 @@ pub fn reachable(rt: &Runtime, roots: &[(usize, usize)], check: Check, f: &mut F
                             },
                         );
                     let black = black_ok
-                        && lines_live
-                        && !place.large
-                        && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
-                            == black_stamp(epoch);
+                        && if place.large {
+                            crate::heap::new_large(addr)
+                        } else {
+                            lines_live
+                                && space.meta.line(space.line_of(addr)).load(Ordering::Relaxed)
+                                    == black_stamp(epoch)
+                        };
                     if !space.meta.is_marked(addr) && !black {
                         found.push(format!(
                             "reachable object {addr:#x} (type {ty}) is not marked"

@@ -21,6 +21,7 @@ use super::budget::Budget;
 use super::metadata::SideMetadata;
 use super::vm::{Reservation, PAGE_SIZE};
 use crate::error::Result;
+use crate::sync::Ordering;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 
@@ -35,6 +36,12 @@ struct LosInner {
     objects: BTreeMap<usize, usize>,
     /// Mark new objects (from the start of marking until this space is swept).
     alloc_black: bool,
+    /// Sticky marks (generational mode): objects allocated black are listed here instead
+    /// of marked, so that the sweep keeps them and they stay young.
+    black: Vec<usize>,
+    /// Bytes of the objects the last sweep kept because they were allocated during marking
+    /// (sticky marks only).
+    swept_black: usize,
     /// Under verification: freed runs kept committed and poisoned, start -> length.
     poisoned: BTreeMap<usize, usize>,
     /// Poison found broken when a poisoned run was reused, kept for the next verification.
@@ -60,6 +67,11 @@ pub struct LargeRun {
 }
 
 impl LargeRun {
+    /// The run's first byte (the object's address once registered).
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
     /// Whether the run is still to be cleared (a reused warm run, or fresh pages not yet
     /// touched); false when the space cleared it already.
     pub fn needs_clearing(&self) -> bool {
@@ -136,6 +148,7 @@ pub struct LargeObjectSpace {
     size: usize,
     warm_cap: usize,
     poison: Option<u64>,
+    sticky: bool,
     inner: Mutex<LosInner>,
 }
 
@@ -151,8 +164,16 @@ impl LargeObjectSpace {
             size,
             warm_cap: if poison.is_some() { 0 } else { warm_cap },
             poison,
+            sticky: false,
             inner: Mutex::new(inner),
         }
+    }
+
+    /// Generational mode: marks are sticky (an object a marking reached stays marked, old),
+    /// so an object allocated during marking is kept by the sweep without a mark, young.
+    pub fn with_sticky_marks(mut self, sticky: bool) -> LargeObjectSpace {
+        self.sticky = sticky;
+        self
     }
 
     /// Bytes a request of `bytes` occupies (whole pages).
@@ -178,15 +199,24 @@ impl LargeObjectSpace {
         }))
     }
 
-    /// Makes a cleared run an object (marked when allocation is black) and returns its
-    /// address.
-    pub fn register(&self, meta: &SideMetadata, run: LargeRun) -> usize {
+    /// Makes a cleared run whose header word is written an object and returns its address
+    /// and whether it was allocated black: during marking it is marked, or with sticky
+    /// marks listed for the sweep to keep and flagged `FLAG_NEW_LARGE` (young, and not to
+    /// be marked this cycle) until that sweep.
+    pub fn register(&self, meta: &SideMetadata, run: LargeRun) -> (usize, bool) {
         let mut g = self.inner.lock();
         g.objects.insert(run.start, run.len);
-        if g.alloc_black {
+        let black = g.alloc_black;
+        if black && self.sticky {
+            g.black.push(run.start);
+            // SAFETY: the object's header word, written by its allocator; the sweep clears
+            // the flag under this lock.
+            let h = unsafe { &*(run.start as *const crate::sync::raw::AtomicU64) };
+            h.fetch_or(crate::object::FLAG_NEW_LARGE, Ordering::Relaxed);
+        } else if black {
             meta.mark(run.start);
         }
-        run.start
+        (run.start, black)
     }
 
     /// Takes, clears and registers an object of `bytes` in one go.
@@ -200,7 +230,7 @@ impl LargeObjectSpace {
     ) -> Result<Option<usize>> {
         Ok(self.take(res, budget, bytes)?.map(|run| {
             run.clear();
-            self.register(meta, run)
+            self.register(meta, run).0
         }))
     }
 
@@ -349,10 +379,19 @@ impl LargeObjectSpace {
     ) -> (usize, usize) {
         let mut g = self.inner.lock();
         g.alloc_black = false;
+        let black: std::collections::HashSet<usize> =
+            std::mem::take(&mut g.black).into_iter().collect();
+        for &a in &black {
+            // SAFETY: a registered object, live (allocated during this cycle); its header
+            // word is written by its allocator before anyone else can reach it.
+            let h = unsafe { &*(a as *const crate::sync::raw::AtomicU64) };
+            h.fetch_and(!crate::object::FLAG_NEW_LARGE, Ordering::Relaxed);
+        }
+        g.swept_black = black.iter().filter_map(|a| g.objects.get(a)).sum();
         let dead: Vec<(usize, usize)> = g
             .objects
             .iter()
-            .filter(|(&a, _)| !meta.is_marked(a))
+            .filter(|(&a, _)| !meta.is_marked(a) && !black.contains(&a))
             .map(|(&a, &l)| (a, l))
             .collect();
         let mut freed = 0;
@@ -369,6 +408,12 @@ impl LargeObjectSpace {
             live += l;
         }
         (freed, live)
+    }
+
+    /// Bytes the last sweep kept only because they were allocated during marking (with
+    /// sticky marks; 0 otherwise): floating garbage for the pacer, not survivors.
+    pub fn swept_black_bytes(&self) -> usize {
+        self.inner.lock().swept_black
     }
 
     /// Clears the mark of every large object (generational mode, before a full cycle).

@@ -99,7 +99,8 @@ impl Space {
                 immix_size,
                 (config.heap_max.0 / 16).min(64 << 20),
                 config.verify.then_some(POISON),
-            ),
+            )
+            .with_sticky_marks(config.generational),
             res,
             meta,
             immix_base: base,
@@ -209,7 +210,11 @@ impl Space {
     /// line carries the epoch's black stamp); false outside the block space.
     #[inline]
     pub fn allocated_black(&self, addr: usize) -> bool {
-        self.in_immix(addr) && self.line_mark(addr) == metadata::black_stamp(self.epoch())
+        if self.in_immix(addr) {
+            self.line_mark(addr) == metadata::black_stamp(self.epoch())
+        } else {
+            self.in_heap(addr) && new_large(addr)
+        }
     }
 
     /// Clears every mark bit (generational mode, before a full cycle): old objects are
@@ -230,7 +235,7 @@ impl Space {
             let line = self.meta.line(self.line_of(addr)).load(Ordering::Relaxed);
             line == metadata::black_stamp(self.epoch()) || self.meta.is_marked(addr)
         } else {
-            self.in_heap(addr) && self.meta.is_marked(addr)
+            self.in_heap(addr) && (self.meta.is_marked(addr) || new_large(addr))
         }
     }
 
@@ -380,14 +385,16 @@ impl Space {
 
     /// Commits zeroed memory for a large object of `bytes`; None when over budget.
     pub fn alloc_large(&self, bytes: usize) -> Result<Option<usize>> {
-        self.alloc_large_with(bytes, LargeRun::clear)
+        self.alloc_large_with(bytes, 0, LargeRun::clear)
     }
 
-    /// [`Space::alloc_large`], with `clear` running the clearing of the run (the mutator
-    /// runs it in a native region: see [`LargeRun`]).
+    /// [`Space::alloc_large`] of an object with header word `header`, written before the
+    /// object is registered (a sweep may see it from then on), with `clear` running the
+    /// clearing of the run (the mutator runs it in a native region: see [`LargeRun`]).
     pub fn alloc_large_with(
         &self,
         bytes: usize,
+        header: u64,
         clear: impl FnOnce(&LargeRun),
     ) -> Result<Option<usize>> {
         let len = LargeObjectSpace::footprint(bytes);
@@ -404,7 +411,10 @@ impl Space {
         if run.needs_clearing() {
             clear(&run);
         }
-        let a = self.los.register(&self.meta, run);
+        // SAFETY: the run's first word, committed and zeroed, which this thread alone holds
+        // until the run is registered.
+        unsafe { (run.start() as *mut u64).write(header) };
+        let (a, _) = self.los.register(&self.meta, run);
         self.add_in_use(len);
         Ok(Some(a))
     }
@@ -436,6 +446,16 @@ impl Space {
                 Some(v.saturating_sub(n))
             });
     }
+}
+
+/// Whether the large object at `addr` was allocated during this cycle's marking in
+/// generational mode (its header's `FLAG_NEW_LARGE`).
+#[inline]
+pub fn new_large(addr: usize) -> bool {
+    // SAFETY: callers pass a registered large object, whose header word was written before
+    // it was registered.
+    let h = unsafe { &*(addr as *const crate::sync::raw::AtomicU64) };
+    h.load(Ordering::Relaxed) & crate::object::FLAG_NEW_LARGE != 0
 }
 
 /// A space of `chunks` chunks at most, one chunk minimum, for the heap's unit tests.
@@ -498,7 +518,7 @@ mod tests {
             "nothing marked: the run goes to the warm cache"
         );
         let b = s
-            .alloc_large_with(100_000, |run| {
+            .alloc_large_with(100_000, 0, |run| {
                 assert!(run.needs_clearing(), "the warm run is reused");
                 // What may happen while the owner clears in a native region: a sweep and
                 // other threads' allocations.

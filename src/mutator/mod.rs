@@ -423,27 +423,21 @@ impl Mutator {
                     ty.0
                 ))
             })?;
-        let addr = if size > LARGE_OBJECT_THRESHOLD {
-            self.alloc_large(size)?
+        let large = size > LARGE_OBJECT_THRESHOLD;
+        let addr = if large {
+            // The header is written before the object is registered (see `alloc_large`).
+            self.alloc_large(size, make_header(ty, 0))?
         } else if let Some(a) = self.fast().window.bump(size) {
             a
         } else {
             self.alloc_small_slow(size)?
         };
         let obj = ObjRef::from_addr(addr).expect("allocator returned null");
-        if size > LARGE_OBJECT_THRESHOLD
-            && self.rt.config.generational
-            && self.rt.space.meta.is_marked(addr)
-        {
-            // Allocated black, so old once this cycle ends, while the stores that
-            // initialise it may skip the barriers and store black (young) objects: it is
-            // remembered from the start, and the next cycle scans it (`barriers::remember`).
-            // SAFETY: RUNNING on the owning thread.
-            unsafe { self.core.barrier() }.remembered.push(addr);
-        }
         // SAFETY: fresh, zeroed memory of `size` bytes owned by this thread.
         unsafe {
-            obj.field::<u64>(0).write(make_header(ty, 0));
+            if !large {
+                obj.field::<u64>(0).write(make_header(ty, 0));
+            }
             if varsize {
                 obj.field::<usize>(len_off).write(length);
             }
@@ -495,15 +489,18 @@ impl Mutator {
         })
     }
 
+    /// A large object with header word `header`, written before the object is registered:
+    /// from then on a sweep may see it, and in generational mode the registration flags
+    /// the header of an object allocated during marking (`FLAG_NEW_LARGE`).
     #[cold]
-    fn alloc_large(&mut self, size: usize) -> Result<usize> {
+    fn alloc_large(&mut self, size: usize, header: u64) -> Result<usize> {
         self.alloc_retrying(size, |m| {
             // The run is cleared (its pages touched) in a native region: a stop does not
             // wait for it.
             let rt = m.rt.clone();
             let r = rt
                 .space
-                .alloc_large_with(size, |run| m.native(|| run.clear()))?;
+                .alloc_large_with(size, header, |run| m.native(|| run.clear()))?;
             if r.is_some() {
                 m.rt.stats.add_allocated(size);
                 if m.core.marking() {

@@ -44,6 +44,11 @@ pub const FLAG_NO_DESTRUCTOR: u64 = 1 << 24;
 /// object a marker scans (it is old from then on) and on large objects allocated black;
 /// cleared by the barrier that records the object.
 pub const FLAG_REMEMBER: u64 = 1 << 25;
+/// Header flag (generational mode): a large object allocated during the running cycle's
+/// marking, live for this cycle but young, so markers do not mark it (a mark would make it
+/// old, though its initialising stores went around the barriers); its cycle's sweep clears
+/// the flag.
+pub const FLAG_NEW_LARGE: u64 = 1 << 26;
 /// Mask of the flag bits.
 pub const FLAGS_MASK: u64 = 0xFFFF_FFFF;
 
