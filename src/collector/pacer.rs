@@ -341,6 +341,9 @@ impl Pacer {
             cycle_ms = self.cycle_secs * 1e3,
             safety = self.safety,
             nursery,
+            committed = rt.space.committed(),
+            free_blocks = rt.space.pools.free.len(),
+            recyclable = rt.space.pools.recyclable.len(),
             kept = kept.held,
             wants_full = self.wants_full,
             "pacer"
