@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ThreadSanitizer: the collector's integration tests and the stress `graph` and
 # `binary-trees` workloads with verification on (binary-trees also under the torture
-# setting). Any report fails the run (halt_on_error; TSan exits 66).
+# setting, graph also in generational mode). Any report fails the run (halt_on_error; TSan exits 66).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
@@ -10,7 +10,7 @@ export TSAN_OPTIONS="suppressions=$PWD/.ci/tsan.supp halt_on_error=1 second_dead
 export CARGO_TARGET_DIR=target/tsan
 tsan_cargo() { cargo +nightly "$@" -Zbuild-std --target "$target"; }
 
-tsan_cargo test --release -p tandem --lib --test collector --test faults --test logger_faults --test verify_corruption --test evacuation --test services
+tsan_cargo test --release -p tandem --lib --test collector --test faults --test logger_faults --test verify_corruption --test evacuation --test services --test generational
 tsan_cargo build --release -p tandem-stress
 stress="target/tsan/$target/release/tandem-stress"
 TANDEM_VERIFY=1 "$stress" graph --threads 4 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
@@ -18,4 +18,7 @@ TANDEM_VERIFY=1 "$stress" binary-trees --threads 2 --seconds "${TSAN_SECONDS:-10
 # The torture setting: objects move out of every block with a free line, so the load
 # barrier, the copy races and the workloads' rooting all run under the sanitizer.
 TANDEM_EVACUATE_ALL=1 TANDEM_VERIFY=1 "$stress" binary-trees --threads 2 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
+# The young generation: the REMEMBER barrier against the markers' arming, nursery cycles'
+# remembered-set scans and sticky sweeps, with objects moving too.
+TANDEM_GENERATIONAL=1 TANDEM_EVACUATE_ALL=1 TANDEM_VERIFY=1 "$stress" graph --threads 4 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
 echo "ThreadSanitizer: clean"
