@@ -352,6 +352,13 @@ impl Space {
                 return Ok(None);
             }
         }
+        tracing::debug!(
+            in_use = self.in_use(),
+            committed = self.committed(),
+            recyclable = self.pools.recyclable.len(),
+            sweeping = self.sweep.lock().is_some(),
+            "committing a chunk"
+        );
         let start = self.immix_base + c * CHUNK_SIZE;
         if let Err(e) = self.res.commit(start, CHUNK_SIZE) {
             self.budget.uncharge(CHUNK_SIZE);
