@@ -263,6 +263,7 @@ pub fn cycle(
         },
     );
 
+    let t_resumed = Instant::now();
     rt.stepper.boundary(Phase::Sweeping);
 
     // Finalizers, destructors, memory pressure, while the mutators run: the dead objects
@@ -293,6 +294,10 @@ pub fn cycle(
     }
     rt.refs.destruct(rt, dying);
     rt.space.offer_sweep(&sweep.sweep);
+    tracing::debug!(
+        after_resume_us = t_resumed.elapsed().as_micros() as u64,
+        "sweep offered"
+    );
     resumed.let_mutators_run_first();
     pool.run_on(conc, sweep.clone(), std::iter::empty());
     let blocks = sweep.finish();
