@@ -7,14 +7,13 @@
 //!
 //! The pools were emptied when the sweep began, so no allocator touches a block until it
 //! has been swept and pushed (the queue push/pop orders the sweep's writes before the
-//! allocator's). Wholly empty chunks swept by workers wait for [`Space::finish_sweep`],
-//! which parks them as idle (see `heap::uncommit`): allocators take them back when the
-//! pools run dry, and the uncommit thread returns those that stay idle to the OS.
+//! allocator's). Wholly empty chunks swept by workers are parked as idle at once (see
+//! `heap::uncommit`): allocators take them back when the pools run dry, and the uncommit
+//! thread returns those that stay idle to the OS.
 
 use super::blocks::{chunk_first_block, sweep_block, BlockIndex};
 use super::metadata::{BlockState, LineRule};
 use super::{Space, BLOCKS_PER_CHUNK, LINE_SIZE};
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -25,7 +24,6 @@ pub struct ChunkSweep {
     next: AtomicUsize,
     done: AtomicUsize,
     rule: LineRule,
-    empty_chunks: Mutex<Vec<usize>>,
     live_lines: AtomicUsize,
     black_lines: AtomicUsize,
     marked_bytes: AtomicUsize,
@@ -55,8 +53,8 @@ impl YoungBlocks {
 
 impl ChunkSweep {
     /// Claims and sweeps the next unswept chunk; false when none is left. `hold_empty`:
-    /// keep a wholly empty chunk out of the pools (for release at the end) instead of
-    /// pooling its blocks.
+    /// park a wholly empty chunk as idle (to be returned to the OS if it stays unused)
+    /// instead of pooling its blocks.
     pub fn sweep_next(&self, space: &Space, hold_empty: bool) -> bool {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         let Some(&c) = self.chunks.get(i) else {
@@ -88,7 +86,11 @@ impl ChunkSweep {
             }
         }
         if hold_empty && nfree == BLOCKS_PER_CHUNK {
-            self.empty_chunks.lock().push(c);
+            // Idle at once, not at the end of the sweep: an allocator whose pools run dry
+            // takes an idle chunk back before it commits a new one, and until the sweep
+            // ended these blocks were in no pool and no idle chunk (graph/t2 committed
+            // fresh chunks while hundreds of swept empty blocks waited for the end).
+            space.park_chunks(&[c]);
         } else {
             for &b in &free[..nfree] {
                 space.pools.free.push(b);
@@ -140,7 +142,6 @@ impl Space {
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
             rule: self.line_rule(),
-            empty_chunks: Mutex::new(Vec::new()),
             live_lines: AtomicUsize::new(0),
             black_lines: AtomicUsize::new(0),
             marked_bytes: AtomicUsize::new(0),
@@ -166,8 +167,8 @@ impl Space {
     }
 
     /// Ends the sweep once every claimed chunk is swept (allocators may still be finishing
-    /// one): parks empty chunks as idle (releasing those above the minimum heap at once
-    /// when the uncommit delay is zero), and returns the bytes live in blocks.
+    /// one), releases idle chunks above the minimum heap at once when the uncommit delay is
+    /// zero, and returns the bytes live in blocks.
     pub fn finish_sweep(&self, s: &ChunkSweep) -> usize {
         while s.sweep_next(self, true) {}
         *self.sweep.lock() = None;
@@ -180,8 +181,6 @@ impl Space {
                 std::thread::sleep(std::time::Duration::from_micros(50));
             }
         }
-        let empty = std::mem::take(&mut *s.empty_chunks.lock());
-        self.park_chunks(&empty);
         if self.uncommit_delay.is_zero() {
             self.release_idle(None, self.heap_min(), usize::MAX);
         }
