@@ -44,6 +44,9 @@ pub const LINES_PER_BLOCK: usize = BLOCK_SIZE / LINE_SIZE;
 pub const BLOCKS_PER_CHUNK: usize = CHUNK_SIZE / BLOCK_SIZE;
 /// Objects larger than this go to the large-object space.
 pub const LARGE_OBJECT_THRESHOLD: usize = 8 << 10;
+/// How long an allocator whose pools are dry waits for a begun sweep to be offered before
+/// it commits a fresh chunk (see `Space::await_sweep_offer`).
+const SWEEP_OFFER_PATIENCE: Duration = Duration::from_millis(1);
 /// The pattern written over free memory when verification is on.
 pub const POISON: u64 = 0xBADD_F00D_DEAD_BEEF;
 
@@ -78,6 +81,9 @@ pub struct Space {
     /// Sweeps begun so far (each in a pause): a block held across a native region may be
     /// used only if no sweep began meanwhile (see `alloc::Slow::Clear`).
     sweeps: AtomicU64,
+    /// A sweep has begun (its pause emptied the pools) and is not offered to allocators
+    /// yet; see [`Space::await_sweep_offer`].
+    sweep_pending: std::sync::atomic::AtomicBool,
     poison: bool,
 }
 
@@ -118,6 +124,7 @@ impl Space {
             generational: config.generational,
             nursery: std::sync::atomic::AtomicBool::new(false),
             sweeps: AtomicU64::new(0),
+            sweep_pending: std::sync::atomic::AtomicBool::new(false),
             poison: config.verify,
         })
     }
@@ -305,6 +312,25 @@ impl Space {
         Some(b)
     }
 
+    /// Waits a little, when the pools are dry because a sweep has begun and is not offered
+    /// yet, for the sweep to be offered; true when it was. Between the pause that ends
+    /// marking (which empties the pools) and the offer, the collector settles finalizers
+    /// and ends the evacuation, usually in 10-20 us but sometimes milliseconds: an
+    /// allocator that committed a fresh chunk meanwhile kept it for good (graph/t2).
+    fn await_sweep_offer(&self) -> bool {
+        if !self.sweep_pending.load(Ordering::Acquire) {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + SWEEP_OFFER_PATIENCE;
+        while self.sweep_pending.load(Ordering::Acquire) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    }
+
     /// Takes an empty block; when the pool is dry, first sweeps chunks of a sweep in
     /// progress, then commits a new chunk if the budget allows; None when the heap is at
     /// its maximum.
@@ -313,7 +339,7 @@ impl Space {
             if let Some(b) = self.pools.free.pop() {
                 break b as usize;
             }
-            if self.assist_sweep() {
+            if self.assist_sweep() || self.await_sweep_offer() {
                 continue;
             }
             match self.commit_chunk()? {

@@ -136,6 +136,7 @@ impl Space {
     /// it while the world is stopped). Allocators help only once it is offered.
     pub fn begin_sweep(&self) -> Arc<ChunkSweep> {
         self.pools.clear();
+        self.sweep_pending.store(true, Ordering::Release);
         self.sweeps.fetch_add(1, Ordering::AcqRel);
         Arc::new(ChunkSweep {
             chunks: self.committed_chunks(),
@@ -155,6 +156,7 @@ impl Space {
     /// may still write to dead objects' memory).
     pub fn offer_sweep(&self, s: &Arc<ChunkSweep>) {
         *self.sweep.lock() = Some(s.clone());
+        self.sweep_pending.store(false, Ordering::Release);
     }
 
     /// Sweeps one chunk of the sweep in progress for an allocator whose pools ran dry;
@@ -171,6 +173,8 @@ impl Space {
     /// zero, and returns the bytes live in blocks.
     pub fn finish_sweep(&self, s: &ChunkSweep) -> usize {
         while s.sweep_next(self, true) {}
+        // A sweep run inside a pause (stop-the-world) is never offered.
+        self.sweep_pending.store(false, Ordering::Release);
         *self.sweep.lock() = None;
         let mut spins = 0u32;
         while s.done.load(Ordering::Acquire) < s.chunks.len() {
