@@ -38,6 +38,11 @@ use std::time::{Duration, Instant};
 pub fn start(rt: Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let pool = WorkerPool::<MarkPacket>::new(rt.config.threads, rt.config.affinity)?;
     rt.stats.restart_collector_cpu();
+    // The first trigger, before any mutator can allocate: set only by the control thread,
+    // it left the minimum heap as the trigger until that thread ran, and a mutator that
+    // allocated past it first started a cycle the configuration did not ask for (a
+    // `TANDEM_GC_TRIGGER` of 200 MB collected at 4 MB on a busy machine).
+    rt.set_trigger(pacer::Pacer::default().trigger(&rt, pacer::Survivors::default()));
     rt.assists.connect(pool.queues());
     std::thread::Builder::new()
         .name("tandem-control".into())
