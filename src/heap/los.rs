@@ -199,24 +199,23 @@ impl LargeObjectSpace {
         }))
     }
 
-    /// Makes a cleared run whose header word is written an object and returns its address
-    /// and whether it was allocated black: during marking it is marked, or with sticky
-    /// marks listed for the sweep to keep and flagged `FLAG_NEW_LARGE` (young, and not to
-    /// be marked this cycle) until that sweep.
-    pub fn register(&self, meta: &SideMetadata, run: LargeRun) -> (usize, bool) {
+    /// Makes a cleared run whose header word is written an object and returns its address.
+    /// During marking it is allocated black: marked, or with sticky marks listed for the
+    /// sweep to keep and flagged `FLAG_NEW_LARGE` (young, and not to be marked this cycle)
+    /// until that sweep.
+    pub fn register(&self, meta: &SideMetadata, run: LargeRun) -> usize {
         let mut g = self.inner.lock();
         g.objects.insert(run.start, run.len);
-        let black = g.alloc_black;
-        if black && self.sticky {
+        if g.alloc_black && self.sticky {
             g.black.push(run.start);
             // SAFETY: the object's header word, written by its allocator; the sweep clears
             // the flag under this lock.
             let h = unsafe { &*(run.start as *const crate::sync::raw::AtomicU64) };
             h.fetch_or(crate::object::FLAG_NEW_LARGE, Ordering::Relaxed);
-        } else if black {
+        } else if g.alloc_black {
             meta.mark(run.start);
         }
-        (run.start, black)
+        run.start
     }
 
     /// Takes, clears and registers an object of `bytes` in one go.
@@ -230,7 +229,7 @@ impl LargeObjectSpace {
     ) -> Result<Option<usize>> {
         Ok(self.take(res, budget, bytes)?.map(|run| {
             run.clear();
-            self.register(meta, run).0
+            self.register(meta, run)
         }))
     }
 
@@ -366,17 +365,12 @@ impl LargeObjectSpace {
         self.inner.lock().alloc_black = true;
     }
 
-    /// Frees every unmarked object and clears the marks of the rest, uncharging what goes
-    /// back to the OS; returns (bytes freed, bytes still live). Objects allocated from here
-    /// on are unmarked again. Runs after marking is complete; allocation waits on the lock
-    /// meanwhile.
-    pub fn sweep(
-        &self,
-        res: &Reservation,
-        meta: &SideMetadata,
-        budget: &Budget,
-        sticky: bool,
-    ) -> (usize, usize) {
+    /// Frees every unmarked object (with sticky marks, but for those allocated during this
+    /// marking) and clears the marks of the rest (not with sticky marks: they stay old),
+    /// uncharging what goes back to the OS; returns (bytes freed, bytes still live).
+    /// Objects allocated from here on are unmarked again. Runs after marking is complete;
+    /// allocation waits on the lock meanwhile.
+    pub fn sweep(&self, res: &Reservation, meta: &SideMetadata, budget: &Budget) -> (usize, usize) {
         let mut g = self.inner.lock();
         g.alloc_black = false;
         let black: std::collections::HashSet<usize> =
@@ -402,7 +396,7 @@ impl LargeObjectSpace {
         }
         let mut live = 0;
         for (&a, &l) in g.objects.iter() {
-            if !sticky {
+            if !self.sticky {
                 meta.unmark(a);
             }
             live += l;
@@ -531,7 +525,7 @@ mod tests {
             .alloc(&res, &meta, &budget, 3 * PAGE_SIZE)
             .unwrap()
             .unwrap();
-        los.sweep(&res, &meta, &budget, false);
+        los.sweep(&res, &meta, &budget);
         assert_eq!(los.slot_at(a + 8), LargeSlot::Freed);
         assert!(los.broken_poison().is_empty());
         // SAFETY: the freed run stays committed under poisoning.
@@ -548,7 +542,7 @@ mod tests {
     fn a_poisoned_run_is_checked_and_zeroed_when_reused() {
         let (res, meta, los, budget) = space();
         let a = los.alloc(&res, &meta, &budget, SPACE).unwrap().unwrap();
-        los.sweep(&res, &meta, &budget, false);
+        los.sweep(&res, &meta, &budget);
         // SAFETY: the freed run stays committed under poisoning.
         unsafe { *((a + PAGE_SIZE) as *mut u64) = 9 };
         // No uncommitted run is left, so the poisoned one is reused.

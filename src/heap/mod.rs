@@ -213,8 +213,9 @@ impl Space {
         }
     }
 
-    /// Whether the Immix object at `addr` was allocated black in this cycle's marking (its
-    /// line carries the epoch's black stamp); false outside the block space.
+    /// Whether the object at `addr` was allocated black in this cycle's marking: its line
+    /// carries the epoch's black stamp, or (a large object, generational mode) its header
+    /// `FLAG_NEW_LARGE`.
     #[inline]
     pub fn allocated_black(&self, addr: usize) -> bool {
         if self.in_immix(addr) {
@@ -447,7 +448,7 @@ impl Space {
         // SAFETY: the run's first word, committed and zeroed, which this thread alone holds
         // until the run is registered.
         unsafe { (run.start() as *mut u64).write(header) };
-        let (a, _) = self.los.register(&self.meta, run);
+        let a = self.los.register(&self.meta, run);
         self.add_in_use(len);
         Ok(Some(a))
     }
@@ -466,9 +467,7 @@ impl Space {
 
     /// Frees unmarked large objects; returns bytes still live.
     pub fn sweep_large(&self) -> usize {
-        self.los
-            .sweep(&self.res, &self.meta, &self.budget, self.generational)
-            .1
+        self.los.sweep(&self.res, &self.meta, &self.budget).1
     }
 
     /// Lowers the in-use figure by `n` (what a sweep found dead).
