@@ -316,9 +316,9 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
 /*
  * The barrier byte (m->barriers). Each inline fast path below tests one bit of it, so the
  * collector can turn any barrier on for any reason (concurrent marking, evacuation, the
- * generational mode's remembered set) without the VM being recompiled. The bits change only while
- * the thread is stopped at a safepoint: between two calls that may collect (see below), a
- * thread sees one value.
+ * generational mode's remembered set) without the VM being recompiled. The bits change
+ * only while the thread is stopped at a safepoint: between two calls that may collect
+ * (see below), a thread sees one value.
  *
  * Calls that may collect ("safepoints"): tandem_alloc and the other allocation functions
  * (tandem_alloc_slow, tandem_alloc_nonmoving), tandem_safepoint (and its slow path),
@@ -336,10 +336,10 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
  *     already on when the object was allocated, it is allocated black and has no snapshot
  *     values to preserve; if marking was off, it stays off until the next safepoint, and
  *     an object's fields at the snapshot are whatever they hold then. With
- *     TANDEM_GENERATIONAL such an object is young (a large one allocated during marking
- *     is remembered from its allocation), so no remembered set needs its stores. After
- *     the next safepoint the object is like any other. (TANDEM_VERIFY's store audit sees only the
- *     stores that go through tandem_write_ref.)
+ *     TANDEM_GENERATIONAL such an object is young until the next cycle has marked it
+ *     (a large one allocated during marking too), so no remembered set needs its
+ *     stores. After the next safepoint the object is like any other. (TANDEM_VERIFY's
+ *     store audit sees only the stores that go through tandem_write_ref.)
  *  3. Every load of a reference from a heap object goes through tandem_read_ref (the load
  *     barrier: while objects move, it returns the object's current address and repairs
  *     the field). Raw loads of reference fields are allowed only while the LOAD bit is off
