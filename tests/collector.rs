@@ -4,15 +4,12 @@
 #[macro_use]
 mod common;
 
-use common::{config, heap, node_type, NEXT};
+use common::{config, heap, node_type, NEXT, VALUE};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem::{Config, Error, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
-
-/// Node payload (see [`common::node_type`]).
-const VALUE: usize = 16;
 
 /// Builds a list of `n` nodes with values 0..n, rooted at the top of the shadow stack.
 fn build_list(m: &mut Mutator, ty: TypeId, n: u64) {

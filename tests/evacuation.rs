@@ -6,14 +6,12 @@
 #[macro_use]
 mod common;
 
-use common::{node_type, NEXT};
+use common::{list_values, node_type, NEXT, VALUE};
 use tandem::{Mode, Mutator, ObjRef, TypeId};
 
 /// Nodes allocated; one in [`KEEP_EVERY`] stays reachable.
 const NODES: usize = 200_000;
 const KEEP_EVERY: usize = 10;
-/// The node's payload word (after its header and its `NEXT` reference).
-const VALUE: usize = 16;
 
 /// The `i`th item of the array at root depth 0, read through the load barrier.
 fn item(m: &mut Mutator, i: usize) -> ObjRef {
@@ -180,19 +178,6 @@ fn dense_heap(m: &mut Mutator, node: TypeId) -> Vec<usize> {
     addrs
 }
 
-/// The chain's values, newest first, read through the load barrier.
-fn chain_values(m: &mut Mutator) -> Vec<u64> {
-    let mut out = Vec::new();
-    let mut cur = m.peek_root(0).unwrap();
-    while let Some(n) = cur {
-        // SAFETY: a live node of the chain.
-        out.push(unsafe { *n.field::<u64>(VALUE) });
-        // SAFETY: as above; NEXT is its reference field.
-        cur = unsafe { m.read_ref(n, NEXT) };
-    }
-    out
-}
-
 fn evacuate_all_moves_objects_out_of_dense_blocks(mode: Mode) {
     for all in [false, true] {
         let h = tandem::Heap::with_config(tandem::Config {
@@ -203,13 +188,13 @@ fn evacuate_all_moves_objects_out_of_dense_blocks(mode: Mode) {
         let node = node_type(&h);
         let mut m = h.attach().unwrap();
         let addrs = dense_heap(&mut m, node);
-        let before = chain_values(&mut m);
+        let before = list_values(&mut m);
         m.collect().unwrap();
         m.collect().unwrap();
         m.collect().unwrap();
         let s = h.stats();
         assert_eq!(s.verify_errors, 0, "{:#?}", s.verify_messages);
-        assert_eq!(chain_values(&mut m), before, "the chain's contents");
+        assert_eq!(list_values(&mut m), before, "the chain's contents");
         let mut now = Vec::new();
         let mut cur = m.peek_root(0).unwrap();
         while let Some(n) = cur {

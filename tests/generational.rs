@@ -6,12 +6,9 @@
 #[macro_use]
 mod common;
 
-use common::{node_type, NEXT};
+use common::{list_values, node_type, NEXT, VALUE};
 use tandem::collector::step::Phase;
 use tandem::{CollectLevel, Config, Heap, Mode, Mutator, ObjRef, TypeId};
-
-/// The node's payload word (after its header and its `NEXT` reference).
-const VALUE: usize = 16;
 
 fn generational_heap(mode: Mode) -> Heap {
     Heap::with_config(Config {
@@ -29,6 +26,13 @@ fn node(m: &mut Mutator, ty: TypeId, v: u64) -> ObjRef {
     n
 }
 
+/// Roots a node with payload 0 at depth 0 and makes it old (a full cycle marks it).
+fn root_old_node(m: &mut Mutator, ty: TypeId) {
+    let old = node(m, ty, 0);
+    m.push_root(Some(old)).unwrap();
+    m.collect().unwrap();
+}
+
 /// Garbage to reuse the lines a nursery cycle frees (poisoned under verification).
 fn churn(m: &mut Mutator, ty: TypeId, n: usize) {
     for i in 0..n {
@@ -36,26 +40,11 @@ fn churn(m: &mut Mutator, ty: TypeId, n: usize) {
     }
 }
 
-/// The list from the node at root depth 0, payloads in order.
-fn payloads(m: &mut Mutator) -> Vec<u64> {
-    let mut out = Vec::new();
-    let mut cur = m.peek_root(0).unwrap();
-    while let Some(n) = cur {
-        // SAFETY: a live node of the rooted list.
-        out.push(unsafe { *n.field::<u64>(VALUE) });
-        // SAFETY: as above.
-        cur = unsafe { m.read_ref(n, NEXT) };
-    }
-    out
-}
-
 fn young_objects_reachable_only_from_old_ones_survive_nursery_cycles(mode: Mode) {
     let h = generational_heap(mode);
     let ty = node_type(&h);
     let mut m = h.attach().unwrap();
-    let old = node(&mut m, ty, 0);
-    m.push_root(Some(old)).unwrap();
-    m.collect().unwrap();
+    root_old_node(&mut m, ty);
     // A chain hung off the old node one young node per nursery cycle: each store goes
     // into a node that the cycle before made old.
     for i in 1..=8u64 {
@@ -71,7 +60,7 @@ fn young_objects_reachable_only_from_old_ones_survive_nursery_cycles(mode: Mode)
         m.collect_ex(CollectLevel::Young).unwrap();
         churn(&mut m, ty, 20_000);
         m.collect_ex(CollectLevel::Young).unwrap();
-        assert_eq!(payloads(&mut m), (0..=i).collect::<Vec<_>>());
+        assert_eq!(list_values(&mut m), (0..=i).collect::<Vec<_>>());
     }
     let s = h.stats();
     assert!(
@@ -119,9 +108,7 @@ fn a_store_around_the_remember_barrier_is_reported(mode: Mode) {
     let h = generational_heap(mode);
     let ty = node_type(&h);
     let mut m = h.attach().unwrap();
-    let old = node(&mut m, ty, 0);
-    m.push_root(Some(old)).unwrap();
-    m.collect().unwrap();
+    root_old_node(&mut m, ty);
     let old = m.peek_root(0).unwrap().unwrap();
     let young = node(&mut m, ty, 1);
     // The bug under test: a raw store into an old object, with no barrier.
@@ -143,9 +130,7 @@ fn a_large_object_allocated_during_marking_stays_young_and_is_kept(mode: Mode) {
     let ty = node_type(&h);
     let arr = common::array_type(&h);
     let mut m = h.attach().unwrap();
-    let old = node(&mut m, ty, 0);
-    m.push_root(Some(old)).unwrap();
-    m.collect().unwrap();
+    root_old_node(&mut m, ty);
     // Into the marking of a cycle (concurrent mode; stw runs the whole cycle in one step).
     let first = m.collect_step().unwrap();
     let big = m.alloc(arr, 4096).unwrap();

@@ -5,13 +5,10 @@
 #[macro_use]
 mod common;
 
-use common::{array_type, node_type, NEXT};
+use common::{array_type, node_type, NEXT, VALUE};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tandem::{CollectLevel, Heap, Mode, Mutator, ObjRef, TypeId, TypeInfo};
-
-/// A node's payload word.
-const VALUE: usize = 16;
 
 fn node(m: &mut Mutator, ty: TypeId, value: u64, next: Option<ObjRef>) -> ObjRef {
     m.push_root(next).unwrap();

@@ -7,6 +7,19 @@ use common::{assert_clean_run, assert_clean_run_with};
 
 /// The torture setting that moves objects out of every block with a free line.
 const EVACUATE_ALL: (&str, &str) = ("TANDEM_EVACUATE_ALL", "1");
+/// A one-second graph run small enough for the torture settings.
+const SMALL_GRAPH: &[&str] = &[
+    "graph",
+    "--threads",
+    "2",
+    "--slots",
+    "4096",
+    "--seconds",
+    "1",
+    "--heap-max",
+    "64M",
+    "--json",
+];
 
 #[test]
 fn binary_trees_item_checks_and_verification_pass() {
@@ -105,21 +118,7 @@ fn binary_trees_check_walk_survives_objects_moving_at_its_polls() {
 /// here every poll also asks for a cycle (`TANDEM_TORTURE=1`).
 #[test]
 fn graph_final_check_survives_objects_moving_at_its_polls() {
-    let j = assert_clean_run_with(
-        &[
-            "graph",
-            "--threads",
-            "2",
-            "--slots",
-            "4096",
-            "--seconds",
-            "1",
-            "--heap-max",
-            "64M",
-            "--json",
-        ],
-        &[EVACUATE_ALL, ("TANDEM_TORTURE", "1")],
-    );
+    let j = assert_clean_run_with(SMALL_GRAPH, &[EVACUATE_ALL, ("TANDEM_TORTURE", "1")]);
     assert!(j["work"].as_u64().unwrap() > 0);
 }
 
@@ -131,18 +130,7 @@ fn graph_final_check_survives_objects_moving_at_its_polls() {
 fn generational_workloads_keep_their_remembered_sets_under_torture() {
     const GENERATIONAL: (&str, &str) = ("TANDEM_GENERATIONAL", "1");
     let j = assert_clean_run_with(
-        &[
-            "graph",
-            "--threads",
-            "2",
-            "--slots",
-            "4096",
-            "--seconds",
-            "1",
-            "--heap-max",
-            "64M",
-            "--json",
-        ],
+        SMALL_GRAPH,
         &[GENERATIONAL, EVACUATE_ALL, ("TANDEM_TORTURE", "50")],
     );
     assert!(j["nursery_cycles"].as_u64().unwrap() > 0, "{j}");

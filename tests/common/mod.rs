@@ -9,6 +9,8 @@ use tandem::{ByteSize, Config, Heap, Mode, TypeId, TypeInfo};
 
 /// Offset of a node's reference field.
 pub const NEXT: usize = 8;
+/// Offset of a node's payload word.
+pub const VALUE: usize = 16;
 
 /// The test configuration: 2 GC threads, `max_mb` MiB, 4 MiB minimum.
 pub fn config(mode: Mode, max_mb: usize, verify: bool) -> Config {
@@ -45,6 +47,20 @@ pub fn node_type(h: &Heap) -> TypeId {
         ..Default::default()
     })
     .unwrap()
+}
+
+/// The payloads of the list of nodes from root depth 0, head first, read through the
+/// load barrier.
+pub fn list_values(m: &mut tandem::Mutator) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut cur = m.peek_root(0).unwrap();
+    while let Some(n) = cur {
+        // SAFETY: a live node of the rooted list.
+        out.push(unsafe { *n.field::<u64>(VALUE) });
+        // SAFETY: as above; NEXT is its reference field.
+        cur = unsafe { m.read_ref(n, NEXT) };
+    }
+    out
 }
 
 /// Runs each check in both collector modes, as `stw::name` and `concurrent::name`, each
