@@ -50,6 +50,18 @@ impl Default for GcRequests {
     }
 }
 
+/// How much a cause asks of the cycle that serves it: a failed allocation needs a full
+/// cycle's live figure, the VM's full and young collections their own kinds, the trigger
+/// whatever the pacer chooses.
+fn weight(c: GcCause) -> u8 {
+    match c {
+        GcCause::Trigger => 0,
+        GcCause::Young => 1,
+        GcCause::Explicit => 2,
+        GcCause::AllocationFailure => 3,
+    }
+}
+
 impl GcRequests {
     /// Asks for a collection; returns its number, for [`GcRequests::wait`]. An explicit
     /// request asks for a cycle that starts after it (a cycle already running may have
@@ -81,6 +93,11 @@ impl GcRequests {
             self.pending.store(true, Ordering::Relaxed);
             g.cause = cause;
             self.wake.notify_all();
+        } else if g.started < g.requested && weight(cause) > weight(g.cause) {
+            // The requested cycle has not started and serves this request too: as the
+            // kind this one asks for (a VM's young or full collection is not the
+            // trigger's, whose kind the pacer chooses).
+            g.cause = cause;
         }
         target
     }
@@ -162,5 +179,41 @@ impl GcRequests {
     /// Whether the runtime shut down.
     pub fn is_shutdown(&self) -> bool {
         self.state.lock().shutdown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_joining_one_not_yet_started_gets_the_kind_it_asks_for() {
+        let r = GcRequests::default();
+        let t = r.request(GcCause::Trigger);
+        assert_eq!(r.request(GcCause::Young), t, "served by the same cycle");
+        assert_eq!(r.request(GcCause::Trigger), t);
+        assert_eq!(
+            r.next(),
+            Some(GcCause::Young),
+            "as the young collection asked"
+        );
+        r.complete();
+        let t = r.request(GcCause::Explicit);
+        r.request(GcCause::Young);
+        assert_eq!(
+            r.next(),
+            Some(GcCause::Explicit),
+            "a full one is not downgraded"
+        );
+        r.complete();
+        r.request(GcCause::Young);
+        assert_eq!(r.next(), Some(GcCause::Young));
+        assert_eq!(
+            r.request(GcCause::AllocationFailure),
+            t + 1,
+            "a failed allocation is served by the cycle that runs"
+        );
+        r.complete();
+        assert!(!r.is_pending(), "and asks for no other");
     }
 }
