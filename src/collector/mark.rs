@@ -384,6 +384,11 @@ impl Tracer<'_> {
                 let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
                 if child != 0 {
                     rt.space.meta.prefetch_marks(child);
+                    if rt.evac.active() && rt.space.in_cset(child) {
+                        // Its header is read before it is marked: to copy it, or to find
+                        // its copy.
+                        prefetch(child);
+                    }
                     let from = Found::field(obj.addr(), slot as usize);
                     let (ready, from) = fly.edges.exchange(child, from);
                     if ready != 0 {
