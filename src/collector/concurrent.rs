@@ -127,8 +127,10 @@ pub fn cycle(
     }
     let job = Arc::new(MarkJob::new(rt.clone(), true));
     let (seeds, roots_marked) = mark_all(rt, pause.roots(rt), &job.bad);
-    rt.assists
-        .begin(pacer.expected_marks(nursery), pacer.assist_goal(rt));
+    rt.assists.begin(
+        pacer.expected_marks(nursery, heap_before),
+        pacer.assist_goal(rt),
+    );
     rt.assists.progress(roots_marked);
     let init_mark_ns = tm.elapsed().as_nanos() as u64;
     let resumed = pause.end(

@@ -45,6 +45,13 @@ const EWMA_WEIGHT: f64 = 0.5;
 /// 250-262 MB, wall within the noise (+7-12% on binary-trees, pypy and graph unchanged).
 pub const ASSIST_SLACK: f64 = 0.25;
 
+/// Bytes per object assumed for the first cycle's marking work, which no cycle measured
+/// yet: without an estimate it ran without assists, and a program that builds its data at
+/// full speed outran the markers (graph/t2: its first cycle, triggered at the 16 MB minimum
+/// heap, peaked at 28 MB, and the chunks committed for it stayed the heap's size). Small,
+/// so that the estimate errs high: assists take work only while the markers have some.
+const FIRST_CYCLE_OBJECT_BYTES: usize = 48;
+
 /// What a cycle left live, as the pacer weighs it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Survivors {
@@ -215,13 +222,18 @@ impl Pacer {
         s.held > rt.config.heap_min.0 && s.held as f64 > s.traced as f64 * FRAGMENTED_RATIO
     }
 
-    /// Objects the next cycle is expected to mark (what the last one marked; 0 before the
-    /// first).
-    pub fn expected_marks(&self, nursery: bool) -> u64 {
-        if nursery || self.full_marked == 0 {
+    /// Objects the next cycle is expected to mark: what the last one marked, or before the
+    /// first, as many as `in_use` bytes could hold (see [`FIRST_CYCLE_OBJECT_BYTES`]).
+    pub fn expected_marks(&self, nursery: bool, in_use: usize) -> u64 {
+        let last = if nursery || self.full_marked == 0 {
             self.marked
         } else {
             self.full_marked
+        };
+        if last == 0 {
+            (in_use / FIRST_CYCLE_OBJECT_BYTES) as u64
+        } else {
+            last
         }
     }
 
@@ -550,6 +562,6 @@ mod tests {
             pacer.cycle_finished(&rt, gapless(10 * mb), 1000, 30 * mb, 0.0, full);
         }
         assert!(!pacer.wants_full(), "then nursery cycles are tried again");
-        assert_eq!(pacer.expected_marks(false), 1000, "a full cycle's marks");
+        assert_eq!(pacer.expected_marks(false, 0), 1000, "a full cycle's marks");
     }
 }
