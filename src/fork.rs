@@ -160,6 +160,7 @@ pub fn in_parent(rt: &Runtime) {
 
 /// *Child*, up to restarting the threads, which the heap's owner does.
 pub fn in_child(rt: &Runtime) {
+    crate::sync::after_fork_in_child();
     let me = std::thread::current().id();
     rt.safepoint.retain(|m: &MutatorCore| m.owner() == me);
     rt.safepoint.resume();

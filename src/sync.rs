@@ -299,9 +299,18 @@ const SPIN_LOOKS: usize = 64;
 /// Threads watching a [`Broadcast`] epoch now, in the whole process.
 #[cfg(all(not(loom), target_os = "linux"))]
 static WATCHING: AtomicU32 = AtomicU32::new(0);
-/// The cores this process may run on, read once.
+/// The cores this process may run on (0: not read yet). Not a `OnceLock`: a fork while
+/// another thread initialised one left the child's lock initialising for ever, and the
+/// child's first stopped thread hung on it.
 #[cfg(all(not(loom), target_os = "linux"))]
-static CORES: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+static CORES: AtomicU32 = AtomicU32::new(0);
+
+/// In a forked child: forgets the parent's threads that were watching an epoch when it
+/// forked (they do not exist here, and would hold their places among the watchers).
+pub fn after_fork_in_child() {
+    #[cfg(all(not(loom), target_os = "linux"))]
+    WATCHING.store(0, Ordering::Relaxed);
+}
 
 /// An epoch that threads sleep on until it advances; advancing wakes every sleeper with one
 /// system call.
@@ -367,9 +376,15 @@ impl Broadcast {
     /// pause, waited for a core.
     #[cfg(all(not(loom), target_os = "linux"))]
     fn spin_while(&self, seen: u32) -> bool {
-        let cores = *CORES.get_or_init(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(1 << 16) as u32)
-        });
+        // Relaxed: a racing first read computes the same figure.
+        let cores = match CORES.load(Ordering::Relaxed) {
+            0 => {
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get().min(1 << 16));
+                CORES.store(n as u32, Ordering::Relaxed);
+                n as u32
+            }
+            n => n,
+        };
         // Relaxed: a count that only limits how many threads watch at once.
         if WATCHING.fetch_add(1, Ordering::Relaxed) + 1 >= cores {
             WATCHING.fetch_sub(1, Ordering::Relaxed);
