@@ -26,7 +26,12 @@
 //! An assist marks and scans exactly as a worker does (the same [`Tracer`]). It holds the
 //! workers' phase open while it runs ([`PacketQueues::hold`]), so they cannot end it while
 //! the assist may still give work back; what it did not finish it gives back before it
-//! lets go (also when it unwinds: the hold is a guard). Between the workers' phases
+//! lets go. A trace callback that panics during an assist (a VM bug, on the mutator's own
+//! thread) loses what the assist held: the panic is caught, kept, and raised by the
+//! final-mark pause on the control thread, which fails the collector as a worker's panic
+//! does (every thread then gets the error; the cycle never sweeps with objects unscanned).
+//! Before, the panic unwound through the allocation that assisted, and the cycle went on
+//! to sweep. Between the workers' phases
 //! (while the control thread drains SATB buffers or asks for the handshake) an assist may
 //! take and give back too, and the next phase finds it. Assists run only while the
 //! mutator's `barriers` byte says MARKING, which the final-mark pause turns off with every
@@ -38,7 +43,7 @@
 use super::mark::{BadRefs, MarkPacket, Tracer, PACKET_SIZE};
 use crate::object::ObjRef;
 use crate::runtime::Runtime;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::workers::PacketQueues;
 
 /// Smallest debt (objects) worth an assist: smaller debts wait for the next slow path.
@@ -69,6 +74,9 @@ pub struct Assists {
     marked: AtomicU64,
     /// Objects the workers marked that no assist debt has claimed yet.
     credit: AtomicU64,
+    /// Why an assist failed this cycle (a trace callback panicked on the mutator's
+    /// thread): the final-mark pause fails the collector with it.
+    failure: Mutex<Option<String>>,
 }
 
 impl Drop for Assists {
@@ -107,10 +115,15 @@ impl Assists {
         self.expected.store(expected, Ordering::Relaxed);
     }
 
-    /// Stops assisting (in the final-mark pause); returns the objects assists marked.
-    pub fn end(&self) -> u64 {
+    /// Stops assisting (in the final-mark pause, so with no assist running); returns the
+    /// objects assists marked, or the failure of one, which the caller raises: what that
+    /// assist had taken from the markers is lost, so the cycle must not finish.
+    pub fn end(&self) -> Result<u64, String> {
         self.expected.store(0, Ordering::Relaxed);
-        self.marked.load(Ordering::Relaxed)
+        match self.failure.lock().take() {
+            Some(why) => Err(why),
+            None => Ok(self.marked.load(Ordering::Relaxed)),
+        }
     }
 
     /// Counts `n` objects marked by a worker (or the init-mark pause), as progress and as
@@ -182,6 +195,26 @@ impl Assists {
             return 0;
         };
         let hold = queues.hold();
+        let traced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.trace(rt, &hold, work, stop)
+        }));
+        traced.unwrap_or_else(|p| {
+            let why = crate::fault::panic_message(&*p);
+            self.failure
+                .lock()
+                .get_or_insert_with(|| format!("a mark assist panicked: {why}"));
+            0
+        })
+    }
+
+    /// The body of [`Assists::assist`], under its `hold`.
+    fn trace(
+        &self,
+        rt: &Runtime,
+        hold: &crate::workers::Hold<'_, MarkPacket>,
+        work: usize,
+        stop: impl Fn() -> bool,
+    ) -> usize {
         let tracer = Tracer { rt, bad: &self.bad };
         let mut stack: Vec<ObjRef> = Vec::new();
         let mut done = 0;

@@ -189,7 +189,10 @@ pub fn cycle(
 
     // 3. Final mark.
     let pause = Pause::stop(rt);
-    let assisted = rt.assists.end();
+    let assisted = rt
+        .assists
+        .end()
+        .unwrap_or_else(|why| std::panic::resume_unwind(Box::new(why)));
     let degenerate = job.aborted.load(Ordering::Relaxed);
     let tf = Instant::now();
     let resting = rt.resting_barriers();

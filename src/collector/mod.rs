@@ -57,7 +57,7 @@ fn control_loop(rt: Arc<Runtime>, pool: WorkerPool<MarkPacket>) {
         Ok(()) => tracing::debug!("collector stopped"),
         Err(p) => {
             let msg = crate::fault::panic_message(&*p);
-            let msg = if msg.starts_with("GC worker ") {
+            let msg = if msg.starts_with("GC worker ") || msg.starts_with("a mark assist ") {
                 msg
             } else {
                 format!("the GC control thread panicked: {msg}")
