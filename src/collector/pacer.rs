@@ -52,6 +52,11 @@ pub const ASSIST_SLACK: f64 = 0.25;
 /// so that the estimate errs high: assists take work only while the markers have some.
 const FIRST_CYCLE_OBJECT_BYTES: usize = 48;
 
+/// Least share of the growth room (`TANDEM_GC_GROWTH - 1` times the traced bytes) a heap
+/// whose survivors lie scattered keeps to allocate in: the survivors' partly used lines
+/// take the rest (pypy/48M/t2 holds 80 MB of lines for 64 MB of survivors).
+const MIN_ROOM: f64 = 0.5;
+
 /// What a cycle left live, as the pacer weighs it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Survivors {
@@ -363,13 +368,13 @@ impl Pacer {
         rt.set_trigger(t);
     }
 
-    /// The heap in use at which the next cycle starts: the survivors' lines plus
-    /// `TANDEM_GC_GROWTH - 1` times the survivors themselves. Growth is measured on the
-    /// traced bytes, not on the lines that hold them, so that each cycle's tracing work
-    /// buys the same allocation however scattered the survivors are (a fragmented heap
-    /// would otherwise grow by its free space too, collecting less often than its work
-    /// warrants), and so it costs no more memory than the growth factor says. At least what
-    /// the recent peak allows (see the module doc).
+    /// The heap in use at which the next cycle starts: `TANDEM_GC_GROWTH` times the bytes
+    /// the survivors themselves take (what tracing found), so that the heap is the growth
+    /// factor's multiple of the live data however scattered the survivors lie; the lines
+    /// they leave partly empty (until evacuation compacts them) come out of the room to
+    /// allocate, down to [`MIN_ROOM`] of it. Measuring growth on the survivors' lines
+    /// instead would grow a fragmented heap by its free space too. At least what the
+    /// recent peak allows (see the module doc).
     pub fn trigger(&self, rt: &Runtime, survivors: Survivors) -> usize {
         self.target(rt, survivors, self.cycle_secs, true).0
     }
@@ -393,8 +398,16 @@ impl Pacer {
             Trigger::Bytes(b) => return (b.clamp(CHUNK_SIZE, max), false),
             Trigger::Auto => {}
         }
-        let extra = (survivors.traced.min(live) as f64 * (rt.config.gc_growth.0 - 1.0)) as usize;
-        let growth = (live + extra).max(rt.config.heap_min.0).max(CHUNK_SIZE);
+        let g = rt.config.gc_growth.0;
+        let traced = survivors.traced.min(live) as f64;
+        // The lines survivors leave partly empty count against the growth target, not on
+        // top of it; but a fragmented heap keeps at least MIN_ROOM of the room it would have
+        // had dense, or it collects without end.
+        let room = (traced * (g - 1.0) * MIN_ROOM) as usize;
+        let growth = ((traced * g) as usize)
+            .max(live + room)
+            .max(rt.config.heap_min.0)
+            .max(CHUNK_SIZE);
         let recent = if allowance { self.recent.get() } else { 0 };
         let t = match rt.config.mode {
             Mode::Stw => {
@@ -470,8 +483,22 @@ mod tests {
             traced: 40 * mb,
         };
         let t = pacer.trigger(&rt, scattered);
-        assert_eq!(t, 100 * mb + (40.0 * mb as f64 * (g - 1.0)) as usize);
+        let room = (40.0 * mb as f64 * (g - 1.0) * MIN_ROOM) as usize;
+        assert_eq!(
+            t,
+            100 * mb + room,
+            "scattered: the lines plus the least room"
+        );
         assert!(t < dense, "scattered survivors buy less allocation");
+        let some_gaps = Survivors {
+            held: 50 * mb,
+            traced: 40 * mb,
+        };
+        assert_eq!(
+            pacer.trigger(&rt, some_gaps),
+            (40.0 * mb as f64 * g) as usize,
+            "the gaps count against the growth target"
+        );
         let small = pacer.trigger(&rt, gapless(mb));
         assert_eq!(small, 4 * mb, "never below the minimum heap");
     }
