@@ -130,3 +130,72 @@ in_both_modes!(
     a_panicking_verify_hook_fails_the_runtime_for_every_thread,
     a_trace_callback_visiting_a_bad_slot_fails_the_runtime,
 );
+
+thread_local! {
+    /// Set on the test's mutator thread: the trace callback below fails only there.
+    static ON_MUTATOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A trace callback that fails while a mark assist runs it (on the allocating mutator's
+/// own thread) fails the runtime like a GC thread's failure: the error reaches the
+/// mutator with the callback's message, and no cycle sweeps with what that assist held
+/// unscanned. Concurrent mode only (assists pace concurrent marking); one GC thread, so
+/// the allocating mutator outruns the marker and assists.
+#[test]
+fn a_trace_callback_failing_in_a_mark_assist_fails_the_runtime() {
+    let _w = common::Watchdog::new(
+        "a_trace_callback_failing_in_a_mark_assist_fails_the_runtime",
+        common::TEST_LIMIT,
+    );
+    /// Traces the node's `NEXT` field on GC threads, a null slot on the mutator's.
+    unsafe extern "C" fn trace(obj: *mut u8, visit: VisitFn, ctx: *mut std::ffi::c_void) {
+        let slot = if ON_MUTATOR.with(|f| f.get()) {
+            std::ptr::null_mut()
+        } else {
+            // SAFETY: `obj` is a live node; NEXT is its reference field.
+            unsafe { obj.add(common::NEXT) }
+        };
+        // SAFETY: a reference slot of `obj`, or (deliberately) null, which the visitor
+        // must refuse.
+        unsafe { visit(slot as *mut *mut u8, ctx) }
+    }
+    let h = tandem::Heap::with_config(tandem::Config {
+        threads: 1,
+        ..common::config(Mode::Concurrent, 256, false)
+    })
+    .unwrap();
+    let ty = h
+        .register_type(TypeInfo {
+            fixed_size: 24,
+            trace: Some(trace),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut m = h.attach().unwrap();
+    ON_MUTATOR.with(|f| f.set(true));
+    // A long list, so that marking lasts long enough for assists to take part of it; the
+    // failure may come while it is built.
+    m.push_root(None).unwrap();
+    let mut build = || {
+        for _ in 0..400_000 {
+            let n = m.alloc(ty, 0)?;
+            let head = m.peek_root(0).unwrap();
+            // SAFETY: n is a fresh node; NEXT is its reference field.
+            unsafe { m.write_ref(n, common::NEXT, head) };
+            m.set_root(0, Some(n));
+        }
+        Ok(())
+    };
+    let e = match build() {
+        Err(e) => e,
+        Ok(()) => allocate_until_error(&mut m, ty),
+    };
+    let msg = internal_message(&e);
+    assert!(
+        msg.contains("mark assist") && msg.contains("invalid slot"),
+        "{e}"
+    );
+    assert_eq!(m.collect().unwrap_err(), e);
+    drop(m);
+    drop(h);
+}
