@@ -210,13 +210,7 @@ fn a_trace_callback_type_is_traced_through_the_callback(mode: Mode) {
             }
         }
     }
-    let odd = h
-        .register_type(TypeInfo {
-            fixed_size: 24,
-            trace: Some(trace),
-            ..Default::default()
-        })
-        .unwrap();
+    let odd = common::traced_type(&h, 24, trace);
     let mut m = h.attach().unwrap();
     let o = m.alloc(odd, 0).unwrap();
     m.push_root(Some(o)).unwrap();
@@ -376,13 +370,7 @@ fn allocation_outpacing_marking_waits_for_a_fresh_cycle_instead_of_failing(mode:
         unsafe { visit(obj.add(NEXT) as *mut *mut u8, ctx) }
     }
     let h = heap(mode, 24, false);
-    let slow = h
-        .register_type(TypeInfo {
-            fixed_size: 24,
-            trace: Some(slow_trace),
-            ..Default::default()
-        })
-        .unwrap();
+    let slow = common::traced_type(&h, 24, slow_trace);
     let plain = node_type(&h);
     let mut m = h.attach().unwrap();
     build_list(&mut m, slow, 200_000); // about 5 MiB live

@@ -8,7 +8,7 @@ mod common;
 use common::{heap, node_type};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tandem::{Error, Mode, Mutator, TypeId, TypeInfo, VisitFn};
+use tandem::{Error, Mode, Mutator, TypeId, VisitFn};
 
 /// Allocates (and polls) until the runtime reports an error; returns it. Panics if none
 /// comes within a budget far beyond what one failed collection needs.
@@ -103,13 +103,7 @@ fn a_trace_callback_visiting_a_bad_slot_fails_the_runtime(mode: Mode) {
         unsafe { visit(std::ptr::null_mut(), ctx) }
     }
     let h = heap(mode, 32, false);
-    let ty = h
-        .register_type(TypeInfo {
-            fixed_size: 16,
-            trace: Some(bad_trace),
-            ..Default::default()
-        })
-        .unwrap();
+    let ty = common::traced_type(&h, 16, bad_trace);
     let holder = node_type(&h);
     let mut m = h.attach().unwrap();
     // Reached through a node, so a GC worker (not only the root scan) traces it.
@@ -164,13 +158,7 @@ fn a_trace_callback_failing_in_a_mark_assist_fails_the_runtime() {
         ..common::config(Mode::Concurrent, 256, false)
     })
     .unwrap();
-    let ty = h
-        .register_type(TypeInfo {
-            fixed_size: 24,
-            trace: Some(trace),
-            ..Default::default()
-        })
-        .unwrap();
+    let ty = common::traced_type(&h, 24, trace);
     let mut m = h.attach().unwrap();
     ON_MUTATOR.with(|f| f.set(true));
     // A long list, so that marking lasts long enough for assists to take part of it; the

@@ -49,6 +49,16 @@ pub fn node_type(h: &Heap) -> TypeId {
     .unwrap()
 }
 
+/// A type of `size` bytes whose references the VM's `trace` callback reports.
+pub fn traced_type(h: &Heap, size: usize, trace: tandem::TraceFn) -> TypeId {
+    h.register_type(TypeInfo {
+        fixed_size: size,
+        trace: Some(trace),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 /// The payloads of the list of nodes from root depth 0, head first, read through the
 /// load barrier.
 pub fn list_values(m: &mut tandem::Mutator) -> Vec<u64> {
