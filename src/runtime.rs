@@ -68,6 +68,9 @@ pub struct Runtime {
     /// Cycles driven one phase at a time.
     pub stepper: crate::collector::step::Stepper,
     trigger: AtomicUsize,
+    /// Heap in use past which an allocation waits briefly for the cycle running or
+    /// requested (see [`Runtime::limit`]).
+    limit: AtomicUsize,
     live_after_gc: AtomicUsize,
     oom_handler: Mutex<Option<OomHandler>>,
     verify_hook: Mutex<Option<VerifyHook>>,
@@ -95,6 +98,7 @@ impl Runtime {
         let resting = resting_barriers(&config);
         Ok(Runtime {
             trigger: AtomicUsize::new(config.heap_min.0.max(crate::heap::CHUNK_SIZE)),
+            limit: AtomicUsize::new(usize::MAX),
             config,
             space,
             types: TypeRegistry::default(),
@@ -192,6 +196,16 @@ impl Runtime {
     /// Sets the bytes in use at which the next collection is requested.
     pub fn set_trigger(&self, t: usize) {
         self.trigger.store(t, Ordering::Relaxed);
+    }
+
+    /// The heap in use past which an allocation waits for the collector (usize::MAX: none).
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Sets [`Runtime::limit`].
+    pub fn set_limit(&self, l: usize) {
+        self.limit.store(l, Ordering::Relaxed);
     }
 
     /// Installs the out-of-memory handler.

@@ -42,7 +42,8 @@ pub fn start(rt: Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
     // it left the minimum heap as the trigger until that thread ran, and a mutator that
     // allocated past it first started a cycle the configuration did not ask for (a
     // `TANDEM_GC_TRIGGER` of 200 MB collected at 4 MB on a busy machine).
-    rt.set_trigger(pacer::Pacer::default().trigger(&rt, pacer::Survivors::default()));
+    let first = pacer::Pacer::default().trigger(&rt, pacer::Survivors::default());
+    pacer::install(&rt, first, 0);
     rt.assists.connect(pool.queues());
     std::thread::Builder::new()
         .name("tandem-control".into())
@@ -71,7 +72,7 @@ fn control_loop(rt: Arc<Runtime>, pool: WorkerPool<MarkPacket>) {
 /// Serves GC requests until shutdown.
 fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
     let mut pacer = pacer::Pacer::default();
-    rt.set_trigger(pacer.trigger(rt, pacer::Survivors::default()));
+    pacer::install(rt, pacer.trigger(rt, pacer::Survivors::default()), 0);
     tracing::debug!(workers = pool.workers(), mode = ?rt.config.mode, "collector started");
     while let Some(cause) = rt.requests.next() {
         let n = rt.requests.completed() + 1;

@@ -123,6 +123,15 @@ impl GcRequests {
         g.completed >= target
     }
 
+    /// [`GcRequests::wait`] for at most `patience`; true if `target` completed.
+    pub fn wait_at_most(&self, target: u64, patience: std::time::Duration) -> bool {
+        let mut g = self.state.lock();
+        if g.completed < target && !g.shutdown {
+            g = self.done.wait_timeout(g, patience);
+        }
+        g.completed >= target
+    }
+
     /// The control thread's wait for work: the cause of the next collection, or None at
     /// shutdown.
     pub fn next(&self) -> Option<GcCause> {

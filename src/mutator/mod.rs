@@ -302,6 +302,10 @@ pub(crate) fn satb_log(rt: &Runtime, buf: &mut SatbBuffer, old: usize) {
 
 /// Collections an allocation waits for before it reports out of memory.
 const MAX_ALLOCATION_GCS: usize = 16;
+/// Longest an allocation waits for a concurrent cycle at the heap's limit before it goes
+/// ahead (the limit slows the allocating threads down to the collector's pace; it never
+/// holds one for a whole cycle).
+const LIMIT_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1);
 
 thread_local! {
     /// Runtimes this thread is attached to (a thread has at most one mutator per heap).
@@ -572,6 +576,7 @@ impl Mutator {
         // may have started before the memory the caller needs became garbage, and its live
         // figure counts everything allocated black meanwhile (up to the whole heap).
         let mut before: Option<u64> = None;
+        self.wait_at_limit();
         loop {
             if let Some(a) = attempt(self)? {
                 self.check_trigger();
@@ -585,6 +590,26 @@ impl Mutator {
             }
             self.collect_for(GcCause::AllocationFailure)?;
         }
+    }
+
+    /// Concurrent mode, past the heap's limit (`Runtime::limit`) with a cycle running or
+    /// requested: waits up to [`LIMIT_PATIENCE`] for it before allocating, in a native
+    /// region (no new object is held yet, so the collector may stop the world meanwhile).
+    /// Counted as a stall.
+    fn wait_at_limit(&mut self) {
+        let rt = &*self.rt;
+        if rt.config.mode != crate::config::Mode::Concurrent
+            || rt.space.in_use() < rt.limit()
+            || !(rt.requests.is_pending() || rt.requests.started() > rt.requests.completed())
+        {
+            return;
+        }
+        let t0 = std::time::Instant::now();
+        let target = rt.requests.request_current(GcCause::Trigger);
+        rt.safepoint.enter_native(&self.core);
+        rt.requests.wait_at_most(target, LIMIT_PATIENCE);
+        rt.safepoint.leave_native(&self.core);
+        rt.stats.add_stall(t0.elapsed());
     }
 
     /// Out of memory: after a collection that started after the failure, when what is live
