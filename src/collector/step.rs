@@ -6,7 +6,8 @@
 //! on, it waits there for the next step. Anything else that waits for the collector (an
 //! explicit collection, an allocation that needs memory, a fork, a world stop, shutdown,
 //! a failure) first turns stepping off ([`Stepper::release`]), so a VM that stops stepping
-//! never leaves a cycle, or a thread waiting for one, stuck.
+//! never leaves a cycle, or a thread waiting for one, stuck. An allocation past the heap's
+//! limit, which would wait briefly for the cycle, does not wait while stepping is on.
 
 use crate::sync::{Condvar, Mutex};
 
@@ -67,6 +68,12 @@ impl Stepper {
             g = self.cv.wait(g);
         }
         g.tokens = g.tokens.saturating_sub(1);
+    }
+
+    /// Whether a VM drives the cycle step by step now (an allocation at the heap's limit
+    /// then goes ahead without waiting: the cycle moves only when the VM steps it).
+    pub fn stepping(&self) -> bool {
+        self.state.lock().stepping
     }
 
     /// Turns stepping off: the cycle runs on to its end.
