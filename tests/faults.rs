@@ -133,19 +133,25 @@ thread_local! {
 /// A trace callback that fails while a mark assist runs it (on the allocating mutator's
 /// own thread) fails the runtime like a GC thread's failure: the error reaches the
 /// mutator with the callback's message, and no cycle sweeps with what that assist held
-/// unscanned. Concurrent mode only (assists pace concurrent marking); one GC thread, so
-/// the allocating mutator outruns the marker and assists.
+/// unscanned. Concurrent mode only (assists pace concurrent marking); one GC thread, whose
+/// tracing is slow, so the allocating mutator outruns the marker and assists.
 #[test]
 fn a_trace_callback_failing_in_a_mark_assist_fails_the_runtime() {
     let _w = common::Watchdog::new(
         "a_trace_callback_failing_in_a_mark_assist_fails_the_runtime",
         common::TEST_LIMIT,
     );
-    /// Traces the node's `NEXT` field on GC threads, a null slot on the mutator's.
+    /// Traces the node's `NEXT` field on GC threads, slowly (so the marker falls behind
+    /// and the allocating mutator must assist, in debug builds too), and a null slot on
+    /// the mutator's.
     unsafe extern "C" fn trace(obj: *mut u8, visit: VisitFn, ctx: *mut std::ffi::c_void) {
         let slot = if ON_MUTATOR.with(|f| f.get()) {
             std::ptr::null_mut()
         } else {
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < std::time::Duration::from_micros(5) {
+                std::hint::spin_loop();
+            }
             // SAFETY: `obj` is a live node; NEXT is its reference field.
             unsafe { obj.add(common::NEXT) }
         };
@@ -161,16 +167,18 @@ fn a_trace_callback_failing_in_a_mark_assist_fails_the_runtime() {
     let ty = common::traced_type(&h, 24, trace);
     let mut m = h.attach().unwrap();
     ON_MUTATOR.with(|f| f.set(true));
-    // A long list, so that marking lasts long enough for assists to take part of it; the
-    // failure may come while it is built.
-    m.push_root(None).unwrap();
+    // Many nodes held by one array: the marker shares them out (a list would stay on its
+    // own stack, one node at a time), and slowly, so the allocating mutator takes some.
+    // The failure may come while they are built.
+    const NODES: usize = 50_000;
+    let arr = m.alloc(common::array_type(&h), NODES).unwrap();
+    m.push_root(Some(arr)).unwrap();
     let mut build = || {
-        for _ in 0..400_000 {
+        for i in 0..NODES {
             let n = m.alloc(ty, 0)?;
-            let head = m.peek_root(0).unwrap();
-            // SAFETY: n is a fresh node; NEXT is its reference field.
-            unsafe { m.write_ref(n, common::NEXT, head) };
-            m.set_root(0, Some(n));
+            let arr = m.peek_root(0).unwrap().unwrap();
+            // SAFETY: item i of the live array (items from offset 16); n is fresh.
+            unsafe { m.write_ref(arr, 16 + 8 * i, Some(n)) };
         }
         Ok(())
     };
