@@ -25,7 +25,8 @@
 //! A concurrent cycle also has a goal for the heap by the end of marking, which mark
 //! assists ([`super::assist`]) pace the allocating threads to: the trigger plus
 //! [`ASSIST_SLACK`] of its distance from the live data, so the peak stays near the trigger
-//! however little CPU the markers get.
+//! however little CPU the markers get. As far past the goal again is the heap's limit
+//! ([`install`]), where allocations wait briefly for a cycle that started late.
 
 use crate::config::{Mode, Trigger};
 use crate::heap::CHUNK_SIZE;
