@@ -371,7 +371,7 @@ impl Broadcast {
     /// thread that slept through one woke late: on a virtual machine a futex wake-up to a
     /// virtual CPU that went idle arrived up to 2-5 ms after the resume. binary-trees with
     /// 2 mutators on 2 cores, 5 s runs, 5 interleaved each: mutator-observed stops of 1 ms
-    /// or more 15-30 -> 1-11 a run, p99 2 ms -> 128 us in three runs of five. With every
+    /// or more 21-33 -> 0-6 a run, p99 2 ms -> 128-256 us in four runs of five. With every
     /// stopped thread watching (both cores), 8-15 a run: the collector, woken to end the
     /// pause, waited for a core.
     #[cfg(all(not(loom), target_os = "linux"))]

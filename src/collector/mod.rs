@@ -71,8 +71,8 @@ fn control_loop(rt: Arc<Runtime>, pool: WorkerPool<MarkPacket>) {
 
 /// Serves GC requests until shutdown.
 fn serve(rt: &Arc<Runtime>, pool: &WorkerPool<MarkPacket>) {
+    // The first trigger and limit were installed by `start`, before this thread ran.
     let mut pacer = pacer::Pacer::default();
-    pacer::install(rt, pacer.trigger(rt, pacer::Survivors::default()), 0);
     tracing::debug!(workers = pool.workers(), mode = ?rt.config.mode, "collector started");
     while let Some(cause) = rt.requests.next() {
         let n = rt.requests.completed() + 1;

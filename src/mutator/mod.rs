@@ -592,15 +592,15 @@ impl Mutator {
         }
     }
 
-    /// Concurrent mode, past the heap's limit (`Runtime::limit`) with a cycle running or
-    /// requested and not driven step by step by the VM: waits up to [`LIMIT_PATIENCE`]
+    /// Concurrent mode, past the heap's limit (`Runtime::limit`) with a cycle requested
+    /// and not complete (running or not yet started), not driven step by step by the VM: waits up to [`LIMIT_PATIENCE`]
     /// for it before allocating, in a native region (no new object is held yet, so the
     /// collector may stop the world meanwhile). Counted as a stall.
     fn wait_at_limit(&mut self) {
         let rt = &*self.rt;
         if rt.config.mode != crate::config::Mode::Concurrent
             || rt.space.in_use() < rt.limit()
-            || !(rt.requests.is_pending() || rt.requests.started() > rt.requests.completed())
+            || !rt.requests.is_pending()
             || rt.stepper.stepping()
         {
             return;
