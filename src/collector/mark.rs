@@ -257,32 +257,62 @@ pub fn mark_remembered(
     let mut objs: Vec<usize> = buffers.into_iter().flatten().collect();
     objs.sort_unstable();
     objs.dedup();
-    let mut edges = Vec::new();
-    for a in objs {
-        let Some(obj) = ObjRef::from_addr(a) else {
-            continue;
-        };
-        let info = match validate::checked(&rt.space, &rt.types, obj) {
-            Ok((info, _)) => info,
-            Err(why) => {
-                bad.report(format!("remembered object {a:#x}: {why}"));
-                continue;
-            }
-        };
-        // SAFETY: a checked, live object.
-        remember::arm(unsafe { obj.header() });
-        // SAFETY: a live, initialised object of type `info`; reference slots are atomic
-        // words, loaded with acquire (see `ObjRef::store_ref`).
-        unsafe {
-            info.for_each_slot(obj, |slot| {
-                let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
-                if child != 0 {
-                    edges.push((child, Found::field(a, slot as usize)));
-                }
-            })
-        };
-    }
+    let edges = RememberedEdges {
+        rt,
+        bad,
+        objs: objs.into_iter(),
+        fields: Vec::new(),
+        next: 0,
+    };
     mark_found(rt, edges, bad)
+}
+
+/// The fields of remembered objects, read one object at a time as the marker asks for
+/// them: gathered whole first, graph/t2's nursery cycles held 3-4 MB of edges at once, and
+/// the allocator kept that much in each thread's arena after.
+struct RememberedEdges<'a> {
+    rt: &'a Runtime,
+    bad: &'a BadRefs,
+    objs: std::vec::IntoIter<usize>,
+    fields: Vec<(usize, Found)>,
+    next: usize,
+}
+
+impl Iterator for RememberedEdges<'_> {
+    type Item = (usize, Found);
+
+    fn next(&mut self) -> Option<(usize, Found)> {
+        while self.next == self.fields.len() {
+            let a = self.objs.next()?;
+            self.fields.clear();
+            self.next = 0;
+            let Some(obj) = ObjRef::from_addr(a) else {
+                continue;
+            };
+            let info = match validate::checked(&self.rt.space, &self.rt.types, obj) {
+                Ok((info, _)) => info,
+                Err(why) => {
+                    self.bad.report(format!("remembered object {a:#x}: {why}"));
+                    continue;
+                }
+            };
+            // SAFETY: a checked, live object.
+            remember::arm(unsafe { obj.header() });
+            let fields = &mut self.fields;
+            // SAFETY: a live, initialised object of type `info`; reference slots are atomic
+            // words, loaded with acquire (see `ObjRef::store_ref`).
+            unsafe {
+                info.for_each_slot(obj, |slot| {
+                    let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
+                    if child != 0 {
+                        fields.push((child, Found::field(a, slot as usize)));
+                    }
+                })
+            };
+        }
+        self.next += 1;
+        Some(self.fields[self.next - 1])
+    }
 }
 
 /// A ring of addresses in flight between a prefetch and their use, with something carried
