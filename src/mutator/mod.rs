@@ -639,6 +639,11 @@ impl Mutator {
             && self.rt.requests.auto_enabled()
         {
             self.rt.requests.request(GcCause::Trigger);
+            // Give the core to the control thread just woken: on a machine whose cores all
+            // run mutators, it otherwise waits for this thread's time slice to end before it
+            // can start the cycle (graph/t2 on 2 cores: request to pick-up p90 2.0-2.2 ms,
+            // 36-42 us with the yield; the heap grew by 1.6-1.8 MB meanwhile).
+            crate::sync::thread::yield_now();
         }
     }
 
