@@ -317,11 +317,12 @@ pub fn cycle(
     }
     rt.stats.add_concurrent(conc_mark_ns, sweep_ns);
     rt.stats.set_last_live(live);
-    // The pacer sizes the next trigger from what tracing found live: lines kept only
-    // because they were allocated during marking (and in generational mode large objects
-    // allocated then, unmarked) are floating garbage next cycle, and counting them would
-    // ratchet the heap up cycle after cycle (the large workload's arrays: a trigger of
-    // 177 MB for 5-25 MB live).
+    // The pacer sizes the next trigger from what tracing found live: lines and large
+    // objects kept only because they were allocated during marking are floating garbage
+    // next cycle, and counting them would ratchet the heap up cycle after cycle (the large
+    // workload's arrays, generational: a trigger of 177 MB for 5-25 MB live; default mode,
+    // where they were counted until now: triggers of 53-58 MB for at most 8 MB of arrays
+    // held).
     let black_large = rt.space.los.swept_black_bytes();
     let survivors = Survivors {
         held: live.saturating_sub(sweep.sweep.black_bytes() + black_large),

@@ -39,9 +39,10 @@ struct LosInner {
     /// Sticky marks (generational mode): objects allocated black are listed here instead
     /// of marked, so that the sweep keeps them and they stay young.
     black: Vec<usize>,
-    /// Bytes of the objects the last sweep kept because they were allocated during marking
-    /// (sticky marks only).
+    /// Bytes of the objects the last sweep kept because they were allocated during marking.
     swept_black: usize,
+    /// Without sticky marks: bytes of the objects allocated (marked) since marking began.
+    black_bytes: usize,
     /// Under verification: freed runs kept committed and poisoned, start -> length.
     poisoned: BTreeMap<usize, usize>,
     /// Poison found broken when a poisoned run was reused, kept for the next verification.
@@ -214,6 +215,7 @@ impl LargeObjectSpace {
             h.fetch_or(crate::object::FLAG_NEW_LARGE, Ordering::Relaxed);
         } else if g.alloc_black {
             meta.mark(run.start);
+            g.black_bytes += run.len;
         }
         run.start
     }
@@ -362,7 +364,9 @@ impl LargeObjectSpace {
 
     /// Starts marking new objects (at the start of a concurrent cycle).
     pub fn set_alloc_black(&self) {
-        self.inner.lock().alloc_black = true;
+        let mut g = self.inner.lock();
+        g.alloc_black = true;
+        g.black_bytes = 0;
     }
 
     /// Frees every unmarked object (with sticky marks, but for those allocated during this
@@ -381,7 +385,10 @@ impl LargeObjectSpace {
             let h = unsafe { &*(a as *const crate::sync::raw::AtomicU64) };
             h.fetch_and(!crate::object::FLAG_NEW_LARGE, Ordering::Relaxed);
         }
-        g.swept_black = black.iter().filter_map(|a| g.objects.get(a)).sum();
+        // Without sticky marks the objects allocated during marking are marked and kept like
+        // the ones tracing reached; their bytes were counted as they came.
+        let marked_black = std::mem::take(&mut g.black_bytes);
+        g.swept_black = marked_black + black.iter().filter_map(|a| g.objects.get(a)).sum::<usize>();
         let dead: Vec<(usize, usize)> = g
             .objects
             .iter()
@@ -404,8 +411,9 @@ impl LargeObjectSpace {
         (freed, live)
     }
 
-    /// Bytes the last sweep kept only because they were allocated during marking (with
-    /// sticky marks; 0 otherwise): floating garbage for the pacer, not survivors.
+    /// Bytes the last sweep kept only because they were allocated during marking: floating
+    /// garbage for the pacer, not survivors (those among them still reachable are traced
+    /// by the next cycle).
     pub fn swept_black_bytes(&self) -> usize {
         self.inner.lock().swept_black
     }
@@ -560,5 +568,31 @@ mod tests {
         assert!(broken[0]
             .to_string()
             .contains("found when the run was reused"));
+    }
+
+    #[test]
+    fn objects_allocated_during_marking_are_kept_and_counted_as_floating_garbage() {
+        let (res, meta, los, budget) = space();
+        let old = los.alloc(&res, &meta, &budget, PAGE_SIZE).unwrap().unwrap();
+        meta.mark(old);
+        los.set_alloc_black();
+        let new = los
+            .alloc(&res, &meta, &budget, 2 * PAGE_SIZE)
+            .unwrap()
+            .unwrap();
+        let (freed, live) = los.sweep(&res, &meta, &budget);
+        assert_eq!((freed, live), (0, 3 * PAGE_SIZE), "both kept");
+        assert_eq!(
+            los.swept_black_bytes(),
+            2 * PAGE_SIZE,
+            "the object allocated black is not counted as a survivor"
+        );
+        assert_eq!(los.slot_at(new), LargeSlot::Object { len: 2 * PAGE_SIZE });
+        // Nothing marked and nothing allocated black: both die, none is floating garbage.
+        let (freed, live) = los.sweep(&res, &meta, &budget);
+        assert_eq!(
+            (freed, live, los.swept_black_bytes()),
+            (3 * PAGE_SIZE, 0, 0)
+        );
     }
 }
