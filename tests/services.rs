@@ -217,6 +217,51 @@ fn a_cycle_of_finalizable_objects_is_delivered_together(mode: Mode) {
     assert_eq!(m.next_dead(q).unwrap(), None);
 }
 
+fn dead_objects_wait_in_their_queue_across_cycles_that_move_objects(mode: Mode) {
+    // A concurrent cycle moves the dead objects it delivers after its sweep began, when the
+    // block pools are empty: into chunks that sweep does not visit.
+    let h = Heap::with_config(tandem::Config {
+        heap_min: tandem::ByteSize(16 << 20),
+        ..common::config(mode, 256, true)
+    })
+    .unwrap();
+    let ty = node_type(&h);
+    let q = h.finalizer_queue(None).unwrap();
+    let mut m = h.attach().unwrap();
+    let mut registered = 0u64;
+    let mut taken = 0u64;
+    let mut take = |m: &mut Mutator| {
+        while let Some(n) = m.next_dead(q).unwrap() {
+            assert_eq!(value(n) >> 32, 0x600d, "a queued object lost its contents");
+            taken += 1;
+        }
+    };
+    // The queue is read rarely, so what it holds waits there across several cycles.
+    while registered < 200_000 {
+        let n = node(&mut m, ty, 0x600d << 32 | registered, None);
+        m.register_finalizer(q, n).unwrap();
+        registered += 1;
+        for _ in 0..50 {
+            node(&mut m, ty, u64::MAX, None);
+        }
+        m.safepoint().unwrap();
+        if registered % 65_536 == 0 {
+            take(&mut m);
+        }
+    }
+    for _ in 0..2 {
+        m.collect().unwrap();
+    }
+    take(&mut m);
+    assert_eq!(
+        taken, registered,
+        "every registered object is delivered once"
+    );
+    let s = h.stats();
+    assert!(s.evacuated_objects > 0, "nothing moved: {s:?}");
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
 fn an_object_with_an_id_keeps_it_and_never_moves(mode: Mode) {
     let h = common::compacting_heap(mode);
     let (ty, arr) = (node_type(&h), array_type(&h));
@@ -510,6 +555,7 @@ in_both_modes!(
     destructors_run_once_for_each_dead_object_and_never_for_live_ones,
     finalizer_queue_delivers_in_reference_order_and_keeps_what_they_reach,
     a_cycle_of_finalizable_objects_is_delivered_together,
+    dead_objects_wait_in_their_queue_across_cycles_that_move_objects,
     an_object_with_an_id_keeps_it_and_never_moves,
     shrinking_keeps_the_head_and_refuses_to_grow,
     disabled_collection_runs_only_when_asked_and_a_full_heap_fails_cleanly,

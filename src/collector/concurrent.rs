@@ -285,6 +285,7 @@ pub fn cycle(
         rt.stats.add_evacuation(&report);
         tracing::debug!(?report, "evacuation done");
     }
+    rt.space.forget_marks_outside(&sweep.sweep);
 
     // 4. Concurrent sweep. Clear the object barrier's flags first: dead objects' memory is
     // not reused before the sweep frees it, and allocators may help sweep only after.

@@ -132,6 +132,26 @@ impl ChunkSweep {
 }
 
 impl Space {
+    /// Clears the mark bits in every chunk committed since `sweep` began (which it does not
+    /// visit), without sticky marks; call it when no tracer runs any more, before the sweep
+    /// is offered. Marking that ran after the sweep's snapshot (a concurrent cycle's
+    /// resurrection of finalizable objects: the pools are empty then, so its copies go to
+    /// fresh chunks) left marked objects there, and the next cycle, finding them marked,
+    /// neither traced nor kept them: a finalizer queue's dead objects were freed while the
+    /// queue still held them (`tandem_next_dead` returned freed memory).
+    pub fn forget_marks_outside(&self, sweep: &ChunkSweep) {
+        if self.generational {
+            // Sticky marks are meant to last: a marked object is old.
+            return;
+        }
+        for c in self.committed_chunks() {
+            if !sweep.chunks.contains(&c) {
+                let start = self.block_addr(super::blocks::chunk_first_block(c));
+                self.meta.clear_marks(start, super::CHUNK_SIZE);
+            }
+        }
+    }
+
     /// Begins a sweep after marking with the current epoch: empties the block pools (call
     /// it while the world is stopped). Allocators help only once it is offered.
     pub fn begin_sweep(&self) -> Arc<ChunkSweep> {
