@@ -63,12 +63,13 @@ fn weight(c: GcCause) -> u8 {
 }
 
 impl GcRequests {
-    /// Asks for a collection; returns its number, for [`GcRequests::wait`]. An explicit
-    /// request asks for a cycle that starts after it (a cycle already running may have
-    /// started marking before the objects the caller just dropped became garbage); other
-    /// causes are served by the cycle in progress.
+    /// Asks for a collection; returns its number, for [`GcRequests::wait`]. A VM's request
+    /// (explicit, or a young collection) asks for a cycle that starts after it (a cycle
+    /// already running may have started marking before the objects the caller just
+    /// dropped became garbage); other causes are served by the cycle in progress.
     pub fn request(&self, cause: GcCause) -> u64 {
-        self.request_with(cause, cause == GcCause::Explicit)
+        let fresh = matches!(cause, GcCause::Explicit | GcCause::Young);
+        self.request_with(cause, fresh)
     }
 
     /// Asks for a collection that the cycle in progress, if any, serves; its number.
@@ -224,5 +225,18 @@ mod tests {
         );
         r.complete();
         assert!(!r.is_pending(), "and asks for no other");
+    }
+
+    #[test]
+    fn a_young_collection_asked_during_a_cycle_gets_one_that_starts_after_it() {
+        let r = GcRequests::default();
+        let running = r.request(GcCause::Trigger);
+        assert_eq!(r.next(), Some(GcCause::Trigger), "the cycle starts");
+        assert_eq!(
+            r.request(GcCause::Young),
+            running + 1,
+            "not served by the cycle that started before it"
+        );
+        assert_eq!(r.request(GcCause::Trigger), running, "a trigger is");
     }
 }
