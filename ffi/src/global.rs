@@ -15,14 +15,62 @@
 //! destructor, so rejecting a mutator never touches `CURRENT`.
 
 use crate::error::{fail, Code, FfiResult};
-use parking_lot::{Mutex, RwLock};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tandem_core::mutator::MutatorCore;
 use tandem_core::{Heap, Mutator};
 
-static HEAP: RwLock<Option<Heap>> = RwLock::new(None);
-static LIVE_MUTATORS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+/// A value behind a spin flag, held only for a few instructions (never across a call into
+/// the heap), and by the fork handlers across a fork ([`lock_for_fork`]), so that a forked
+/// child finds it free. A blocking lock does not survive a fork: a read lock held across
+/// calls, as `HEAP` was, stayed held for ever in a child forked while another thread was
+/// inside one (`tandem_shutdown` there hung), and a parking lock's waiters, threads of the
+/// parent, can be handed the lock in the child.
+struct ForkSafe<T> {
+    busy: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is reached only with `busy` held, by one thread at a time.
+unsafe impl<T: Send> Sync for ForkSafe<T> {}
+
+impl<T> ForkSafe<T> {
+    const fn new(value: T) -> Self {
+        ForkSafe {
+            busy: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    fn acquire(&self) {
+        // Acquire: pairs with `release`, so the value's last writes are seen.
+        while self
+            .busy
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+    }
+
+    fn release(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
+
+    /// Runs `f` on the value (`f` must be short and must not call back into this module).
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.acquire();
+        // SAFETY: `busy` is held, so no other thread reaches the value.
+        let r = f(unsafe { &mut *self.value.get() });
+        self.release();
+        r
+    }
+}
+
+/// The process heap (a handle: calls clone it and run without holding the slot).
+static HEAP: ForkSafe<Option<Heap>> = ForkSafe::new(None);
+static LIVE_MUTATORS: ForkSafe<Option<HashSet<usize>>> = ForkSafe::new(None);
 
 /// A thread's attached mutator. Dropping it (detach, or thread exit) forgets its address.
 struct Attached {
@@ -34,9 +82,11 @@ impl Drop for Attached {
         let p = self.mutator.core() as *const MutatorCore;
         // No destructor, so this thread-local is usable even during thread exit.
         let _ = CURRENT_CORE.try_with(|c| c.set(std::ptr::null()));
-        if let Some(set) = LIVE_MUTATORS.lock().as_mut() {
-            set.remove(&(p as usize));
-        }
+        LIVE_MUTATORS.with(|set| {
+            if let Some(set) = set.as_mut() {
+                set.remove(&(p as usize));
+            }
+        });
     }
 }
 
@@ -49,20 +99,26 @@ thread_local! {
 
 /// Installs the process heap; an error if one is installed.
 pub fn install(heap: Heap) -> FfiResult<()> {
-    let mut g = HEAP.write();
-    if g.is_some() {
-        return fail(
+    // The heap is dropped outside the slot when it was not installed.
+    let refused = HEAP.with(|g| match g {
+        Some(_) => Some(heap),
+        None => {
+            *g = Some(heap);
+            None
+        }
+    });
+    match refused {
+        None => Ok(()),
+        Some(_) => fail(
             Code::AlreadyInitialized,
             "tandem_init called twice: call tandem_shutdown first",
-        );
+        ),
     }
-    *g = Some(heap);
-    Ok(())
 }
 
 /// Removes the process heap (its collector stops once no mutator holds it).
 pub fn uninstall() -> FfiResult<Heap> {
-    HEAP.write().take().map_or_else(
+    HEAP.with(Option::take).map_or_else(
         || {
             fail(
                 Code::NotInitialized,
@@ -75,13 +131,33 @@ pub fn uninstall() -> FfiResult<Heap> {
 
 /// Runs `f` with the process heap.
 pub fn with_heap<R>(f: impl FnOnce(&Heap) -> FfiResult<R>) -> FfiResult<R> {
-    match &*HEAP.read() {
+    let heap = heap();
+    match &heap {
         Some(h) => f(h),
         None => fail(
             Code::NotInitialized,
             "Tandem is not initialised: call tandem_init first (or it was shut down)",
         ),
     }
+}
+
+/// The process heap, if installed (a handle: the heap lives while any handle does).
+pub fn heap() -> Option<Heap> {
+    HEAP.with(|h| h.clone())
+}
+
+/// Takes this module's locks before a fork, so that the child finds them in a known
+/// state; [`unlock_after_fork`] releases them in the parent and in the child.
+pub fn lock_for_fork() {
+    HEAP.acquire();
+    LIVE_MUTATORS.acquire();
+}
+
+/// Releases what [`lock_for_fork`] took (in the parent, and in the child, where the
+/// forking thread is the only one and holds them).
+pub fn unlock_after_fork() {
+    LIVE_MUTATORS.release();
+    HEAP.release();
 }
 
 /// Attaches the calling thread and returns its core's address.
@@ -99,10 +175,7 @@ pub fn attach() -> FfiResult<*mut MutatorCore> {
     let p = m.core() as *const MutatorCore as *mut MutatorCore;
     CURRENT.with(|c| *c.borrow_mut() = Some(Attached { mutator: m }));
     CURRENT_CORE.set(p);
-    LIVE_MUTATORS
-        .lock()
-        .get_or_insert_with(HashSet::new)
-        .insert(p as usize);
+    LIVE_MUTATORS.with(|set| set.get_or_insert_with(HashSet::new).insert(p as usize));
     Ok(p)
 }
 
@@ -178,10 +251,7 @@ fn explain_bad_mutator(p: *mut MutatorCore) -> crate::error::FfiError {
     if let Err(e) = tandem_core::refs::check_not_in_destructor("a Tandem call with a mutator") {
         return e.into();
     }
-    let known = LIVE_MUTATORS
-        .lock()
-        .as_ref()
-        .is_some_and(|s| s.contains(&(p as usize)));
+    let known = LIVE_MUTATORS.with(|set| set.as_ref().is_some_and(|s| s.contains(&(p as usize))));
     let (code, msg) = if p.is_null() {
         (Code::BadMutator, "the mutator is NULL".to_string())
     } else if known {

@@ -298,24 +298,32 @@ pub extern "C" fn tandem_set_verify_hook(f: Option<VerifyFn>, data: *mut c_void)
 
 extern "C" fn fork_prepare() {
     guard((), || {
-        global::with_heap(|h| {
+        if let Some(h) = global::heap() {
             h.prepare_fork();
-            Ok(())
-        })
+        }
+        global::lock_for_fork();
+        Ok(())
     });
 }
 
 extern "C" fn fork_parent() {
     guard((), || {
-        global::with_heap(|h| {
+        global::unlock_after_fork();
+        if let Some(h) = global::heap() {
             h.after_fork_in_parent();
-            Ok(())
-        })
+        }
+        Ok(())
     });
 }
 
 extern "C" fn fork_child() {
-    guard((), || global::with_heap(|h| Ok(h.after_fork_in_child()?)));
+    guard((), || {
+        global::unlock_after_fork();
+        match global::heap() {
+            Some(h) => Ok(h.after_fork_in_child()?),
+            None => Ok(()),
+        }
+    });
 }
 
 /// Registers the fork handlers (once per process): a forked child gets a working

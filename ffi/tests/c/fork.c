@@ -4,8 +4,10 @@
  *
  * Proves: the child, where only the forking thread exists, allocates well past its heap
  * trigger, collects, attaches a new thread, and finds its data intact, with heap
- * verification clean and without hanging (an alarm ends a hung child); the parent and
- * its threads carry on.
+ * verification clean and without hanging (an alarm ends a hung child), and shuts Tandem
+ * down; the parent and its threads carry on. Meanwhile another thread, which never calls
+ * Tandem, forks too (the lock its fork handler held stayed held in the child, whose
+ * shutdown then hung).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -47,6 +49,20 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Forks too, at the same time as the main thread (its children leave at once), so that the
+ * main thread's forks often come while this thread's fork handlers run. */
+static void *other_forker(void *arg) {
+    (void)arg;
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) _exit(0);
+        int status = 0;
+        CHECK(waitpid(pid, &status, 0) == pid);
+    }
+    return NULL;
+}
+
 static void *child_thread(void *arg) {
     (void)arg;
     tandem_mutator *m = tandem_attach_thread();
@@ -77,6 +93,8 @@ static void child(tandem_mutator *m) {
     /* The child's collector threads are new, their clocks start at 0: the figure adds
      * their time to the parent's, it never goes back. */
     CHECK(s.collector_cpu_ns >= cpu);
+    CHECK_OK(tandem_detach_thread(m));
+    CHECK_OK(tandem_shutdown());
     fflush(stdout);
     _exit(0);
 }
@@ -89,8 +107,9 @@ int main(int argc, char **argv) {
     CHECK_OK(tandem_add_root(&list));
     for (uint64_t i = 0; i < LIST; i++) list = new_node(m, i, list);
 
-    pthread_t w[WORKERS];
+    pthread_t w[WORKERS], forker;
     for (int i = 0; i < WORKERS; i++) CHECK(pthread_create(&w[i], NULL, worker, NULL) == 0);
+    CHECK(pthread_create(&forker, NULL, other_forker, NULL) == 0);
     for (int round = 0; round < 3; round++) {
         churn(m, 20000);
         pid_t pid = fork();
@@ -110,6 +129,7 @@ int main(int argc, char **argv) {
     __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     CHECK_OK(tandem_enter_native(m));
     for (int i = 0; i < WORKERS; i++) CHECK(pthread_join(w[i], NULL) == 0);
+    CHECK(pthread_join(forker, NULL) == 0);
     CHECK_OK(tandem_leave_native(m));
     tandem_stats s = {.size = sizeof s};
     CHECK_OK(tandem_get_stats(&s));
