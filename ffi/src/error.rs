@@ -111,6 +111,12 @@ pub fn last_error_ptr() -> *const c_char {
 /// Runs an entry point's body: records errors, turns panics into `Code::Internal`, and
 /// never lets an unwind cross the ABI.
 pub fn guard<T>(on_error: T, body: impl FnOnce() -> FfiResult<T>) -> (T, Code) {
+    // A destructor runs on a GC thread, inside a cycle: any call from it fails (an attach
+    // from one made a collector thread a mutator, and in stw mode waited on its own stop).
+    let body = || {
+        tandem_core::refs::check_not_in_destructor("Tandem")?;
+        body()
+    };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
         Ok(Ok(v)) => (v, Code::Ok),
         Ok(Err(e)) => {

@@ -61,13 +61,20 @@ static void free_raw(void *obj) {
 static tandem_mutator *main_mutator;
 static int greedy_runs, greedy_caught;
 
+static int refused_here(void) {
+    return tandem_last_error_code() == TANDEM_ERR_STATE && strstr(tandem_last_error(), "destructor") != NULL;
+}
+
+/* It also tries calls that need no mutator, and to attach its thread (a collector thread:
+ * in stw mode that attach waited on its own stop). Each must fail the same way. */
 static void greedy(void *obj) {
     (void)obj;
     __atomic_fetch_add(&greedy_runs, 1, __ATOMIC_RELAXED);
-    if (tandem_alloc(main_mutator, node_type, 0) == NULL && tandem_last_error_code() == TANDEM_ERR_STATE &&
-        strstr(tandem_last_error(), "destructor") != NULL) {
-        __atomic_fetch_add(&greedy_caught, 1, __ATOMIC_RELAXED);
-    }
+    int caught = tandem_alloc(main_mutator, node_type, 0) == NULL && refused_here();
+    tandem_stats s = {.size = sizeof s};
+    caught &= tandem_get_stats(&s) == TANDEM_ERR_STATE && refused_here();
+    caught &= tandem_attach_thread() == NULL && refused_here();
+    if (caught) __atomic_fetch_add(&greedy_caught, 1, __ATOMIC_RELAXED);
 }
 
 static void collect_full(tandem_mutator *m) {
