@@ -353,6 +353,34 @@ fn disabled_collection_runs_only_when_asked_and_a_full_heap_fails_cleanly(mode: 
     }
 }
 
+fn a_lowered_maximum_holds_though_the_heap_grew_past_it(mode: Mode) {
+    let h = common::heap(mode, 32, false);
+    let ty = node_type(&h);
+    let mut m = h.attach().unwrap();
+    // Grow the heap to its maximum with live nodes, then drop them all.
+    let fill = |m: &mut Mutator| {
+        m.push_root(None).unwrap();
+        let mut n = 0usize;
+        while let Ok(o) = m.alloc(ty, 0) {
+            let head = m.peek_root(0).expect("the list root");
+            // SAFETY: a fresh node; an initialising store.
+            unsafe { o.store_ref(NEXT, head) };
+            assert!(m.set_root(0, Some(o)));
+            n += 1;
+        }
+        m.pop_root().unwrap();
+        n * 24
+    };
+    assert!(fill(&mut m) > 24 << 20, "the heap grew to its maximum");
+    m.collect().unwrap();
+    h.set_heap_max(8 << 20).unwrap();
+    // Its chunks are still committed, idle: they must not take the heap past the new
+    // maximum.
+    let held = fill(&mut m);
+    assert!(held <= 8 << 20, "{held} bytes held under an 8 MiB maximum");
+    assert!(h.stats().heap_committed <= 8 << 20, "{:?}", h.stats());
+}
+
 fn collection_levels_start_finish_and_run_the_triggers(mode: Mode) {
     let h = common::heap(mode, 64, false);
     let ty = node_type(&h);
@@ -559,6 +587,7 @@ in_both_modes!(
     an_object_with_an_id_keeps_it_and_never_moves,
     shrinking_keeps_the_head_and_refuses_to_grow,
     disabled_collection_runs_only_when_asked_and_a_full_heap_fails_cleanly,
+    a_lowered_maximum_holds_though_the_heap_grew_past_it,
     collection_levels_start_finish_and_run_the_triggers,
     memory_pressure_counts_while_its_owner_lives,
     torture_mode_collects_at_every_nth_slow_path,

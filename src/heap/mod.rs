@@ -293,6 +293,9 @@ impl Space {
             )));
         }
         self.budget.set_max(bytes);
+        // Idle chunks are committed memory reused without a charge: above a lowered
+        // maximum they go back now, or the heap would grow into them past it.
+        self.release_idle_for(0);
         Ok(())
     }
 
@@ -360,14 +363,21 @@ impl Space {
     /// Takes back an idle chunk or commits one more, pushes all but its first block to the
     /// free pool and returns the first.
     fn commit_chunk(&self) -> Result<Option<usize>> {
+        if self.committed() > self.heap_max() {
+            // Over a lowered maximum: chunks that idled since go back rather than return to
+            // use (the charge below then fails while the live data alone is over it).
+            self.release_idle_for(0);
+        }
         let mut chunks = self.chunks.lock();
         // Another thread may have refilled the pool while we waited for the lock.
         if let Some(b) = self.pools.free.pop() {
             return Ok(Some(b as usize));
         }
         // Idle memory is committed already: reusing it costs no page faults.
-        if let Some(b) = self.unpark_locked(&mut chunks) {
-            return Ok(Some(b));
+        if self.committed() <= self.heap_max() {
+            if let Some(b) = self.unpark_locked(&mut chunks) {
+                return Ok(Some(b));
+            }
         }
         let Some(c) = chunks.iter().position(|&c| c == ChunkState::Uncommitted) else {
             return Ok(None);
