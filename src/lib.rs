@@ -311,6 +311,11 @@ impl Heap {
         self.rt().space.in_heap(addr)
     }
 
+    /// The address range the heap reserved: every object of this heap lies inside.
+    pub fn address_range(&self) -> std::ops::Range<usize> {
+        self.rt().space.range()
+    }
+
     /// Counts a VM bug found outside a collection (a call the C ABI had to reject while
     /// `TANDEM_VERIFY` audits stores) as a verification error with `message`.
     pub fn record_verify_error(&self, message: String) {

@@ -43,7 +43,10 @@ extern "C" {
 typedef int32_t tandem_result;
 
 #define TANDEM_OK 0                    /**< Success. */
-#define TANDEM_ERR_INVALID_ARGUMENT 1  /**< A NULL or malformed argument. */
+/** A NULL or malformed argument. An object argument outside the heap's address range
+ *  (malloc'd or stack memory) is one; a pointer inside the heap that is not a live
+ *  object's start is not detected (TANDEM_VERIFY checks the objects barriers see). */
+#define TANDEM_ERR_INVALID_ARGUMENT 1
 #define TANDEM_ERR_NOT_INITIALIZED 2   /**< Before tandem_init or after tandem_shutdown. */
 #define TANDEM_ERR_ALREADY_INITIALIZED 3 /**< tandem_init called twice. */
 #define TANDEM_ERR_CONFIG 4            /**< A bad option or TANDEM_* variable. */

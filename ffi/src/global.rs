@@ -17,7 +17,7 @@
 use crate::error::{fail, Code, FfiResult};
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tandem_core::mutator::MutatorCore;
 use tandem_core::{Heap, Mutator};
 
@@ -68,6 +68,26 @@ impl<T> ForkSafe<T> {
     }
 }
 
+/// The installed heap's address range (both 0 when none is installed), for a check of object
+/// arguments that takes no lock.
+static RANGE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Whether `addr` may be an object of the installed heap: inside its reserved range, or any
+/// address while no heap is installed (the call then reports that instead).
+pub fn maybe_object(addr: usize) -> bool {
+    // Relaxed: set before the heap is published to any mutator, cleared after it is gone.
+    let (start, end) = (
+        RANGE[0].load(Ordering::Relaxed),
+        RANGE[1].load(Ordering::Relaxed),
+    );
+    start == end || (start..end).contains(&addr)
+}
+
+fn set_range(r: std::ops::Range<usize>) {
+    RANGE[0].store(r.start, Ordering::Relaxed);
+    RANGE[1].store(r.end, Ordering::Relaxed);
+}
+
 /// The process heap (a handle: calls clone it and run without holding the slot).
 static HEAP: ForkSafe<Option<Heap>> = ForkSafe::new(None);
 static LIVE_MUTATORS: ForkSafe<Option<HashSet<usize>>> = ForkSafe::new(None);
@@ -100,10 +120,12 @@ thread_local! {
 /// Installs the process heap; an error if one is installed.
 pub fn install(heap: Heap) -> FfiResult<()> {
     // The heap is dropped outside the slot when it was not installed.
+    let range = heap.address_range();
     let refused = HEAP.with(|g| match g {
         Some(_) => Some(heap),
         None => {
             *g = Some(heap);
+            set_range(range);
             None
         }
     });
@@ -118,7 +140,11 @@ pub fn install(heap: Heap) -> FfiResult<()> {
 
 /// Removes the process heap (its collector stops once no mutator holds it).
 pub fn uninstall() -> FfiResult<Heap> {
-    HEAP.with(Option::take).map_or_else(
+    HEAP.with(|g| {
+        set_range(0..0);
+        g.take()
+    })
+    .map_or_else(
         || {
             fail(
                 Code::NotInitialized,

@@ -326,7 +326,13 @@ pub extern "C" fn tandem_set_oom_handler(f: Option<OomFn>, data: *mut c_void) ->
 
 pub(crate) fn check_obj(obj: *mut c_void, what: &str) -> FfiResult<ObjRef> {
     match ObjRef::from_ptr(obj as *mut u8) {
-        Some(o) if o.addr() % 8 == 0 => Ok(o),
+        Some(o) if o.addr() % 8 == 0 && global::maybe_object(o.addr()) => Ok(o),
+        Some(o) if o.addr() % 8 == 0 => fail(
+            Code::InvalidArgument,
+            format!(
+                "{what}: {obj:p} is not an object of the Tandem heap (malloc'd or stack memory?)"
+            ),
+        ),
         _ => fail(
             Code::InvalidArgument,
             format!("{what}: {obj:p} is NULL or misaligned"),

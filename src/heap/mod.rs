@@ -173,6 +173,11 @@ impl Space {
         self.immix_base + b * BLOCK_SIZE
     }
 
+    /// The address range the heap reserved (both spaces): every object lies inside.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.immix_base..self.end
+    }
+
     /// Start of the Immix space.
     pub fn immix_base(&self) -> usize {
         self.immix_base

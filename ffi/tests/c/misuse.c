@@ -356,6 +356,16 @@ static void bad_barrier_and_stats_arguments_are_reported(tandem_mutator *m) {
     mark_last_error();
     CHECK(tandem_identity_hash(m, NULL) == 0);
     CHECK_ERROR_MENTIONS("tandem_identity_hash");
+    /* Memory that is not the heap's (malloc'd, or on the stack) is refused, never written. */
+    uint64_t foreign[4] = {0, 0, 0, 0};
+    CHECK_FAILS(tandem_pin(m, foreign), TANDEM_ERR_INVALID_ARGUMENT, "not an object of the Tandem heap");
+    CHECK(foreign[0] == 0);
+    mark_last_error();
+    CHECK(tandem_id(m, foreign) == 0);
+    CHECK_ERROR_MENTIONS("tandem_id");
+    CHECK(tandem_weakref_new(m, foreign) == NULL);
+    CHECK_ERROR_MENTIONS("not an object of the Tandem heap");
+    CHECK(foreign[0] == 0);
     /* The checked slow paths work on good arguments. */
     CHECK_OK(tandem_write_ref_slow(m, pair, &pair[1], pair));
     CHECK(tandem_read_ref_slow(m, pair, &pair[1]) == pair);
