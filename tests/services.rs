@@ -245,7 +245,7 @@ fn dead_objects_wait_in_their_queue_across_cycles_that_move_objects(mode: Mode) 
             node(&mut m, ty, u64::MAX, None);
         }
         m.safepoint().unwrap();
-        if registered % 65_536 == 0 {
+        if registered.is_multiple_of(65_536) {
             take(&mut m);
         }
     }
