@@ -72,6 +72,14 @@ impl OptionValue for usize {
     }
 }
 
+/// A count where 0 means off (`TANDEM_TORTURE`).
+impl OptionValue for u64 {
+    const FORM: &'static str = "a non-negative integer (0: off)";
+    fn parse_value(s: &str) -> Option<Self> {
+        s.trim().parse().ok()
+    }
+}
+
 /// A heap growth factor: how many times the live bytes the heap may hold before the next
 /// cycle starts.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
@@ -160,7 +168,9 @@ impl std::fmt::Display for ByteSize {
 }
 
 impl OptionValue for ByteSize {
-    const FORM: &'static str = "a byte count with an optional K, M, G or T suffix, e.g. 512M";
+    const FORM: &'static str =
+        "a byte count with an optional K, M, G or T suffix (powers of 1024; case-insensitive, \
+         B or iB may follow), e.g. 512M";
     fn parse_value(s: &str) -> Option<Self> {
         parse_size(s).map(ByteSize)
     }
@@ -347,7 +357,7 @@ options! {
     /// Torture mode for VM ports: every N-th allocation slow path and every N-th safepoint
     /// poll of each thread starts a cycle (and waits for it in `stw` mode), so a missing
     /// root or barrier shows at once. 0 (the default) turns it off.
-    torture: usize = 0, env "TANDEM_TORTURE";
+    torture: u64 = 0, env "TANDEM_TORTURE";
     /// Back the heap with transparent huge pages (`MADV_HUGEPAGE`; needs THP `madvise` or
     /// `always` in /sys/kernel/mm/transparent_hugepage/enabled). Marking a large heap runs
     /// about 1.45x faster (fewer TLB misses) and a chunk costs 2 page faults instead of
@@ -435,6 +445,16 @@ impl Config {
                 self.heap_min, self.heap_max
             )));
         }
+        if let Trigger::Bytes(b) = self.gc_trigger {
+            if b > self.heap_max.0 {
+                return Err(Error::Config(format!(
+                    "TANDEM_GC_TRIGGER={} is larger than TANDEM_HEAP_MAX={}: the heap could \
+                     never reach it",
+                    ByteSize(b),
+                    self.heap_max
+                )));
+            }
+        }
         if self.shadow_stack_slots > 1 << 28 {
             return Err(Error::Config(
                 "TANDEM_SHADOW_STACK is too large: at most 268435456 slots".into(),
@@ -491,6 +511,21 @@ mod tests {
             assert!(msg.contains(var), "{msg}");
             assert!(msg.contains("expected"), "{msg}");
         }
+    }
+
+    #[test]
+    fn torture_accepts_zero_and_a_trigger_past_the_maximum_is_refused() {
+        let c = Config::default()
+            .apply_env_with(env(&[("TANDEM_TORTURE", "0")]))
+            .unwrap();
+        assert_eq!(c.torture, 0, "0 turns torture off, as documented");
+        let e = Config::default()
+            .apply_env_with(env(&[
+                ("TANDEM_GC_TRIGGER", "2G"),
+                ("TANDEM_HEAP_MAX", "1G"),
+            ]))
+            .unwrap_err();
+        assert!(e.to_string().contains("TANDEM_GC_TRIGGER"), "{e}");
     }
 
     #[test]

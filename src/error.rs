@@ -40,7 +40,8 @@ impl fmt::Display for Error {
             Error::OutOfMemory(n) => {
                 write!(
                     f,
-                    "out of memory: {n} bytes could not be allocated after a full GC"
+                    "out of memory: {n} bytes could not be allocated within the heap's \
+                     maximum, after a full GC (or with automatic collection disabled)"
                 )
             }
             Error::ShadowStack(m) => write!(f, "shadow stack: {m}"),

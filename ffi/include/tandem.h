@@ -116,8 +116,10 @@ uint32_t tandem_abi_version(void);
  *  workers actually used; the strings stay valid until the next tandem_init. */
 tandem_result tandem_get_options(tandem_options *out);
 
-/** Stops the runtime. Threads still attached get TANDEM_ERR_NOT_INITIALIZED from their
- *  next collection. tandem_init may be called again afterwards. */
+/** Stops the runtime. Threads still attached keep allocating from the memory the heap
+ *  holds (nothing is freed any more) until it is full or they need a collection, which
+ *  fails with TANDEM_ERR_NOT_INITIALIZED; detach them first. The heap's memory goes back
+ *  once the last of them detaches. tandem_init may be called again afterwards. */
 tandem_result tandem_shutdown(void);
 
 /* ---- Types (RPython-shaped) ---------------------------------------------------------- */

@@ -135,6 +135,7 @@ pub unsafe extern "C" fn tandem_init(opts: *const options::CTandemOptions) -> i3
         // SAFETY: the caller passes NULL or a readable tandem_options (API contract).
         let config = unsafe { options::config_from(opts) }?.apply_env()?;
         // After the environment: `TANDEM_LOG` is usually given there.
+        options::check_log_filter(&config.log)?;
         options::install_log_subscriber(&config.log);
         types::reset_layouts();
         let heap = Heap::with_config(config)?;

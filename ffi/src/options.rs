@@ -92,6 +92,12 @@ pub unsafe fn config_from(opts: *const CTandemOptions) -> FfiResult<Config> {
     if extended && o.conc_threads != 0 {
         c.conc_threads = o.conc_threads as usize;
     }
+    if extended && o.reserved != 0 {
+        return fail(
+            Code::InvalidArgument,
+            format!("tandem_options.reserved is {}: it must be zero", o.reserved),
+        );
+    }
     // String options go through the environment's parser, so they accept the same forms
     // and fail with the same messages.
     let mut strings: Vec<(&str, String)> = Vec::new();
@@ -120,9 +126,25 @@ pub unsafe fn config_from(opts: *const CTandemOptions) -> FfiResult<Config> {
     Ok(c.apply_env_with(lookup)?)
 }
 
-/// Installs a stderr subscriber for `filter` (the effective `TANDEM_LOG`) unless empty or
-/// the process already has one: C hosts get GC logs without Rust code of their own. Write
+/// Checks the effective `TANDEM_LOG`: a filter that does not parse fails `tandem_init`.
+///
+/// [`install_log_subscriber`] installs a stderr subscriber for it unless empty or the
+/// process already has one: C hosts get GC logs without Rust code of their own. Write
 /// errors (a closed stderr) are dropped, never raised on a GC thread.
+pub fn check_log_filter(filter: &str) -> FfiResult<()> {
+    if filter.is_empty() {
+        return Ok(());
+    }
+    match tracing_subscriber::EnvFilter::try_new(filter) {
+        Ok(_) => Ok(()),
+        Err(e) => fail(
+            Code::Config,
+            format!("TANDEM_LOG={filter:?} is not valid: expected a tracing filter such as `info` or `tandem::collector=debug` ({e})"),
+        ),
+    }
+}
+
+/// Installs a stderr subscriber for `filter` (a valid one, see [`check_log_filter`]).
 pub fn install_log_subscriber(filter: &str) {
     if filter.is_empty() {
         return;

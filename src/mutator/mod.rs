@@ -323,7 +323,7 @@ pub struct Mutator {
     /// outside its borrow of the mutator).
     defer_calls: bool,
     /// Allocation slow paths and polls since the last torture collection.
-    torture_ticks: usize,
+    torture_ticks: u64,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -626,7 +626,11 @@ impl Mutator {
 
     fn out_of_memory(&self, size: usize) -> Error {
         self.rt.stats.add_oom();
-        tracing::warn!(bytes = size, "allocation failed after a full GC");
+        tracing::warn!(
+            bytes = size,
+            auto_collection = self.rt.requests.auto_enabled(),
+            "allocation failed within the heap's maximum"
+        );
         self.rt.call_oom_handler(size);
         Error::OutOfMemory(size)
     }

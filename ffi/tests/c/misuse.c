@@ -137,6 +137,16 @@ static void bad_options_fail_with_a_message_naming_them(void) {
     o.conc_threads = 64;
     o.threads = 2;
     CHECK_FAILS(tandem_init(&o), TANDEM_ERR_CONFIG, "TANDEM_CONC_THREADS");
+    o = check_options();
+    o.gc_trigger = "2G";
+    o.heap_max = 64u << 20;
+    CHECK_FAILS(tandem_init(&o), TANDEM_ERR_CONFIG, "never reach it");
+    o = check_options();
+    o.log = "[[[not a filter";
+    CHECK_FAILS(tandem_init(&o), TANDEM_ERR_CONFIG, "TANDEM_LOG");
+    o = check_options();
+    o.reserved = 7;
+    CHECK_FAILS(tandem_init(&o), TANDEM_ERR_INVALID_ARGUMENT, "reserved");
 
     /* None of the failures initialised anything. */
     CHECK_NULL_WITH(tandem_attach_thread(), "tandem_init");
