@@ -144,8 +144,9 @@ impl Space {
             // Sticky marks are meant to last: a marked object is old.
             return;
         }
+        // Both lists are in chunk order (`committed_chunks` builds them).
         for c in self.committed_chunks() {
-            if !sweep.chunks.contains(&c) {
+            if sweep.chunks.binary_search(&c).is_err() {
                 let start = self.block_addr(super::blocks::chunk_first_block(c));
                 self.meta.clear_marks(start, super::CHUNK_SIZE);
             }
