@@ -500,7 +500,9 @@ static inline tandem_result tandem_safepoint(tandem_mutator *m) {
 }
 
 /** Enters a native region (a blocking call): collections may run meanwhile, so the thread
- *  must not touch the heap until tandem_leave_native. */
+ *  must not touch the heap until tandem_leave_native. An allocation's slow path, a
+ *  collection or tandem_weakref_new inside the region fails with TANDEM_ERR_STATE (the
+ *  region holds); the inline fast paths cannot check, so keep them out of it. */
 tandem_result tandem_enter_native(tandem_mutator *m);
 /** Leaves a native region, waiting while a collection runs. */
 tandem_result tandem_leave_native(tandem_mutator *m);

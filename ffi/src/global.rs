@@ -260,6 +260,28 @@ pub fn with_mutator<R>(
     }
 }
 
+/// [`with_mutator`] for a call that touches the heap: refused while the thread is in a
+/// native region (its allocation or collection left the region without a word, and the
+/// VM's own `tandem_leave_native` then failed).
+pub fn with_running_mutator<R>(
+    p: *mut MutatorCore,
+    what: &str,
+    f: impl FnOnce(&mut Mutator) -> FfiResult<R>,
+) -> FfiResult<R> {
+    with_mutator(p, |mm| {
+        if mm.core().ts.load() == tandem_core::safepoint::IN_NATIVE {
+            return fail(
+                Code::State,
+                format!(
+                    "{what} inside a native region: the thread must not touch the heap until \
+                     tandem_leave_native"
+                ),
+            );
+        }
+        f(mm)
+    })
+}
+
 /// `f` on the calling thread's own mutator `p`, without the checks' messages: None when
 /// `p` is not this thread's attached mutator (or it is busy in a call up the stack), so
 /// that the caller takes the checked path, which explains.

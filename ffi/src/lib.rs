@@ -233,7 +233,7 @@ pub extern "C" fn tandem_detach_thread(m: *mut CMutator) -> i32 {
 
 fn alloc_with(m: *mut CMutator, ty: u32, length: usize, nonmoving: bool) -> *mut c_void {
     guard(std::ptr::null_mut(), || {
-        global::with_mutator(m, |mm| {
+        global::with_running_mutator(m, "an allocation", |mm| {
             let o = if nonmoving {
                 mm.alloc_nonmoving(TypeId(ty), length)?
             } else {
@@ -521,7 +521,7 @@ pub extern "C" fn tandem_leave_native(m: *mut CMutator) -> i32 {
 /// Runs a full collection.
 #[no_mangle]
 pub extern "C" fn tandem_collect(m: *mut CMutator) -> i32 {
-    status(|| global::with_mutator(m, |mm| Ok(mm.collect()?)))
+    status(|| global::with_running_mutator(m, "tandem_collect", |mm| Ok(mm.collect()?)))
 }
 
 /// The identity hash of `obj`, stable for the object's lifetime; 0 on error.

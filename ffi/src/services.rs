@@ -44,7 +44,9 @@ pub extern "C" fn tandem_weakref_new(m: *mut CMutator, target: *mut c_void) -> *
         } else {
             Some(check_obj(target, "tandem_weakref_new")?)
         };
-        global::with_mutator(m, |mm| Ok(mm.weakref_new(t)?.as_ptr() as *mut c_void))
+        global::with_running_mutator(m, "tandem_weakref_new", |mm| {
+            Ok(mm.weakref_new(t)?.as_ptr() as *mut c_void)
+        })
     })
     .0
 }
@@ -200,7 +202,7 @@ pub extern "C" fn tandem_collect_ex(m: *mut CMutator, level: i32) -> i32 {
                 )
             }
         };
-        global::with_mutator(m, |mm| Ok(mm.collect_ex(level)?))?;
+        global::with_running_mutator(m, "tandem_collect_ex", |mm| Ok(mm.collect_ex(level)?))?;
         if matches!(level, CollectLevel::Full | CollectLevel::Young) {
             run_due_calls(m, std::ptr::null_mut());
         }
