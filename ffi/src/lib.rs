@@ -135,8 +135,7 @@ pub unsafe extern "C" fn tandem_init(opts: *const options::CTandemOptions) -> i3
         // SAFETY: the caller passes NULL or a readable tandem_options (API contract).
         let config = unsafe { options::config_from(opts) }?.apply_env()?;
         // After the environment: `TANDEM_LOG` is usually given there.
-        options::check_log_filter(&config.log)?;
-        options::install_log_subscriber(&config.log);
+        options::install_log_subscriber(&config.log)?;
         types::reset_layouts();
         let heap = Heap::with_config(config)?;
         options::remember_effective(heap.config());
@@ -326,19 +325,21 @@ pub extern "C" fn tandem_set_oom_handler(f: Option<OomFn>, data: *mut c_void) ->
 }
 
 pub(crate) fn check_obj(obj: *mut c_void, what: &str) -> FfiResult<ObjRef> {
-    match ObjRef::from_ptr(obj as *mut u8) {
-        Some(o) if o.addr() % 8 == 0 && global::maybe_object(o.addr()) => Ok(o),
-        Some(o) if o.addr() % 8 == 0 => fail(
+    let Some(o) = ObjRef::from_ptr(obj as *mut u8).filter(|o| o.addr() % 8 == 0) else {
+        return fail(
+            Code::InvalidArgument,
+            format!("{what}: {obj:p} is NULL or misaligned"),
+        );
+    };
+    if !global::maybe_object(o.addr()) {
+        return fail(
             Code::InvalidArgument,
             format!(
                 "{what}: {obj:p} is not an object of the Tandem heap (malloc'd or stack memory?)"
             ),
-        ),
-        _ => fail(
-            Code::InvalidArgument,
-            format!("{what}: {obj:p} is NULL or misaligned"),
-        ),
+        );
     }
+    Ok(o)
 }
 
 fn check_slot(slot: *mut *mut c_void, what: &str) -> FfiResult<()> {

@@ -126,37 +126,32 @@ pub unsafe fn config_from(opts: *const CTandemOptions) -> FfiResult<Config> {
     Ok(c.apply_env_with(lookup)?)
 }
 
-/// Checks the effective `TANDEM_LOG`: a filter that does not parse fails `tandem_init`.
-///
-/// [`install_log_subscriber`] installs a stderr subscriber for it unless empty or the
-/// process already has one: C hosts get GC logs without Rust code of their own. Write
-/// errors (a closed stderr) are dropped, never raised on a GC thread.
-pub fn check_log_filter(filter: &str) -> FfiResult<()> {
+/// Installs a stderr subscriber for `filter` (the effective `TANDEM_LOG`) unless empty or
+/// the process already has one: C hosts get GC logs without Rust code of their own. A
+/// filter that does not parse fails `tandem_init`. Write errors (a closed stderr) are
+/// dropped, never raised on a GC thread.
+pub fn install_log_subscriber(filter: &str) -> FfiResult<()> {
     if filter.is_empty() {
         return Ok(());
     }
-    match tracing_subscriber::EnvFilter::try_new(filter) {
-        Ok(_) => Ok(()),
-        Err(e) => fail(
-            Code::Config,
-            format!("TANDEM_LOG={filter:?} is not valid: expected a tracing filter such as `info` or `tandem::collector=debug` ({e})"),
-        ),
-    }
-}
-
-/// Installs a stderr subscriber for `filter` (a valid one, see [`check_log_filter`]).
-pub fn install_log_subscriber(filter: &str) {
-    if filter.is_empty() {
-        return;
-    }
-    let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter) else {
-        return;
+    let parsed = match tracing_subscriber::EnvFilter::try_new(filter) {
+        Ok(f) => f,
+        Err(e) => {
+            return fail(
+                Code::Config,
+                format!(
+                    "TANDEM_LOG={filter:?} is not valid: expected a tracing filter such as \
+                     `info` or `tandem::collector=debug` ({e})"
+                ),
+            )
+        }
     };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(parsed)
         .with_ansi(false)
         .with_writer(|| LossyStderr)
         .try_init();
+    Ok(())
 }
 
 /// Standard error that reports every write as done.

@@ -593,9 +593,10 @@ impl Mutator {
     }
 
     /// Concurrent mode, past the heap's limit (`Runtime::limit`) with a cycle requested
-    /// and not complete (running or not yet started), not driven step by step by the VM: waits up to [`LIMIT_PATIENCE`]
-    /// for it before allocating, in a native region (no new object is held yet, so the
-    /// collector may stop the world meanwhile). Counted as a stall.
+    /// and not complete (running or not yet started), not driven step by step by the VM:
+    /// waits up to [`LIMIT_PATIENCE`] for it before allocating, in a native region (no new
+    /// object is held yet, so the collector may stop the world meanwhile). Counted as a
+    /// stall.
     fn wait_at_limit(&mut self) {
         let rt = &*self.rt;
         if rt.config.mode != crate::config::Mode::Concurrent
