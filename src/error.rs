@@ -7,6 +7,9 @@ use std::fmt;
 pub enum Error {
     /// An option (environment variable or API field) has a bad value.
     Config(String),
+    /// A NULL or malformed argument: a null slot, an unknown finalizer queue, a weakref
+    /// call on an object that is not one.
+    InvalidArgument(String),
     /// A type description is malformed or the type table is full.
     BadType(String),
     /// A type id that was never registered.
@@ -34,6 +37,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(m) => write!(f, "configuration error: {m}"),
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::BadType(m) => write!(f, "bad type description: {m}"),
             Error::UnknownType(id) => write!(f, "unknown type id {id}: it was never registered"),
             Error::SizeOverflow(m) => write!(f, "size overflow: {m}"),

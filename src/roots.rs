@@ -6,6 +6,7 @@ use crate::heap::vm::{Reservation, PAGE_SIZE};
 use crate::object::types::with_visitor;
 use crate::object::VisitFn;
 use crate::sync::Mutex;
+use std::collections::HashSet;
 use std::ffi::c_void;
 
 /// The shadow-stack pointers the inline push/pop in `tandem.h` work on.
@@ -116,7 +117,9 @@ pub type RootCallback = unsafe extern "C" fn(visit: VisitFn, ctx: *mut c_void, d
 /// Global root slots and the VM's root callback.
 #[derive(Debug, Default)]
 pub struct GlobalRoots {
-    slots: Mutex<Vec<usize>>,
+    /// A set, so that a VM registering many slots (a handle per native call) pays no scan
+    /// of the others on each add or remove.
+    slots: Mutex<HashSet<usize>>,
     callback: Mutex<Option<(RootCallback, usize)>>,
 }
 
@@ -124,28 +127,22 @@ impl GlobalRoots {
     /// Registers `slot`, which the VM keeps valid until removed.
     pub fn add(&self, slot: *mut *mut u8) -> Result<()> {
         if slot.is_null() || !(slot as usize).is_multiple_of(8) {
-            return Err(Error::Root(format!(
-                "slot {slot:p} is null or not 8-aligned"
+            return Err(Error::InvalidArgument(format!(
+                "root slot {slot:p} is null or not 8-aligned"
             )));
         }
-        let mut g = self.slots.lock();
-        if g.contains(&(slot as usize)) {
+        if !self.slots.lock().insert(slot as usize) {
             return Err(Error::Root(format!("slot {slot:p} is already registered")));
         }
-        g.push(slot as usize);
         Ok(())
     }
 
     /// Unregisters `slot`.
     pub fn remove(&self, slot: *mut *mut u8) -> Result<()> {
-        let mut g = self.slots.lock();
-        match g.iter().position(|&s| s == slot as usize) {
-            Some(i) => {
-                g.swap_remove(i);
-                Ok(())
-            }
-            None => Err(Error::Root(format!("slot {slot:p} was never registered"))),
+        if !self.slots.lock().remove(&(slot as usize)) {
+            return Err(Error::Root(format!("slot {slot:p} was never registered")));
         }
+        Ok(())
     }
 
     /// Sets (or clears) the VM's root callback and its data pointer.

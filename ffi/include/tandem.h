@@ -144,7 +144,9 @@ typedef void (*tandem_destructor_fn)(void *obj);
 
 /** A type description. Objects start with Tandem's 8-byte header, so offsets are >= 8.
  *  Var-size types store a size_t length at length_offset (written by the allocator) and
- *  their items start at fixed_size. Sizes are rounded up to 8. */
+ *  their items start at fixed_size. Sizes are rounded up to 8. A reference offset given
+ *  twice, or a length_offset on a fixed-size type (item_size 0; leave it 0), fails with
+ *  TANDEM_ERR_BAD_TYPE. */
 typedef struct tandem_type_info {
     uint32_t size;                    /**< sizeof(tandem_type_info). */
     uint32_t flags;                   /**< VM flags, kept with the type. */
@@ -215,9 +217,10 @@ tandem_result tandem_detach_thread(tandem_mutator *m);
 /** Slow path of tandem_alloc; NULL on error (OOM calls the OOM handler first). */
 void *tandem_alloc_slow(tandem_mutator *m, tandem_type_id type, size_t length);
 
-/** Allocates a zeroed object of `type` with `length` items (0 for fixed-size types): the
- *  header and length field are set, every other byte is 0. Returns NULL on error (unknown
- *  type, size overflow, out of memory, bad mutator). May collect: keep live objects rooted. */
+/** Allocates a zeroed object of `type` with `length` items (ignored for fixed-size
+ *  types): the header and length field are set, every other byte is 0. Returns NULL on
+ *  error (unknown type, size overflow, out of memory, bad mutator). May collect: keep live
+ *  objects rooted. */
 static inline void *tandem_alloc(tandem_mutator *m, tandem_type_id type, size_t length) {
     if (TANDEM_LIKELY(type < TANDEM_MAX_TYPES && length < TANDEM_INLINE_MAX_LENGTH)) {
         const tandem_type_layout *t = &tandem_type_layouts[type];
@@ -305,7 +308,9 @@ static inline size_t tandem_root_depth(const tandem_mutator *m) {
     return (size_t)(m->ss_top - m->ss_base);
 }
 
-/** Registers a global root slot (kept valid by the VM until removed). */
+/** Registers a global root slot (kept valid by the VM until removed). A NULL or
+ *  misaligned slot fails with TANDEM_ERR_INVALID_ARGUMENT, one already registered with
+ *  TANDEM_ERR_ROOT. */
 tandem_result tandem_add_root(void **slot);
 /** Unregisters a global root slot. */
 tandem_result tandem_remove_root(void **slot);
@@ -625,8 +630,8 @@ tandem_result tandem_get_stats(tandem_stats *out);
  *  not be rooted across the call; the weakref itself is an ordinary object to root. NULL
  *  on error. */
 void *tandem_weakref_new(tandem_mutator *m, void *target);
-/** The target of weakref wr, or NULL once the target died (NULL with an error code set for
- *  a non-weakref). During concurrent marking the result is kept alive by the cycle, so it
+/** The target of weakref wr, or NULL once the target died (NULL with
+ *  TANDEM_ERR_INVALID_ARGUMENT for an object that is not a weakref). During concurrent marking the result is kept alive by the cycle, so it
  *  may be stored anywhere. Weak references follow their targets when they move. */
 void *tandem_weakref_get(tandem_mutator *m, void *wr);
 
@@ -644,7 +649,9 @@ tandem_result tandem_finalizer_queue_new(tandem_trigger_fn trigger, void *data,
  *  registration; register again to finalize a resurrected object again). */
 tandem_result tandem_register_finalizer(tandem_mutator *m, tandem_finalizer_queue q, void *obj);
 /** Takes the next dead object of q (it and what it reaches stay alive until then, and
- *  after as long as the VM holds it); NULL when q has none. */
+ *  after as long as the VM holds it); NULL when q has none (NULL with
+ *  TANDEM_ERR_INVALID_ARGUMENT for a queue that was never created, as
+ *  tandem_register_finalizer fails). */
 void *tandem_next_dead(tandem_mutator *m, tandem_finalizer_queue q);
 /** Neither obj's destructor nor a finalizer queue will see obj die. */
 tandem_result tandem_ignore_finalizer(tandem_mutator *m, void *obj);

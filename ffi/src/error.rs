@@ -46,6 +46,7 @@ impl From<&Error> for Code {
     fn from(e: &Error) -> Code {
         match e {
             Error::Config(_) => Code::Config,
+            Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::BadType(_) => Code::BadType,
             Error::UnknownType(_) => Code::UnknownType,
             Error::SizeOverflow(_) => Code::SizeOverflow,

@@ -51,7 +51,7 @@ impl Mutator {
     pub fn weakref_get(&mut self, wr: ObjRef) -> Result<Option<ObjRef>> {
         // SAFETY: the VM passes a live object it holds.
         if !unsafe { weak::is_weakref(&self.rt, wr) } {
-            return Err(Error::State(format!("{wr:?} is not a weakref")));
+            return Err(Error::InvalidArgument(format!("{wr:?} is not a weakref")));
         }
         // SAFETY: the slot of a live weakref: an aligned pointer word.
         let slot = unsafe { &*wr.field::<AtomicPtr<u8>>(WEAK_SLOT) };

@@ -242,6 +242,24 @@ impl TypeInfo {
             }
         } else if !self.item_ref_offsets.is_empty() {
             return bad("item_ref_offsets given for a type with item_size 0".into());
+        } else if self.length_offset != 0 {
+            return bad(format!(
+                "length_offset {} given for a type with item_size 0 (fixed-size types have no \
+                 length field)",
+                self.length_offset
+            ));
+        }
+        for (what, offs) in [
+            ("reference offset", &self.ref_offsets),
+            ("item reference offset", &self.item_ref_offsets),
+        ] {
+            if let Some(d) = offs
+                .iter()
+                .enumerate()
+                .find_map(|(i, o)| offs[..i].contains(o).then_some(o))
+            {
+                return bad(format!("{what} {d} is given twice"));
+            }
         }
         if !self.item_ref_offsets.is_empty()
             && (!self.fixed_size.is_multiple_of(8) || !self.item_size.is_multiple_of(8))

@@ -52,7 +52,7 @@ impl FinalizerQueues {
     /// The queue `id`, or an error naming it.
     pub fn get(&self, id: u32) -> crate::Result<Arc<FinalizerQueue>> {
         self.list.lock().get(id as usize).cloned().ok_or_else(|| {
-            crate::Error::State(format!("{id} is not a finalizer queue of this heap"))
+            crate::Error::InvalidArgument(format!("{id} is not a finalizer queue of this heap"))
         })
     }
 

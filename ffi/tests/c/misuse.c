@@ -213,6 +213,15 @@ static void bad_type_descriptions_are_rejected(void) {
     t = type_info(16, 8, 20); /* var-size, length field outside the fixed part */
     CHECK_FAILS(tandem_register_type(&t, &id), TANDEM_ERR_BAD_TYPE, "length_offset");
 
+    t = type_info(24, 0, 8); /* a length field on a fixed-size type */
+    CHECK_FAILS(tandem_register_type(&t, &id), TANDEM_ERR_BAD_TYPE, "length_offset 8");
+
+    static const size_t twice[] = {8, 16, 8};
+    t = type_info(24, 0, 0);
+    t.ref_offsets = twice;
+    t.n_ref_offsets = 3;
+    CHECK_FAILS(tandem_register_type(&t, &id), TANDEM_ERR_BAD_TYPE, "reference offset 8 is given twice");
+
     t = type_info(24, 0, 0);
     t.ref_offsets = NULL;
     t.n_ref_offsets = 2;
@@ -331,8 +340,9 @@ static void shadow_stack_underflow_and_overflow_are_reported(tandem_mutator *m) 
 static void global_root_misuse_is_reported(void) {
     static void *slot;
     CHECK_FAILS(tandem_remove_root(&slot), TANDEM_ERR_ROOT, "never registered");
-    CHECK_FAILS(tandem_add_root(NULL), TANDEM_ERR_ROOT, "null");
-    CHECK_FAILS(tandem_add_root((void **)((char *)&slot + 1)), TANDEM_ERR_ROOT, "aligned");
+    CHECK_FAILS(tandem_add_root(NULL), TANDEM_ERR_INVALID_ARGUMENT, "null");
+    CHECK_FAILS(tandem_add_root((void **)((char *)&slot + 1)), TANDEM_ERR_INVALID_ARGUMENT,
+                "aligned");
     CHECK_OK(tandem_add_root(&slot));
     CHECK_FAILS(tandem_add_root(&slot), TANDEM_ERR_ROOT, "already registered");
     CHECK_OK(tandem_remove_root(&slot));
@@ -380,6 +390,13 @@ static void bad_barrier_and_stats_arguments_are_reported(tandem_mutator *m) {
     CHECK(tandem_weakref_new(m, foreign) == NULL);
     CHECK_ERROR_MENTIONS("not an object of the Tandem heap");
     CHECK(foreign[0] == 0);
+    /* An object that is not a weakref, a finalizer queue that was never created. */
+    CHECK_NULL_WITH(tandem_weakref_get(m, pair), "not a weakref");
+    CHECK(tandem_last_error_code() == TANDEM_ERR_INVALID_ARGUMENT);
+    CHECK_NULL_WITH(tandem_next_dead(m, 4000000000u), "not a finalizer queue");
+    CHECK(tandem_last_error_code() == TANDEM_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(tandem_register_finalizer(m, 4000000000u, pair), TANDEM_ERR_INVALID_ARGUMENT,
+                "not a finalizer queue");
     /* The checked slow paths work on good arguments. */
     CHECK_OK(tandem_write_ref_slow(m, pair, &pair[1], pair));
     CHECK(tandem_read_ref_slow(m, pair, &pair[1]) == pair);

@@ -103,7 +103,7 @@ static void weakrefs_and_finalizers(tandem_mutator *m) {
     CHECK(tandem_weakref_get(m, *tandem_root_slot(m, 2)) == NULL);
     CHECK(tandem_weakref_get(m, *tandem_root_slot(m, 0)) == *tandem_root_slot(m, 1));
     CHECK(tandem_weakref_get(m, *tandem_root_slot(m, 1)) == NULL); /* not a weakref */
-    CHECK(tandem_last_error_code() == TANDEM_ERR_STATE);
+    CHECK(tandem_last_error_code() == TANDEM_ERR_INVALID_ARGUMENT);
     collect_full(m);
     CHECK(n_finalized == 2 && finalized_values[1] == 3); /* then c */
     collect_full(m);
