@@ -161,7 +161,8 @@ pub fn in_parent(rt: &Runtime) {
 /// *Child*, up to restarting the threads, which the heap's owner does.
 pub fn in_child(rt: &Runtime) {
     crate::sync::after_fork_in_child();
-    let me = std::thread::current().id();
+    // SAFETY: pthread_self has no preconditions; the forking thread keeps its id in the child.
+    let me = unsafe { libc::pthread_self() };
     rt.safepoint.retain(|m: &MutatorCore| m.owner() == me);
     rt.safepoint.resume();
 }

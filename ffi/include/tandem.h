@@ -204,7 +204,11 @@ typedef struct tandem_mutator {
 tandem_mutator *tandem_attach_thread(void);
 
 /** Detaches m; a second detach fails with TANDEM_ERR_BAD_MUTATOR. Threads that exit while
- *  attached are detached automatically. */
+ *  attached are detached automatically, after their pthread key and C++ thread_local
+ *  destructors: those may use the mutator, or attach one (it is detached too). A thread
+ *  cancelled (pthread_cancel) while inside a Tandem call acts on it at its next
+ *  cancellation point after the call returns: every call runs with cancellation disabled,
+ *  callbacks it makes (finalizer triggers, the out-of-memory handler) included. */
 tandem_result tandem_detach_thread(tandem_mutator *m);
 
 /* ---- Allocation --------------------------------------------------------------------- */
@@ -518,7 +522,9 @@ tandem_result tandem_leave_native(tandem_mutator *m);
 tandem_result tandem_collect(tandem_mutator *m);
 
 /** Called with the size of an allocation that failed after a full collection, before
- *  the allocation returns NULL. Must not call Tandem with the failing thread's mutator. */
+ *  the allocation returns NULL (it is not retried: memory the handler frees serves the
+ *  next allocation). Must not call Tandem with the failing thread's mutator: such a call
+ *  fails with TANDEM_ERR_STATE (an inline fast path is not checked). */
 typedef void (*tandem_oom_fn)(size_t size, void *data);
 /** Sets (NULL clears) the out-of-memory handler. */
 tandem_result tandem_set_oom_handler(tandem_oom_fn fn, void *data);

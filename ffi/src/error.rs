@@ -1,6 +1,6 @@
 //! Error codes, the thread-local last-error text, and the guard every entry point runs in.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::ffi::{c_char, CString};
 use tandem_core::Error;
 
@@ -80,37 +80,59 @@ pub fn fail<T>(code: Code, msg: impl Into<String>) -> FfiResult<T> {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<(Code, CString)> = RefCell::new((Code::Ok, CString::default()));
+    /// This thread's last error code. No destructor, like `LAST_TEXT` (see `thread`).
+    static LAST_CODE: Cell<Code> = const { Cell::new(Code::Ok) };
+    /// This thread's last error text: a `CString` owned here, null when none; freed at the
+    /// next error or at thread exit ([`forget_thread`]).
+    static LAST_TEXT: Cell<*mut CString> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 /// Records `e` as this thread's last error.
 pub fn set_last_error(e: &FfiError) {
     let text = format!("tandem: {}", e.1).replace('\0', " ");
-    let _ =
-        LAST_ERROR.try_with(|l| *l.borrow_mut() = (e.0, CString::new(text).unwrap_or_default()));
+    let text = Box::into_raw(Box::new(CString::new(text).unwrap_or_default()));
+    LAST_CODE.set(e.0);
+    let old = LAST_TEXT.replace(text);
+    if old.is_null() {
+        crate::thread::watch();
+    } else {
+        // SAFETY: a `Box` this thread made and no longer lends (the text of an earlier
+        // error, valid only until this one).
+        drop(unsafe { Box::from_raw(old) });
+    }
+}
+
+/// Frees this thread's error text (its thread-exit step).
+pub(crate) fn forget_thread() {
+    let old = LAST_TEXT.replace(std::ptr::null_mut());
+    if !old.is_null() {
+        // SAFETY: as in `set_last_error`.
+        drop(unsafe { Box::from_raw(old) });
+    }
 }
 
 /// This thread's last error code (`Code::Ok` when none).
 pub fn last_error_code() -> Code {
-    LAST_ERROR.try_with(|l| l.borrow().0).unwrap_or(Code::Ok)
+    LAST_CODE.get()
 }
 
 /// This thread's last error text, owned (empty when none).
 pub fn last_error_text() -> String {
-    LAST_ERROR
-        .try_with(|l| l.borrow().1.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    let t = LAST_TEXT.get();
+    // SAFETY: null, or the live text this thread owns.
+    unsafe { t.as_ref() }.map_or_else(String::new, |t| t.to_string_lossy().into_owned())
 }
 
 /// This thread's last error text (empty when none); valid until the thread's next error.
 pub fn last_error_ptr() -> *const c_char {
-    LAST_ERROR
-        .try_with(|l| l.borrow().1.as_ptr())
-        .unwrap_or(c"".as_ptr())
+    let t = LAST_TEXT.get();
+    // SAFETY: as in `last_error_text`.
+    unsafe { t.as_ref() }.map_or(c"".as_ptr(), |t| t.as_ptr())
 }
 
-/// Runs an entry point's body: records errors, turns panics into `Code::Internal`, and
-/// never lets an unwind cross the ABI.
+/// Runs an entry point's body: records errors, turns panics into `Code::Internal`, never
+/// lets an unwind cross the ABI, and keeps the thread from being cancelled inside (see
+/// `thread`).
 pub fn guard<T>(on_error: T, body: impl FnOnce() -> FfiResult<T>) -> (T, Code) {
     // A destructor runs on a GC thread, inside a cycle: any call from it fails (an attach
     // from one made a collector thread a mutator, and in stw mode waited on its own stop).
@@ -118,7 +140,10 @@ pub fn guard<T>(on_error: T, body: impl FnOnce() -> FfiResult<T>) -> (T, Code) {
         tandem_core::refs::check_not_in_destructor("Tandem")?;
         body()
     };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+    let caught = crate::thread::without_cancellation(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+    });
+    match caught {
         Ok(Ok(v)) => (v, Code::Ok),
         Ok(Err(e)) => {
             set_last_error(&e);

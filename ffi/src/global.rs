@@ -6,16 +6,15 @@
 //! validated by comparing it with the calling thread's own mutator, so the check takes no
 //! lock; the global set of live mutators is consulted only to explain an error.
 //!
-//! A thread that exits while attached is detached by the destructor of `CURRENT`. Dropping
-//! a `Mutator` uses the core's own thread-locals, so `CURRENT` must be destroyed before
-//! them. Thread-local destructors run in reverse order of registration (glibc's
-//! `__cxa_thread_atexit_impl`, and std's fallback list), and a thread-local registers its
-//! destructor when first touched; so `CURRENT` is touched only after a successful attach
-//! (which touched the core's). The per-call check reads `CURRENT_CORE`, which has no
-//! destructor, so rejecting a mutator never touches `CURRENT`.
+//! A thread that exits while attached is detached at its exit by the `thread` module's key
+//! destructor ([`forget_thread`]); `CURRENT` has no destructor of its own, so it is usable
+//! in the thread's exit code too (a VM's key destructor that attaches, see `thread`).
+//! A call that holds the mutator (an allocation whose out-of-memory handler runs) marks it
+//! busy: a nested call with the same mutator from that callback fails with
+//! `TANDEM_ERR_STATE` instead of aliasing it.
 
 use crate::error::{fail, Code, FfiResult};
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, UnsafeCell};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tandem_core::mutator::MutatorCore;
@@ -95,6 +94,8 @@ static LIVE_MUTATORS: ForkSafe<Option<HashSet<usize>>> = ForkSafe::new(None);
 /// A thread's attached mutator. Dropping it (detach, or thread exit) forgets its address.
 struct Attached {
     mutator: Mutator,
+    /// A call up this thread's stack holds `mutator`.
+    busy: Cell<bool>,
 }
 
 impl Drop for Attached {
@@ -111,10 +112,53 @@ impl Drop for Attached {
 }
 
 thread_local! {
-    /// The calling thread's mutator; touched only once attached (see the module docs).
-    static CURRENT: RefCell<Option<Attached>> = const { RefCell::new(None) };
+    /// The calling thread's mutator: a `Box` owned here, null when the thread is not
+    /// attached. No destructor (see the module docs).
+    static CURRENT: Cell<*mut Attached> = const { Cell::new(std::ptr::null_mut()) };
     /// The address of `CURRENT`'s core, or null when the thread is not attached.
     static CURRENT_CORE: Cell<*const MutatorCore> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` on the calling thread's attached mutator, marked busy meanwhile; None when the
+/// thread has none, Some(Err) when a call up the stack holds it.
+fn with_attached<R>(f: impl FnOnce(&mut Mutator) -> R) -> Option<Result<R, ()>> {
+    let a = CURRENT.get();
+    // SAFETY: null, or this thread's live `Attached`, freed only by this thread and only
+    // when not busy (`detach`, `forget_thread`).
+    let a = unsafe { a.as_mut() }?;
+    if a.busy.replace(true) {
+        return Some(Err(()));
+    }
+    /// Clears `busy` however `f` ends.
+    struct Release<'a>(&'a Cell<bool>);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.set(false);
+        }
+    }
+    let _release = Release(&a.busy);
+    Some(Ok(f(&mut a.mutator)))
+}
+
+/// The error of a call whose mutator a call up the stack holds.
+fn busy_error() -> crate::error::FfiError {
+    crate::error::FfiError(
+        Code::State,
+        "a Tandem call with this thread's mutator from a callback of a call that holds it \
+         (the out-of-memory handler): such a callback must not use the mutator"
+            .into(),
+    )
+}
+
+/// Detaches the calling thread's mutator, if any and not busy (its thread-exit step).
+pub(crate) fn forget_thread() {
+    let a = CURRENT.get();
+    // SAFETY: as in `with_attached`.
+    if unsafe { a.as_ref() }.is_some_and(|a| !a.busy.get()) {
+        CURRENT.set(std::ptr::null_mut());
+        // SAFETY: the `Box` attach made; `CURRENT` no longer holds it and nothing borrows it.
+        drop(unsafe { Box::from_raw(a) });
+    }
 }
 
 /// Installs the process heap; an error if one is installed.
@@ -199,8 +243,12 @@ pub fn attach() -> FfiResult<*mut MutatorCore> {
     // Finalizer triggers call back with this mutator: the slow paths run them after.
     m.defer_calls(true);
     let p = m.core() as *const MutatorCore as *mut MutatorCore;
-    CURRENT.with(|c| *c.borrow_mut() = Some(Attached { mutator: m }));
+    CURRENT.set(Box::into_raw(Box::new(Attached {
+        mutator: m,
+        busy: Cell::new(false),
+    })));
     CURRENT_CORE.set(p);
+    crate::thread::watch();
     LIVE_MUTATORS.with(|set| set.get_or_insert_with(HashSet::new).insert(p as usize));
     Ok(p)
 }
@@ -208,8 +256,7 @@ pub fn attach() -> FfiResult<*mut MutatorCore> {
 /// Detaches the calling thread's mutator `p`.
 pub fn detach(p: *mut MutatorCore) -> FfiResult<()> {
     with_mutator(p, |_| Ok(()))?;
-    let m = CURRENT.with(|c| c.borrow_mut().take());
-    drop(m);
+    forget_thread();
     Ok(())
 }
 
@@ -217,22 +264,17 @@ pub fn detach(p: *mut MutatorCore) -> FfiResult<()> {
 /// one, in a native region: a collection that needs this thread stopped can then finish
 /// instead of waiting for it forever.
 pub fn in_native_region<R>(f: impl FnOnce() -> R) -> R {
-    let entered = !CURRENT_CORE.get().is_null()
-        && CURRENT.with(|c| match c.borrow_mut().as_mut() {
-            Some(a) if a.mutator.core().ts.load() == tandem_core::safepoint::RUNNING => {
-                a.mutator.enter_native();
-                true
-            }
-            _ => false,
-        });
+    let entered = with_attached(|m| {
+        let running = m.core().ts.load() == tandem_core::safepoint::RUNNING;
+        if running {
+            m.enter_native();
+        }
+        running
+    }) == Some(Ok(true));
     let r = f();
     if entered {
-        CURRENT.with(|c| {
-            if let Some(a) = c.borrow_mut().as_mut() {
-                // A failed collector shows at the thread's next poll or allocation.
-                let _ = a.mutator.leave_native();
-            }
-        });
+        // A failed collector shows at the thread's next poll or allocation.
+        let _ = with_attached(|m| m.leave_native());
     }
     r
 }
@@ -249,13 +291,12 @@ pub fn with_mutator<R>(
     p: *mut MutatorCore,
     f: impl FnOnce(&mut Mutator) -> FfiResult<R>,
 ) -> FfiResult<R> {
-    let r = if is_current(p) {
-        CURRENT.with(|c| c.borrow_mut().as_mut().map(|a| f(&mut a.mutator)))
-    } else {
-        None
-    };
-    match r {
-        Some(r) => r,
+    if !is_current(p) {
+        return Err(explain_bad_mutator(p));
+    }
+    match with_attached(f) {
+        Some(Ok(r)) => r,
+        Some(Err(())) => Err(busy_error()),
         None => Err(explain_bad_mutator(p)),
     }
 }
@@ -290,7 +331,7 @@ pub fn with_own_mutator<R>(p: *mut MutatorCore, f: impl FnOnce(&Mutator) -> R) -
     if !is_current(p) {
         return None;
     }
-    CURRENT.with(|c| c.try_borrow().ok()?.as_ref().map(|a| f(&a.mutator)))
+    with_attached(|m| f(m))?.ok()
 }
 
 #[cold]

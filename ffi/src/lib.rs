@@ -12,6 +12,7 @@ pub mod global;
 pub mod options;
 pub mod pauses;
 pub mod services;
+pub mod thread;
 pub mod types;
 
 use error::{fail, guard, status, Code, FfiResult};

@@ -88,6 +88,21 @@ fn a_forked_child_collects_with_only_the_forking_thread_concurrent() {
 }
 
 #[test]
+fn threads_that_exit_attached_or_are_cancelled_end_cleanly_stop_the_world() {
+    let out = build_and_run(c_test("threads.c"), &["stw"]);
+    assert!(out.contains("threads stw: all checks passed"), "{out}");
+}
+
+#[test]
+fn threads_that_exit_attached_or_are_cancelled_end_cleanly_concurrent() {
+    let out = build_and_run(c_test("threads.c"), &["concurrent"]);
+    assert!(
+        out.contains("threads concurrent: all checks passed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn misuse_returns_errors_with_messages_and_never_aborts() {
     let out = build_and_run(c_test("misuse.c"), &[]);
     assert!(out.contains("misuse: all checks passed"), "{out}");
@@ -274,6 +289,7 @@ fn header_and_c_sources_compile_warning_free_with_gcc_and_clang_and_as_cxx() {
         c_test("shadow_stack.c"),
         c_test("concurrent_barriers.c"),
         c_test("abi_layout.c"),
+        c_test("threads.c"),
         ffi_dir().join("examples/hello_gc.c"),
         ffi_dir().join("benches/c_fastpath.c"),
     ];

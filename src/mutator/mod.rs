@@ -78,7 +78,9 @@ pub struct MutatorCore {
     copies: UnsafeCell<CopyLab>,
     registered: UnsafeCell<Registrations>,
     stack: ShadowStack,
-    owner: std::thread::ThreadId,
+    /// The attaching thread (`pthread_self`, which works in a thread's exit code too, where
+    /// `std::thread::current` panics once the thread's Rust thread-locals are gone).
+    owner: libc::pthread_t,
     /// The attaching thread as a debugger names it, for warnings.
     label: String,
 }
@@ -175,7 +177,8 @@ impl MutatorCore {
             copies: UnsafeCell::new(CopyLab::default()),
             registered: UnsafeCell::new(Registrations::default()),
             stack,
-            owner: std::thread::current().id(),
+            // SAFETY: pthread_self has no preconditions.
+            owner: unsafe { libc::pthread_self() },
             label: thread_label(),
         })
     }
@@ -253,7 +256,7 @@ impl MutatorCore {
     }
 
     /// The thread that attached this mutator.
-    pub fn owner(&self) -> std::thread::ThreadId {
+    pub fn owner(&self) -> libc::pthread_t {
         self.owner
     }
 
@@ -308,8 +311,32 @@ const MAX_ALLOCATION_GCS: usize = 16;
 const LIMIT_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1);
 
 thread_local! {
-    /// Runtimes this thread is attached to (a thread has at most one mutator per heap).
-    static ATTACHED: std::cell::RefCell<Vec<(usize, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Runtimes this thread is attached to, as (runtime, core) addresses (a thread has at
+    /// most one mutator per heap): a `Vec` owned here while non-empty, else null. No
+    /// destructor, so that a mutator dropped in the thread's exit code (after the
+    /// thread-local destructors ran, as the C ABI detaches) still finds it.
+    static ATTACHED: std::cell::Cell<*mut Vec<(usize, usize)>> =
+        const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// Runs `f` on this thread's [`ATTACHED`] list (created when missing, freed when `f` leaves
+/// it empty). `f` must not call back into this function.
+fn with_attached_list<R>(f: impl FnOnce(&mut Vec<(usize, usize)>) -> R) -> R {
+    let mut p = ATTACHED.get();
+    if p.is_null() {
+        // Empty: `f` runs on a list of its own, kept only if it leaves something in it.
+        p = Box::into_raw(Box::default());
+        ATTACHED.set(p);
+    }
+    // SAFETY: this thread's own list, reached only here and never re-entrantly.
+    let list = unsafe { &mut *p };
+    let r = f(list);
+    if list.is_empty() {
+        ATTACHED.set(std::ptr::null_mut());
+        // SAFETY: the `Box` made above; `ATTACHED` no longer holds it.
+        drop(unsafe { Box::from_raw(p) });
+    }
+    r
 }
 
 /// A thread's handle on the heap: allocation, roots, safepoints. Not `Send`: it belongs to
@@ -341,10 +368,7 @@ impl std::fmt::Debug for Mutator {
 /// holds it.
 pub(crate) fn calling_thread_core(rt: &Runtime) -> Option<&MutatorCore> {
     let key = rt as *const Runtime as usize;
-    ATTACHED
-        .try_with(|a| a.borrow().iter().find(|&&(k, _)| k == key).map(|&(_, c)| c))
-        .ok()
-        .flatten()
+    with_attached_list(|a| a.iter().find(|&&(k, _)| k == key).map(|&(_, c)| c))
         // SAFETY: the thread's own attached mutator: alive until it detaches (see above).
         .map(|c| unsafe { &*(c as *const MutatorCore) })
         .filter(|c| c.ts.load() == crate::safepoint::RUNNING)
@@ -371,7 +395,7 @@ impl Mutator {
             return Err(Error::Shutdown);
         }
         let key = Arc::as_ptr(&rt) as usize;
-        if ATTACHED.with(|a| a.borrow().iter().any(|&(k, _)| k == key)) {
+        if with_attached_list(|a| a.iter().any(|&(k, _)| k == key)) {
             return Err(Error::State(
                 "this thread is already attached to this heap (one mutator per thread)".into(),
             ));
@@ -384,7 +408,7 @@ impl Mutator {
                 .store(rt.barrier_state.load(Ordering::Relaxed), Ordering::Relaxed)
         });
         let core_addr = &*core as *const MutatorCore as usize;
-        ATTACHED.with(|a| a.borrow_mut().push((key, core_addr)));
+        with_attached_list(|a| a.push((key, core_addr)));
         if rt.config.torture > 0 {
             // Every poll takes the slow path, which counts it.
             core.ts.request_handshake();
@@ -830,7 +854,6 @@ impl Drop for Mutator {
         }
         self.rt.safepoint.detach(&self.core);
         let key = Arc::as_ptr(&self.rt) as usize;
-        // try_with: during thread exit this thread-local may already be gone.
-        let _ = ATTACHED.try_with(|a| a.borrow_mut().retain(|&(k, _)| k != key));
+        with_attached_list(|a| a.retain(|&(k, _)| k != key));
     }
 }

@@ -500,12 +500,24 @@ static void calls_after_shutdown_fail_with_not_initialized(tandem_mutator *m) {
 typedef struct {
     int calls;
     size_t last_size;
+    tandem_mutator *m;     /* the allocating thread's mutator */
+    int reentry_refused;   /* calls with it from the handler that failed as they must */
 } oom_record;
+
+/* A call with the failing thread's mutator from the handler fails with TANDEM_ERR_STATE
+ * (it answered TANDEM_ERR_INTERNAL with a Rust panic on stderr). */
+static int refused_in_callback(tandem_result r) {
+    return r == TANDEM_ERR_STATE && strstr(tandem_last_error(), "callback") != NULL;
+}
 
 static void on_oom(size_t size, void *data) {
     oom_record *r = data;
     r->calls++;
     r->last_size = size;
+    r->reentry_refused = refused_in_callback(tandem_collect(r->m)) &&
+                         tandem_alloc_slow(r->m, blob_type, 16) == NULL &&
+                         refused_in_callback(tandem_last_error_code()) &&
+                         refused_in_callback(tandem_collect_ex(r->m, TANDEM_COLLECT_FULL));
 }
 
 /* Fills the heap with rooted objects of `length` bytes until allocation fails; returns how
@@ -535,6 +547,7 @@ static void out_of_memory_calls_the_handler_and_is_recoverable(void) {
     CHECK_OK(tandem_set_oom_handler(on_oom, &rec));
     tandem_mutator *m = tandem_attach_thread();
     CHECK(m != NULL);
+    rec.m = m;
 
     /* Small objects. */
     mark_last_error();
@@ -542,6 +555,7 @@ static void out_of_memory_calls_the_handler_and_is_recoverable(void) {
     CHECK_ERROR_MENTIONS("out of memory");
     CHECK(tandem_last_error_code() == TANDEM_ERR_OUT_OF_MEMORY);
     CHECK(rec.calls == 1);
+    CHECK(rec.reentry_refused);
     CHECK(rec.last_size >= 1000 && rec.last_size < 2048);
     CHECK(n * 1016 > (4u << 20) && n * 1016 <= (8u << 20)); /* most of the heap was usable */
     tandem_stats s = check_stats();
