@@ -97,7 +97,7 @@ impl OptionValue for Growth {
 }
 
 impl OptionValue for bool {
-    const FORM: &'static str = "one of 1, 0, true, false, yes, no, on, off";
+    const FORM: &'static str = "one of 1, 0, true, false, yes, no, on, off (empty: off)";
     fn parse_value(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Some(true),
