@@ -143,10 +143,11 @@ typedef void (*tandem_trace_fn)(void *obj, tandem_visit_fn visit, void *ctx);
 typedef void (*tandem_destructor_fn)(void *obj);
 
 /** A type description. Objects start with Tandem's 8-byte header, so offsets are >= 8.
- *  Var-size types store a size_t length at length_offset (written by the allocator) and
- *  their items start at fixed_size. Sizes are rounded up to 8. A reference offset given
- *  twice, or a length_offset on a fixed-size type (item_size 0; leave it 0), fails with
- *  TANDEM_ERR_BAD_TYPE. */
+ *  Var-size types store a size_t length at length_offset (written by the allocator, read
+ *  by the collector for the object's size: the VM must not change it; tandem_shrink
+ *  shortens an object) and their items start at fixed_size. Sizes are rounded up to 8.
+ *  A reference offset given twice, or a length_offset on a fixed-size type (item_size 0;
+ *  leave it 0), fails with TANDEM_ERR_BAD_TYPE. */
 typedef struct tandem_type_info {
     uint32_t size;                    /**< sizeof(tandem_type_info). */
     uint32_t flags;                   /**< VM flags, kept with the type. */
