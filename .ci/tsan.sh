@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ThreadSanitizer: the collector's integration tests and the stress `graph` and
 # `binary-trees` workloads with verification on (binary-trees also under the torture
-# setting, graph also in generational mode). Any report fails the run (halt_on_error; TSan exits 66).
+# setting, graph also in generational mode), and a C client through the inline barriers.
+# Any report fails the run (halt_on_error; TSan exits 66).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
@@ -21,4 +22,18 @@ TANDEM_EVACUATE_ALL=1 TANDEM_VERIFY=1 "$stress" binary-trees --threads 2 --secon
 # The young generation: the REMEMBER barrier against the markers' arming, nursery cycles'
 # remembered-set scans and sticky sweeps, with objects moving too.
 TANDEM_GENERATIONAL=1 TANDEM_EVACUATE_ALL=1 TANDEM_VERIFY=1 "$stress" graph --threads 4 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
+# The C side, as a VM would run it: a C client built with TSan instrumentation (clang) and
+# linked with the instrumented library and Rust's TSan runtime (the system's runtime is
+# older than nightly's LLVM and lacks symbols it needs). Four threads share a graph through
+# the header's inline barriers while the collector moves its objects.
+tsan_cargo build --release -p tandem-ffi
+lib="target/tsan/$target/release/libtandem.a"
+rt="$(rustc +nightly --print sysroot)/lib/rustlib/$target/lib/librustc-nightly_rt.tsan.a"
+client="target/tsan/evacuation-tsan"
+clang -O1 -g -std=c11 -fsanitize=thread -c -o "$client.o" ffi/tests/c/evacuation.c -Iffi/include
+clang -o "$client" "$client.o" "$lib" -Wl,--whole-archive "$rt" -Wl,--no-whole-archive \
+  -lpthread -ldl -lm -lrt
+"$client" concurrent
+"$client" concurrent all
+"$client" concurrent gen
 echo "ThreadSanitizer: clean"
