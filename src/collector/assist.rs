@@ -217,6 +217,7 @@ impl Assists {
     ) -> usize {
         let tracer = Tracer { rt, bad: &self.bad };
         let mut stack: Vec<ObjRef> = Vec::new();
+        let mut carry = crate::collector::mark::Carry::default();
         let mut done = 0;
         while done < work && !stop() {
             if stack.is_empty() {
@@ -228,7 +229,8 @@ impl Assists {
                     break;
                 }
             }
-            let (marked, scanned) = tracer.drain(&mut stack, ASSIST_BATCH.min(work - done));
+            let (marked, scanned) =
+                tracer.drain_carrying(&mut stack, ASSIST_BATCH.min(work - done), &mut carry);
             self.assisted(marked);
             done += scanned;
             if stack.len() >= 2 && hold.starved() {
@@ -236,6 +238,7 @@ impl Assists {
                 hold.give(Tracer::bottom_half(&mut stack));
             }
         }
+        tracer.finish(carry);
         for chunk in stack.chunks(PACKET_SIZE) {
             hold.give(chunk.to_vec());
         }

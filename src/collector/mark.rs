@@ -133,18 +133,26 @@ fn mark_elsewhere(rt: &Runtime, addr: usize, bad: &BadRefs, from: Found) -> bool
 }
 
 /// Blocks whose marked bytes a tracer holds at once ([`BlockBytes`]).
-const BYTES_WAYS: usize = 16;
+const BYTES_WAYS: usize = 256;
 
 /// Marked bytes of the blocks a tracer marks in, added to each block's counter when its
-/// entry is evicted or the tracer ends: one atomic add per block a trace visits rather than
-/// one per object, or per run of objects in one block. A depth-first trace of a tree
-/// alternates between the blocks of its subtrees: one entry (the block of the last object)
-/// flushed every few objects, and the locked add, which waits for the tracer's cache misses
-/// in flight, took a quarter of the mark loop's time (binary-trees, stw).
-#[derive(Default)]
+/// entry is evicted or the tracer's job ends ([`Carry`]): about one atomic add per block a
+/// job visits, where there was one per run of objects in one block. A depth-first trace
+/// of a tree has a frontier of a block or more per level, interleaved further by the
+/// prefetch ring: flushing at every change of block, the locked add (which waits for the
+/// tracer's cache misses in flight) took a quarter of the mark loop (binary-trees, stw),
+/// and 16 entries still 9%; with 256 (4 KiB) it is gone from the profile.
 struct BlockBytes {
     /// (block + 1, bytes); block 0 means an empty entry. Direct-mapped by block.
     entries: [(usize, usize); BYTES_WAYS],
+}
+
+impl Default for BlockBytes {
+    fn default() -> Self {
+        BlockBytes {
+            entries: [(0, 0); BYTES_WAYS],
+        }
+    }
 }
 
 impl BlockBytes {
@@ -385,11 +393,18 @@ pub struct Tracer<'a> {
     pub bad: &'a BadRefs,
 }
 
-/// What a tracer carries between objects: edges waiting for their mark words, the marked
-/// bytes of the block it is in, and the copy buffer of objects it evacuated.
-#[derive(Default)]
-struct InFlight {
+/// What a tracer carries between objects: edges waiting for their mark words, and what
+/// it carries between drains ([`Carry`]).
+struct InFlight<'c> {
     edges: Ring<Found>,
+    carry: &'c mut Carry,
+}
+
+/// What a tracer keeps across the [`Tracer::drain_carrying`] calls of one job: the marked
+/// bytes of the blocks it marks in and the copy buffer of objects it evacuated. Ended with
+/// [`Tracer::finish`].
+#[derive(Default)]
+pub struct Carry {
     lab: Option<CopyLab>,
     bytes: BlockBytes,
 }
@@ -398,11 +413,11 @@ impl Tracer<'_> {
     /// Blackens `obj` (a small object's header is checked and its lines stamped here) and
     /// marks what its references lead to, pushing what this call marked; returns how many
     /// objects that was.
-    fn scan(&self, obj: ObjRef, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
+    fn scan(&self, obj: ObjRef, fly: &mut InFlight<'_>, stack: &mut Vec<ObjRef>) -> u64 {
         let rt = self.rt;
         let mut marked = 0;
         let info = if rt.space.in_immix(obj.addr()) {
-            match blacken_small(rt, obj, self.bad, &mut fly.bytes) {
+            match blacken_small(rt, obj, self.bad, &mut fly.carry.bytes) {
                 Some(info) => info,
                 None => return 0,
             }
@@ -447,10 +462,10 @@ impl Tracer<'_> {
         &self,
         child: usize,
         from: Found,
-        fly: &mut InFlight,
+        fly: &mut InFlight<'_>,
         stack: &mut Vec<ObjRef>,
     ) -> u64 {
-        let child = forward_edge(self.rt, child, from, &mut fly.lab);
+        let child = forward_edge(self.rt, child, from, &mut fly.carry.lab);
         if mark(self.rt, child, self.bad, from) {
             stack.push(ObjRef::from_addr(child).expect("marked objects are not null"));
             1
@@ -466,7 +481,7 @@ impl Tracer<'_> {
     fn next_grey(
         &self,
         greys: &mut Ring<()>,
-        fly: &mut InFlight,
+        fly: &mut InFlight<'_>,
         stack: &mut Vec<ObjRef>,
         marked: &mut u64,
     ) -> Option<ObjRef> {
@@ -489,7 +504,7 @@ impl Tracer<'_> {
     }
 
     /// Marks every edge still in flight.
-    fn flush(&self, fly: &mut InFlight, stack: &mut Vec<ObjRef>) -> u64 {
+    fn flush(&self, fly: &mut InFlight<'_>, stack: &mut Vec<ObjRef>) -> u64 {
         let mut marked = 0;
         while let Some((child, from)) = fly.edges.take_oldest() {
             marked += self.mark_edge(child, from, fly, stack);
@@ -517,7 +532,24 @@ impl Tracer<'_> {
     /// leaving the rest (marked, not yet scanned) on `stack`. Returns (objects newly marked,
     /// objects scanned).
     pub fn drain(&self, stack: &mut Vec<ObjRef>, budget: usize) -> (u64, usize) {
-        let mut fly = InFlight::default();
+        let mut carry = Carry::default();
+        let r = self.drain_carrying(stack, budget, &mut carry);
+        self.finish(carry);
+        r
+    }
+
+    /// [`Tracer::drain`], carrying marked bytes and the copy buffer over from the last call
+    /// of the same job and on to the next (a job drains a few hundred objects at a time).
+    pub fn drain_carrying(
+        &self,
+        stack: &mut Vec<ObjRef>,
+        budget: usize,
+        carry: &mut Carry,
+    ) -> (u64, usize) {
+        let mut fly = InFlight {
+            edges: Ring::default(),
+            carry,
+        };
         let mut greys = Ring::<()>::default();
         let mut marked = 0;
         let mut scanned = 0;
@@ -532,11 +564,16 @@ impl Tracer<'_> {
         stack.extend(
             std::iter::from_fn(|| greys.take_oldest()).filter_map(|(g, ())| ObjRef::from_addr(g)),
         );
-        fly.bytes.flush(&self.rt.space);
-        if let Some(lab) = fly.lab {
+        (marked, scanned)
+    }
+
+    /// Ends a job's tracing: adds the marked bytes it holds to their blocks and gives its
+    /// copy buffer back.
+    pub fn finish(&self, mut carry: Carry) {
+        carry.bytes.flush(&self.rt.space);
+        if let Some(lab) = carry.lab {
             self.rt.evac.give_lab(lab);
         }
-        (marked, scanned)
     }
 }
 
@@ -622,6 +659,7 @@ impl Job<MarkPacket> for MarkJob {
         let tracer = self.tracer();
         let mut stack: Vec<ObjRef> = Vec::with_capacity(4 * PACKET_SIZE);
         let mut marked = 0u64;
+        let mut carry = Carry::default();
         'phase: loop {
             if stack.is_empty() && self.concurrent {
                 marked += tracer.take_satb(&mut stack).unwrap_or(0);
@@ -633,7 +671,7 @@ impl Job<MarkPacket> for MarkJob {
                 }
             }
             while !stack.is_empty() {
-                let (n, _) = tracer.drain(&mut stack, YIELD_CHECK_INTERVAL);
+                let (n, _) = tracer.drain_carrying(&mut stack, YIELD_CHECK_INTERVAL, &mut carry);
                 marked += n;
                 while stack.len() >= 2 * PACKET_SIZE {
                     let rest = stack.split_off(stack.len() - PACKET_SIZE);
@@ -652,6 +690,7 @@ impl Job<MarkPacket> for MarkJob {
                 }
             }
         }
+        tracer.finish(carry);
         self.marked.fetch_add(marked, Ordering::Relaxed);
     }
 }
@@ -688,7 +727,16 @@ mod tests {
         let space = &rt.space;
         let mut bytes = BlockBytes::default();
         // Blocks that share an entry, interleaved, and one that comes back after eviction.
-        let visits = [3, 3 + BYTES_WAYS, 3, 5, 3 + 2 * BYTES_WAYS, 5, 3 + BYTES_WAYS, 3];
+        let visits = [
+            3,
+            3 + BYTES_WAYS,
+            3,
+            5,
+            3 + 2 * BYTES_WAYS,
+            5,
+            3 + BYTES_WAYS,
+            3,
+        ];
         for (i, &b) in visits.iter().enumerate() {
             bytes.add(space, b, 8 * (i + 1));
         }
@@ -700,7 +748,11 @@ mod tests {
         for (&b, &n) in &want {
             assert_eq!(space.meta.settle_live_bytes(b), n, "block {b}");
         }
-        assert_eq!(space.meta.settle_live_bytes(4), 0, "nothing for a block not marked in");
+        assert_eq!(
+            space.meta.settle_live_bytes(4),
+            0,
+            "nothing for a block not marked in"
+        );
     }
 
     #[test]
