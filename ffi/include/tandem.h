@@ -205,8 +205,10 @@ typedef struct tandem_mutator {
 tandem_mutator *tandem_attach_thread(void);
 
 /** Detaches m; a second detach fails with TANDEM_ERR_BAD_MUTATOR. Threads that exit while
- *  attached are detached automatically, after their pthread key and C++ thread_local
- *  destructors: those may use the mutator, or attach one (it is detached too). A thread
+ *  attached are detached automatically, by a pthread key destructor of Tandem's: after
+ *  the thread's C++ thread_local destructors, which may use the mutator; the thread's other
+ *  pthread key destructors run before or after it (in key order), and one that finds the
+ *  thread detached may attach again (it is detached in the next round). A thread
  *  cancelled (pthread_cancel) while inside a Tandem call acts on it at its next
  *  cancellation point after the call returns: every call runs with cancellation disabled,
  *  callbacks it makes (finalizer triggers, the out-of-memory handler) included. */
