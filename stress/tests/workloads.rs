@@ -142,7 +142,10 @@ fn generational_workloads_keep_their_remembered_sets_under_torture() {
                 "2",
                 "--depth",
                 "14",
-                "--seconds",
+                // A fixed amount of work (one program: about 150 MB of trees, a dozen
+                // cycles), not a time: on a loaded machine a debug build ran one cycle in a
+                // second, and no nursery cycle.
+                "--iterations",
                 "1",
                 "--heap-max",
                 "64M",
