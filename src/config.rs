@@ -169,8 +169,8 @@ impl std::fmt::Display for ByteSize {
 
 impl OptionValue for ByteSize {
     const FORM: &'static str =
-        "a byte count with an optional K, M, G or T suffix (powers of 1024; case-insensitive, \
-         B or iB may follow), e.g. 512M";
+        "a positive byte count with an optional K, M, G or T suffix (powers of 1024; \
+         case-insensitive, B or iB may follow), e.g. 512M";
     fn parse_value(s: &str) -> Option<Self> {
         parse_size(s).map(ByteSize)
     }
