@@ -159,7 +159,55 @@ fn a_large_object_allocated_during_marking_stays_young_and_is_kept(mode: Mode) {
     assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
 }
 
+/// An old object P reachable only from a dead young finalizable object E, with a weakref
+/// to P: a nursery cycle, which counts P live, must not deliver E (its finalizer would
+/// reach P while the weakref still hands P out); the full cycle it asks for clears the
+/// weakref, then delivers E.
+fn a_nursery_cycle_leaves_finalizable_objects_to_the_full_cycle(mode: Mode) {
+    let h = generational_heap(mode);
+    let ty = node_type(&h);
+    let q = h.finalizer_queue(None).unwrap();
+    let mut m = h.attach().unwrap();
+    let p = node(&mut m, ty, 42);
+    m.push_root(Some(p)).unwrap();
+    let w = m.weakref_new(Some(p)).unwrap();
+    m.push_root(Some(w)).unwrap();
+    m.collect().unwrap(); // P and the weakref are old now.
+    let e = node(&mut m, ty, 7);
+    let p = m.peek_root(1).unwrap().unwrap();
+    // SAFETY: e is a fresh node; NEXT is its reference field.
+    unsafe { m.write_ref(e, NEXT, Some(p)) };
+    m.register_finalizer(q, e).unwrap();
+    assert!(m.set_root(1, None)); // P is reachable only from E, E from nothing.
+    churn(&mut m, ty, 20_000);
+    m.collect_ex(CollectLevel::Young).unwrap();
+    let w = m.peek_root(0).unwrap().unwrap();
+    let delivered = m.next_dead(q).unwrap();
+    let target = m.weakref_get(w).unwrap();
+    assert!(
+        delivered.is_none(),
+        "a nursery cycle delivered E while the weakref to P (which E reaches) gave {target:?}"
+    );
+    assert!(target.is_some(), "P counts as live in a nursery cycle");
+    m.collect_ex(CollectLevel::Young).unwrap(); // the full cycle it asked for
+    let w = m.peek_root(0).unwrap().unwrap();
+    assert_eq!(
+        m.weakref_get(w).unwrap(),
+        None,
+        "the full cycle cleared the weakref"
+    );
+    let e = m.next_dead(q).unwrap().expect("and delivered E");
+    // SAFETY: a delivered object is live until the VM drops it; P is kept with it.
+    let p = unsafe { m.read_ref(e, NEXT) }.expect("E still reaches P");
+    // SAFETY: as above.
+    assert_eq!(unsafe { *p.field::<u64>(VALUE) }, 42);
+    let s = h.stats();
+    assert!(s.nursery_cycles >= 1, "{} nursery cycles", s.nursery_cycles);
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
 in_both_modes!(
+    a_nursery_cycle_leaves_finalizable_objects_to_the_full_cycle,
     a_large_object_allocated_during_marking_stays_young_and_is_kept,
     young_objects_reachable_only_from_old_ones_survive_nursery_cycles,
     old_garbage_waits_for_the_full_cycle,

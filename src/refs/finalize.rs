@@ -100,8 +100,8 @@ fn ignored(addr: usize) -> bool {
 }
 
 /// Step 2 of reference processing: delivers the dead registered objects that nothing else
-/// finalizable reaches, keeps the rest registered, and marks from all of them. Returns
-/// how many it delivered.
+/// finalizable reaches, keeps the rest registered, and marks from all of them (a nursery
+/// cycle delivers none, see below). Returns how many it delivered.
 pub fn resurrect(
     rt: &Runtime,
     registered: &mut Vec<(usize, u32)>,
@@ -125,6 +125,21 @@ pub fn resurrect(
     let mut roots: Vec<usize> = dying.iter().map(|e| e.0).collect();
     roots.sort_unstable();
     roots.dedup();
+    if !rt.last_cycle_full() {
+        // A nursery cycle counts every old object live, dead or not: what a dead young
+        // finalizable object reaches among them may be garbage whose weakrefs still stand,
+        // and delivering it would hand the finalizer objects those weakrefs hand out too.
+        // So it delivers nothing: the objects stay registered, kept (promoted) with what
+        // they reach, for the full cycle it asks for next (PyPy's minor collections
+        // likewise leave objects with finalizers to the major one).
+        mark(roots);
+        for (mut a, q) in dying {
+            follow(rt, &mut a);
+            registered.push((a, q));
+        }
+        rt.request_full();
+        return 0;
+    }
     let now = order::deliverable(&roots, |a, out| dead_children(rt, a, out));
     let now: HashSet<usize> = roots
         .iter()
