@@ -635,8 +635,8 @@ tandem_result tandem_get_stats(tandem_stats *out);
  *      have their destructor called once, before their memory is reused.
  * With TANDEM_GENERATIONAL a young-only (nursery) cycle cannot tell which old objects
  * died, so it delivers no finalizable object: it keeps them, with what they reach, for the
- * full cycle it then asks for (the next one). Weak references and destructors of young
- * objects are settled in every cycle.
+ * next full cycle (at most 8 nursery cycles later, or tandem_collect_ex FULL). Weak
+ * references and destructors of young objects are settled in every cycle.
  */
 
 /** A new weak reference (a small GC object) to target (NULL: an empty one). target need

@@ -130,14 +130,15 @@ pub fn resurrect(
         // finalizable object reaches among them may be garbage whose weakrefs still stand,
         // and delivering it would hand the finalizer objects those weakrefs hand out too.
         // So it delivers nothing: the objects stay registered, kept (promoted) with what
-        // they reach, for the full cycle it asks for next (PyPy's minor collections
-        // likewise leave objects with finalizers to the major one).
+        // they reach, for the next full cycle, at most `NURSERY_MAX_RUN` cycles away
+        // (PyPy's minor collections likewise leave objects with finalizers to the major
+        // one; forcing a full cycle at once would make a VM with many young finalizable
+        // objects run little else).
         mark(roots);
         for (mut a, q) in dying {
             follow(rt, &mut a);
             registered.push((a, q));
         }
-        rt.request_full();
         return 0;
     }
     let now = order::deliverable(&roots, |a, out| dead_children(rt, a, out));

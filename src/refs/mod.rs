@@ -17,7 +17,7 @@
 //!    stay intact until the VM takes them), and those delivered now go to their queue's
 //!    ready list, which is a root from then on. The rest stay registered. A nursery cycle
 //!    (generational mode) delivers none: old objects count as live in it, so weakrefs to
-//!    dead old objects a finalizer would reach still stand; it asks for a full cycle.
+//!    dead old objects a finalizer would reach still stand; the next full cycle delivers.
 //! 3. **Survivors.** Registrations whose object is still unmarked are dropped; the others
 //!    follow their object if it moved (an evacuated object's old header forwards).
 //! 4. **Destructors.** Unmarked objects of types with a destructor are handed back to the
