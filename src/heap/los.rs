@@ -14,7 +14,7 @@
 //! through a dangling pointer then breaks the poison (reported by the verifier, or when the
 //! run is reused) instead of faulting, and a read finds poison rather than a plausible
 //! object. Those runs are not charged to the heap budget: verification trades memory for
-//! diagnosis.
+//! diagnosis, within a bound ([`QUARANTINE_SHARE`]).
 
 use super::blocks::{find_unpoisoned, poison_range};
 use super::budget::Budget;
@@ -24,6 +24,15 @@ use crate::error::Result;
 use crate::sync::Ordering;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
+
+/// Under verification, the most bytes of freed runs kept poisoned: this share of the heap's
+/// maximum, at least [`QUARANTINE_MIN`]. Past it the whole quarantine is checked (broken
+/// poison is reported as at reuse) and returned to the OS. Unbounded, freed runs stayed
+/// until no uncommitted run fitted: the large workload held the whole large-object half of
+/// the reservation resident (1 GiB of RSS for 33 MB of heap).
+const QUARANTINE_SHARE: usize = 8;
+/// See [`QUARANTINE_SHARE`].
+const QUARANTINE_MIN: usize = 16 << 20;
 
 #[derive(Debug, Default)]
 struct LosInner {
@@ -45,6 +54,8 @@ struct LosInner {
     black_bytes: usize,
     /// Under verification: freed runs kept committed and poisoned, start -> length.
     poisoned: BTreeMap<usize, usize>,
+    /// Their total length.
+    poisoned_bytes: usize,
     /// Poison found broken when a poisoned run was reused, kept for the next verification.
     broken: Vec<BrokenPoison>,
 }
@@ -99,7 +110,8 @@ pub struct BrokenPoison {
     pub word: usize,
     /// That word's value.
     pub value: u64,
-    /// Whether it was found when the run was reused for a new object.
+    /// Whether it was found outside a verification: when the run was reused for a new
+    /// object, or returned to the OS as the quarantine filled.
     pub on_reuse: bool,
 }
 
@@ -115,7 +127,7 @@ impl std::fmt::Display for BrokenPoison {
             self.run + 8 * self.word,
             self.value,
             if self.on_reuse {
-                " (found when the run was reused)"
+                " (found when the run was reused or returned to the OS)"
             } else {
                 ""
             }
@@ -354,6 +366,10 @@ impl LargeObjectSpace {
             // Not charged while poisoned: verification trades memory for diagnosis.
             budget.uncharge(len);
             Self::insert_run(&mut g.poisoned, addr, len);
+            g.poisoned_bytes += len;
+            if g.poisoned_bytes > (budget.max() / QUARANTINE_SHARE).max(QUARANTINE_MIN) {
+                Self::flush_poisoned(g, res, p);
+            }
         } else if g.warm_bytes + len <= self.warm_cap {
             g.warm_bytes += len;
             Self::insert_run(&mut g.warm, addr, len);
@@ -434,16 +450,24 @@ impl LargeObjectSpace {
         let p = self.poison?;
         let len = Self::footprint(bytes);
         let Some(start) = Self::take_run(&mut g.poisoned, len) else {
-            for (a, l) in std::mem::take(&mut g.poisoned) {
-                Self::check_run(g, a, l, p, true);
-                Self::unmap_locked(g, res, a, l);
-            }
+            Self::flush_poisoned(g, res, p);
             return None;
         };
+        g.poisoned_bytes -= len;
         Self::check_run(g, start, len, p, true);
         // SAFETY: a committed free run of `len >= bytes` bytes owned by this lock.
         unsafe { std::ptr::write_bytes(start as *mut u8, 0, bytes) };
         Some(start)
+    }
+
+    /// Checks every poisoned run (broken poison is recorded as found at reuse) and returns
+    /// them to the OS, where they coalesce with the uncommitted runs.
+    fn flush_poisoned(g: &mut LosInner, res: &Reservation, p: u64) {
+        for (a, l) in std::mem::take(&mut g.poisoned) {
+            Self::check_run(g, a, l, p, true);
+            Self::unmap_locked(g, res, a, l);
+        }
+        g.poisoned_bytes = 0;
     }
 
     /// Records broken poison in `[run, run+len)`.
@@ -568,6 +592,36 @@ mod tests {
         assert!(broken[0]
             .to_string()
             .contains("found when the run was reused"));
+    }
+
+    #[test]
+    fn the_quarantine_of_freed_runs_is_bounded_and_checked_when_returned() {
+        const BIG: usize = 64 << 20;
+        let res = Reservation::new(BIG, PAGE_SIZE, false).unwrap();
+        let meta = SideMetadata::new(res.base(), BIG, 0).unwrap();
+        let los = LargeObjectSpace::new(res.base(), BIG, 0, Some(POISON));
+        let budget = Budget::new(BIG);
+        let cap = (BIG / QUARANTINE_SHARE).max(QUARANTINE_MIN);
+        let mut first = 0;
+        for i in 0..24 {
+            let a = los.alloc(&res, &meta, &budget, 1 << 20).unwrap().unwrap();
+            if i == 0 {
+                first = a;
+            }
+            los.sweep(&res, &meta, &budget);
+            if i == 0 {
+                // SAFETY: the freed run stays committed while it is in the quarantine.
+                unsafe { *((a + 8) as *mut u64) = 5 };
+            }
+            assert!(los.inner.lock().poisoned_bytes <= cap, "round {i}");
+        }
+        let broken = los.broken_poison();
+        assert_eq!(
+            broken.len(),
+            1,
+            "the write was found when its run was returned"
+        );
+        assert_eq!((broken[0].run, broken[0].word), (first, 1));
     }
 
     #[test]
