@@ -659,7 +659,8 @@ typedef void (*tandem_trigger_fn)(void *data);
 tandem_result tandem_finalizer_queue_new(tandem_trigger_fn trigger, void *data,
                                          tandem_finalizer_queue *out);
 /** Registers obj with queue q: once obj is unreachable, it is delivered to q (once per
- *  registration; register again to finalize a resurrected object again). */
+ *  registration: registered twice, it is delivered twice; register again to finalize a
+ *  resurrected object again). */
 tandem_result tandem_register_finalizer(tandem_mutator *m, tandem_finalizer_queue q, void *obj);
 /** Takes the next dead object of q (it and what it reaches stay alive until then, and
  *  after as long as the VM holds it); NULL when q has none (NULL with
@@ -753,7 +754,9 @@ tandem_result tandem_set_gc_hook(tandem_gc_hook_fn fn, void *data);
 #define TANDEM_COLLECT_START 0  /**< Start a cycle (unless one runs) and return at once. */
 #define TANDEM_COLLECT_FINISH 1 /**< Wait for the cycle in progress, or run one. */
 #define TANDEM_COLLECT_FULL 2   /**< Run a cycle that starts after the call, then run the
-                                     finalizer triggers it made due, on this thread. */
+                                     finalizer triggers it made due, on this thread (those
+                                     an earlier cycle made due may run on another thread,
+                                     at its next poll, meanwhile or after). */
 #define TANDEM_COLLECT_YOUNG 3  /**< As FULL, but a nursery cycle (TANDEM_GENERATIONAL;
                                      otherwise a whole one): Python's gc.collect(0). */
 /** Runs a collection to level. */
