@@ -323,6 +323,18 @@ pub fn with_running_mutator<R>(
     })
 }
 
+/// [`with_own_mutator`] for a call that changes the mutator (a barrier's slow path).
+#[inline]
+pub fn with_own_mutator_mut<R>(
+    p: *mut MutatorCore,
+    f: impl FnOnce(&mut Mutator) -> R,
+) -> Option<R> {
+    if !is_current(p) {
+        return None;
+    }
+    with_attached(f)?.ok()
+}
+
 /// `f` on the calling thread's own mutator `p`, without the checks' messages: None when
 /// `p` is not this thread's attached mutator (or it is busy in a call up the stack), so
 /// that the caller takes the checked path, which explains.

@@ -361,6 +361,24 @@ pub unsafe extern "C" fn tandem_write_ref_slow(
     slot: *mut *mut c_void,
     value: *mut c_void,
 ) -> i32 {
+    // The common case: this thread's own mutator storing into an object of the heap (in
+    // generational mode every store while a cycle marks comes here). Made without the
+    // error guard, which cost more than the barrier (binary-trees 18/t2, generational:
+    // 18% of all samples in this path); the store reports no error, and checked arguments
+    // leave nothing for the guard to explain.
+    if !slot.is_null() && (slot as usize).is_multiple_of(8) {
+        if let Some(o) = ObjRef::from_ptr(obj as *mut u8)
+            .filter(|o| o.addr().is_multiple_of(8) && global::maybe_object(o.addr()))
+        {
+            let off = (slot as usize).wrapping_sub(o.addr());
+            let v = ObjRef::from_ptr(value as *mut u8);
+            // SAFETY: the caller passes a reference slot of live object `obj`.
+            let stored = global::with_own_mutator_mut(m, |mm| unsafe { mm.write_ref(o, off, v) });
+            if stored.is_some() {
+                return 0;
+            }
+        }
+    }
     let r = status(|| {
         let o = check_obj(obj, "tandem_write_ref")?;
         check_slot(slot, "tandem_write_ref")?;
