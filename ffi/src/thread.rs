@@ -19,19 +19,33 @@
 //! cancellation point after the call returns.
 
 use std::ffi::{c_int, c_void};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The key whose destructor frees a thread's state (created on first use; its value is a
-/// marker, non-null while the thread has state to free).
-static EXIT_KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+/// The key whose destructor frees a thread's state, plus one (0: not created yet). Its
+/// value is a marker, non-null while the thread has state to free. Created lazily without
+/// a lock or a `OnceLock`: a fork while another thread initialised one left the child
+/// waiting for ever (see `safepoint`); racing creators keep the first key published.
+static EXIT_KEY: AtomicUsize = AtomicUsize::new(0);
 
 fn exit_key() -> Option<libc::pthread_key_t> {
-    *EXIT_KEY.get_or_init(|| {
-        let mut key: libc::pthread_key_t = 0;
-        // SAFETY: `key` is writable; the destructor is a valid `extern "C"` function.
-        let rc = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
-        (rc == 0).then_some(key)
-    })
+    // Acquire: pairs with the publishing CAS, so the key is created before it is used.
+    let k = EXIT_KEY.load(Ordering::Acquire);
+    if k != 0 {
+        return Some((k - 1) as libc::pthread_key_t);
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is writable; the destructor is a valid `extern "C"` function.
+    if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } != 0 {
+        return None;
+    }
+    match EXIT_KEY.compare_exchange(0, key as usize + 1, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Some(key),
+        Err(published) => {
+            // SAFETY: the key this call created, which no thread has used.
+            unsafe { libc::pthread_key_delete(key) };
+            Some((published - 1) as libc::pthread_key_t)
+        }
+    }
 }
 
 /// Makes sure this thread's state is freed when it exits (call whenever state is created;
