@@ -90,25 +90,30 @@ thread_local! {
 /// Records `e` as this thread's last error.
 pub fn set_last_error(e: &FfiError) {
     let text = format!("tandem: {}", e.1).replace('\0', " ");
-    let text = Box::into_raw(Box::new(CString::new(text).unwrap_or_default()));
     LAST_CODE.set(e.0);
-    let old = LAST_TEXT.replace(text);
-    if old.is_null() {
+    if !replace_text(Box::into_raw(Box::new(
+        CString::new(text).unwrap_or_default(),
+    ))) {
         crate::thread::watch();
-    } else {
-        // SAFETY: a `Box` this thread made and no longer lends (the text of an earlier
-        // error, valid only until this one).
-        drop(unsafe { Box::from_raw(old) });
     }
 }
 
 /// Frees this thread's error text (its thread-exit step).
 pub(crate) fn forget_thread() {
-    let old = LAST_TEXT.replace(std::ptr::null_mut());
-    if !old.is_null() {
-        // SAFETY: as in `set_last_error`.
-        drop(unsafe { Box::from_raw(old) });
+    replace_text(std::ptr::null_mut());
+}
+
+/// Puts `text` (null or a leaked `Box`) in `LAST_TEXT` and frees the text it held; whether
+/// there was one.
+fn replace_text(text: *mut CString) -> bool {
+    let old = LAST_TEXT.replace(text);
+    if old.is_null() {
+        return false;
     }
+    // SAFETY: a `Box` this thread made and no longer lends (an earlier error's text, valid
+    // only until the next error).
+    drop(unsafe { Box::from_raw(old) });
+    true
 }
 
 /// This thread's last error code (`Code::Ok` when none).

@@ -340,10 +340,7 @@ pub fn with_own_mutator_mut<R>(
 /// that the caller takes the checked path, which explains.
 #[inline]
 pub fn with_own_mutator<R>(p: *mut MutatorCore, f: impl FnOnce(&Mutator) -> R) -> Option<R> {
-    if !is_current(p) {
-        return None;
-    }
-    with_attached(|m| f(m))?.ok()
+    with_own_mutator_mut(p, |m| f(m))
 }
 
 #[cold]

@@ -365,7 +365,8 @@ pub unsafe extern "C" fn tandem_write_ref_slow(
     // generational mode every store while a cycle marks comes here). Made without the
     // error guard, which cost more than the barrier (binary-trees 18/t2, generational:
     // 18% of all samples in this path); the store reports no error, and checked arguments
-    // leave nothing for the guard to explain.
+    // leave nothing for the guard to explain. The checks are `check_obj`'s and
+    // `check_slot`'s without their messages: calling those took 13 ns a store instead of 7.
     if !slot.is_null() && (slot as usize).is_multiple_of(8) {
         if let Some(o) = ObjRef::from_ptr(obj as *mut u8)
             .filter(|o| o.addr().is_multiple_of(8) && global::maybe_object(o.addr()))

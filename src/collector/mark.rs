@@ -160,21 +160,25 @@ impl BlockBytes {
     fn add(&mut self, space: &crate::heap::Space, block: usize, size: usize) {
         let e = &mut self.entries[block % BYTES_WAYS];
         if e.0 != block + 1 {
-            if e.0 != 0 {
-                space.meta.add_marked_bytes(e.0 - 1, e.1);
-            }
-            *e = (block + 1, 0);
+            Self::evict(space, e);
+            e.0 = block + 1;
         }
         e.1 += size;
+    }
+
+    /// Adds an entry's bytes to its block's counter and empties it.
+    #[inline(always)]
+    fn evict(space: &crate::heap::Space, e: &mut (usize, usize)) {
+        if e.0 != 0 {
+            space.meta.add_marked_bytes(e.0 - 1, e.1);
+        }
+        *e = (0, 0);
     }
 
     /// Adds what is pending to the blocks' counters.
     fn flush(&mut self, space: &crate::heap::Space) {
         for e in &mut self.entries {
-            if e.0 != 0 {
-                space.meta.add_marked_bytes(e.0 - 1, e.1);
-                *e = (0, 0);
-            }
+            Self::evict(space, e);
         }
     }
 }

@@ -125,28 +125,23 @@ pub fn resurrect(
     let mut roots: Vec<usize> = dying.iter().map(|e| e.0).collect();
     roots.sort_unstable();
     roots.dedup();
-    if !rt.last_cycle_full() {
-        // A nursery cycle counts every old object live, dead or not: what a dead young
-        // finalizable object reaches among them may be garbage whose weakrefs still stand,
-        // and delivering it would hand the finalizer objects those weakrefs hand out too.
-        // So it delivers nothing: the objects stay registered, kept (promoted) with what
-        // they reach, for the next full cycle, at most `NURSERY_MAX_RUN` cycles away
-        // (PyPy's minor collections likewise leave objects with finalizers to the major
-        // one; forcing a full cycle at once would make a VM with many young finalizable
-        // objects run little else).
-        mark(roots);
-        for (mut a, q) in dying {
-            follow(rt, &mut a);
-            registered.push((a, q));
-        }
-        return 0;
-    }
-    let now = order::deliverable(&roots, |a, out| dead_children(rt, a, out));
-    let now: HashSet<usize> = roots
-        .iter()
-        .zip(now)
-        .filter_map(|(a, d)| d.then_some(*a))
-        .collect();
+    // A nursery cycle counts every old object live, dead or not: what a dead young
+    // finalizable object reaches among them may be garbage whose weakrefs still stand, and
+    // delivering it would hand the finalizer objects those weakrefs hand out too. So it
+    // delivers nothing: the objects stay registered, kept (promoted) with what they reach,
+    // for the next full cycle, at most `NURSERY_MAX_RUN` cycles away (PyPy's minor
+    // collections likewise leave objects with finalizers to the major one; forcing a full
+    // cycle at once would make a VM with many young finalizable objects run little else).
+    let now: HashSet<usize> = if rt.last_cycle_full() {
+        let deliverable = order::deliverable(&roots, |a, out| dead_children(rt, a, out));
+        roots
+            .iter()
+            .zip(deliverable)
+            .filter_map(|(a, d)| d.then_some(*a))
+            .collect()
+    } else {
+        HashSet::new()
+    };
     mark(roots);
     let mut delivered = 0;
     for (a, q) in dying {
