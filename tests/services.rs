@@ -577,6 +577,101 @@ fn a_cycle_can_be_driven_one_phase_at_a_time(mode: Mode) {
     assert_eq!(h.stats().verify_errors, 0);
 }
 
+/// Item `i`'s offset in an [`array_type`] object.
+fn item(i: usize) -> usize {
+    16 + 8 * i
+}
+
+/// Reference `i` of the array at root depth `depth`.
+fn load_item(m: &mut Mutator, depth: usize, i: usize) -> Option<ObjRef> {
+    let a = m.peek_root(depth).unwrap().unwrap();
+    // SAFETY: a live array of at least i + 1 references.
+    unsafe { m.read_ref(a, item(i)) }
+}
+
+/// Stores `v` as reference `i` of the array at root depth `depth`.
+fn store_item(m: &mut Mutator, depth: usize, i: usize, v: Option<ObjRef>) {
+    let a = m.peek_root(depth).unwrap().unwrap();
+    // SAFETY: a live array of at least i + 1 references.
+    unsafe { m.write_ref(a, item(i), v) };
+}
+
+fn weak_loads_while_weak_slots_are_settled_see_them_settled(mode: Mode) {
+    use tandem::collector::step::Phase;
+    // The torture setting leaves weak slots to be settled after the final-mark pause at every
+    // cycle (`refs::weak::Window`), and stepping holds the collector there: loads made then
+    // find the slots as the pause left them and must judge them as the settling will.
+    let h = Heap::with_config(tandem::Config {
+        evacuate_all: true,
+        ..common::config(mode, 64, true)
+    })
+    .unwrap();
+    let ty = node_type(&h);
+    let arr = array_type(&h);
+    let q = h.finalizer_queue(None).unwrap();
+    let mut m = h.attach().unwrap();
+    const N: usize = 256;
+    const ROUNDS: usize = 6;
+    // Roots, from the top: the even targets (0), the weakrefs (1). Each round gives the
+    // odd weakrefs fresh targets, finalizable and only weakly held.
+    let (strong, weaks) = (0, 1);
+    for _ in 0..2 {
+        let a = m.alloc(arr, N).unwrap();
+        m.push_root(Some(a)).unwrap();
+    }
+    let mut delivered = 0;
+    for round in 0..ROUNDS {
+        for i in (0..N).filter(|i| round == 0 || i % 2 == 1) {
+            let n = node(&mut m, ty, i as u64, None);
+            if i % 2 == 1 {
+                m.register_finalizer(q, n).unwrap();
+            }
+            m.push_root(Some(n)).unwrap();
+            let w = m.weakref_new(Some(n)).unwrap();
+            let n = m.pop_root().unwrap();
+            store_item(&mut m, weaks, i, Some(w));
+            if i % 2 == 0 {
+                store_item(&mut m, strong, i, n);
+            }
+        }
+        let mut phase = m.collect_step().unwrap();
+        if phase == Phase::Marking {
+            phase = m.collect_step().unwrap();
+            assert_eq!(phase, Phase::Sweeping);
+        }
+        // Concurrent mode: after the final-mark pause, before any slot is settled (the
+        // objects moved, the odd ones died); stw mode: after the collection.
+        for i in 0..N {
+            let w = load_item(&mut m, weaks, i).unwrap();
+            let got = m.weakref_get(w).unwrap();
+            if i % 2 == 0 {
+                let held = load_item(&mut m, strong, i);
+                assert_eq!(got, held, "round {round}: a held target reads as itself");
+                assert_eq!(got.map(value), Some(i as u64));
+            } else {
+                assert_eq!(got, None, "round {round}: target {i} died");
+            }
+        }
+        while phase != Phase::Idle {
+            phase = m.collect_step().unwrap();
+        }
+        while let Some(d) = m.next_dead(q).unwrap() {
+            let i = value(d) as usize;
+            let w = load_item(&mut m, weaks, i).unwrap();
+            assert_eq!(
+                m.weakref_get(w).unwrap(),
+                None,
+                "{i}: delivered, not cleared"
+            );
+            delivered += 1;
+        }
+    }
+    let s = h.stats();
+    assert_eq!(delivered, ROUNDS * N / 2, "{s:?}");
+    assert!(s.evacuated_objects > 0, "the torture setting moves objects");
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
 in_both_modes!(
     a_cycle_can_be_driven_one_phase_at_a_time,
     roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped,
@@ -594,4 +689,5 @@ in_both_modes!(
     collection_levels_start_finish_and_run_the_triggers,
     memory_pressure_counts_while_its_owner_lives,
     torture_mode_collects_at_every_nth_slow_path,
+    weak_loads_while_weak_slots_are_settled_see_them_settled,
 );

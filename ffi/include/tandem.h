@@ -622,8 +622,10 @@ tandem_result tandem_get_stats(tandem_stats *out);
 
 /*
  * The collector settles weak references, finalizers and destructors at the end of each
- * cycle's marking (weak slots in the pause that ends it; in concurrent mode the rest right
- * after it, while the program runs), in this order:
+ * cycle's marking (stw mode: in its pause; concurrent mode: right after the pause that ends
+ * marking, while the program runs, except the weak slots of at most 16384 weakrefs, which
+ * that pause settles itself; with more, a tandem_weakref_get made meanwhile answers as the
+ * settled slot will, and the pause stays as short as with none), in this order:
  *   1. every weak reference whose target is unreachable is cleared (so no weakref hands
  *      out an object a finalizer or destructor is about to see);
  *   2. unreachable objects registered with a finalizer queue are kept alive, with
@@ -644,8 +646,9 @@ tandem_result tandem_get_stats(tandem_stats *out);
  *  on error. */
 void *tandem_weakref_new(tandem_mutator *m, void *target);
 /** The target of weakref wr, or NULL once the target died (NULL with
- *  TANDEM_ERR_INVALID_ARGUMENT for an object that is not a weakref). During concurrent marking the result is kept alive by the cycle, so it
- *  may be stored anywhere. Weak references follow their targets when they move. */
+ *  TANDEM_ERR_INVALID_ARGUMENT for an object that is not a weakref, TANDEM_ERR_STATE inside
+ *  a native region). During concurrent marking the result is kept alive by the cycle, so
+ *  it may be stored anywhere. Weak references follow their targets when they move. */
 void *tandem_weakref_get(tandem_mutator *m, void *wr);
 
 /** A finalizer queue (PyPy's FinalizerQueue). */

@@ -56,7 +56,7 @@ pub extern "C" fn tandem_weakref_new(m: *mut CMutator, target: *mut c_void) -> *
 pub extern "C" fn tandem_weakref_get(m: *mut CMutator, wr: *mut c_void) -> *mut c_void {
     guard(std::ptr::null_mut(), || {
         let w = check_obj(wr, "tandem_weakref_get")?;
-        global::with_mutator(m, |mm| Ok(ptr(mm.weakref_get(w)?)))
+        global::with_running_mutator(m, "tandem_weakref_get", |mm| Ok(ptr(mm.weakref_get(w)?)))
     })
     .0
 }

@@ -7,6 +7,10 @@
 //! still holds it. The mutator's SATB buffer is a loom cell owned by the mutator while it
 //! runs and by the collector while it is stopped, so a hand-over the safepoint protocol
 //! failed to order would be reported.
+//!
+//! A second model covers the weak window (`weak::{Window, load_settling}` with the real
+//! handshake, `Safepoint::await_handshakes`): slots settled after the final-mark pause
+//! while a mutator loads them, then a finalizer's resurrection of the dead target.
 #![cfg(loom)]
 
 use loom::sync::atomic::AtomicU64;
@@ -15,7 +19,7 @@ use tandem::barriers::satb::{SatbBuffer, SatbQueue};
 use tandem::barriers::WRITE;
 use tandem::refs::weak;
 use tandem::safepoint::{Safepoint, ThreadState};
-use tandem::sync::{AtomicU8, Ordering, UnsafeCell};
+use tandem::sync::{AtomicBool, AtomicU8, Ordering, UnsafeCell};
 
 /// The weakly held object's address.
 const TARGET: usize = 0x1000;
@@ -139,5 +143,107 @@ fn a_weak_load_during_marking_keeps_its_target_alive() {
             live,
             "the weak slot is cleared exactly when the target died"
         );
+    });
+}
+
+/// One weakly held object of the settling model: its weak slot and its mark bit.
+struct Weak {
+    slot: AtomicU64,
+    marked: AtomicBool,
+}
+
+impl Weak {
+    fn new(target: usize, marked: bool) -> Weak {
+        Weak {
+            slot: AtomicU64::new(target as u64),
+            marked: AtomicBool::new(marked),
+        }
+    }
+
+    fn dead(&self, _t: usize) -> bool {
+        // Relaxed, as the collector's mark bits are read.
+        !self.marked.load(Ordering::Relaxed)
+    }
+}
+
+/// The mutator's weak load (`Mutator::weakref_get`): through the window while it is open.
+fn weak_get(window: &weak::Window, w: &Weak, barriers: u8) -> Option<usize> {
+    if window.is_open() {
+        weak::load_settling(&w.slot, |_| None, |t| w.dead(t))
+    } else {
+        weak::load(
+            &w.slot,
+            barriers,
+            |t| t,
+            |_| unreachable!("marking is over"),
+        )
+    }
+}
+
+#[test]
+fn a_weak_load_while_slots_are_settled_never_hands_out_a_dead_target() {
+    // After the final-mark pause opened the window, the collector settles the slots with the
+    // mutator running, closes the window, waits for every handshake answer and then
+    // resurrects the dead target for its finalizer (marks it). The mutator loads both weak
+    // slots between two polls, wherever that falls.
+    const DEAD: usize = 0x1000;
+    const LIVE: usize = 0x2000;
+    loom_tests::model(|| {
+        let sp = Arc::new(Safepoint::<M>::default());
+        let window = Arc::new(weak::Window::default());
+        let dead = Arc::new(Weak::new(DEAD, false));
+        let live = Arc::new(Weak::new(LIVE, true));
+        let m = Arc::new(M {
+            ts: ThreadState::default(),
+            barriers: AtomicU8::new(0),
+            satb: UnsafeCell::new(SatbBuffer::default()),
+        });
+        sp.attach(m.clone());
+        // The mutator thread is blocked in native code through the final-mark pause, which
+        // opens the window.
+        sp.enter_native(&m);
+        drop(sp.stop_the_world());
+        window.open();
+        sp.resume();
+
+        let (sp1, window1, dead1, live1, m1) = (
+            sp.clone(),
+            window.clone(),
+            dead.clone(),
+            live.clone(),
+            m.clone(),
+        );
+        let mutator = loom::thread::spawn(move || {
+            let poll = || {
+                if m1.ts.poll_requested() {
+                    sp1.poll_slow(&*m1, || {});
+                }
+            };
+            sp1.leave_native(&m1);
+            poll();
+            let barriers = m1.barriers.load(Ordering::Relaxed);
+            let got = (
+                weak_get(&window1, &dead1, barriers),
+                weak_get(&window1, &live1, barriers),
+            );
+            poll();
+            sp1.detach(&m1);
+            got
+        });
+
+        // The collector, after the pause.
+        for w in [&*dead, &*live] {
+            weak::settle(&w.slot, |_| None, |t| w.dead(t));
+        }
+        window.close();
+        sp.await_handshakes(loom::thread::yield_now);
+        // Finalization resurrects the dead target.
+        dead.marked.store(true, Ordering::Relaxed);
+
+        let (got_dead, got_live) = mutator.join().unwrap();
+        assert_eq!(got_dead, None, "a dead target was handed out");
+        assert_eq!(got_live, Some(LIVE), "a live target was not");
+        assert_eq!(dead.slot.load(Ordering::Relaxed), 0);
+        assert_eq!(live.slot.load(Ordering::Relaxed), LIVE as u64);
     });
 }

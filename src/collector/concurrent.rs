@@ -57,7 +57,9 @@ use crate::barriers::satb::SATB_BUFFER_CAPACITY;
 use crate::barriers::EVACUATION;
 use crate::config::EvacuationMode;
 use crate::object::ObjRef;
+use crate::refs::weak_slots_in_pause;
 use crate::runtime::Runtime;
+use crate::safepoint::HANDSHAKE_POLL;
 use crate::stats::{GcCause, PauseKind};
 use crate::sync::unmodelled::Arc;
 use crate::sync::Ordering;
@@ -75,9 +77,6 @@ const ESCALATED_PATIENCE: std::time::Duration = std::time::Duration::from_millis
 /// buffers before the final-mark pause (a thread that does not poll in time is flushed by
 /// the pause).
 const HANDSHAKE_PATIENCE: std::time::Duration = std::time::Duration::from_millis(2);
-/// How often the collector looks for the handshakes' answers (sleeping, not spinning: on a
-/// busy machine the mutators need the core to reach their polls).
-const HANDSHAKE_POLL: std::time::Duration = std::time::Duration::from_micros(20);
 /// Most handshake rounds before the final-mark pause.
 const HANDSHAKE_ROUNDS: usize = 3;
 /// Most extra concurrent rounds spent draining SATB buffers.
@@ -229,7 +228,9 @@ pub fn cycle(
         // in the pool's queues.
         pool.run(final_job.clone(), rest);
     }
-    let adopted = rt.refs.take_in_pause(rt, &pause.world);
+    let adopted = rt
+        .refs
+        .take_in_pause(rt, &pause.world, weak_slots_in_pause(&rt.config));
     tracing::debug!(
         satb_entries,
         roots = roots.len(),
@@ -271,8 +272,8 @@ pub fn cycle(
     let t_resumed = Instant::now();
     rt.stepper.boundary(Phase::Sweeping);
 
-    // Finalizers, destructors, memory pressure, while the mutators run: the dead objects
-    // are out of their reach since the pause cleared the weak slots. Resurrection marks
+    // Finalizers, destructors, memory pressure (and weak slots, when the pause left them),
+    // while the mutators run: the dead objects are out of their reach since the pause. Resurrection marks
     // (and evacuates) with every worker, so the collection set dissolves only after it.
     let dying = rt.refs.settle(rt, adopted, &mut |addrs| {
         let seeds = satb_seeds_from(rt, &final_job, addrs);

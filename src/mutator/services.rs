@@ -4,10 +4,11 @@
 //! The collector's side of each lives in [`crate::refs`].
 
 use super::{satb_log, Mutator};
+use crate::collector::evacuate::moved_to;
 use crate::error::{Error, Result};
 use crate::object::{forward, pin, ObjRef, FLAG_HASHED_MOVED, FLAG_NO_DESTRUCTOR};
 use crate::refs::weak::{self, WEAK_SLOT};
-use crate::refs::DueCalls;
+use crate::refs::{self, DueCalls};
 use crate::stats::GcCause;
 use crate::sync::raw::{AtomicPtr, AtomicU64};
 use crate::sync::Ordering;
@@ -57,6 +58,16 @@ impl Mutator {
         let slot = unsafe { &*wr.field::<AtomicPtr<u8>>(WEAK_SLOT) };
         // SAFETY: the same word, as the barrier protocol's word type.
         let word = unsafe { &*(slot as *const AtomicPtr<u8>).cast::<AtomicU64>() };
+        if self.rt.refs.weak_window.is_open() {
+            let rt = &*self.rt;
+            let t = weak::load_settling(
+                word,
+                // SAFETY: a target not swept yet (nothing is before the window's handshake).
+                |t| unsafe { moved_to(&rt.space, t) },
+                |t| refs::dead(rt, t),
+            );
+            return Ok(t.and_then(ObjRef::from_addr));
+        }
         let t = weak::load(
             word,
             self.core.barriers.load(Ordering::Relaxed),

@@ -123,8 +123,10 @@ impl ThreadState {
 
     /// Takes a pending handshake request: true if there was one (the mutator then runs it).
     pub fn take_handshake(&self) -> bool {
-        // Acquire pairs with the collector's release in `request_handshake`.
-        self.word.fetch_and(!HANDSHAKE_REQUESTED, Ordering::Acquire) & HANDSHAKE_REQUESTED != 0
+        // Acquire pairs with the collector's release in `request_handshake`; release makes
+        // what the mutator did before the answer (a weak load's reads of the marks, see
+        // `refs::weak::Window`) happen before what the collector does once it sees it.
+        self.word.fetch_and(!HANDSHAKE_REQUESTED, Ordering::AcqRel) & HANDSHAKE_REQUESTED != 0
     }
 
     /// Asks the mutator to run a handshake at its next poll.
@@ -186,6 +188,10 @@ pub trait Participant: Send + Sync {
         "a mutator".into()
     }
 }
+
+/// How often the collector looks for handshakes' answers (sleeping, not spinning: on a busy
+/// machine the mutators need the core to reach their polls).
+pub const HANDSHAKE_POLL: Duration = Duration::from_micros(20);
 
 /// How long a stop waits before it names, in a warning, the threads that have not reached
 /// a safepoint yet (then again each time the wait doubles). One thread that blocks on a
@@ -314,6 +320,16 @@ impl<T: Participant> Safepoint<T> {
     /// not wait for the answers: see [`Safepoint::poll_slow`]).
     pub fn request_handshakes(&self) {
         self.for_each(|m| m.thread_state().request_handshake());
+    }
+
+    /// Asks every mutator for a handshake and returns once each that runs managed code has
+    /// answered (polled since); calls `pause` between looks. A thread that does not poll is
+    /// waited for, as a stop would wait for it.
+    pub fn await_handshakes(&self, mut pause: impl FnMut()) {
+        self.request_handshakes();
+        while !self.handshakes_answered() {
+            pause();
+        }
     }
 
     /// Whether every mutator that runs managed code has answered the handshakes requested so

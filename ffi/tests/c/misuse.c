@@ -354,14 +354,20 @@ static void global_root_misuse_is_reported(void) {
 
 static void native_region_misuse_is_reported(tandem_mutator *m) {
     CHECK_FAILS(tandem_leave_native(m), TANDEM_ERR_STATE, "not in a native region");
+    void *w = tandem_weakref_new(m, NULL);
+    CHECK(w != NULL);
+    CHECK_OK(tandem_push_root(m, w));
     CHECK_OK(tandem_enter_native(m));
     CHECK_FAILS(tandem_enter_native(m), TANDEM_ERR_STATE, "already in a native region");
     /* Touching the heap inside the region is refused, and the region holds. */
     CHECK_NULL_WITH(tandem_alloc_slow(m, pair_type, 0), "inside a native region");
     CHECK_FAILS(tandem_collect(m), TANDEM_ERR_STATE, "inside a native region");
     CHECK_FAILS(tandem_collect_ex(m, TANDEM_COLLECT_FULL), TANDEM_ERR_STATE, "inside a native region");
+    CHECK_NULL_WITH(tandem_weakref_new(m, NULL), "inside a native region");
+    CHECK_NULL_WITH(tandem_weakref_get(m, *tandem_root_slot(m, 0)), "inside a native region");
     CHECK_OK(tandem_leave_native(m));
     CHECK_FAILS(tandem_leave_native(m), TANDEM_ERR_STATE, "not in a native region");
+    CHECK(tandem_pop_root(m) != NULL);
 }
 
 static void bad_barrier_and_stats_arguments_are_reported(tandem_mutator *m) {
