@@ -672,6 +672,71 @@ fn weak_loads_while_weak_slots_are_settled_see_them_settled(mode: Mode) {
     assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
 }
 
+fn dead_objects_taken_from_a_queue_while_marking_runs_stay_intact(mode: Mode) {
+    use tandem::collector::step::Phase;
+    // A concurrent cycle marks the ready lists after its init-mark pause, not in it: an
+    // object the program takes before that must be kept by the cycle all the same (and,
+    // with objects moving, handed out as its copy).
+    let h = Heap::with_config(tandem::Config {
+        evacuate_all: true,
+        ..common::config(mode, 64, true)
+    })
+    .unwrap();
+    let ty = node_type(&h);
+    let arr = array_type(&h);
+    let q = h.finalizer_queue(None).unwrap();
+    let mut m = h.attach().unwrap();
+    const N: usize = 300;
+    let a = m.alloc(arr, N).unwrap();
+    m.push_root(Some(a)).unwrap();
+    for i in 0..N {
+        // Each dead object reaches a second node, which must survive with it.
+        let tail = node(&mut m, ty, 1000 + i as u64, None);
+        let n = node(&mut m, ty, i as u64, Some(tail));
+        m.register_finalizer(q, n).unwrap();
+    }
+    m.collect().unwrap();
+    let mut phase = m.collect_step().unwrap();
+    // Concurrent mode: held after the init-mark pause, before the ready list is marked.
+    // Each object taken goes into a node allocated now, which is black (never traced by
+    // this cycle): nothing but the taking itself can keep it alive.
+    let mut taken = 0;
+    while let Some(d) = m.next_dead(q).unwrap() {
+        let i = value(d) as usize;
+        let holder = node(&mut m, ty, 0, Some(d));
+        store_item(&mut m, 0, i, Some(holder));
+        taken += 1;
+        if taken == N / 2 {
+            break;
+        }
+    }
+    while phase != Phase::Idle {
+        phase = m.collect_step().unwrap();
+    }
+    while let Some(d) = m.next_dead(q).unwrap() {
+        let i = value(d) as usize;
+        let holder = node(&mut m, ty, 0, Some(d));
+        store_item(&mut m, 0, i, Some(holder));
+        taken += 1;
+    }
+    assert_eq!(taken, N);
+    for _ in 0..3 {
+        m.collect().unwrap();
+    }
+    for i in 0..N {
+        let holder = load_item(&mut m, 0, i).expect("every object was taken");
+        // SAFETY: a live node.
+        let d = unsafe { m.read_ref(holder, NEXT) }.expect("the holder holds it");
+        assert_eq!(value(d), i as u64);
+        // SAFETY: a live node.
+        let tail = unsafe { m.read_ref(d, NEXT) }.expect("what it reaches survived");
+        assert_eq!(value(tail), 1000 + i as u64);
+    }
+    let s = h.stats();
+    assert!(s.evacuated_objects > 0, "the torture setting moves objects");
+    assert_eq!(s.verify_errors, 0, "{:?}", s.verify_messages);
+}
+
 in_both_modes!(
     a_cycle_can_be_driven_one_phase_at_a_time,
     roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped,
@@ -690,4 +755,5 @@ in_both_modes!(
     memory_pressure_counts_while_its_owner_lives,
     torture_mode_collects_at_every_nth_slow_path,
     weak_loads_while_weak_slots_are_settled_see_them_settled,
+    dead_objects_taken_from_a_queue_while_marking_runs_stay_intact,
 );

@@ -125,7 +125,7 @@ pub fn cycle(
         m.barriers.store(barriers, Ordering::Relaxed);
     }
     let job = Arc::new(MarkJob::new(rt.clone(), true));
-    let (seeds, roots_marked) = mark_all(rt, pause.roots(rt), &job.bad);
+    let (seeds, roots_marked) = mark_all(rt, pause.scanned_roots(rt), &job.bad);
     rt.assists.begin(
         pacer.expected_marks(nursery, heap_before),
         pacer.assist_goal(rt),
@@ -151,6 +151,9 @@ pub fn cycle(
     let span = tracing::debug_span!("concurrent_mark").entered();
     resumed.let_mutators_run_first();
     let mut seeds = seeds;
+    // The ready lists' objects, roots left out of the pause: one taken meanwhile was
+    // shaded by `Mutator::next_dead`, and none is added before marking ends.
+    seeds.extend(satb_seeds_from(rt, &job, rt.refs.queues.ready_snapshot()));
     if nursery {
         let (more, n) = mark_remembered(rt, remembered, &job.bad);
         job.marked.fetch_add(n, Ordering::Relaxed);
@@ -206,7 +209,7 @@ pub fn cycle(
         }
         m.barriers.store(resting, Ordering::Relaxed);
     }
-    let roots = pause.roots(rt);
+    let roots = pause.scanned_roots(rt);
     let satb: Vec<(usize, usize)> = rt
         .satb
         .take_all()
@@ -240,7 +243,9 @@ pub fn cycle(
         "final mark"
     );
     let marked = n + final_job.marked.load(Ordering::Relaxed);
-    let roots = pause.roots(rt);
+    // The ready lists are left out: they may still name the originals of moved objects
+    // until `References::settle` repairs them (the next init mark verifies them).
+    let roots = pause.scanned_roots(rt);
     let cycle_marked = roots_marked + job.marked.load(Ordering::Relaxed) + assisted + marked;
     let final_mark_ns = tf.elapsed().as_nanos() as u64;
     if verify {

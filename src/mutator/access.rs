@@ -267,20 +267,27 @@ impl Mutator {
     /// slot repaired.
     #[cold]
     pub(crate) fn resolve_loaded(&self, slot: &AtomicPtr<u8>, v: ObjRef) -> ObjRef {
-        let rt = &*self.rt;
-        if !rt.space.in_cset(v.addr()) {
-            return v;
-        }
-        // SAFETY: RUNNING on the owning thread: the copy buffer is ours.
-        let lab = unsafe { &mut *self.core.copies.get() };
-        // SAFETY: v was loaded from a live object's field: it is live or a copy's original.
-        let to = unsafe { rt.evac.resolve(&rt.space, &rt.types, v.addr(), lab) };
+        let to = self.resolve(v).addr();
         if to != v.addr() {
             // SAFETY: the same pointer-sized, aligned word as `slot`.
             let word =
                 unsafe { &*(slot as *const AtomicPtr<u8>).cast::<crate::sync::raw::AtomicU64>() };
             crate::object::forward::heal(word, v.addr() as u64, to as u64);
         }
+        ObjRef::from_addr(to).expect("non-zero")
+    }
+
+    /// What the live object (or copy's original) `v` resolves to while objects move: its
+    /// copy when it lies in the collection set, made now if nobody made it.
+    pub(crate) fn resolve(&self, v: ObjRef) -> ObjRef {
+        let rt = &*self.rt;
+        if !rt.space.in_cset(v.addr()) {
+            return v;
+        }
+        // SAFETY: RUNNING on the owning thread: the copy buffer is ours.
+        let lab = unsafe { &mut *self.core.copies.get() };
+        // SAFETY: the caller's contract: v is live or a copy's original.
+        let to = unsafe { rt.evac.resolve(&rt.space, &rt.types, v.addr(), lab) };
         ObjRef::from_addr(to).expect("non-zero")
     }
 

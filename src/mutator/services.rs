@@ -4,6 +4,7 @@
 //! The collector's side of each lives in [`crate::refs`].
 
 use super::{satb_log, Mutator};
+use crate::barriers::{LOAD, WRITE};
 use crate::collector::evacuate::moved_to;
 use crate::error::{Error, Result};
 use crate::object::{forward, pin, ObjRef, FLAG_HASHED_MOVED, FLAG_NO_DESTRUCTOR};
@@ -92,9 +93,30 @@ impl Mutator {
         Ok(())
     }
 
-    /// The next dead object of finalizer queue `queue`, if any.
+    /// The next dead object of finalizer queue `queue`, if any. Ready lists are not roots
+    /// of a concurrent cycle's pauses, so the object taken is resolved like a loaded
+    /// reference (its copy, when it moved or, while objects move, lies in the collection
+    /// set) and, while marking runs, shaded: the cycle may not have marked it yet.
     pub fn next_dead(&mut self, queue: u32) -> Result<Option<ObjRef>> {
-        self.rt.refs.queues.next_dead(queue)
+        let rt = self.rt.clone();
+        let moving = self.core.barrier_on(LOAD);
+        let got = rt.refs.queues.next_dead(queue, |a| {
+            let o = ObjRef::from_addr(a).expect("ready lists hold objects");
+            if moving {
+                self.resolve(o).addr()
+            } else {
+                // SAFETY: a queued object, live; its original is intact until the ready
+                // lists are repaired, which takes the lock this runs under.
+                unsafe { moved_to(&rt.space, a) }.unwrap_or(a)
+            }
+        })?;
+        if let Some(o) = got {
+            if self.core.barrier_on(WRITE) {
+                // SAFETY: RUNNING on the owning thread: its SATB buffer is ours.
+                satb_log(&rt, &mut unsafe { self.core.barrier() }.satb, o.addr());
+            }
+        }
+        Ok(got)
     }
 
     /// Tells the collector not to call `obj`'s destructor nor deliver it to a finalizer

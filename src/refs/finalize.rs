@@ -56,14 +56,17 @@ impl FinalizerQueues {
         })
     }
 
-    /// Takes the next dead object of queue `id` (None when it has none).
-    pub fn next_dead(&self, id: u32) -> crate::Result<Option<ObjRef>> {
-        Ok(self
-            .get(id)?
-            .ready
-            .lock()
-            .pop_front()
-            .and_then(ObjRef::from_addr))
+    /// Takes the next dead object of queue `id` (None when it has none), as `resolve` maps
+    /// it: under the queue's lock, so that an entry [`FinalizerQueues::follow_moved`] has
+    /// not repaired yet is resolved before its object's original can be freed.
+    pub fn next_dead(
+        &self,
+        id: u32,
+        resolve: impl FnOnce(usize) -> usize,
+    ) -> crate::Result<Option<ObjRef>> {
+        let q = self.get(id)?;
+        let mut ready = q.ready.lock();
+        Ok(ready.pop_front().map(resolve).and_then(ObjRef::from_addr))
     }
 
     /// Calls `f` with every ready list's slots (roots until the VM takes them).
@@ -71,6 +74,31 @@ impl FinalizerQueues {
         for q in self.list.lock().iter() {
             for a in q.ready.lock().iter_mut() {
                 f(a as *mut usize as *mut *mut u8);
+            }
+        }
+    }
+
+    /// Every ready list's objects, copied under each queue's lock: what a concurrent cycle
+    /// marks from after its init-mark pause, which leaves them out. Sound because nothing
+    /// is added to a ready list while marking runs, and an object the program takes before
+    /// the copy is shaded by `Mutator::next_dead`.
+    pub fn ready_snapshot(&self) -> Vec<usize> {
+        let queues = self.list.lock().clone();
+        let mut all = Vec::new();
+        for q in queues {
+            all.extend(q.ready.lock().iter().copied());
+        }
+        all
+    }
+
+    /// Repoints every ready list's entries at the copies of objects that moved (after
+    /// marking, before the collection set dissolves; the lists were not roots of the
+    /// pauses that repair roots).
+    pub fn follow_moved(&self, rt: &Runtime) {
+        let queues = self.list.lock().clone();
+        for q in queues {
+            for a in q.ready.lock().iter_mut() {
+                follow(rt, a);
             }
         }
     }
@@ -85,7 +113,8 @@ impl FinalizerQueues {
             .collect()
     }
 
-    fn deliver(&self, id: u32, addr: usize) {
+    /// Puts `addr` at the end of queue `id`'s ready list (step 2 of reference processing).
+    pub fn deliver(&self, id: u32, addr: usize) {
         if let Some(q) = self.list.lock().get(id as usize) {
             q.ready.lock().push_back(addr);
             q.fresh.store(true, Ordering::Relaxed);

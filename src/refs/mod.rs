@@ -21,7 +21,8 @@
 //!    (generational mode) delivers none: old objects count as live in it, so weakrefs to
 //!    dead old objects a finalizer would reach still stand; the next full cycle delivers.
 //! 3. **Survivors.** Registrations whose object is still unmarked are dropped; the others
-//!    follow their object if it moved (an evacuated object's old header forwards).
+//!    follow their object if it moved (an evacuated object's old header forwards), and so
+//!    do the finalizer queues' ready lists (not roots of a concurrent cycle's pauses).
 //! 4. **Destructors.** Unmarked objects of types with a destructor are handed back to the
 //!    collector, which calls the destructors after the pause and before the sweep frees
 //!    their memory (they are unreachable: no mutator can see them meanwhile).
@@ -280,6 +281,7 @@ impl References {
             })
         };
         survive(&mut r.weak);
+        self.queues.follow_moved(rt);
         let mut dying = Vec::new();
         r.destructible.retain_mut(|a| {
             follow(rt, a);
