@@ -596,19 +596,25 @@ fn store_item(m: &mut Mutator, depth: usize, i: usize, v: Option<ObjRef>) {
     unsafe { m.write_ref(a, item(i), v) };
 }
 
-fn weak_loads_while_weak_slots_are_settled_see_them_settled(mode: Mode) {
-    use tandem::collector::step::Phase;
-    // The torture setting leaves weak slots to be settled after the final-mark pause at every
-    // cycle (`refs::weak::Window`), and stepping holds the collector there: loads made then
-    // find the slots as the pause left them and must judge them as the settling will.
+/// A verified 64 MiB heap under the torture setting that moves objects as often as it
+/// can, with the node and array types and a finalizer queue without a trigger.
+fn torture_heap(mode: Mode) -> (Heap, TypeId, TypeId, u32) {
     let h = Heap::with_config(tandem::Config {
         evacuate_all: true,
         ..common::config(mode, 64, true)
     })
     .unwrap();
-    let ty = node_type(&h);
-    let arr = array_type(&h);
+    let (ty, arr) = (node_type(&h), array_type(&h));
     let q = h.finalizer_queue(None).unwrap();
+    (h, ty, arr, q)
+}
+
+fn weak_loads_while_weak_slots_are_settled_see_them_settled(mode: Mode) {
+    use tandem::collector::step::Phase;
+    // The torture setting leaves weak slots to be settled after the final-mark pause at every
+    // cycle (`refs::weak::Window`), and stepping holds the collector there: loads made then
+    // find the slots as the pause left them and must judge them as the settling will.
+    let (h, ty, arr, q) = torture_heap(mode);
     let mut m = h.attach().unwrap();
     const N: usize = 256;
     const ROUNDS: usize = 6;
@@ -677,14 +683,7 @@ fn dead_objects_taken_from_a_queue_while_marking_runs_stay_intact(mode: Mode) {
     // A concurrent cycle marks the ready lists after its init-mark pause, not in it: an
     // object the program takes before that must be kept by the cycle all the same (and,
     // with objects moving, handed out as its copy).
-    let h = Heap::with_config(tandem::Config {
-        evacuate_all: true,
-        ..common::config(mode, 64, true)
-    })
-    .unwrap();
-    let ty = node_type(&h);
-    let arr = array_type(&h);
-    let q = h.finalizer_queue(None).unwrap();
+    let (h, ty, arr, q) = torture_heap(mode);
     let mut m = h.attach().unwrap();
     const N: usize = 300;
     let a = m.alloc(arr, N).unwrap();
