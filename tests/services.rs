@@ -565,6 +565,16 @@ fn a_cycle_can_be_driven_one_phase_at_a_time(mode: Mode) {
     };
     assert_eq!(phases, expected);
     assert_eq!(h.stats().cycles, c0 + 1);
+    // Stepping ended with the cycle: the next ones start and end on their own.
+    m.push_root(None).unwrap();
+    while h.stats().cycles < c0 + 3 {
+        let n = m.alloc(ty, 0).unwrap();
+        m.set_root(0, Some(n));
+    }
+    m.pop_root().unwrap();
+    // (Held at their first boundary, they ended only when the heap filled up.)
+    assert!(h.stats().heap_peak < 48 << 20, "{:?}", h.stats());
+    m.collect_ex(CollectLevel::Finish).unwrap();
     if mode == Mode::Concurrent {
         // Left mid-cycle, the program runs on, and any wait for the collector ends it.
         assert_eq!(m.collect_step().unwrap(), Phase::Marking);

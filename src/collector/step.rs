@@ -3,7 +3,8 @@
 //! on to the next phase boundary and reports the phase it reached.
 //!
 //! The control thread reports each boundary ([`Stepper::boundary`]); while stepping is
-//! on, it waits there for the next step. Anything else that waits for the collector (an
+//! on, it waits there for the next step. Stepping ends with the cycle it drives: later
+//! cycles run on their own unless the VM steps again. Anything else that waits for the collector (an
 //! explicit collection, an allocation that needs memory, a fork, a world stop, shutdown,
 //! a failure) first turns stepping off ([`Stepper::release`]), so a VM that stops stepping
 //! never leaves a cycle, or a thread waiting for one, stuck. An allocation past the heap's
@@ -55,13 +56,17 @@ impl Default for Stepper {
 
 impl Stepper {
     /// The control thread reached `phase`: records it and, while stepping, waits for a
-    /// step before going on (never at `Idle`: the cycle is over).
+    /// step before going on (never at `Idle`: the cycle is over, and so is stepping, which
+    /// drives the cycle it started; left on, it held every later cycle at its first
+    /// boundary, with the barriers on, until something waited for the collector).
     pub fn boundary(&self, phase: Phase) {
         let mut g = self.state.lock();
         g.phase = phase;
         g.reached += 1;
         self.cv.notify_all();
         if phase == Phase::Idle {
+            g.stepping = false;
+            g.tokens = 0;
             return;
         }
         while g.stepping && g.tokens == 0 {
