@@ -226,15 +226,52 @@ pub extern "C" fn tandem_referents(
         let Some(f) = f else {
             return fail(Code::InvalidArgument, "tandem_referents: NULL callback");
         };
-        // Collected first: the callback may call Tandem with this mutator.
-        let refs = global::with_mutator(m, |mm| Ok(mm.referents(o)?))?;
+        // The callback may call Tandem with this mutator, collections included, which may
+        // move `obj` and its referents: `obj` stays on the shadow stack meanwhile, and each
+        // referent is read when its turn comes.
+        let (offsets, base) = global::with_mutator(m, |mm| {
+            let offsets = mm.reference_offsets(o)?;
+            mm.push_root(Some(o))?;
+            Ok((offsets, mm.root_depth()))
+        })?;
         let data = data as usize;
-        for r in refs {
-            // SAFETY: the VM's callback contract (documented in tandem.h).
-            unsafe { f(r.as_ptr() as *mut c_void, data as *mut c_void) };
+        for off in offsets {
+            let r = global::with_mutator(m, |mm| {
+                let o = own_root(mm, base)?;
+                // SAFETY: `off` is a reference slot of the live object `o`.
+                Ok(unsafe { mm.read_ref(o, off) })
+            })?;
+            if let Some(r) = r {
+                // SAFETY: the VM's callback contract (documented in tandem.h).
+                unsafe { f(r.as_ptr() as *mut c_void, data as *mut c_void) };
+            }
         }
-        Ok(())
+        global::with_mutator(m, |mm| {
+            own_root(mm, base)?;
+            if mm.root_depth() != base {
+                return fail(Code::State, UNBALANCED);
+            }
+            mm.pop_root()?;
+            Ok(())
+        })
     })
+}
+
+/// What a tandem_referents callback that changed the shadow stack's depth is told.
+const UNBALANCED: &str = "tandem_referents: the callback left the shadow stack deeper or \
+                          shallower than it found it";
+
+/// The object tandem_referents pushed as the `base`-th root, if the callback left it.
+fn own_root(mm: &mut tandem_core::Mutator, base: usize) -> FfiResult<ObjRef> {
+    let depth = mm.root_depth();
+    match depth
+        .checked_sub(base)
+        .and_then(|d| mm.peek_root(d))
+        .flatten()
+    {
+        Some(o) => Ok(o),
+        None => fail(Code::State, UNBALANCED),
+    }
 }
 
 /// Called with each root slot (C).

@@ -179,17 +179,22 @@ impl Mutator {
     /// The objects `obj` refers to, in slot order (null slots skipped), read through the
     /// load barrier (PyPy's `get_rpy_referents`).
     pub fn referents(&mut self, obj: ObjRef) -> Result<Vec<ObjRef>> {
-        let rt = self.rt.clone();
-        // SAFETY: the VM passes a live object it holds.
-        let info = rt.types.lookup(unsafe { obj.type_id() })?;
-        let mut offsets = Vec::new();
-        // SAFETY: a live, initialised object of type `info`.
-        unsafe { info.for_each_slot(obj, |s| offsets.push(s as usize - obj.addr())) };
-        Ok(offsets
+        Ok(self
+            .reference_offsets(obj)?
             .into_iter()
             // SAFETY: each offset is a reference slot of `obj`.
             .filter_map(|off| unsafe { self.read_ref(obj, off) })
             .collect())
+    }
+
+    /// The offsets of `obj`'s reference slots, in slot order.
+    pub fn reference_offsets(&self, obj: ObjRef) -> Result<Vec<usize>> {
+        // SAFETY: the VM passes a live object it holds.
+        let info = self.rt.types.lookup(unsafe { obj.type_id() })?;
+        let mut offsets = Vec::new();
+        // SAFETY: a live, initialised object of type `info`.
+        unsafe { info.for_each_slot(obj, |s| offsets.push(s as usize - obj.addr())) };
+        Ok(offsets)
     }
 
     /// Runs a collection to `level`.

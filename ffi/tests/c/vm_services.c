@@ -178,6 +178,43 @@ static void count_referent(void *r, void *data) {
     referents_seen++;
 }
 
+/* A callback that collects (Python's gc.get_referents builds a list, which may start a
+ * collection) halfway: the object and its referents move meanwhile, and every referent it
+ * is handed afterwards must still be the right one. */
+#define REFERENTS 32
+static int referent_index, referents_wrong, referents_moved;
+static void collecting_referent(void *r, void *data) {
+    tandem_mutator *m = data;
+    if (((node *)r)->value != (uint64_t)(1000 + referent_index)) referents_wrong++;
+    if (++referent_index == REFERENTS / 4) {
+        void *before = *tandem_root_slot(m, 0);
+        for (int i = 0; i < 20 && *tandem_root_slot(m, 0) == before; i++) {
+            CHECK_OK(tandem_collect(m));
+            for (int j = 0; j < 20000; j++) CHECK(new_node(m, 0, NULL) != NULL);
+        }
+        referents_moved = *tandem_root_slot(m, 0) != before;
+    }
+}
+
+static void referents_of_a_moving_object(tandem_mutator *m) {
+    array *a = tandem_alloc(m, array_type, REFERENTS);
+    CHECK(a != NULL);
+    CHECK_OK(tandem_push_root(m, a));
+    for (int i = 0; i < REFERENTS; i++) {
+        node *n = new_node(m, (uint64_t)(1000 + i), NULL);
+        a = *tandem_root_slot(m, 0);
+        tandem_write_ref(m, a, &a->items[i], n);
+        for (int j = 0; j < 200; j++) CHECK(new_node(m, 0, NULL) != NULL); /* sparse blocks */
+    }
+    CHECK_OK(tandem_referents(m, *tandem_root_slot(m, 0), collecting_referent, m));
+    CHECK(referent_index == REFERENTS);
+    CHECK(referents_wrong == 0);
+    /* TANDEM_EVACUATE_ALL (main) moves them: the check above saw them move under the
+     * callback, unless the environment turned evacuation off. */
+    CHECK(referents_moved || getenv("TANDEM_EVACUATION") != NULL);
+    CHECK(tandem_pop_root(m) != NULL);
+}
+
 static long verified;
 /* The VM's verify hook: every reachable object is of a type this VM registered. */
 static int check_type(void *obj, void *data) {
@@ -212,6 +249,7 @@ static void introspection(tandem_mutator *m) {
     CHECK_OK(tandem_safepoint(m));
     CHECK(cycle_events >= 1 && pause_events >= 1);
     CHECK_OK(tandem_set_gc_hook(NULL, NULL));
+    referents_of_a_moving_object(m);
     void *n = new_node(m, 42, new_node(m, 41, NULL));
     CHECK_OK(tandem_referents(m, n, count_referent, &referents_seen));
     CHECK(referents_seen == 1);
@@ -340,6 +378,8 @@ int main(int argc, char **argv) {
     /* A cycle every 1000 polls or allocation slow paths of each thread, unless the
      * environment says otherwise: many cycles see the weak caches mid-update. */
     CHECK(setenv("TANDEM_TORTURE", "1000", 0) == 0);
+    /* Objects move whenever they can, under every service. */
+    CHECK(setenv("TANDEM_EVACUATE_ALL", "1", 0) == 0);
     start_node_heap(mode);
     tandem_type_info oi = {.size = sizeof oi, .fixed_size = sizeof(buffer_owner), .destructor = free_raw, .name = "owner"};
     CHECK_OK(tandem_register_type(&oi, &owner_type));
