@@ -53,6 +53,7 @@ pub fn start(rt: Arc<Runtime>) -> std::io::Result<std::thread::JoinHandle<()>> {
 /// The control thread's body. A panic here, or one a worker raised in a phase, ends the
 /// loop and fails the runtime (see [`crate::fault`]): mutators get errors, never a hang.
 fn control_loop(rt: Arc<Runtime>, pool: WorkerPool<MarkPacket>) {
+    crate::heap::enter_collector_thread();
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&rt, &pool)));
     match served {
         Ok(()) => tracing::debug!("collector stopped"),

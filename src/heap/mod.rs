@@ -47,6 +47,17 @@ pub const LARGE_OBJECT_THRESHOLD: usize = 8 << 10;
 /// How long an allocator whose pools are dry waits for a begun sweep to be offered before
 /// it commits a fresh chunk (see `Space::await_sweep_offer`).
 const SWEEP_OFFER_PATIENCE: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// Whether this thread is one of the collector's own (see [`enter_collector_thread`]).
+    static COLLECTOR_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as one of the collector's own (its control thread and
+/// workers), which allocate only to copy objects and never wait for a sweep offer.
+pub fn enter_collector_thread() {
+    COLLECTOR_THREAD.with(|c| c.set(true));
+}
 /// The pattern written over free memory when verification is on.
 pub const POISON: u64 = 0xBADD_F00D_DEAD_BEEF;
 
@@ -326,8 +337,12 @@ impl Space {
     /// marking (which empties the pools) and the offer, the collector settles finalizers
     /// and ends the evacuation, usually in 10-20 us but sometimes milliseconds: an
     /// allocator that committed a fresh chunk meanwhile kept it for good (graph/t2).
+    ///
+    /// The collector's own threads never wait: the offer comes only after their work (a
+    /// finalizer's resurrection copies objects out of the collection set with the pools
+    /// dry; at the heap's maximum each copy waited the whole patience, 0.25-1 s a cycle).
     fn await_sweep_offer(&self) -> bool {
-        if !self.sweep_pending.load(Ordering::Acquire) {
+        if !self.sweep_pending.load(Ordering::Acquire) || COLLECTOR_THREAD.with(|c| c.get()) {
             return false;
         }
         let deadline = std::time::Instant::now() + SWEEP_OFFER_PATIENCE;

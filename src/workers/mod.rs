@@ -392,7 +392,10 @@ fn spawn_worker(
 ) -> std::io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name(format!("tandem-gc-{id}"))
-        .spawn(f)
+        .spawn(move || {
+            crate::heap::enter_collector_thread();
+            f()
+        })
 }
 
 #[cfg(loom)]
