@@ -269,8 +269,8 @@ uint64_t tandem_identity_hash(tandem_mutator *m, void *obj);
  */
 
 /** Pins obj: it does not move until as many tandem_unpin calls (counted, thread-safe, at
- *  most 65535 pins at once). A pin does not keep obj alive: keep it reachable (a root
- *  slot) for as long as native code uses it. */
+ *  most 65535 pins at once: one more fails with TANDEM_ERR_STATE). A pin does not keep
+ *  obj alive: keep it reachable (a root slot) for as long as native code uses it. */
 tandem_result tandem_pin(tandem_mutator *m, void *obj);
 /** Removes one pin of obj; TANDEM_ERR_STATE when it has none (non-moving objects are
  *  pinned for life and have no count to remove). */
@@ -658,7 +658,8 @@ typedef uint32_t tandem_finalizer_queue;
  *  delivered objects to the queue. It may call Tandem with that thread's mutator, take the
  *  objects with tandem_next_dead and run the VM's finalizers. */
 typedef void (*tandem_trigger_fn)(void *data);
-/** Creates a queue; trigger may be NULL (the VM then polls tandem_next_dead). */
+/** Creates a queue; trigger may be NULL (the VM then polls tandem_next_dead). At most
+ *  65536 queues: one more fails with TANDEM_ERR_STATE. */
 tandem_result tandem_finalizer_queue_new(tandem_trigger_fn trigger, void *data,
                                          tandem_finalizer_queue *out);
 /** Registers obj with queue q: once obj is unreachable, it is delivered to q (once per
@@ -677,10 +678,12 @@ tandem_result tandem_ignore_finalizer(tandem_mutator *m, void *obj);
  *  its address, after which the object never moves (as if allocated non-moving). 0 on
  *  error. */
 uint64_t tandem_id(tandem_mutator *m, void *obj);
-/** The size of obj in bytes, header included; 0 on error. */
+/** The size of obj in bytes, header included, and the word that keeps an identity hash
+ *  once the object moved after tandem_identity_hash (8 bytes more from then on); 0 on
+ *  error. */
 size_t tandem_sizeof(void *obj);
-/** 1 when the collector may move obj, 0 when it never will (pinned for life, an id taken,
- *  a large object, TANDEM_EVACUATION=off) or on error. */
+/** 1 when the collector may move obj, 0 when it will not (while pinned; never: allocated
+ *  non-moving, an id taken, a large object, TANDEM_EVACUATION=off) or on error. */
 int tandem_can_move(void *obj);
 
 /** Counts bytes of raw memory owned by obj (malloc'd buffers) toward the next collection's
