@@ -8,6 +8,12 @@
  * Errors: functions return a tandem_result (TANDEM_OK is 0) or NULL/0, and set a message
  * for the calling thread, read with tandem_last_error(). No misuse aborts the process.
  *
+ * Callbacks (finalizer triggers, the GC hook, the out-of-memory handler, destructors, trace
+ * and visit functions) must return: leaving one by longjmp, pthread_exit or a C++
+ * exception unwinds through the collector's frames, which is not supported (glibc then
+ * aborts the process). A VM that must end a thread from one (CPython's exit of a daemon
+ * thread at finalization) sets a flag and exits after the Tandem call returns.
+ *
  * Typical use:
  *   tandem_init(NULL);                       // defaults, overridden by TANDEM_* env vars
  *   tandem_register_type(&info, &my_type);   // once per type, before use
