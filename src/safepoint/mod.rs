@@ -189,6 +189,17 @@ pub trait Participant: Send + Sync {
     }
 }
 
+/// Warns that `what` (a stop, a handshake) has waited `waited` for the `late` threads.
+fn warn_late(what: &str, waited: Duration, late: &[String]) {
+    tracing::warn!(
+        waited_ms = waited.as_millis() as u64,
+        late = late.join(", "),
+        "{what} is still waiting for threads that have not reached a safepoint: a thread \
+         must poll (tandem_safepoint) or be in a native region (tandem_enter_native) while \
+         it blocks or runs long without polling"
+    );
+}
+
 /// How often the collector looks for handshakes' answers (sleeping, not spinning: on a busy
 /// machine the mutators need the core to reach their polls).
 pub const HANDSHAKE_POLL: Duration = Duration::from_micros(20);
@@ -327,7 +338,21 @@ impl<T: Participant> Safepoint<T> {
     /// waited for, as a stop would wait for it.
     pub fn await_handshakes(&self, mut pause: impl FnMut()) {
         self.request_handshakes();
+        let asked = Instant::now();
+        let mut warn_after = SLOW_STOP_WARNING;
         while !self.handshakes_answered() {
+            let waited = asked.elapsed();
+            if waited >= warn_after {
+                let mut late = Vec::new();
+                self.for_each(|m| {
+                    let w = m.thread_state().word.load(Ordering::Relaxed);
+                    if w & STATE_MASK == RUNNING && w & HANDSHAKE_REQUESTED != 0 {
+                        late.push(m.describe());
+                    }
+                });
+                warn_late("a handshake", waited, &late);
+                warn_after = waited * 2;
+            }
             pause();
         }
     }
@@ -499,13 +524,7 @@ impl<T: Participant> Safepoint<T> {
                     .filter(|m| m.thread_state().word.load(Ordering::Relaxed) & AWAITED != 0)
                     .map(|m| m.describe())
                     .collect();
-                tracing::warn!(
-                    waited_ms = waited.as_millis() as u64,
-                    late = late.join(", "),
-                    "a stop is still waiting for threads that have not reached a safepoint: \
-                     a thread must poll (tandem_safepoint) or be in a native region \
-                     (tandem_enter_native) while it blocks or runs long without polling"
-                );
+                warn_late("a stop", waited, &late);
                 warn_after = waited * 2;
             }
             g = self
