@@ -668,6 +668,16 @@ fn weak_loads_while_weak_slots_are_settled_see_them_settled(mode: Mode) {
                 assert_eq!(got, None, "round {round}: target {i} died");
             }
         }
+        // A weakref made now, to an object allocated now, is not being settled.
+        let fresh = node(&mut m, ty, 7, None);
+        m.push_root(Some(fresh)).unwrap();
+        let w = m.weakref_new(Some(fresh)).unwrap();
+        let fresh = m.pop_root().unwrap();
+        assert_eq!(
+            m.weakref_get(w).unwrap(),
+            fresh,
+            "round {round}: a fresh target"
+        );
         while phase != Phase::Idle {
             phase = m.collect_step().unwrap();
         }

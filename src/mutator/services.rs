@@ -59,7 +59,10 @@ impl Mutator {
         let slot = unsafe { &*wr.field::<AtomicPtr<u8>>(WEAK_SLOT) };
         // SAFETY: the same word, as the barrier protocol's word type.
         let word = unsafe { &*(slot as *const AtomicPtr<u8>).cast::<AtomicU64>() };
-        if self.rt.refs.weak_window.is_open() {
+        // A weakref made since the pause that opened the window (neither marked nor black)
+        // is not being settled, and its target is live: the program held it after marking
+        // ended. (Judged, that target, allocated after the pause too, read as dead.)
+        if self.rt.refs.weak_window.is_open() && self.rt.space.marked_or_black(wr.addr()) {
             let rt = &*self.rt;
             let t = weak::load_settling(
                 word,
