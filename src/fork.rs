@@ -110,8 +110,9 @@ pub fn with_world_stopped<R>(
     if let Some(c) = core {
         rt.safepoint.enter_native(c);
     }
-    rt.stepper.release();
+    let held = rt.stepper.hold_off();
     rt.fork_gate.close();
+    drop(held);
     let world = rt.safepoint.stop_the_world();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&world)));
     rt.safepoint.resume();
@@ -137,8 +138,9 @@ pub fn prepare(rt: &Runtime) {
         rt.safepoint.enter_native(core);
         ENTERED.with(|e| e.set(core));
     }
-    rt.stepper.release();
+    let held = rt.stepper.hold_off();
     rt.fork_gate.close();
+    drop(held);
     let world = rt.safepoint.stop_the_world();
     for m in &world {
         // SAFETY: the world is stopped: this thread owns every mutator's state.

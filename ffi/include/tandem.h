@@ -705,7 +705,11 @@ tandem_result tandem_set_heap_max(size_t bytes);
 /** Called with each referent of an object. */
 typedef void (*tandem_referent_fn)(void *referent, void *data);
 /** Calls fn(referent, data) for each non-null reference of obj, in slot order, read
- *  through the load barrier (PyPy's get_rpy_referents). fn may call Tandem. */
+ *  through the load barrier (PyPy's get_rpy_referents). fn may call Tandem, collections
+ *  included: each slot is read when its turn comes (a store fn made into a later slot is
+ *  seen; slots cut off by tandem_shrink are not). fn must leave the shadow stack as deep
+ *  as it found it; otherwise the walk ends with TANDEM_ERR_STATE, and the extra roots (and
+ *  obj, which the walk keeps on the shadow stack) stay for the VM to pop. */
 tandem_result tandem_referents(tandem_mutator *m, void *obj, tandem_referent_fn fn, void *data);
 
 /** Called with each root slot. */
@@ -780,8 +784,11 @@ tandem_result tandem_collect_ex(tandem_mutator *m, int level);
 /** Advances the collector by one phase, starting a cycle when none runs, and stores the
  *  phase reached in *phase: MARKING, SWEEPING, then IDLE in concurrent mode; IDLE at once
  *  in stw mode (one pause). Between steps the cycle waits and the program runs on; any
- *  other wait for the collector (tandem_collect, an allocation that needs memory, fork,
- *  tandem_dump_heap) ends the stepping, so an abandoned step never blocks anyone. */
+ *  other wait for the collector (tandem_collect, an allocation that needs memory or is at
+ *  the heap's limit, fork, tandem_dump_heap) ends the stepping and holds it off while it
+ *  waits (a step another thread takes meanwhile does not hold the cycle again), so an
+ *  abandoned step never blocks anyone, and the heap grows past its limit no further than
+ *  without stepping. Stepping ends with the cycle it drove: later cycles run on their own. */
 tandem_result tandem_collect_step(tandem_mutator *m, int *phase);
 /** Stops automatic collections (gc.disable()): only explicit ones run, and an allocation
  *  the heap cannot hold returns NULL as out of memory. */

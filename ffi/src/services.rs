@@ -227,8 +227,8 @@ pub extern "C" fn tandem_referents(
             return fail(Code::InvalidArgument, "tandem_referents: NULL callback");
         };
         // The callback may call Tandem with this mutator, collections included, which may
-        // move `obj` and its referents: `obj` stays on the shadow stack meanwhile, and each
-        // referent is read when its turn comes.
+        // move `obj` and its referents (or shrink `obj`): `obj` stays on the shadow stack
+        // meanwhile, and each referent is read when its turn comes, if still there.
         let (offsets, base) = global::with_mutator(m, |mm| {
             let offsets = mm.reference_offsets(o)?;
             mm.push_root(Some(o))?;
@@ -238,8 +238,7 @@ pub extern "C" fn tandem_referents(
         for off in offsets {
             let r = global::with_mutator(m, |mm| {
                 let o = own_root(mm, base)?;
-                // SAFETY: `off` is a reference slot of the live object `o`.
-                Ok(unsafe { mm.read_ref(o, off) })
+                Ok(mm.referent_at(o, off)?)
             })?;
             if let Some(r) = r {
                 // SAFETY: the VM's callback contract (documented in tandem.h).
@@ -248,29 +247,23 @@ pub extern "C" fn tandem_referents(
         }
         global::with_mutator(m, |mm| {
             own_root(mm, base)?;
-            if mm.root_depth() != base {
-                return fail(Code::State, UNBALANCED);
-            }
             mm.pop_root()?;
             Ok(())
         })
     })
 }
 
-/// What a tandem_referents callback that changed the shadow stack's depth is told.
-const UNBALANCED: &str = "tandem_referents: the callback left the shadow stack deeper or \
-                          shallower than it found it";
-
-/// The object tandem_referents pushed as the `base`-th root, if the callback left it.
+/// The object tandem_referents pushed as the `base`-th root, while the shadow stack is as
+/// deep as it left it; a callback that left it deeper or shallower ends the walk with an
+/// error (what it pushed, and tandem_referents' own root, stay for the VM to pop).
 fn own_root(mm: &mut tandem_core::Mutator, base: usize) -> FfiResult<ObjRef> {
-    let depth = mm.root_depth();
-    match depth
-        .checked_sub(base)
-        .and_then(|d| mm.peek_root(d))
-        .flatten()
-    {
-        Some(o) => Ok(o),
-        None => fail(Code::State, UNBALANCED),
+    match mm.peek_root(0).flatten() {
+        Some(o) if mm.root_depth() == base => Ok(o),
+        _ => fail(
+            Code::State,
+            "tandem_referents: the callback left the shadow stack deeper or shallower than \
+             it found it",
+        ),
     }
 }
 

@@ -57,3 +57,58 @@ fn turning_stepping_off_leaves_nobody_waiting() {
         c.join().unwrap();
     });
 }
+
+#[test]
+fn a_thread_waiting_for_a_cycle_is_not_held_by_another_threads_later_step() {
+    use tandem::sync::AtomicUsize;
+    // A VM thread steps twice and then stops stepping, while another thread waits for a
+    // cycle it requested (as `tandem_collect` does). Turning stepping off when the wait
+    // began was not enough: the second step re-armed it, the cycle parked at a boundary,
+    // and the waiter waited for ever. The wait holds stepping off for as long as it lasts.
+    loom::model(|| {
+        let s = Arc::new(Stepper::default());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let ended = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let control = {
+            let (s, requests, ended, stop) =
+                (s.clone(), requests.clone(), ended.clone(), stop.clone());
+            loom::thread::spawn(move || {
+                let mut done = 0;
+                loop {
+                    while requests.load(Ordering::SeqCst) <= done {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        loom::thread::yield_now();
+                    }
+                    s.boundary(Phase::Marking);
+                    s.boundary(Phase::Sweeping);
+                    s.boundary(Phase::Idle);
+                    done += 1;
+                    ended.store(done, Ordering::SeqCst);
+                }
+            })
+        };
+        let waiter = {
+            let (s, requests, ended) = (s.clone(), requests.clone(), ended.clone());
+            loom::thread::spawn(move || {
+                let target = requests.fetch_add(1, Ordering::SeqCst) + 1;
+                let _held = s.hold_off();
+                while ended.load(Ordering::SeqCst) < target {
+                    loom::thread::yield_now();
+                }
+            })
+        };
+        let start = || {
+            requests.fetch_add(1, Ordering::SeqCst);
+        };
+        s.step(start);
+        s.step(start);
+        waiter.join().unwrap();
+        // The VM stopped stepping mid-cycle: shutdown turns stepping off.
+        s.release();
+        stop.store(true, Ordering::SeqCst);
+        control.join().unwrap();
+    });
+}

@@ -4,11 +4,13 @@
 //!
 //! The control thread reports each boundary ([`Stepper::boundary`]); while stepping is
 //! on, it waits there for the next step. Stepping ends with the cycle it drives: later
-//! cycles run on their own unless the VM steps again. Anything else that waits for the collector (an
-//! explicit collection, an allocation that needs memory, a fork, a world stop, shutdown,
-//! a failure) first turns stepping off ([`Stepper::release`]), so a VM that stops stepping
-//! never leaves a cycle, or a thread waiting for one, stuck. An allocation past the heap's
-//! limit, which would wait briefly for the cycle, does not wait while stepping is on.
+//! cycles run on their own unless the VM steps again. Anything else that waits for the
+//! collector (an explicit collection, an allocation that needs memory or is past the
+//! heap's limit, a fork, a world stop) turns stepping off and holds it off while it waits
+//! ([`Stepper::hold_off`]: a step another thread takes meanwhile cannot hold the cycle
+//! again), and shutdown and a failure turn it off ([`Stepper::release`]), so a VM that
+//! stops stepping never leaves a cycle, or a thread waiting for one, stuck, and a cycle it
+//! abandoned goes on once the heap reaches its limit.
 
 use crate::sync::{Condvar, Mutex};
 
@@ -31,6 +33,9 @@ struct State {
     phase: Phase,
     /// Boundaries reached so far.
     reached: u64,
+    /// Threads waiting for the collector ([`Stepper::hold_off`]): no boundary holds the
+    /// control thread while there are any.
+    held_off: usize,
 }
 
 /// The step protocol's state.
@@ -48,6 +53,7 @@ impl Default for Stepper {
                 tokens: 0,
                 phase: Phase::Idle,
                 reached: 0,
+                held_off: 0,
             }),
             cv: Condvar::new(),
         }
@@ -69,16 +75,22 @@ impl Stepper {
             g.tokens = 0;
             return;
         }
-        while g.stepping && g.tokens == 0 {
+        while g.stepping && g.tokens == 0 && g.held_off == 0 {
             g = self.cv.wait(g);
         }
         g.tokens = g.tokens.saturating_sub(1);
     }
 
-    /// Whether a VM drives the cycle step by step now (an allocation at the heap's limit
-    /// then goes ahead without waiting: the cycle moves only when the VM steps it).
-    pub fn stepping(&self) -> bool {
-        self.state.lock().stepping
+    /// Turns stepping off and keeps boundaries from holding the control thread until the
+    /// returned guard drops: for a thread about to wait for the collector. (Turning it off
+    /// alone was not enough: another thread's step re-armed it, and the cycle waited for a
+    /// step that never came while this thread waited for the cycle.)
+    pub fn hold_off(&self) -> HeldOff<'_> {
+        self.release();
+        let mut g = self.state.lock();
+        g.held_off += 1;
+        self.cv.notify_all();
+        HeldOff(self)
     }
 
     /// Turns stepping off: the cycle runs on to its end.
@@ -110,5 +122,15 @@ impl Stepper {
             g = self.cv.wait(g);
         }
         g.phase
+    }
+}
+
+/// A thread waiting for the collector ([`Stepper::hold_off`]).
+#[must_use = "stepping is held off only while this lives"]
+pub struct HeldOff<'a>(&'a Stepper);
+
+impl Drop for HeldOff<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().held_off -= 1;
     }
 }

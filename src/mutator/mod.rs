@@ -617,8 +617,8 @@ impl Mutator {
     }
 
     /// Concurrent mode, past the heap's limit (`Runtime::limit`) with a cycle requested
-    /// and not complete (running or not yet started), not driven step by step by the VM:
-    /// waits up to [`LIMIT_PATIENCE`] for it before allocating, in a native region (no new
+    /// and not complete (running or not yet started, or held by a VM's stepping, which
+    /// this wait turns off): waits up to [`LIMIT_PATIENCE`] for it before allocating, in a native region (no new
     /// object is held yet, so the collector may stop the world meanwhile). Counted as a
     /// stall.
     fn wait_at_limit(&mut self) {
@@ -626,15 +626,17 @@ impl Mutator {
         if rt.config.mode != crate::config::Mode::Concurrent
             || rt.space.in_use() < rt.limit()
             || !rt.requests.is_pending()
-            || rt.stepper.stepping()
         {
             return;
         }
         let t0 = std::time::Instant::now();
         let target = rt.requests.request_current(GcCause::Trigger);
+        // A cycle a VM steps (or stepped, and left) goes on meanwhile.
+        let held = rt.stepper.hold_off();
         rt.safepoint.enter_native(&self.core);
         rt.requests.wait_at_most(target, LIMIT_PATIENCE);
         rt.safepoint.leave_native(&self.core);
+        drop(held);
         rt.stats.add_stall(t0.elapsed());
     }
 
@@ -690,7 +692,7 @@ impl Mutator {
     fn wait_for_cycle(&mut self, cause: GcCause, fresh: bool) -> Result<()> {
         self.rt.failure.check()?;
         // A cycle driven step by step runs on to serve this wait.
-        self.rt.stepper.release();
+        let held = self.rt.stepper.hold_off();
         let t0 = std::time::Instant::now();
         let target = if fresh {
             self.rt.requests.request(cause)
@@ -700,6 +702,7 @@ impl Mutator {
         self.rt.safepoint.enter_native(&self.core);
         let done = self.rt.requests.wait(target);
         self.rt.safepoint.leave_native(&self.core);
+        drop(held);
         if cause == GcCause::AllocationFailure {
             self.rt.stats.add_stall(t0.elapsed());
         }

@@ -190,6 +190,22 @@ impl Mutator {
             .collect())
     }
 
+    /// The reference in slot `offset` of `obj` (one of [`Mutator::reference_offsets`]),
+    /// read through the load barrier; None when null or when `obj` no longer reaches that
+    /// far (shrunk since the offsets were taken).
+    pub fn referent_at(&mut self, obj: ObjRef, offset: usize) -> Result<Option<ObjRef>> {
+        // SAFETY: the VM passes a live object it holds.
+        let info = self.rt.types.lookup(unsafe { obj.type_id() })?;
+        // SAFETY: a live object of type `info`.
+        let size = unsafe { info.size_of(obj) }
+            .ok_or_else(|| Error::State(format!("{obj:?} has a corrupt length")))?;
+        if offset + 8 > size {
+            return Ok(None);
+        }
+        // SAFETY: a reference slot of `obj`, inside it.
+        Ok(unsafe { self.read_ref(obj, offset) })
+    }
+
     /// The offsets of `obj`'s reference slots, in slot order.
     pub fn reference_offsets(&self, obj: ObjRef) -> Result<Vec<usize>> {
         // SAFETY: the VM passes a live object it holds.

@@ -215,6 +215,27 @@ static void referents_of_a_moving_object(tandem_mutator *m) {
     CHECK(tandem_pop_root(m) != NULL);
 }
 
+/* A callback that shrinks the object it walks: the cut-off slots are not walked. */
+static int shrink_calls;
+static void shrinking_referent(void *r, void *data) {
+    (void)r;
+    if (shrink_calls++ == 0) CHECK(tandem_shrink(data, *tandem_root_slot(data, 0), 4) == 1);
+}
+
+static void referents_of_a_shrinking_object(tandem_mutator *m) {
+    array *a = tandem_alloc(m, array_type, 16);
+    CHECK(a != NULL);
+    CHECK_OK(tandem_push_root(m, a));
+    for (int i = 0; i < 16; i++) {
+        node *n = new_node(m, (uint64_t)i, NULL);
+        a = *tandem_root_slot(m, 0);
+        tandem_write_ref(m, a, &a->items[i], n);
+    }
+    CHECK_OK(tandem_referents(m, *tandem_root_slot(m, 0), shrinking_referent, m));
+    CHECK(shrink_calls == 4);
+    CHECK(tandem_pop_root(m) != NULL);
+}
+
 static long verified;
 /* The VM's verify hook: every reachable object is of a type this VM registered. */
 static int check_type(void *obj, void *data) {
@@ -250,6 +271,7 @@ static void introspection(tandem_mutator *m) {
     CHECK(cycle_events >= 1 && pause_events >= 1);
     CHECK_OK(tandem_set_gc_hook(NULL, NULL));
     referents_of_a_moving_object(m);
+    referents_of_a_shrinking_object(m);
     void *n = new_node(m, 42, new_node(m, 41, NULL));
     CHECK_OK(tandem_referents(m, n, count_referent, &referents_seen));
     CHECK(referents_seen == 1);
