@@ -130,9 +130,9 @@ pub fn load_settling(
 /// reads, with the marks of the final mark, which nothing changes before the answers (a
 /// load runs between two polls, and a mutator answers at a poll). So a target that died
 /// is never handed out, even one a finalizer is about to resurrect. Only the weakrefs the
-/// pause adopted are judged (they are marked or black): one made since holds a target
-/// the program held after marking ended, live though perhaps allocated since, unmarked. The loom model
-/// `loom-tests/tests/weak_load.rs` checks it against the real safepoint code.
+/// pause adopted are judged (they are marked or black): one made since holds a target the
+/// program held after marking ended, live though perhaps allocated since, unmarked. The
+/// loom model `loom-tests/tests/weak_load.rs` checks it against the real safepoint code.
 #[derive(Debug, Default)]
 pub struct Window(AtomicBool);
 
