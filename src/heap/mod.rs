@@ -58,6 +58,7 @@ thread_local! {
 pub fn enter_collector_thread() {
     COLLECTOR_THREAD.with(|c| c.set(true));
 }
+
 /// The pattern written over free memory when verification is on.
 pub const POISON: u64 = 0xBADD_F00D_DEAD_BEEF;
 
