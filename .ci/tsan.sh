@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ThreadSanitizer: the collector's integration tests and the stress `graph` and
 # `binary-trees` workloads with verification on (binary-trees also under the torture
-# setting, graph also in generational mode), and a C client through the inline barriers.
+# setting, graph also in generational mode), and C clients through the inline barriers and
+# the VM services.
 # Any report fails the run (halt_on_error; TSan exits 66).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +37,13 @@ clang -o "$client" "$client.o" "$lib" -Wl,--whole-archive "$rt" -Wl,--no-whole-a
 "$client" concurrent
 "$client" concurrent all
 "$client" concurrent gen
+# The VM services (weakrefs, finalizers, destructors, stepping) with objects moving at every
+# cycle: four threads' weak caches race the settling of weak slots after the final mark.
+services="target/tsan/vm-services-tsan"
+clang -O1 -g -std=c11 -fsanitize=thread -c -o "$services.o" ffi/tests/c/vm_services.c \
+  -Iffi/include -Iffi/tests/c
+clang -o "$services" "$services.o" "$lib" -Wl,--whole-archive "$rt" -Wl,--no-whole-archive \
+  -lpthread -ldl -lm -lrt
+"$services" concurrent
+"$services" stw
 echo "ThreadSanitizer: clean"
