@@ -14,9 +14,12 @@
 //!    new ones off. The control thread then waits at the gate, between cycles, holding
 //!    nothing; the workers are parked; the uncommit thread is between releases.
 //! 3. It stops the world (nobody else can: the control thread is held at the gate), so no
-//!    mutator is inside the runtime holding one of its locks, and retires every mutator's
-//!    TLAB and copy buffer and takes its registrations, so no memory stays with a thread
-//!    that will not exist in the child.
+//!    running mutator is inside the runtime holding one of its locks, and retires every
+//!    mutator's TLAB and copy buffer and takes its registrations, so no memory stays with a
+//!    thread that will not exist in the child. Then it takes the locks that threads in
+//!    native regions use (a step, a wait for a cycle: the request and step locks) and
+//!    holds them until the parent's or the child's step, so the child does not inherit one
+//!    locked by a thread that is not there.
 //!
 //! *Parent* (after `fork`): resume the world, open the gate, leave the native region.
 //!
@@ -97,6 +100,41 @@ thread_local! {
     /// parent's or the child's step afterwards).
     static ENTERED: std::cell::Cell<*const MutatorCore> =
         const { std::cell::Cell::new(std::ptr::null()) };
+    /// The locks this thread holds across its fork.
+    static HELD: std::cell::RefCell<Option<Held>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Locks that threads in native regions take (a step, a wait for a cycle), which the
+/// stopped world does not keep them from holding: the forking thread holds them from the
+/// end of *prepare* to the start of the parent's or the child's step.
+struct Held {
+    _requests: crate::collector::request::ForkHold<'static>,
+    _stepper: crate::collector::step::ForkHold<'static>,
+}
+
+/// Takes [`Held`]'s locks for the fork `rt` prepares.
+fn hold_locks(rt: &Runtime) {
+    // SAFETY: the guards live in this thread's `HELD` until `release_locks` drops them, in
+    // the parent's or the child's step of this fork, while the runtime is alive (a heap is
+    // not shut down while it forks).
+    let held = unsafe {
+        Held {
+            _stepper: std::mem::transmute::<
+                crate::collector::step::ForkHold<'_>,
+                crate::collector::step::ForkHold<'static>,
+            >(rt.stepper.hold_for_fork()),
+            _requests: std::mem::transmute::<
+                crate::collector::request::ForkHold<'_>,
+                crate::collector::request::ForkHold<'static>,
+            >(rt.requests.hold_for_fork()),
+        }
+    };
+    HELD.with(|h| *h.borrow_mut() = Some(held));
+}
+
+/// Releases what [`hold_locks`] took (in the child, the forking thread holds them too).
+fn release_locks() {
+    drop(HELD.with(|h| h.borrow_mut().take()));
 }
 
 /// Runs `f` with every mutator stopped between cycles, on the calling thread (which waits
@@ -151,10 +189,12 @@ pub fn prepare(rt: &Runtime) {
             rt.refs.adopt(m.registered());
         }
     }
+    hold_locks(rt);
 }
 
 /// *Parent*.
 pub fn in_parent(rt: &Runtime) {
+    release_locks();
     rt.safepoint.resume();
     rt.fork_gate.open();
     leave_native(rt);
@@ -162,6 +202,7 @@ pub fn in_parent(rt: &Runtime) {
 
 /// *Child*, up to restarting the threads, which the heap's owner does.
 pub fn in_child(rt: &Runtime) {
+    release_locks();
     crate::sync::after_fork_in_child();
     // SAFETY: pthread_self has no preconditions; the forking thread keeps its id in the child.
     let me = unsafe { libc::pthread_self() };

@@ -6,7 +6,7 @@
 //! asks for a fresh collection.
 
 use crate::stats::GcCause;
-use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
+use crate::sync::{AtomicBool, Condvar, Mutex, MutexGuard, Ordering};
 
 #[derive(Debug)]
 struct State {
@@ -47,6 +47,19 @@ impl Default for GcRequests {
             pending: AtomicBool::new(false),
             auto: AtomicBool::new(true),
         }
+    }
+}
+
+/// The request lock, held by a forking thread from before `fork` to after it
+/// ([`GcRequests::hold_for_fork`]).
+pub struct ForkHold<'a>(#[allow(dead_code)] MutexGuard<'a, State>);
+
+impl GcRequests {
+    /// Takes the request lock for a fork: a thread in a native region (a step, a wait for a
+    /// cycle) may hold it for a moment, and a child forked meanwhile inherited it locked by
+    /// a thread that does not exist there (its first `tandem_collect` waited for ever).
+    pub fn hold_for_fork(&self) -> ForkHold<'_> {
+        ForkHold(self.state.lock())
     }
 }
 

@@ -12,7 +12,7 @@
 //! stops stepping never leaves a cycle, or a thread waiting for one, stuck, and a cycle it
 //! abandoned goes on once the heap reaches its limit.
 
-use crate::sync::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 /// Where a cycle stands between steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,5 +132,16 @@ pub struct HeldOff<'a>(&'a Stepper);
 impl Drop for HeldOff<'_> {
     fn drop(&mut self) {
         self.0.state.lock().held_off -= 1;
+    }
+}
+
+/// The step lock, held by a forking thread from before `fork` to after it: a thread in a
+/// native region (a step) may hold it for a moment, and a child must not inherit it locked.
+pub struct ForkHold<'a>(#[allow(dead_code)] MutexGuard<'a, State>);
+
+impl Stepper {
+    /// Takes the step lock for a fork.
+    pub fn hold_for_fork(&self) -> ForkHold<'_> {
+        ForkHold(self.state.lock())
     }
 }

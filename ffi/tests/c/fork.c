@@ -7,7 +7,7 @@
  * verification clean and without hanging (an alarm ends a hung child), and shuts Tandem
  * down; the parent and its threads carry on. Meanwhile another thread, which never calls
  * Tandem, forks too (the lock its fork handler held stayed held in the child, whose
- * shutdown then hung).
+ * shutdown then hung), and another steps cycles and waits for them.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -63,6 +63,23 @@ static void *other_forker(void *arg) {
     return NULL;
 }
 
+/* Steps cycles and waits for them: both take the collector's request and step locks in a
+ * native region, which the stop before a fork does not hold off (a child forked while this
+ * thread held one inherited it locked, and its first tandem_collect waited for ever). */
+static void *stepper(void *arg) {
+    (void)arg;
+    tandem_mutator *m = tandem_attach_thread();
+    CHECK(m != NULL);
+    for (int i = 0; !__atomic_load_n(&stop, __ATOMIC_RELAXED); i++) {
+        int phase;
+        CHECK_OK(tandem_collect_step(m, &phase));
+        if (i % 3 == 0) CHECK_OK(tandem_collect_ex(m, TANDEM_COLLECT_FINISH));
+        churn(m, 100);
+    }
+    CHECK_OK(tandem_detach_thread(m));
+    return NULL;
+}
+
 static void *child_thread(void *arg) {
     (void)arg;
     tandem_mutator *m = tandem_attach_thread();
@@ -107,9 +124,10 @@ int main(int argc, char **argv) {
     CHECK_OK(tandem_add_root(&list));
     for (uint64_t i = 0; i < LIST; i++) list = new_node(m, i, list);
 
-    pthread_t w[WORKERS], forker;
+    pthread_t w[WORKERS], forker, steps;
     for (int i = 0; i < WORKERS; i++) CHECK(pthread_create(&w[i], NULL, worker, NULL) == 0);
     CHECK(pthread_create(&forker, NULL, other_forker, NULL) == 0);
+    CHECK(pthread_create(&steps, NULL, stepper, NULL) == 0);
     for (int round = 0; round < 3; round++) {
         churn(m, 20000);
         pid_t pid = fork();
@@ -130,6 +148,7 @@ int main(int argc, char **argv) {
     CHECK_OK(tandem_enter_native(m));
     for (int i = 0; i < WORKERS; i++) CHECK(pthread_join(w[i], NULL) == 0);
     CHECK(pthread_join(forker, NULL) == 0);
+    CHECK(pthread_join(steps, NULL) == 0);
     CHECK_OK(tandem_leave_native(m));
     tandem_stats s = {.size = sizeof s};
     CHECK_OK(tandem_get_stats(&s));
