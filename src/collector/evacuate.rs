@@ -172,7 +172,7 @@ impl Evacuation {
         for c in space.committed_chunks() {
             let first = crate::heap::blocks::chunk_first_block(c);
             for b in first..first + crate::heap::BLOCKS_PER_CHUNK {
-                if stayed.contains_key(&b) {
+                if !stayed.is_empty() && stayed.contains_key(&b) {
                     continue;
                 }
                 let live = space.meta.live_bytes(b);
