@@ -285,15 +285,15 @@ fn blocks_where_pinned_objects_stayed_are_passed_over_for_a_while(mode: Mode) {
     let arr = common::array_type(&h);
     let mut m = h.attach().unwrap();
     let facts = sparse_heap(&mut m, node, arr);
-    m.collect().unwrap();
-    let first = h.stats().evacuation_stayed;
-    assert!(first > 0, "pinned objects stayed");
-    for _ in 0..3 {
+    for _ in 0..5 {
         m.collect().unwrap();
     }
+    // Each of the 200 pinned nodes stays once (in the cycle that moves its neighbours out),
+    // not at every cycle; a few in blocks that filled up again once more.
+    let pinned = (NODES / KEEP_EVERY / 100) as u64;
     let s = h.stats();
-    assert_eq!(
-        s.evacuation_stayed, first,
+    assert!(
+        s.evacuation_stayed > 0 && s.evacuation_stayed < pinned * 3 / 2,
         "their blocks were chosen again: {s:?}"
     );
     check_sparse_heap(&mut m, &facts);

@@ -85,18 +85,20 @@ pub struct Evacuation {
     active: AtomicBool,
     blocks: Mutex<Vec<usize>>,
     labs: Mutex<Vec<CopyLab>>,
-    stayed: Mutex<Vec<usize>>,
+    /// Objects of the set that stayed, with their sizes.
+    stayed: Mutex<Vec<(usize, usize)>>,
     copied_bytes: AtomicU64,
     copied_objects: AtomicU64,
     young: Mutex<Option<YoungBlocks>>,
-    /// Blocks where pinned objects stayed, with how many more surveys pass them over
-    /// ([`STAYED_SKIP`]).
-    stayed_blocks: Mutex<std::collections::HashMap<usize, u8>>,
+    /// Blocks where pinned objects stayed: how many more surveys may pass them over
+    /// ([`STAYED_SKIP`]), and the pinned objects' bytes there.
+    stayed_blocks: Mutex<std::collections::HashMap<usize, (u8, usize)>>,
 }
 
-/// Surveys that pass over a block where pinned objects of the collection set stayed: chosen
-/// again at once, they stayed again (`tandem_id`'s objects are pinned for life), and a block
-/// of the set takes no allocation, so blocks with a few pinned objects each were
+/// Surveys that pass over a block where pinned objects of the collection set stayed, as long
+/// as the last marking found little else live there (less than a line): chosen again at
+/// once, they stayed again (`tandem_id`'s objects are pinned for life), and a block of the
+/// set takes no allocation, so blocks with a few pinned objects each were
 /// unusable cycle after cycle (an outside client: 108 MB committed for 5 MB live).
 const STAYED_SKIP: u8 = 8;
 
@@ -164,7 +166,7 @@ impl Evacuation {
             _ => None,
         };
         let mut stayed = self.stayed_blocks.lock();
-        stayed.retain(|_, n| {
+        stayed.retain(|_, (n, _)| {
             *n -= 1;
             *n > 0
         });
@@ -172,10 +174,12 @@ impl Evacuation {
         for c in space.committed_chunks() {
             let first = crate::heap::blocks::chunk_first_block(c);
             for b in first..first + crate::heap::BLOCKS_PER_CHUNK {
-                if !stayed.is_empty() && stayed.contains_key(&b) {
-                    continue;
-                }
                 let live = space.meta.live_bytes(b);
+                if let Some(&(_, pinned)) = stayed.get(&b).filter(|_| !stayed.is_empty()) {
+                    if live < pinned + LINE_SIZE {
+                        continue;
+                    }
+                }
                 if live == 0 && (young.is_none() || (!all && b % YOUNG_SAMPLE == 0)) {
                     // Free, or filled only since the last sweep with young objects that
                     // would not be worth copying, or kept for the next sweep to measure.
@@ -307,7 +311,14 @@ impl Evacuation {
             Evacuated::Moved(to) => to,
             Evacuated::Stays(set) => {
                 if set {
-                    self.stayed.lock().push(addr);
+                    // SAFETY: a live object (caller's contract) that stays: its header holds.
+                    let h = unsafe { obj.header() }.load(Ordering::Relaxed);
+                    let size = types
+                        .get(crate::object::TypeId::of_header(h))
+                        // SAFETY: a live object of this type.
+                        .and_then(|info| unsafe { info.size_of(obj) })
+                        .unwrap_or(0);
+                    self.stayed.lock().push((addr, size));
                 }
                 addr
             }
@@ -324,12 +335,13 @@ impl Evacuation {
         }
         let stayed = std::mem::take(&mut *self.stayed.lock());
         let mut skip = self.stayed_blocks.lock();
-        for &a in &stayed {
+        for &(a, size) in &stayed {
             // SAFETY: an object of the set that stayed: live, never forwarded.
             let h = unsafe { ObjRef::from_addr(a).expect("non-zero").header() }
                 .fetch_and(!FLAG_STAYS, Ordering::Relaxed);
             if crate::object::pin::pinned(h) {
-                skip.insert(space.block_of(a), STAYED_SKIP);
+                let e = skip.entry(space.block_of(a)).or_insert((STAYED_SKIP, 0));
+                *e = (STAYED_SKIP, e.1 + size);
             }
         }
         drop(skip);
