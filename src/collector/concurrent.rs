@@ -278,8 +278,9 @@ pub fn cycle(
     rt.stepper.boundary(Phase::Sweeping);
 
     // Finalizers, destructors, memory pressure (and weak slots, when the pause left them),
-    // while the mutators run: the dead objects are out of their reach since the pause. Resurrection marks
-    // (and evacuates) with every worker, so the collection set dissolves only after it.
+    // while the mutators run: the dead objects are out of their reach since the pause.
+    // Resurrection marks (and evacuates) with every worker, so the collection set
+    // dissolves only after it.
     let dying = rt.refs.settle(rt, adopted, &mut |addrs| {
         let seeds = satb_seeds_from(rt, &final_job, addrs);
         pool.run(final_job.clone(), seeds);
