@@ -100,8 +100,9 @@ thread_local! {
     /// parent's or the child's step afterwards).
     static ENTERED: std::cell::Cell<*const MutatorCore> =
         const { std::cell::Cell::new(std::ptr::null()) };
-    /// The locks this thread holds across its fork.
-    static HELD: std::cell::RefCell<Option<Held>> = const { std::cell::RefCell::new(None) };
+    /// The locks this thread holds across its fork (a raw box: destructor-free, like
+    /// `ENTERED`, so a fork from a thread's exit code can use it).
+    static HELD: std::cell::Cell<*mut Held> = const { std::cell::Cell::new(std::ptr::null_mut()) };
 }
 
 /// Locks that threads in native regions take (a step, a wait for a cycle), which the
@@ -129,12 +130,16 @@ fn hold_locks(rt: &Runtime) {
             >(rt.requests.hold_for_fork()),
         }
     };
-    HELD.with(|h| *h.borrow_mut() = Some(held));
+    HELD.with(|h| h.set(Box::into_raw(Box::new(held))));
 }
 
 /// Releases what [`hold_locks`] took (in the child, the forking thread holds them too).
 fn release_locks() {
-    drop(HELD.with(|h| h.borrow_mut().take()));
+    let held = HELD.with(|h| h.replace(std::ptr::null_mut()));
+    if !held.is_null() {
+        // SAFETY: the box `hold_locks` leaked on this thread, taken out of `HELD` just now.
+        drop(unsafe { Box::from_raw(held) });
+    }
 }
 
 /// Runs `f` with every mutator stopped between cycles, on the calling thread (which waits
