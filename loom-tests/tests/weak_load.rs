@@ -14,99 +14,57 @@
 #![cfg(loom)]
 
 use loom::sync::atomic::AtomicU64;
-use loom::sync::{Arc, Mutex};
-use tandem::barriers::satb::{SatbBuffer, SatbQueue};
-use tandem::barriers::WRITE;
+use loom::sync::Arc;
+use loom_tests::satb::{cycle, Marked, SatbMutator};
+use tandem::barriers::satb::SatbQueue;
 use tandem::refs::weak;
-use tandem::safepoint::{Safepoint, ThreadState};
-use tandem::sync::{AtomicBool, AtomicU8, Ordering, UnsafeCell};
+use tandem::safepoint::Safepoint;
+use tandem::sync::{AtomicBool, Ordering};
 
 /// The weakly held object's address.
 const TARGET: usize = 0x1000;
 
-/// A mutator as the weak load barrier sees it.
-struct M {
-    ts: ThreadState,
-    barriers: AtomicU8,
-    satb: UnsafeCell<SatbBuffer>,
-}
-
-// SAFETY: `satb` is used by the mutator while it runs and by the collector only while the
-// world is stopped; loom checks that the safepoint protocol orders the two.
-unsafe impl Sync for M {}
-
-loom_tests::participant!(M);
-
 struct World {
-    sp: Safepoint<M>,
+    sp: Safepoint<SatbMutator>,
     queue: SatbQueue,
     /// The weakref's slot.
     weak_slot: AtomicU64,
     /// A reference field of a live object (in the snapshot), 0 at first.
     field: AtomicU64,
     /// What the cycle marked.
-    marked: Mutex<Vec<usize>>,
-}
-
-impl World {
-    fn mark(&self, entries: impl IntoIterator<Item = usize>) {
-        self.marked.lock().unwrap().extend(entries);
-    }
+    marked: Marked,
 }
 
 /// The mutator: poll, then a weak load stored into the live object; twice.
-fn mutator(w: &World, m: &M) {
+fn mutator(w: &World, m: &SatbMutator) {
     for _ in 0..2 {
         w.sp.poll(m);
-        let shade = |t: usize| {
-            // SAFETY: running: the buffer is this thread's.
-            let full = m.satb.with_mut(|b| unsafe { (*b).push(t) });
-            if let Some(full) = full {
-                w.queue.publish(full);
-            }
-        };
         if let Some(t) = weak::load(
             &w.weak_slot,
             m.barriers.load(Ordering::Relaxed),
             |t| t,
-            shade,
+            |t| m.shade(&w.queue, t),
         ) {
             // The old value is 0 and the holder is in the snapshot: no SATB entry is due.
             w.field.store(t as u64, Ordering::Relaxed);
         }
     }
-    // Detaching hands the partial buffer over first, as `Mutator::detach` does.
-    // SAFETY: still running: the buffer is ours.
-    let rest = m.satb.with_mut(|b| unsafe { (*b).take() });
-    w.queue.publish(rest);
-    w.sp.detach(m);
+    m.detach(&w.sp, &w.queue);
 }
 
 /// One cycle: init mark (snapshot of the live object's field), concurrent draining, final
 /// mark (flush every buffer, drain, settle the weak slot).
 fn collector(w: &World) {
-    let stopped = w.sp.stop_the_world();
-    w.mark(Some(w.field.load(Ordering::Relaxed) as usize).filter(|&t| t != 0));
-    for m in &stopped {
-        m.barriers.store(WRITE, Ordering::Relaxed);
-    }
-    w.sp.resume();
-    while let Some(buf) = w.queue.take() {
-        w.mark(buf);
-    }
-    let stopped = w.sp.stop_the_world();
-    for m in &stopped {
-        // SAFETY: the world is stopped: the collector owns every mutator's buffer.
-        let rest = m.satb.with_mut(|b| unsafe { (*b).take() });
-        w.mark(rest);
-        m.barriers.store(0, Ordering::Relaxed);
-    }
-    for buf in w.queue.take_all() {
-        w.mark(buf);
-    }
-    let marked = w.marked.lock().unwrap().clone();
-    weak::settle(&w.weak_slot, |_| None, |t| !marked.contains(&t));
-    w.sp.resume();
+    cycle(
+        &w.sp,
+        &w.queue,
+        &w.marked,
+        || w.field.load(Ordering::Relaxed) as usize,
+        || {},
+        || {
+            weak::settle(&w.weak_slot, |_| None, |t| !w.marked.contains(t));
+        },
+    );
 }
 
 #[test]
@@ -117,20 +75,16 @@ fn a_weak_load_during_marking_keeps_its_target_alive() {
             queue: SatbQueue::default(),
             weak_slot: AtomicU64::new(TARGET as u64),
             field: AtomicU64::new(0),
-            marked: Mutex::new(Vec::new()),
+            marked: Marked::default(),
         });
-        let m = Arc::new(M {
-            ts: ThreadState::default(),
-            barriers: AtomicU8::new(0),
-            satb: UnsafeCell::new(SatbBuffer::default()),
-        });
+        let m = Arc::new(SatbMutator::new(0));
         w.sp.attach(m.clone());
         let (w1, m1) = (w.clone(), m.clone());
         let t = loom::thread::spawn(move || mutator(&w1, &m1));
         collector(&w);
         t.join().unwrap();
         let held = w.field.load(Ordering::Relaxed) as usize;
-        let live = w.marked.lock().unwrap().contains(&TARGET);
+        let live = w.marked.contains(TARGET);
         let slot = w.weak_slot.load(Ordering::Relaxed) as usize;
         if held == TARGET {
             assert!(
@@ -189,15 +143,11 @@ fn a_weak_load_while_slots_are_settled_never_hands_out_a_dead_target() {
     const DEAD: usize = 0x1000;
     const LIVE: usize = 0x2000;
     loom_tests::model(|| {
-        let sp = Arc::new(Safepoint::<M>::default());
+        let sp = Arc::new(Safepoint::<SatbMutator>::default());
         let window = Arc::new(weak::Window::default());
         let dead = Arc::new(Weak::new(DEAD, false));
         let live = Arc::new(Weak::new(LIVE, true));
-        let m = Arc::new(M {
-            ts: ThreadState::default(),
-            barriers: AtomicU8::new(0),
-            satb: UnsafeCell::new(SatbBuffer::default()),
-        });
+        let m = Arc::new(SatbMutator::new(0));
         sp.attach(m.clone());
         // The mutator thread is blocked in native code through the final-mark pause, which
         // opens the window.
