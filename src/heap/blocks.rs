@@ -16,6 +16,8 @@ pub struct BlockPools {
     pub free: SegQueue<BlockIndex>,
     /// Blocks with at least one free line.
     pub recyclable: SegQueue<BlockIndex>,
+    /// The free blocks lent while a sweep has begun and is not offered yet.
+    pub bridge: super::bridge::Bridge,
 }
 
 impl BlockPools {

@@ -110,6 +110,7 @@ pub struct SideMetadata {
     cset: usize,
     marked_bytes: usize,
     live_bytes: usize,
+    taken: usize,
     n_mark_words: usize,
     n_lines: usize,
     n_blocks: usize,
@@ -130,8 +131,9 @@ impl SideMetadata {
         let lines_len = page_round(n_lines);
         let states_len = page_round(n_blocks);
         let bytes_len = page_round(n_blocks * 4);
+        let taken_len = page_round(n_blocks * 8);
         let map = Reservation::new(
-            marks_len + lines_len + 4 * states_len + 2 * bytes_len,
+            marks_len + lines_len + 4 * states_len + 2 * bytes_len + taken_len,
             PAGE_SIZE,
             true,
         )?;
@@ -143,6 +145,7 @@ impl SideMetadata {
         let cset = decommitted + states_len;
         let marked_bytes = cset + states_len;
         let live_bytes = marked_bytes + bytes_len;
+        let taken = live_bytes + bytes_len;
         Ok(SideMetadata {
             map,
             heap_base,
@@ -154,6 +157,7 @@ impl SideMetadata {
             cset,
             marked_bytes,
             live_bytes,
+            taken,
             n_mark_words,
             n_lines,
             n_blocks,
@@ -370,6 +374,25 @@ impl SideMetadata {
         if cell.load(Ordering::Relaxed) == 0 {
             cell.store(1, Ordering::Relaxed);
         }
+    }
+
+    fn taken_cell(&self, block: usize) -> &AtomicU64 {
+        assert!(block < self.n_blocks);
+        // SAFETY: in bounds (asserted) of the read-write table of u64 per block.
+        unsafe { &*(self.taken as *const AtomicU64).add(block) }
+    }
+
+    /// Records that block `block` was taken from the bridge while sweep number `sweep` had
+    /// begun and was not offered yet (see `heap::bridge`): that sweep passes it over.
+    pub fn set_taken_in(&self, block: usize, sweep: u64) {
+        // Relaxed: the bridge's close orders it before any sweep of the block.
+        self.taken_cell(block).store(sweep, Ordering::Relaxed);
+    }
+
+    /// The number of the sweep during which block `block` was last taken from the bridge
+    /// (0: never).
+    pub fn taken_in(&self, block: usize) -> u64 {
+        self.taken_cell(block).load(Ordering::Relaxed)
     }
 
     /// Bytes of objects marked in block `block` by the last cycle's marking.

@@ -12,6 +12,7 @@
 //! exceed the configured maximum (see [`budget`]).
 
 pub mod blocks;
+pub mod bridge;
 pub mod budget;
 pub mod los;
 pub mod metadata;
@@ -364,6 +365,9 @@ impl Space {
             if let Some(b) = self.pools.free.pop() {
                 break b as usize;
             }
+            if let Some(b) = self.take_bridged() {
+                break b;
+            }
             if self.assist_sweep() || self.await_sweep_offer() {
                 continue;
             }
@@ -379,6 +383,17 @@ impl Space {
         self.meta.set_block_state(b, BlockState::Allocating);
         self.add_in_use(BLOCK_SIZE);
         Ok(Some(b))
+    }
+
+    /// Takes a free block from the bridge (see [`bridge`]), stamped with the sweep that
+    /// lends it, so that the sweep passes it over.
+    fn take_bridged(&self) -> Option<usize> {
+        let b = self.pools.bridge.take(|b| {
+            // The sweep that lends it began and is not offered: its number stands.
+            let sweep = self.sweeps.load(Ordering::Acquire);
+            self.meta.set_taken_in(b as usize, sweep);
+        })?;
+        Some(b as usize)
     }
 
     /// Takes back an idle chunk or commits one more, pushes all but its first block to the

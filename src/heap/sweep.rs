@@ -7,7 +7,9 @@
 //!
 //! The pools were emptied when the sweep began, so no allocator touches a block until it
 //! has been swept and pushed (the queue push/pop orders the sweep's writes before the
-//! allocator's). Wholly empty chunks swept by workers are parked as idle at once (see
+//! allocator's), except the free blocks lent on the bridge until the sweep is offered
+//! (see `heap::bridge`): those taken are stamped with the sweep's number, and it passes
+//! them over. Wholly empty chunks swept by workers are parked as idle at once (see
 //! `heap::uncommit`): allocators take them back when the pools run dry, and the uncommit
 //! thread returns those that stay idle to the OS.
 
@@ -20,6 +22,9 @@ use std::sync::Arc;
 /// One sweep over the chunks committed when it began.
 #[derive(Debug)]
 pub struct ChunkSweep {
+    /// Its number (`Space::sweeps_begun` once it began): blocks stamped with it were taken
+    /// from the bridge and are not swept.
+    number: u64,
     chunks: Vec<usize>,
     next: AtomicUsize,
     done: AtomicUsize,
@@ -56,6 +61,10 @@ impl ChunkSweep {
     /// park a wholly empty chunk as idle (to be returned to the OS if it stays unused)
     /// instead of pooling its blocks.
     pub fn sweep_next(&self, space: &Space, hold_empty: bool) -> bool {
+        if space.pools.bridge.is_open() {
+            // A stop-the-world sweep, never offered: nothing is lent from here on.
+            space.pools.bridge.close();
+        }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         let Some(&c) = self.chunks.get(i) else {
             return false;
@@ -67,6 +76,17 @@ impl ChunkSweep {
         let (mut live, mut black, mut marked) = (0, 0, 0);
         let (mut young_lines, mut young_bytes, mut young_live) = (0, 0, 0);
         for b in first..first + BLOCKS_PER_CHUNK {
+            if space.meta.taken_in(b) == self.number {
+                // Taken from the bridge since the sweep began: its objects are newer than
+                // the marks. Like a chunk committed since, it keeps no marks but sticky
+                // ones (copies made there were marked).
+                if !self.rule.sticky {
+                    space
+                        .meta
+                        .clear_marks(space.block_addr(b), super::BLOCK_SIZE);
+                }
+                continue;
+            }
             let r = sweep_block(&space.meta, space.immix_base(), b, self.rule, poison);
             live += r.live_lines;
             black += r.black_lines;
@@ -153,13 +173,20 @@ impl Space {
         }
     }
 
-    /// Begins a sweep after marking with the current epoch: empties the block pools (call
-    /// it while the world is stopped). Allocators help only once it is offered.
+    /// Begins a sweep after marking with the current epoch: empties the block pools, the
+    /// free blocks onto the bridge (call it while the world is stopped). Allocators help
+    /// only once it is offered.
     pub fn begin_sweep(&self) -> Arc<ChunkSweep> {
-        self.pools.clear();
+        // A sweep begun and never swept (a cycle abandoned) lends nothing any more.
+        self.pools.bridge.close();
+        while self.pools.recyclable.pop().is_some() {}
         self.sweep_pending.store(true, Ordering::Release);
-        self.sweeps.fetch_add(1, Ordering::AcqRel);
+        let number = self.sweeps.fetch_add(1, Ordering::AcqRel) + 1;
+        self.pools
+            .bridge
+            .open(std::iter::from_fn(|| self.pools.free.pop()));
         Arc::new(ChunkSweep {
+            number,
             chunks: self.committed_chunks(),
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
@@ -176,6 +203,7 @@ impl Space {
     /// Lets allocators whose pools run dry sweep chunks of `s` (once nothing but the sweep
     /// may still write to dead objects' memory).
     pub fn offer_sweep(&self, s: &Arc<ChunkSweep>) {
+        self.pools.bridge.close();
         *self.sweep.lock() = Some(s.clone());
         self.sweep_pending.store(false, Ordering::Release);
     }
@@ -193,6 +221,7 @@ impl Space {
     /// one), releases idle chunks above the minimum heap at once when the uncommit delay is
     /// zero, and returns the bytes live in blocks.
     pub fn finish_sweep(&self, s: &ChunkSweep) -> usize {
+        self.pools.bridge.close();
         while s.sweep_next(self, true) {}
         // A sweep run inside a pause (stop-the-world) is never offered.
         self.sweep_pending.store(false, Ordering::Release);
