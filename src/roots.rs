@@ -157,9 +157,11 @@ impl GlobalRoots {
         }
         let cb = *self.callback.lock();
         if let Some((cb, data)) = cb {
-            // SAFETY: the VM's callback contract: it reports valid slots.
-            with_visitor(&mut f, |visit, ctx| unsafe {
-                cb(visit, ctx, data as *mut c_void)
+            crate::callback::within("the root callback", || {
+                // SAFETY: the VM's callback contract: it reports valid slots.
+                with_visitor(&mut f, |visit, ctx| unsafe {
+                    cb(visit, ctx, data as *mut c_void)
+                })
             });
         }
     }

@@ -13,6 +13,9 @@
  * exception unwinds through the collector's frames, which is not supported (glibc then
  * aborts the process). A VM that must end a thread from one (CPython's exit of a daemon
  * thread at finalization) sets a flag and exits after the Tandem call returns.
+ * Callbacks that run inside the collector's work (trace functions, the root callback,
+ * destructors, the verify hook, tandem_walk_roots' callback) must not call Tandem: any
+ * call from one fails with TANDEM_ERR_STATE, naming the callback.
  *
  * Typical use:
  *   tandem_init(NULL);                       // defaults, overridden by TANDEM_* env vars
@@ -519,8 +522,8 @@ static inline tandem_result tandem_safepoint(tandem_mutator *m) {
 
 /** Enters a native region (a blocking call): collections may run meanwhile, so the thread
  *  must not touch the heap until tandem_leave_native. An allocation's slow path, a
- *  collection or tandem_weakref_new inside the region fails with TANDEM_ERR_STATE (the
- *  region holds); the inline fast paths cannot check, so keep them out of it. */
+ *  collection (tandem_collect, _ex, _step) or tandem_weakref_new inside the region fails
+ *  with TANDEM_ERR_STATE (the region holds); the inline fast paths cannot check, so keep them out of it. */
 tandem_result tandem_enter_native(tandem_mutator *m);
 /** Leaves a native region, waiting while a collection runs. */
 tandem_result tandem_leave_native(tandem_mutator *m);
@@ -763,7 +766,9 @@ typedef struct tandem_gc_event {
  *  trigger, after each pause and each cycle (events wait for the next poll; at most 1024
  *  wait). It may call Tandem with that thread's mutator. */
 typedef void (*tandem_gc_hook_fn)(const tandem_gc_event *event, void *data);
-/** Sets (NULL clears) the GC hook. */
+/** Sets (NULL clears) the GC hook. Calls of the old hook that other threads began have
+ *  returned when this returns (it waits for them, as in a native region), and none begins
+ *  after: the VM may then free the old hook's data. A hook that replaces itself goes on. */
 tandem_result tandem_set_gc_hook(tandem_gc_hook_fn fn, void *data);
 
 /** Levels of tandem_collect_ex. */

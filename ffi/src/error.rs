@@ -139,10 +139,10 @@ pub fn last_error_ptr() -> *const c_char {
 /// lets an unwind cross the ABI, and keeps the thread from being cancelled inside (see
 /// `thread`).
 pub fn guard<T>(on_error: T, body: impl FnOnce() -> FfiResult<T>) -> (T, Code) {
-    // A destructor runs on a GC thread, inside a cycle: any call from it fails (an attach
-    // from one made a collector thread a mutator, and in stw mode waited on its own stop).
+    // A VM callback inside the collector's work (a destructor, a tracer, the root callback,
+    // the verify hook, a root walk's callback): any call from it fails (see `callback`).
     let body = || {
-        tandem_core::refs::check_not_in_destructor("Tandem")?;
+        tandem_core::callback::check("Tandem")?;
         body()
     };
     let caught = crate::thread::without_cancellation(|| {

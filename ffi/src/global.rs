@@ -345,8 +345,9 @@ pub fn with_own_mutator<R>(p: *mut MutatorCore, f: impl FnOnce(&Mutator) -> R) -
 
 #[cold]
 fn explain_bad_mutator(p: *mut MutatorCore) -> crate::error::FfiError {
-    // A destructor runs on a GC thread, which has no mutator: any mutator it passes is wrong.
-    if let Err(e) = tandem_core::refs::check_not_in_destructor("a Tandem call with a mutator") {
+    // A callback inside the collector's work must not call Tandem: say so rather than that
+    // the mutator is wrong (a destructor's GC thread has none).
+    if let Err(e) = tandem_core::callback::check("a Tandem call with a mutator") {
         return e.into();
     }
     let known = LIVE_MUTATORS.with(|set| set.as_ref().is_some_and(|s| s.contains(&(p as usize))));

@@ -279,8 +279,10 @@ pub extern "C" fn tandem_walk_roots(f: Option<RootSlotFn>, data: *mut c_void) ->
             return fail(Code::InvalidArgument, "tandem_walk_roots: NULL callback");
         };
         global::with_heap(|h| {
-            // SAFETY: the VM's callback contract (documented in tandem.h).
-            h.walk_roots(|s| unsafe { f(s as *mut *mut c_void, data as *mut c_void) });
+            tandem_core::callback::within("tandem_walk_roots' callback", || {
+                // SAFETY: the VM's callback contract (documented in tandem.h).
+                h.walk_roots(|s| unsafe { f(s as *mut *mut c_void, data as *mut c_void) })
+            });
             Ok(())
         })
     })
@@ -316,7 +318,10 @@ pub extern "C" fn tandem_set_verify_hook(f: Option<VerifyFn>, data: *mut c_void)
             h.set_verify_hook(f.map(|f| {
                 Box::new(move |o: ObjRef| {
                     // SAFETY: the VM's hook contract (documented in tandem.h).
-                    match unsafe { f(o.as_ptr() as *mut c_void, data as *mut c_void) } {
+                    let code = tandem_core::callback::within("the verify hook", || unsafe {
+                        f(o.as_ptr() as *mut c_void, data as *mut c_void)
+                    });
+                    match code {
                         0 => Ok(()),
                         code => Err(format!("the VM's verify hook returned {code}")),
                     }
@@ -454,7 +459,8 @@ pub unsafe extern "C" fn tandem_collect_step(m: *mut CMutator, phase: *mut i32) 
         if phase.is_null() {
             return fail(Code::InvalidArgument, "tandem_collect_step: NULL phase");
         }
-        let p = global::with_mutator(m, |mm| Ok(mm.collect_step()?))?;
+        let p =
+            global::with_running_mutator(m, "tandem_collect_step", |mm| Ok(mm.collect_step()?))?;
         let code = match p {
             Phase::Idle => 0,
             Phase::Marking => 1,

@@ -103,6 +103,21 @@ fn threads_that_exit_attached_or_are_cancelled_end_cleanly_concurrent() {
 }
 
 #[test]
+fn callbacks_that_call_back_fail_and_a_cleared_hook_stays_quiet_stop_the_world() {
+    let out = build_and_run(c_test("callbacks.c"), &["stw"]);
+    assert!(out.contains("callbacks stw: all checks passed"), "{out}");
+}
+
+#[test]
+fn callbacks_that_call_back_fail_and_a_cleared_hook_stays_quiet_concurrent() {
+    let out = build_and_run(c_test("callbacks.c"), &["concurrent"]);
+    assert!(
+        out.contains("callbacks concurrent: all checks passed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn misuse_returns_errors_with_messages_and_never_aborts() {
     let out = build_and_run(c_test("misuse.c"), &[]);
     assert!(out.contains("misuse: all checks passed"), "{out}");
@@ -284,6 +299,7 @@ fn header_and_c_sources_compile_warning_free_with_gcc_and_clang_and_as_cxx() {
     let sources = [
         c_test("binary_trees.c"),
         c_test("misuse.c"),
+        c_test("callbacks.c"),
         c_test("store_audit.c"),
         c_test("faults.c"),
         c_test("shadow_stack.c"),

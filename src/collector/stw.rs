@@ -101,10 +101,6 @@ pub fn collect(
             nursery,
         },
     );
-    if nursery {
-        rt.stats.add_nursery_cycle();
-    }
-    rt.stats.add_cycle();
     pause.end_then(
         rt,
         PauseKind::StwCollection,
@@ -117,7 +113,15 @@ pub fn collect(
             marked,
         },
         // Ends while still stopped: a request made after resume asks for a new collection.
-        || super::end_cycle(rt, cause, t_cycle, heap_before, live),
+        // Counted after the pause is recorded: statistics read meanwhile never show more
+        // cycles than pauses.
+        || {
+            if nursery {
+                rt.stats.add_nursery_cycle();
+            }
+            rt.stats.add_cycle();
+            super::end_cycle(rt, cause, t_cycle, heap_before, live)
+        },
     );
     // After the resume: reading every worker's clock is a system call each, which the
     // pause need not wait for.

@@ -218,7 +218,7 @@ impl Mutator {
 
     /// Runs a collection to `level`.
     pub fn collect_ex(&mut self, level: CollectLevel) -> Result<()> {
-        crate::refs::check_not_in_destructor("collect")?;
+        crate::callback::check("collect")?;
         match level {
             CollectLevel::Start => {
                 self.rt.failure.check()?;
@@ -246,6 +246,7 @@ impl Mutator {
     /// ended (a stop-the-world collection is one step). Any other wait for the collector
     /// turns stepping off.
     pub fn collect_step(&mut self) -> Result<crate::collector::step::Phase> {
+        crate::callback::check("collect_step")?;
         self.rt.failure.check()?;
         let rt = self.rt.clone();
         let phase = self.native(|| {

@@ -150,9 +150,11 @@ impl TypeInfo {
     #[inline]
     pub unsafe fn for_each_slot(&self, obj: ObjRef, mut f: impl FnMut(*mut *mut u8)) {
         if let Some(trace) = self.trace {
-            // SAFETY: the VM's tracer promises to visit only slots of `obj`.
-            with_visitor(&mut f, |visit, ctx| unsafe {
-                trace(obj.as_ptr(), visit, ctx)
+            crate::callback::within("a type's trace function", || {
+                // SAFETY: the VM's tracer promises to visit only slots of `obj`.
+                with_visitor(&mut f, |visit, ctx| unsafe {
+                    trace(obj.as_ptr(), visit, ctx)
+                })
             });
             return;
         }

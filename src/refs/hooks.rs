@@ -6,7 +6,8 @@
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind, PauseRecord};
 use crate::sync::unmodelled::Arc;
-use crate::sync::{AtomicBool, Mutex, Ordering};
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
+use std::cell::Cell;
 
 /// What an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +46,38 @@ pub struct GcEvent {
 /// The hook: called with each event on a mutator thread.
 pub type GcHook = Arc<dyn Fn(&GcEvent) + Send + Sync>;
 
+/// The installed hook and how many of its calls are in progress, less those of threads
+/// waiting in [`Hooks::set`] (so that two hooks that each replace the hook do not wait for
+/// each other).
+#[derive(Default)]
+struct Installed {
+    hook: Option<GcHook>,
+    running: usize,
+}
+
+thread_local! {
+    /// Hook calls in progress on this thread (a hook may poll, and so call hooks again).
+    static CALLING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Ends a hook call, if it unwinds too.
+struct CallEnds<'a>(&'a (Mutex<Installed>, Condvar));
+
+impl Drop for CallEnds<'_> {
+    fn drop(&mut self) {
+        CALLING.with(|c| c.set(c.get() - 1));
+        let mut g = self.0 .0.lock();
+        g.running -= 1;
+        if g.running == 0 {
+            self.0 .1.notify_all();
+        }
+    }
+}
+
 /// The installed hook and the events it has not seen yet.
 #[derive(Default)]
 pub struct Hooks {
-    hook: Mutex<Option<GcHook>>,
+    installed: Arc<(Mutex<Installed>, Condvar)>,
     hooked: AtomicBool,
     events: Mutex<Vec<GcEvent>>,
     /// Totals when the last cycle ended: (cycles, allocated, cleared, finalized, destructed).
@@ -59,13 +88,32 @@ pub struct Hooks {
 const MAX_EVENTS: usize = 1024;
 
 impl Hooks {
-    /// Installs (None: removes) the hook.
-    pub fn set(&self, hook: Option<GcHook>) {
+    /// Installs (None: removes) the hook. Calls of the old hook that other threads began
+    /// end before this returns, so that the VM may free what it used; those due and not
+    /// begun are made with the new hook, or not at all. The wait is in a native region: a
+    /// hook may collect.
+    pub fn set(&self, rt: &Runtime, hook: Option<GcHook>) {
         self.hooked.store(hook.is_some(), Ordering::Relaxed);
-        *self.hook.lock() = hook;
-        if !self.hooked.load(Ordering::Relaxed) {
+        if hook.is_none() {
             self.events.lock().clear();
         }
+        let (lock, ended) = &*self.installed;
+        let mut g = lock.lock();
+        let old = std::mem::replace(&mut g.hook, hook);
+        if old.is_none() {
+            return;
+        }
+        // A call of the old hook on this thread (the hook replacing itself) goes on.
+        let own = CALLING.with(|c| c.get());
+        g.running -= own;
+        drop(g);
+        crate::mutator::while_native(rt, || {
+            let mut g = lock.lock();
+            while g.running > 0 {
+                g = ended.wait(g);
+            }
+            g.running += own;
+        });
     }
 
     fn post(&self, rt: &Runtime, ev: GcEvent) {
@@ -138,16 +186,27 @@ impl Hooks {
         );
     }
 
-    /// The hook's calls for the queued events.
+    /// The hook's calls for the queued events. Each finds the hook installed when it
+    /// begins: a hook removed or replaced since is not called.
     pub fn take_calls(&self) -> Vec<super::finalize::Trigger> {
-        let Some(hook) = self.hook.lock().clone() else {
+        if !self.hooked.load(Ordering::Relaxed) {
             return Vec::new();
-        };
+        }
         std::mem::take(&mut *self.events.lock())
             .into_iter()
             .map(|ev| {
-                let hook = hook.clone();
-                Arc::new(move || hook(&ev)) as super::finalize::Trigger
+                let installed = self.installed.clone();
+                Arc::new(move || {
+                    let hook = {
+                        let mut g = installed.0.lock();
+                        let Some(h) = g.hook.clone() else { return };
+                        g.running += 1;
+                        h
+                    };
+                    CALLING.with(|c| c.set(c.get() + 1));
+                    let _ends = CallEnds(&installed);
+                    hook(&ev);
+                }) as super::finalize::Trigger
             })
             .collect()
     }

@@ -316,24 +316,23 @@ impl References {
         if dying.0.is_empty() {
             return;
         }
-        IN_DESTRUCTOR.with(|d| d.set(true));
-        for &a in &dying.0 {
-            let obj = ObjRef::from_addr(a).expect("non-zero");
-            // SAFETY: a dead object not yet swept; its header is intact.
-            let ty = unsafe { obj.type_id() };
-            if let Some(f) = rt.types.get(ty).and_then(|i| i.destructor) {
-                // SAFETY: the VM's destructor contract: called once with the dead object.
-                unsafe { f(obj.as_ptr()) };
+        crate::callback::within("a destructor", || {
+            for &a in &dying.0 {
+                let obj = ObjRef::from_addr(a).expect("non-zero");
+                // SAFETY: a dead object not yet swept; its header is intact.
+                let ty = unsafe { obj.type_id() };
+                if let Some(f) = rt.types.get(ty).and_then(|i| i.destructor) {
+                    // SAFETY: the VM's destructor contract: called once with the dead object.
+                    unsafe { f(obj.as_ptr()) };
+                }
             }
-        }
-        IN_DESTRUCTOR.with(|d| d.set(false));
+        });
         self.destructed
             .fetch_add(dying.0.len() as u64, Ordering::Relaxed);
     }
 }
 
 thread_local! {
-    static IN_DESTRUCTOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static IN_VM_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
@@ -371,17 +370,6 @@ impl References {
         calls.extend(self.queues.fresh_triggers());
         DueCalls(calls)
     }
-}
-
-/// Fails when called from a destructor, which must not touch the heap.
-pub fn check_not_in_destructor(what: &str) -> crate::Result<()> {
-    if IN_DESTRUCTOR.with(|d| d.get()) {
-        return Err(crate::Error::State(format!(
-            "{what} called from a destructor: destructors run on a GC thread and must not \
-             allocate or touch GC objects"
-        )));
-    }
-    Ok(())
 }
 
 /// Follows `*addr` to its copy when its object moved.

@@ -363,6 +363,9 @@ static void native_region_misuse_is_reported(tandem_mutator *m) {
     CHECK_NULL_WITH(tandem_alloc_slow(m, pair_type, 0), "inside a native region");
     CHECK_FAILS(tandem_collect(m), TANDEM_ERR_STATE, "inside a native region");
     CHECK_FAILS(tandem_collect_ex(m, TANDEM_COLLECT_FULL), TANDEM_ERR_STATE, "inside a native region");
+    int phase = -1;
+    CHECK_FAILS(tandem_collect_step(m, &phase), TANDEM_ERR_STATE, "inside a native region");
+    CHECK(phase == -1);
     CHECK_NULL_WITH(tandem_weakref_new(m, NULL), "inside a native region");
     CHECK_NULL_WITH(tandem_weakref_get(m, *tandem_root_slot(m, 0)), "inside a native region");
     CHECK_OK(tandem_leave_native(m));
