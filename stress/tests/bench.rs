@@ -207,7 +207,7 @@ fn space_time_ran(dir: &std::path::Path, report: &Value) {
 }
 
 /// The C clients (against tandem.h, and against gc.h where libgc's header is installed)
-/// built, ran and checked their trees in every column.
+/// built, ran and checked their trees and caches in every column.
 fn c_clients_ran(test: &str, report: &Value, with_libgc: bool) {
     let c = &report["c_clients"];
     assert!(
@@ -228,7 +228,7 @@ fn c_clients_ran(test: &str, report: &Value, with_libgc: bool) {
         );
     }
     let cases = c["cases"].as_array().expect("C client cases");
-    for program in ["c/binary-trees", "c/gcbench"] {
+    for program in ["c/binary-trees", "c/gcbench", "c/weak-cache"] {
         let case = cases
             .iter()
             .find(|r| {

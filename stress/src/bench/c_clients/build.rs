@@ -23,6 +23,15 @@ const SOURCES: &[(&str, &str)] = &[
         include_str!("../../../c/gcbench_tandem.c"),
     ),
     ("gcbench_gc.c", include_str!("../../../c/gcbench_gc.c")),
+    ("weak_cache.h", include_str!("../../../c/weak_cache.h")),
+    (
+        "weak_cache_tandem.c",
+        include_str!("../../../c/weak_cache_tandem.c"),
+    ),
+    (
+        "weak_cache_gc.c",
+        include_str!("../../../c/weak_cache_gc.c"),
+    ),
     (
         "load_barrier_tandem.c",
         include_str!("../../../c/load_barrier_tandem.c"),
@@ -40,6 +49,8 @@ pub struct ClientPaths {
     pub binary_trees: PathBuf,
     /// GCBench.
     pub gcbench: PathBuf,
+    /// The weak-value cache.
+    pub weak_cache: PathBuf,
     /// The load-barrier probe (Tandem only: None for libgc).
     pub load_barrier: Option<PathBuf>,
 }
@@ -50,6 +61,7 @@ impl ClientPaths {
         match program {
             super::Program::BinaryTrees => &self.binary_trees,
             super::Program::Gcbench => &self.gcbench,
+            super::Program::WeakCache => &self.weak_cache,
         }
     }
 }
@@ -75,6 +87,7 @@ pub fn build(dir: &Path) -> (Clients, Clients) {
         Ok(ClientPaths {
             binary_trees: compile(&src, dir, "binary_trees_tandem", &link)?,
             gcbench: compile(&src, dir, "gcbench_tandem", &link)?,
+            weak_cache: compile(&src, dir, "weak_cache_tandem", &link)?,
             load_barrier: Some(compile(&src, dir, "load_barrier_tandem", &link)?),
         })
     });
@@ -83,6 +96,7 @@ pub fn build(dir: &Path) -> (Clients, Clients) {
         Ok(ClientPaths {
             binary_trees: compile(&src, dir, "binary_trees_gc", &link)?,
             gcbench: compile(&src, dir, "gcbench_gc", &link)?,
+            weak_cache: compile(&src, dir, "weak_cache_gc", &link)?,
             load_barrier: None,
         })
     })();

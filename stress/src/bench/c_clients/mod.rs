@@ -1,7 +1,8 @@
-//! C clients: binary-trees and GCBench written in C against `tandem.h` alone and against
-//! `gc.h` alone (`stress/c/`), as a VM author and a libgc user would write them, so that
-//! the bench measures Tandem's inline C fast paths and libgc in its own idiom with no
-//! harness between. Each run is its own process: Tandem in concurrent and in stw mode
+//! C clients: binary-trees, GCBench and a weak-value cache (Python's weakref and `__del__`,
+//! see `stress/c/weak_cache.h`) written in C against `tandem.h` alone and against `gc.h`
+//! alone (`stress/c/`), as a VM author and a libgc user would write them, so that the
+//! bench measures Tandem's inline C fast paths and VM services, and libgc in its own
+//! idiom (disappearing links, ordered finalizers run on demand), with no harness between. Each run is its own process: Tandem in concurrent and in stw mode
 //! (with `TANDEM_HEAP_MAX` where the case gives one, nothing else set), libgc with its
 //! defaults; wall time from the program, peak RSS and page faults from `wait4`.
 //!
@@ -28,6 +29,8 @@ pub enum Program {
     BinaryTrees,
     /// GCBench: `stretch-depth`.
     Gcbench,
+    /// The weak-value cache: `ops-per-thread threads`.
+    WeakCache,
 }
 
 /// One C case.
@@ -65,14 +68,29 @@ pub fn cases(suite: Suite) -> Vec<CCase> {
         tandem_heap_max: Some(max),
         harness_case: None,
     };
+    // Default settings, no heap limit: what a Python VM's small process gets.
+    let weak_cache = |ops: u32, threads: usize| CCase {
+        name: format!("c/weak-cache/{}k/t{threads}", ops / 1000),
+        program: Program::WeakCache,
+        args: vec![ops.to_string(), threads.to_string()],
+        threads,
+        tandem_heap_max: None,
+        harness_case: None,
+    };
     match suite {
-        Suite::Smoke => vec![bt(10, 2, "16M"), gcbench(12, "16M")],
-        Suite::Quick => vec![bt(16, 1, "80M"), bt(16, 2, "120M"), gcbench(18, "64M")],
+        Suite::Smoke => vec![bt(10, 2, "16M"), gcbench(12, "16M"), weak_cache(100_000, 2)],
+        Suite::Quick => vec![
+            bt(16, 1, "80M"),
+            bt(16, 2, "120M"),
+            gcbench(18, "64M"),
+            weak_cache(1_000_000, 2),
+        ],
         Suite::Full => vec![
             bt(18, 1, "80M"),
             bt(18, 2, "120M"),
             gcbench(18, "64M"),
             bt(21, 1, "600M"),
+            weak_cache(2_000_000, 2),
         ],
     }
 }
