@@ -210,6 +210,9 @@ pub const HANDSHAKE_POLL: Duration = Duration::from_micros(20);
 /// every other thread stopped until it returns: the warning says which one.
 pub const SLOW_STOP_WARNING: Duration = Duration::from_secs(1);
 
+/// How long a stop looks for its mutators to stop before it sleeps until they have.
+const STOP_WATCH: Duration = Duration::from_micros(50);
+
 impl Participant for ThreadState {
     fn thread_state(&self) -> &ThreadState {
         self
@@ -514,6 +517,14 @@ impl<T: Participant> Safepoint<T> {
             .count();
         g.awaited = awaited;
         let requested = Instant::now();
+        // Most stops complete within tens of microseconds: look again for a moment, giving
+        // the core away between looks, before sleeping; the wake-up of a virtual CPU that
+        // went idle arrived milliseconds late.
+        while g.awaited > 0 && !cfg!(loom) && requested.elapsed() < STOP_WATCH {
+            drop(g);
+            std::thread::yield_now();
+            g = self.registry.lock();
+        }
         let mut warn_after = SLOW_STOP_WARNING;
         while g.awaited > 0 {
             let waited = requested.elapsed();
