@@ -191,7 +191,7 @@ impl Heap {
     /// or allocation slow path) after each pause and each cycle.
     #[allow(clippy::type_complexity)]
     pub fn set_gc_hook(&self, hook: Option<Box<dyn Fn(&refs::hooks::GcEvent) + Send + Sync>>) {
-        self.rt().refs.hooks.set(self.rt(), hook.map(Arc::from));
+        self.rt().refs.hooks.set(hook.map(Arc::from));
     }
 
     /// Turns automatic collection on or off (Python's `gc.enable()` / `gc.disable()`).

@@ -766,9 +766,11 @@ typedef struct tandem_gc_event {
  *  trigger, after each pause and each cycle (events wait for the next poll; at most 1024
  *  wait). It may call Tandem with that thread's mutator. */
 typedef void (*tandem_gc_hook_fn)(const tandem_gc_event *event, void *data);
-/** Sets (NULL clears) the GC hook. Calls of the old hook that other threads began have
- *  returned when this returns (it waits for them, as in a native region), and none begins
- *  after: the VM may then free the old hook's data. A hook that replaces itself goes on. */
+/** Sets (NULL clears) the GC hook. No call of the old hook begins after this returns (the
+ *  events not yet handled go to the new hook, or nowhere); a call another thread began
+ *  before may still be running: a VM frees the old hook's data once such calls are over
+ *  (its own lock around the hook's body tells). It does not wait for them itself, so that
+ *  a VM whose hook takes a lock the setter holds (a GIL) cannot deadlock. */
 tandem_result tandem_set_gc_hook(tandem_gc_hook_fn fn, void *data);
 
 /** Levels of tandem_collect_ex. */

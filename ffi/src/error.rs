@@ -139,10 +139,10 @@ pub fn last_error_ptr() -> *const c_char {
 /// lets an unwind cross the ABI, and keeps the thread from being cancelled inside (see
 /// `thread`).
 pub fn guard<T>(on_error: T, body: impl FnOnce() -> FfiResult<T>) -> (T, Code) {
-    // A VM callback inside the collector's work (a destructor, a tracer, the root callback,
-    // the verify hook, a root walk's callback): any call from it fails (see `callback`).
+    // A destructor may call nothing (see `callback`; the other callbacks inside the
+    // collector's work are refused only calls that wait, by those calls).
     let body = || {
-        tandem_core::callback::check("Tandem")?;
+        tandem_core::callback::check_any("Tandem")?;
         body()
     };
     let caught = crate::thread::without_cancellation(|| {

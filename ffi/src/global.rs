@@ -291,6 +291,8 @@ pub fn with_mutator<R>(
     p: *mut MutatorCore,
     f: impl FnOnce(&mut Mutator) -> FfiResult<R>,
 ) -> FfiResult<R> {
+    // From a callback inside the collector's work, a mutator's call may wait on that work.
+    tandem_core::callback::check("a Tandem call with a mutator")?;
     if !is_current(p) {
         return Err(explain_bad_mutator(p));
     }

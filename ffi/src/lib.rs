@@ -179,6 +179,7 @@ pub unsafe extern "C" fn tandem_init_abi(
 #[no_mangle]
 pub extern "C" fn tandem_shutdown() -> i32 {
     status(|| {
+        tandem_core::callback::check("tandem_shutdown")?;
         let heap = global::uninstall()?;
         // Dropping the heap waits for a collection in progress, which may be waiting for
         // this very thread to stop: let it run meanwhile.
@@ -222,7 +223,11 @@ pub unsafe extern "C" fn tandem_register_type(info: *const types::CTypeInfo, out
 /// Attaches the calling thread; NULL on error.
 #[no_mangle]
 pub extern "C" fn tandem_attach_thread() -> *mut CMutator {
-    guard(std::ptr::null_mut(), global::attach).0
+    guard(std::ptr::null_mut(), || {
+        tandem_core::callback::check("tandem_attach_thread")?;
+        global::attach()
+    })
+    .0
 }
 
 /// Detaches the calling thread's mutator `m`.

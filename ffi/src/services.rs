@@ -278,6 +278,7 @@ pub extern "C" fn tandem_walk_roots(f: Option<RootSlotFn>, data: *mut c_void) ->
         let Some(f) = f else {
             return fail(Code::InvalidArgument, "tandem_walk_roots: NULL callback");
         };
+        tandem_core::callback::check("tandem_walk_roots")?;
         global::with_heap(|h| {
             tandem_core::callback::within("tandem_walk_roots' callback", || {
                 // SAFETY: the VM's callback contract (documented in tandem.h).
@@ -299,6 +300,7 @@ pub extern "C" fn tandem_dump_heap(fd: i32) -> i32 {
                 format!("tandem_dump_heap: bad fd {fd}"),
             );
         }
+        tandem_core::callback::check("tandem_dump_heap")?;
         // SAFETY: the caller's open descriptor, borrowed (ManuallyDrop: never closed here).
         let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
         global::with_heap(|h| Ok(h.dump_heap(&mut *file)?))

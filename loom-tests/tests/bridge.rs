@@ -6,7 +6,9 @@
 //!
 //! One chunk after marking: every block but the last `LEFT_FREE` holds an object marked in
 //! this cycle, the rest are free and go onto the bridge. The mutator takes two blocks,
-//! each from the bridge, from the pools the sweep refilled, or by sweeping. Whatever the
+//! each from the bridge, from the pools the sweep refilled, or by sweeping; or, finding
+//! the bridge closed before the sweep is offered, it waits the real-time patience for the
+//! offer (a std atomic, which loom does not see) and commits the second chunk. Whatever the
 //! order: the sweep passes over the blocks the mutator holds (their state stays
 //! `Allocating`, neither freed nor pooled), no block is pooled twice, and every free block
 //! nobody holds is back in the free pool.

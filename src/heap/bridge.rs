@@ -75,6 +75,11 @@ impl Bridge {
     /// Takes a block while the bridge is open, calling `stamp` with it before the take
     /// counts as done; None when closed or empty.
     pub fn take(&self, stamp: impl FnOnce(BlockIndex)) -> Option<BlockIndex> {
+        if !self.open.load(Ordering::Relaxed) {
+            // Closed (or just opened, as if this take came first): every dry-pool refill
+            // after the offer passes here, so it touches no shared counter.
+            return None;
+        }
         // The fences with `close`'s: either `close` sees this take in progress and waits for
         // it, or this take sees the bridge closed (Dekker: the store and the load on each
         // side cannot both miss each other; fences, not SeqCst accesses, which loom models
@@ -103,8 +108,15 @@ impl Bridge {
         self.open.store(false, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         // Acquire, with each take's release: its stamp happens before the return.
+        let mut spins = 0u32;
         while self.takers.load(Ordering::Acquire) != 0 {
-            spin_loop();
+            // A take is a few instructions, unless its thread lost its core: then give ours.
+            spins += 1;
+            if spins < 64 {
+                spin_loop();
+            } else {
+                crate::sync::thread::yield_now();
+            }
         }
     }
 }

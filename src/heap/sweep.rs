@@ -156,7 +156,8 @@ impl Space {
     /// visit), without sticky marks; call it when no tracer runs any more, before the sweep
     /// is offered. Marking that ran after the sweep's snapshot (a concurrent cycle's
     /// resurrection of finalizable objects: the pools are empty then, so its copies go to
-    /// fresh chunks) left marked objects there, and the next cycle, finding them marked,
+    /// blocks taken from the bridge, whose marks the sweep clears as it passes them over,
+    /// or to fresh chunks) left marked objects there, and the next cycle, finding them marked,
     /// neither traced nor kept them: a finalizer queue's dead objects were freed while the
     /// queue still held them (`tandem_next_dead` returned freed memory).
     pub fn forget_marks_outside(&self, sweep: &ChunkSweep) {

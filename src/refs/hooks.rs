@@ -6,8 +6,7 @@
 use crate::runtime::Runtime;
 use crate::stats::{GcCause, PauseKind, PauseRecord};
 use crate::sync::unmodelled::Arc;
-use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
-use std::cell::Cell;
+use crate::sync::{AtomicBool, Mutex, Ordering};
 
 /// What an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,38 +45,12 @@ pub struct GcEvent {
 /// The hook: called with each event on a mutator thread.
 pub type GcHook = Arc<dyn Fn(&GcEvent) + Send + Sync>;
 
-/// The installed hook and how many of its calls are in progress, less those of threads
-/// waiting in [`Hooks::set`] (so that two hooks that each replace the hook do not wait for
-/// each other).
-#[derive(Default)]
-struct Installed {
-    hook: Option<GcHook>,
-    running: usize,
-}
-
-thread_local! {
-    /// Hook calls in progress on this thread (a hook may poll, and so call hooks again).
-    static CALLING: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Ends a hook call, if it unwinds too.
-struct CallEnds<'a>(&'a (Mutex<Installed>, Condvar));
-
-impl Drop for CallEnds<'_> {
-    fn drop(&mut self) {
-        CALLING.with(|c| c.set(c.get() - 1));
-        let mut g = self.0 .0.lock();
-        g.running -= 1;
-        if g.running == 0 {
-            self.0 .1.notify_all();
-        }
-    }
-}
-
 /// The installed hook and the events it has not seen yet.
 #[derive(Default)]
 pub struct Hooks {
-    installed: Arc<(Mutex<Installed>, Condvar)>,
+    /// Shared with the calls taken: each looks the hook up when it begins.
+    hook: Arc<Mutex<Option<GcHook>>>,
+    /// Whether a hook is installed (written under `hook`'s lock).
     hooked: AtomicBool,
     events: Mutex<Vec<GcEvent>>,
     /// Totals when the last cycle ended: (cycles, allocated, cleared, finalized, destructed).
@@ -88,32 +61,20 @@ pub struct Hooks {
 const MAX_EVENTS: usize = 1024;
 
 impl Hooks {
-    /// Installs (None: removes) the hook. Calls of the old hook that other threads began
-    /// end before this returns, so that the VM may free what it used; those due and not
-    /// begun are made with the new hook, or not at all. The wait is in a native region: a
-    /// hook may collect.
-    pub fn set(&self, rt: &Runtime, hook: Option<GcHook>) {
+    /// Installs (None: removes) the hook. No call of the old hook begins after this
+    /// returns (the events queued and not yet handled go to the new hook, or nowhere); a
+    /// call that began before may still be running on another thread. It does not wait
+    /// for such calls: a VM whose hook takes its own lock (a GIL) would deadlock with a
+    /// setter holding that lock.
+    pub fn set(&self, hook: Option<GcHook>) {
+        let mut g = self.hook.lock();
         self.hooked.store(hook.is_some(), Ordering::Relaxed);
         if hook.is_none() {
             self.events.lock().clear();
         }
-        let (lock, ended) = &*self.installed;
-        let mut g = lock.lock();
-        let old = std::mem::replace(&mut g.hook, hook);
-        if old.is_none() {
-            return;
-        }
-        // A call of the old hook on this thread (the hook replacing itself) goes on.
-        let own = CALLING.with(|c| c.get());
-        g.running -= own;
+        // The old hook is dropped after the lock: dropping the VM's closure runs its code.
+        let _old = std::mem::replace(&mut *g, hook);
         drop(g);
-        crate::mutator::while_native(rt, || {
-            let mut g = lock.lock();
-            while g.running > 0 {
-                g = ended.wait(g);
-            }
-            g.running += own;
-        });
     }
 
     fn post(&self, rt: &Runtime, ev: GcEvent) {
@@ -195,17 +156,12 @@ impl Hooks {
         std::mem::take(&mut *self.events.lock())
             .into_iter()
             .map(|ev| {
-                let installed = self.installed.clone();
+                let installed = self.hook.clone();
                 Arc::new(move || {
-                    let hook = {
-                        let mut g = installed.0.lock();
-                        let Some(h) = g.hook.clone() else { return };
-                        g.running += 1;
-                        h
-                    };
-                    CALLING.with(|c| c.set(c.get() + 1));
-                    let _ends = CallEnds(&installed);
-                    hook(&ev);
+                    let hook = installed.lock().clone();
+                    if let Some(hook) = hook {
+                        hook(&ev);
+                    }
                 }) as super::finalize::Trigger
             })
             .collect()

@@ -316,7 +316,7 @@ impl References {
         if dying.0.is_empty() {
             return;
         }
-        crate::callback::within("a destructor", || {
+        crate::callback::within_strict("a destructor", || {
             for &a in &dying.0 {
                 let obj = ObjRef::from_addr(a).expect("non-zero");
                 // SAFETY: a dead object not yet swept; its header is intact.
