@@ -226,13 +226,18 @@ impl Heap {
 
     /// Calls `f` with every root slot (shadow stacks, global slots, the VM's callback,
     /// finalizer queues) while every thread is stopped between cycles (PyPy's
-    /// `get_rpy_roots`). `f` must only read.
-    pub fn walk_roots(&self, mut f: impl FnMut(*mut *mut u8)) {
+    /// `get_rpy_roots`). `f` must only read. Fails when called from a callback inside the
+    /// collector's work (see [`callback`]).
+    pub fn walk_roots(&self, mut f: impl FnMut(*mut *mut u8)) -> Result<()> {
+        callback::check("walk_roots")?;
         fork::with_world_stopped(self.rt(), |world| {
-            for (_, slot) in collector::all_roots(self.rt(), world) {
-                f(slot as *mut *mut u8);
-            }
-        })
+            callback::within("a root walk's callback", || {
+                for (_, slot) in collector::all_roots(self.rt(), world) {
+                    f(slot as *mut *mut u8);
+                }
+            })
+        });
+        Ok(())
     }
 
     /// Writes every object reachable from the roots to `out`, one line each: address,
@@ -241,6 +246,7 @@ impl Heap {
     /// stopped between cycles. `tandem-stress heap-summary` sums a dump by type.
     pub fn dump_heap(&self, out: &mut dyn std::io::Write) -> Result<()> {
         use std::io::Write;
+        callback::check("dump_heap")?;
         let rt = self.rt();
         fork::with_world_stopped(rt, |world| {
             let mut w = std::io::BufWriter::new(out);

@@ -529,7 +529,8 @@ fn roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped(mode: Mode) {
     let head = m.peek_root(0).unwrap().unwrap();
     let mut holds_head = false;
     // SAFETY: root slots are readable during the walk.
-    h.walk_roots(|s| holds_head |= unsafe { s.read() } == head.as_ptr());
+    h.walk_roots(|s| holds_head |= unsafe { s.read() } == head.as_ptr())
+        .unwrap();
     assert!(holds_head, "the shadow-stack slot is among the roots");
     let mut out = Vec::new();
     h.dump_heap(&mut out).unwrap();

@@ -14,8 +14,11 @@
  * aborts the process). A VM that must end a thread from one (CPython's exit of a daemon
  * thread at finalization) sets a flag and exits after the Tandem call returns.
  * Callbacks that run inside the collector's work (trace functions, the root callback,
- * destructors, the verify hook, tandem_walk_roots' callback) must not call Tandem: any
- * call from one fails with TANDEM_ERR_STATE, naming the callback.
+ * destructors, the verify hook, tandem_walk_roots' callback) must not call Tandem to wait,
+ * collect, allocate, walk the heap, attach, detach or shut down: such a call (any call with
+ * a mutator included) fails with TANDEM_ERR_STATE naming the callback. Reading stays
+ * allowed (tandem_sizeof, tandem_get_stats...), except from a destructor, which may call
+ * nothing.
  *
  * Typical use:
  *   tandem_init(NULL);                       // defaults, overridden by TANDEM_* env vars

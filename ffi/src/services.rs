@@ -280,10 +280,8 @@ pub extern "C" fn tandem_walk_roots(f: Option<RootSlotFn>, data: *mut c_void) ->
         };
         tandem_core::callback::check("tandem_walk_roots")?;
         global::with_heap(|h| {
-            tandem_core::callback::within("tandem_walk_roots' callback", || {
-                // SAFETY: the VM's callback contract (documented in tandem.h).
-                h.walk_roots(|s| unsafe { f(s as *mut *mut c_void, data as *mut c_void) })
-            });
+            // SAFETY: the VM's callback contract (documented in tandem.h).
+            h.walk_roots(|s| unsafe { f(s as *mut *mut c_void, data as *mut c_void) })?;
             Ok(())
         })
     })

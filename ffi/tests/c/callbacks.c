@@ -130,7 +130,7 @@ static void callbacks_inside_the_collector_cannot_call_tandem(tandem_mutator *m)
     check_refused(&by_verify_hook, "verify hook", 0);
 
     CHECK_OK(tandem_walk_roots(walk_callback, NULL));
-    check_refused(&by_walk, "tandem_walk_roots' callback", 1);
+    check_refused(&by_walk, "root walk's callback", 1);
     /* The refused detach left the thread attached and running. */
     CHECK(new_node(m, 1, NULL) != NULL);
     CHECK(tandem_pop_root(m) != NULL);
