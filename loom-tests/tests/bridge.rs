@@ -22,7 +22,7 @@
 
 use loom::sync::Arc;
 use tandem::config::{ByteSize, Config};
-use tandem::heap::blocks::chunk_first_block;
+use tandem::heap::blocks::{chunk_first_block, BlockPools};
 use tandem::heap::metadata::BlockState;
 use tandem::heap::{Space, BLOCKS_PER_CHUNK, CHUNK_SIZE};
 
@@ -52,11 +52,10 @@ fn heap_after_marking(space: &Space) -> Vec<usize> {
 
 /// The free pool's blocks (taken out and put back, in order).
 fn free_pool(space: &Space) -> Vec<usize> {
-    let free: Vec<u32> = std::iter::from_fn(|| space.pools.free.pop()).collect();
-    for &b in &free {
-        space.pools.free.push(b);
-    }
-    free.into_iter().map(|b| b as usize).collect()
+    BlockPools::peek(&space.pools.free)
+        .into_iter()
+        .map(|b| b as usize)
+        .collect()
 }
 
 #[test]

@@ -22,6 +22,7 @@
 use loom::sync::Arc;
 use tandem::alloc::{clear_block, BumpWindow, Slow, TlabState};
 use tandem::config::{ByteSize, Config};
+use tandem::heap::blocks::BlockPools;
 use tandem::heap::metadata::BlockState;
 use tandem::heap::{Space, CHUNK_SIZE};
 use tandem::safepoint::{Safepoint, ThreadState};
@@ -50,15 +51,9 @@ struct World {
 
 /// The pools' blocks (taken out and put back, in order).
 fn pooled(space: &Space) -> Vec<u32> {
-    let free: Vec<u32> = std::iter::from_fn(|| space.pools.free.pop()).collect();
-    let recyclable: Vec<u32> = std::iter::from_fn(|| space.pools.recyclable.pop()).collect();
-    for &b in &free {
-        space.pools.free.push(b);
-    }
-    for &b in &recyclable {
-        space.pools.recyclable.push(b);
-    }
-    free.into_iter().chain(recyclable).collect()
+    let mut blocks = BlockPools::peek(&space.pools.free);
+    blocks.extend(BlockPools::peek(&space.pools.recyclable));
+    blocks
 }
 
 #[test]

@@ -26,6 +26,16 @@ impl BlockPools {
         while self.free.pop().is_some() {}
         while self.recyclable.pop().is_some() {}
     }
+
+    /// The blocks of `pool`, taken out and put back in order: for tests and checks, with
+    /// no allocator running (an allocator meanwhile would find the pool short).
+    pub fn peek(pool: &SegQueue<BlockIndex>) -> Vec<BlockIndex> {
+        let blocks: Vec<BlockIndex> = std::iter::from_fn(|| pool.pop()).collect();
+        for &b in &blocks {
+            pool.push(b);
+        }
+        blocks
+    }
 }
 
 /// A run of free lines `[start, end)` inside one block, as line indices within the block.

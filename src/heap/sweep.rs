@@ -222,7 +222,7 @@ impl Space {
     /// one), releases idle chunks above the minimum heap at once when the uncommit delay is
     /// zero, and returns the bytes live in blocks.
     pub fn finish_sweep(&self, s: &ChunkSweep) -> usize {
-        self.pools.bridge.close();
+        // The first `sweep_next` closes the bridge if the sweep was never offered.
         while s.sweep_next(self, true) {}
         // A sweep run inside a pause (stop-the-world) is never offered.
         self.sweep_pending.store(false, Ordering::Release);
