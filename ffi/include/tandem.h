@@ -141,7 +141,10 @@ typedef uint32_t tandem_type_id;
 
 /** Called by a trace function for each reference slot. */
 typedef void (*tandem_visit_fn)(void **slot, void *ctx);
-/** A type's own tracer: calls visit(slot, ctx) for every reference slot of obj. */
+/** A type's own tracer: calls visit(slot, ctx) for every reference slot of obj. The
+ *  collector scans a long array described by item_ref_offsets a few hundred items at a
+ *  time (bounded mark stack, parallel scan); an object with a tracer is visited whole in
+ *  one call, so describe large arrays by their offsets rather than with a tracer. */
 typedef void (*tandem_trace_fn)(void *obj, tandem_visit_fn visit, void *ctx);
 /** A type's destructor (PyPy's light finalizer): called exactly once for each dead object
  *  of the type, on a GC thread, after the cycle that found it dead and before its memory

@@ -25,6 +25,46 @@ pub const PACKET_SIZE: usize = 512;
 /// waiting allocation.
 const YIELD_CHECK_INTERVAL: usize = 256;
 
+/// Items of a large array scanned per mark-stack entry. The rest of the array waits on the
+/// stack as one entry (see [`slice_entry`]) under the children of the items scanned, so
+/// that an entry grows the stack by at most this many items' references however long the
+/// array (a list of 10 M distinct objects pushed 10 M entries, 80 MB, at once), other
+/// markers can take the rest of an array to scan, and a marker checks for work to share and
+/// for a waiting allocation between slices, as between small objects.
+pub const SLICE_ITEMS: usize = 256;
+
+/// Bit 0 of a mark-stack entry that names a slice of a large array rather than an object
+/// (objects are 8-byte aligned).
+const SLICE_TAG: usize = 1;
+/// Bits of a slice entry that hold the array's page number (user addresses are below
+/// 2^47, and large objects start on a page).
+const SLICE_PAGE_BITS: u32 = 35;
+/// First bit of a slice entry's slice number; the bits above it hold slice numbers up to
+/// 2^28 (6.9e10 items). An array longer still has the rest of it scanned at once.
+const SLICE_SHIFT: u32 = SLICE_PAGE_BITS + 1;
+
+/// The mark-stack entry for slice `slice` (items `slice * SLICE_ITEMS..`) of the large
+/// object at `large`, or None when `slice` does not fit in one.
+fn slice_entry(large: usize, slice: usize) -> Option<ObjRef> {
+    use crate::heap::vm::PAGE_SIZE;
+    debug_assert!(large.is_multiple_of(PAGE_SIZE) && large >> (SLICE_PAGE_BITS + 12) == 0);
+    (slice < 1 << (usize::BITS - SLICE_SHIFT)).then(|| {
+        let e = SLICE_TAG | (large / PAGE_SIZE) << 1 | slice << SLICE_SHIFT;
+        ObjRef::from_addr(e).expect("tagged: not null")
+    })
+}
+
+/// The large object and slice number a [`slice_entry`] names; None for an object's entry.
+#[inline(always)]
+fn as_slice(entry: ObjRef) -> Option<(ObjRef, usize)> {
+    let e = entry.addr();
+    (e & SLICE_TAG != 0).then(|| {
+        let page = (e >> 1) & ((1 << SLICE_PAGE_BITS) - 1);
+        let obj = ObjRef::from_addr(page * crate::heap::vm::PAGE_SIZE).expect("not page 0");
+        (obj, e >> SLICE_SHIFT)
+    })
+}
+
 /// A batch of marked objects whose fields are still to be scanned.
 pub type MarkPacket = Vec<ObjRef>;
 
@@ -283,21 +323,45 @@ pub fn mark_remembered(
         rt,
         bad,
         objs: objs.into_iter(),
+        rest: None,
         fields: Vec::new(),
         next: 0,
     };
     mark_found(rt, edges, bad)
 }
 
-/// The fields of remembered objects, read one object at a time as the marker asks for
-/// them: gathered whole first, graph/t2's nursery cycles held 3-4 MB of edges at once, and
-/// the allocator kept that much in each thread's arena after.
+/// The fields of remembered objects, read one object (or [`SLICE_ITEMS`] items of an
+/// array) at a time as the marker asks for them: gathered whole first, graph/t2's nursery
+/// cycles held 3-4 MB of edges at once, and the allocator kept that much in each thread's
+/// arena after.
 struct RememberedEdges<'a> {
     rt: &'a Runtime,
     bad: &'a BadRefs,
     objs: std::vec::IntoIter<usize>,
+    /// The array being read and its first item not yet read.
+    rest: Option<(ObjRef, &'a TypeInfo, usize)>,
     fields: Vec<(usize, Found)>,
     next: usize,
+}
+
+impl<'a> RememberedEdges<'a> {
+    /// The next remembered object that is valid, armed again, its type and first item (0).
+    fn next_object(&mut self) -> Option<(ObjRef, &'a TypeInfo, usize)> {
+        loop {
+            let a = self.objs.next()?;
+            let Some(obj) = ObjRef::from_addr(a) else {
+                continue;
+            };
+            match validate::checked(&self.rt.space, &self.rt.types, obj) {
+                Ok((info, _)) => {
+                    // SAFETY: a checked, live object.
+                    remember::arm(unsafe { obj.header() });
+                    return Some((obj, info, 0));
+                }
+                Err(why) => self.bad.report(format!("remembered object {a:#x}: {why}")),
+            }
+        }
+    }
 }
 
 impl Iterator for RememberedEdges<'_> {
@@ -305,26 +369,22 @@ impl Iterator for RememberedEdges<'_> {
 
     fn next(&mut self) -> Option<(usize, Found)> {
         while self.next == self.fields.len() {
-            let a = self.objs.next()?;
+            let (obj, info, first) = match self.rest.take() {
+                Some(r) => r,
+                None => self.next_object()?,
+            };
             self.fields.clear();
             self.next = 0;
-            let Some(obj) = ObjRef::from_addr(a) else {
-                continue;
-            };
-            let info = match validate::checked(&self.rt.space, &self.rt.types, obj) {
-                Ok((info, _)) => info,
-                Err(why) => {
-                    self.bad.report(format!("remembered object {a:#x}: {why}"));
-                    continue;
-                }
-            };
-            // SAFETY: a checked, live object.
-            remember::arm(unsafe { obj.header() });
-            let fields = &mut self.fields;
+            let end = first + SLICE_ITEMS;
+            // SAFETY: a checked, live object of type `info`.
+            if unsafe { info.sliceable_items(obj) } > end {
+                self.rest = Some((obj, info, end));
+            }
+            let (a, fields) = (obj.addr(), &mut self.fields);
             // SAFETY: a live, initialised object of type `info`; reference slots are atomic
             // words, loaded with acquire (see `ObjRef::store_ref`).
             unsafe {
-                info.for_each_slot(obj, |slot| {
+                info.for_each_slot_in(obj, first..end, |slot| {
                     let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
                     if child != 0 {
                         fields.push((child, Found::field(a, slot as usize)));
@@ -414,32 +474,47 @@ pub struct Carry {
 }
 
 impl Tracer<'_> {
-    /// Blackens `obj` (a small object's header is checked and its lines stamped here) and
-    /// marks what its references lead to, pushing what this call marked; returns how many
-    /// objects that was.
-    fn scan(&self, obj: ObjRef, fly: &mut InFlight<'_>, stack: &mut Vec<ObjRef>) -> u64 {
+    /// Blackens `entry`'s object (a small object's header is checked and its lines stamped
+    /// here) and marks what its references lead to, pushing what this call marked; returns
+    /// how many objects that was. A large array is scanned [`SLICE_ITEMS`] items at a time:
+    /// an entry for its next slice is pushed first, under the children of this one.
+    fn scan(&self, entry: ObjRef, fly: &mut InFlight<'_>, stack: &mut Vec<ObjRef>) -> u64 {
         let rt = self.rt;
         let mut marked = 0;
-        let info = if rt.space.in_immix(obj.addr()) {
-            match blacken_small(rt, obj, self.bad, &mut fly.carry.bytes) {
-                Some(info) => info,
+        let (obj, info, first) = if let Some((obj, slice)) = as_slice(entry) {
+            // SAFETY: a marked large object, checked when it was marked.
+            let info = rt.types.get(unsafe { obj.type_id() });
+            (obj, info.expect("checked when marked"), slice * SLICE_ITEMS)
+        } else if rt.space.in_immix(entry.addr()) {
+            match blacken_small(rt, entry, self.bad, &mut fly.carry.bytes) {
+                Some(info) => (entry, info, 0),
                 None => return 0,
             }
         } else {
-            // SAFETY: obj is a marked large object, whose header `mark` checked.
-            rt.types
-                .get(unsafe { obj.type_id() })
-                .expect("checked when marked")
+            // SAFETY: entry is a marked large object, whose header `mark` checked.
+            let info = rt.types.get(unsafe { entry.type_id() });
+            (entry, info.expect("checked when marked"), 0)
         };
-        if rt.config.generational {
+        if first == 0 && rt.config.generational {
             // Old from now on: the next store into it must record it.
             // SAFETY: a checked, live object.
             remember::arm(unsafe { obj.header() });
         }
+        let mut end = usize::MAX;
+        if !rt.space.in_immix(obj.addr()) {
+            // SAFETY: a live large object of type `info`.
+            let items = unsafe { info.sliceable_items(obj) };
+            if items > first + SLICE_ITEMS {
+                if let Some(rest) = slice_entry(obj.addr(), first / SLICE_ITEMS + 1) {
+                    stack.push(rest);
+                    end = first + SLICE_ITEMS;
+                }
+            }
+        }
         // SAFETY: obj is a live, initialised object of type `info`; reference slots are
         // atomic words, loaded with acquire (see `ObjRef::store_ref`).
         unsafe {
-            info.for_each_slot(obj, |slot| {
+            info.for_each_slot_in(obj, first..end, |slot| {
                 let child = (*(slot as *const AtomicPtr<u8>)).load(Ordering::Acquire) as usize;
                 if child != 0 {
                     rt.space.meta.prefetch_marks(child);
@@ -491,7 +566,9 @@ impl Tracer<'_> {
     ) -> Option<ObjRef> {
         loop {
             while let Some(obj) = stack.pop() {
-                prefetch(obj.addr());
+                if obj.addr() & SLICE_TAG == 0 {
+                    prefetch(obj.addr());
+                }
                 let (ready, ()) = greys.exchange(obj.addr(), ());
                 if ready != 0 {
                     return ObjRef::from_addr(ready);
@@ -723,6 +800,79 @@ mod tests {
         assert_eq!(r.take_oldest(), None);
         r.exchange(7, 70);
         assert_eq!(r.take_oldest(), Some((7, 70)), "empty slots are skipped");
+    }
+
+    #[test]
+    fn slice_entries_name_their_array_and_slice() {
+        let page = 0x7f12_3456_7000;
+        let e = slice_entry(page, 77).unwrap();
+        assert_eq!(e.addr() & SLICE_TAG, SLICE_TAG, "never an object's address");
+        assert_eq!(as_slice(e), Some((ObjRef::from_addr(page).unwrap(), 77)));
+        let last = (1 << (usize::BITS - SLICE_SHIFT)) - 1;
+        assert_eq!(as_slice(slice_entry(page, last).unwrap()).unwrap().1, last);
+        assert!(
+            slice_entry(page, last + 1).is_none(),
+            "too far: scanned at once"
+        );
+        assert_eq!(as_slice(ObjRef::from_addr(page + 8).unwrap()), None);
+    }
+
+    #[test]
+    fn a_long_array_is_scanned_in_slices_that_bound_the_mark_stack() {
+        let mut config = Config::default();
+        config.mode = crate::config::Mode::Stw;
+        let h = crate::Heap::new(config).unwrap();
+        let node = h
+            .register_type(TypeInfo {
+                fixed_size: 24,
+                ref_offsets: vec![8],
+                ..Default::default()
+            })
+            .unwrap();
+        let array = h
+            .register_type(TypeInfo {
+                fixed_size: 24,
+                ref_offsets: vec![16],
+                item_size: 8,
+                length_offset: 8,
+                item_ref_offsets: vec![0],
+                ..Default::default()
+            })
+            .unwrap();
+        let n = 40 * SLICE_ITEMS + 3;
+        let mut m = h.attach().unwrap();
+        let arr = m.alloc(array, n).unwrap();
+        m.push_root(Some(arr)).unwrap();
+        let mut nodes = Vec::new();
+        for i in 0..=n {
+            let x = m.alloc(node, 0).unwrap();
+            let arr = m.peek_root(0).unwrap().unwrap();
+            // SAFETY: fresh objects of the types above; item i is at 24 + 8 i, and the
+            // fixed part's reference at 16 gets the last node.
+            unsafe { arr.store_ref(if i < n { 24 + 8 * i } else { 16 }, Some(x)) };
+            nodes.push(x.addr());
+        }
+        let arr = m.peek_root(0).unwrap().unwrap();
+        let rt = &*h.owner.rt;
+        assert!(!rt.space.in_immix(arr.addr()), "a large object");
+        let bad = BadRefs::default();
+        let tracer = Tracer { rt, bad: &bad };
+        let (packets, one) = mark_all(rt, [(arr.addr(), 0)], &bad);
+        assert_eq!(one, 1);
+        let mut stack: Vec<ObjRef> = packets.into_iter().flatten().collect();
+        let (mut marked, mut deepest) = (0, 0);
+        while !stack.is_empty() {
+            marked += tracer.drain(&mut stack, 1).0;
+            deepest = deepest.max(stack.len());
+        }
+        assert_eq!(bad.take().0, 0);
+        assert_eq!(marked as usize, n + 1, "every node, once");
+        assert!(nodes.iter().all(|&a| rt.space.meta.is_marked(a)));
+        assert!(
+            deepest <= SLICE_ITEMS + PREFETCH_DEPTH + 2,
+            "the stack held {deepest} entries for an array of {n}"
+        );
+        drop(m);
     }
 
     #[test]

@@ -148,40 +148,84 @@ impl TypeInfo {
     /// # Safety
     /// `obj` must be a live, initialised object of this type.
     #[inline]
-    pub unsafe fn for_each_slot(&self, obj: ObjRef, mut f: impl FnMut(*mut *mut u8)) {
-        if let Some(trace) = self.trace {
-            crate::callback::within("a type's trace function", || {
-                // SAFETY: the VM's tracer promises to visit only slots of `obj`.
-                with_visitor(&mut f, |visit, ctx| unsafe {
-                    trace(obj.as_ptr(), visit, ctx)
-                })
-            });
-            return;
-        }
-        // One loop over groups of slots, the fixed part's and then each item's, so that `f`
-        // has one call site here and the tracer's per-slot work inlines into it.
-        let items = if self.item_ref_offsets.is_empty() {
+    pub unsafe fn for_each_slot(&self, obj: ObjRef, f: impl FnMut(*mut *mut u8)) {
+        // SAFETY: caller's contract.
+        unsafe { self.for_each_slot_in(obj, 0..usize::MAX, f) }
+    }
+
+    /// How many items of `obj` a tracer may visit in slices ([`TypeInfo::for_each_slot_in`]):
+    /// its length when its items hold references and the type has no tracer of its own
+    /// (which visits the whole object at once), else 0.
+    ///
+    /// # Safety
+    /// `obj` must be a live object of this type.
+    #[inline]
+    pub unsafe fn sliceable_items(&self, obj: ObjRef) -> usize {
+        if self.trace.is_some() || self.item_ref_offsets.is_empty() {
             0
         } else {
             // SAFETY: caller's contract.
             unsafe { self.length_of(obj) }
+        }
+    }
+
+    /// Calls `f` on the reference slots of the items of `obj` in `items` (past its length:
+    /// none), and on the fixed part's slots when `items` starts at 0. A type with its own
+    /// tracer has every slot visited when `items` starts at 0 and none otherwise, so slices
+    /// `0..n, n..2n, ..` visit each slot once whatever the type.
+    ///
+    /// # Safety
+    /// `obj` must be a live, initialised object of this type.
+    #[inline]
+    pub unsafe fn for_each_slot_in(
+        &self,
+        obj: ObjRef,
+        items: std::ops::Range<usize>,
+        mut f: impl FnMut(*mut *mut u8),
+    ) {
+        if let Some(trace) = self.trace {
+            if items.start == 0 {
+                crate::callback::within("a type's trace function", || {
+                    // SAFETY: the VM's tracer promises to visit only slots of `obj`.
+                    with_visitor(&mut f, |visit, ctx| unsafe {
+                        trace(obj.as_ptr(), visit, ctx)
+                    })
+                });
+            }
+            return;
+        }
+        // SAFETY: caller's contract.
+        let len = unsafe { self.sliceable_items(obj) };
+        let end = items.end.min(len);
+        // One loop over groups of slots, the fixed part's and then each item's, so that `f`
+        // has one call site here and the tracer's per-slot work inlines into it. `next` is
+        // the item after the group in hand.
+        let (mut base, mut offsets, mut next) = if items.start == 0 {
+            (0, &self.ref_offsets[..], 0)
+        } else if items.start < end {
+            (
+                self.fixed_size + items.start * self.item_size,
+                &self.item_ref_offsets[..],
+                items.start + 1,
+            )
+        } else {
+            return;
         };
-        let (mut base, mut offsets, mut item) = (0, &self.ref_offsets[..], 0);
         loop {
             for &off in offsets {
                 // SAFETY: offsets were validated against fixed_size and item_size at
-                // registration, and item `item - 1` lies inside the object (its size was
+                // registration, and item `next - 1` lies inside the object (its size was
                 // computed from its length).
                 f(unsafe { obj.field(base + off) });
             }
-            if item == items {
+            if next >= end {
                 return;
             }
             (base, offsets) = (
-                self.fixed_size + item * self.item_size,
-                &self.item_ref_offsets,
+                self.fixed_size + next * self.item_size,
+                &self.item_ref_offsets[..],
             );
-            item += 1;
+            next += 1;
         }
     }
 
@@ -377,17 +421,21 @@ mod tests {
         assert_eq!(t.size_for(usize::MAX / 2), None);
     }
 
-    #[test]
-    fn every_slot_is_visited_once_fixed_part_first_then_item_by_item() {
-        // header | length | ref | data, then items of ref | data | ref.
-        let t = TypeInfo {
+    /// header | length | ref | data, then items of ref | data | ref.
+    fn items_type() -> TypeInfo {
+        TypeInfo {
             fixed_size: 32,
             ref_offsets: vec![16],
             item_size: 24,
             item_ref_offsets: vec![0, 16],
             length_offset: 8,
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn every_slot_is_visited_once_fixed_part_first_then_item_by_item() {
+        let t = items_type();
         t.validate().unwrap();
         let mut words = [0u64; 4 + 3 * 3];
         words[1] = 3;
@@ -402,6 +450,37 @@ mod tests {
         // SAFETY: as above, with no items.
         unsafe { t.for_each_slot(obj, |s| seen.push(s as usize - obj.addr())) };
         assert_eq!(seen, [16]);
+    }
+
+    #[test]
+    fn slices_of_items_visit_each_slot_once_the_fixed_part_with_the_first() {
+        let t = items_type();
+        let mut words = [0u64; 4 + 3 * 5];
+        words[1] = 5;
+        let obj = ObjRef::from_ptr(words.as_mut_ptr().cast()).unwrap();
+        // SAFETY: `words` is laid out as an object of type `t` with 5 items.
+        assert_eq!(unsafe { t.sliceable_items(obj) }, 5);
+        let slice = |r: std::ops::Range<usize>| {
+            let mut seen = Vec::new();
+            // SAFETY: as above.
+            unsafe { t.for_each_slot_in(obj, r, |s| seen.push(s as usize - obj.addr())) };
+            seen
+        };
+        assert_eq!(slice(0..2), [16, 32, 48, 56, 72]);
+        assert_eq!(slice(2..4), [80, 96, 104, 120]);
+        assert_eq!(slice(4..6), [128, 144], "clamped to the length");
+        assert!(slice(6..8).is_empty(), "past the length");
+        let mut whole = Vec::new();
+        // SAFETY: as above.
+        unsafe { t.for_each_slot(obj, |s| whole.push(s as usize - obj.addr())) };
+        assert_eq!(whole, [slice(0..2), slice(2..4), slice(4..6)].concat());
+        let plain = TypeInfo {
+            fixed_size: 24,
+            ref_offsets: vec![8, 16],
+            ..Default::default()
+        };
+        // SAFETY: `words` holds a fixed-size object of 3 words too.
+        assert_eq!(unsafe { plain.sliceable_items(obj) }, 0, "no items");
     }
 
     #[test]
