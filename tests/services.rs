@@ -523,10 +523,20 @@ fn roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped(mode: Mode) {
         list = Some(node(&mut m, ty, i, list));
     }
     m.push_root(list).unwrap();
+    // A large array of distinct nodes, which walks read a slice at a time.
+    let items = 2053;
+    let arr = m.alloc(array_type(&h), items).unwrap();
+    m.push_root(Some(arr)).unwrap();
+    for i in 0..items {
+        let n = node(&mut m, ty, 1000 + i as u64, None);
+        let arr = m.peek_root(0).unwrap().unwrap();
+        // SAFETY: item i of the rooted array (items from offset 16).
+        unsafe { m.write_ref(arr, 16 + 8 * i, Some(n)) };
+    }
     for _ in 0..50_000 {
         m.alloc(ty, 0).unwrap();
     }
-    let head = m.peek_root(0).unwrap().unwrap();
+    let head = m.peek_root(1).unwrap().unwrap();
     let mut holds_head = false;
     // SAFETY: root slots are readable during the walk.
     h.walk_roots(|s| holds_head |= unsafe { s.read() } == head.as_ptr())
@@ -541,13 +551,24 @@ fn roots_can_be_walked_and_the_heap_dumped_with_the_world_stopped(mode: Mode) {
         .map(|l| l.split(' ').collect::<Vec<_>>())
         .filter(|f| f[1] == ty.0.to_string())
         .collect();
-    assert_eq!(nodes.len(), 100, "the list, not the garbage");
+    assert_eq!(
+        nodes.len(),
+        100 + items,
+        "the list and the array's nodes, not the garbage"
+    );
     assert!(nodes.iter().all(|f| f[2] == "24"));
     assert_eq!(
         nodes.iter().filter(|f| f.len() == 4).count(),
         99,
         "all but the tail refer"
     );
+    let arrays: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(' ').count() > 4)
+        .collect();
+    assert_eq!(arrays.len(), 1);
+    assert_eq!(arrays[0].split(' ').count(), 3 + items, "every item listed");
 }
 
 fn a_cycle_can_be_driven_one_phase_at_a_time(mode: Mode) {

@@ -5,6 +5,7 @@
 //! walk runs with evacuation over, every reachable reference must have been updated.
 
 use super::evacuate::moved_to;
+use super::mark::SLICE_ITEMS;
 use super::validate::{self, Found, Place};
 use crate::object::{ObjRef, TypeInfo};
 use crate::runtime::Runtime;
@@ -38,7 +39,18 @@ pub fn reachable(
         .iter()
         .map(|&(r, slot)| (r, Found::root(slot)))
         .collect();
-    while let Some((addr, from)) = todo.pop() {
+    // Arrays whose items are still to be read, a slice at a time as the marker does, so
+    // that `todo` holds at most a slice's references per array on the path.
+    let mut rest: Vec<(ObjRef, &TypeInfo, usize)> = Vec::new();
+    loop {
+        let Some((addr, from)) = todo.pop() else {
+            let Some((obj, info, first)) = rest.pop() else {
+                break;
+            };
+            // SAFETY: a validated object of type `info` whose first item was read before.
+            unsafe { push_slice(&mut todo, &mut rest, obj, info, first) };
+            continue;
+        };
         if addr == 0 || !seen.insert(addr) {
             continue;
         }
@@ -79,10 +91,35 @@ pub fn reachable(
         });
         // SAFETY: `validate::object` checked that the object of type `info` lies inside
         // allocated memory, so its reference slots are readable.
-        unsafe {
-            info.for_each_slot(obj, |slot| {
-                todo.push((*slot as usize, Found::field(addr, slot as usize)))
-            })
-        };
+        unsafe { push_slice(&mut todo, &mut rest, obj, info, 0) };
     }
+}
+
+/// Pushes the non-null references of `obj`'s items from `first` (and of its fixed part,
+/// when `first` is 0) for up to [`SLICE_ITEMS`] items, and the rest of it onto `rest`.
+///
+/// # Safety
+/// `obj` must be a valid object of type `info` (its slots are readable).
+unsafe fn push_slice<'a>(
+    todo: &mut Vec<(usize, Found)>,
+    rest: &mut Vec<(ObjRef, &'a TypeInfo, usize)>,
+    obj: ObjRef,
+    info: &'a TypeInfo,
+    first: usize,
+) {
+    let end = first.saturating_add(SLICE_ITEMS);
+    // SAFETY: caller's contract.
+    if unsafe { info.sliceable_items(obj) } > end {
+        rest.push((obj, info, end));
+    }
+    let addr = obj.addr();
+    // SAFETY: caller's contract.
+    unsafe {
+        info.for_each_slot_in(obj, first..end, |slot| {
+            let v = *slot as usize;
+            if v != 0 {
+                todo.push((v, Found::field(addr, slot as usize)));
+            }
+        })
+    };
 }
