@@ -23,6 +23,8 @@ TANDEM_EVACUATE_ALL=1 TANDEM_VERIFY=1 "$stress" binary-trees --threads 2 --secon
 # The young generation: the REMEMBER barrier against the markers' arming, nursery cycles'
 # remembered-set scans and sticky sweeps, with objects moving too.
 TANDEM_GENERATIONAL=1 TANDEM_EVACUATE_ALL=1 TANDEM_VERIFY=1 "$stress" graph --threads 4 --seconds "${TSAN_SECONDS:-10}" --heap-max 64M
+# Reference arrays up to 1 MB: marked in slices that the workers steal from each other.
+TANDEM_VERIFY=1 "$stress" large --threads 2 --seconds "${TSAN_SECONDS:-10}" --max-size 1M --heap-max 128M
 # The C side, as a VM would run it: a C client built with TSan instrumentation (clang) and
 # linked with the instrumented library and Rust's TSan runtime (the system's runtime is
 # older than nightly's LLVM and lacks symbols it needs). Four threads share a graph through
