@@ -98,8 +98,8 @@ pub fn reachable(
 /// The addresses a walk has reached: a bit per 8-byte word of the heap, in a bitmap per
 /// 4 MiB chunk made when the walk first reaches it (the walk runs while the mark bits are
 /// in use), and a set for the invalid addresses outside the heap or not 8-byte aligned
-/// (each reported once). A
-/// hash set of every address took 20 bytes an object (a 10 M-object heap dump: 200 MB).
+/// (each reported once). A hash set of every address took about 20 bytes an object (a
+/// heap dump of 10 M objects: 200 MB).
 struct Visited {
     heap: std::ops::Range<usize>,
     chunks: Vec<Option<Box<[u64]>>>,
