@@ -23,19 +23,22 @@ pub const SLICE_ITEMS: usize = 256;
 /// Bit 0 of a mark-stack entry that names a slice of a large array rather than an object
 /// (objects are 8-byte aligned).
 const SLICE_TAG: usize = 1;
-/// Bits of a slice entry that hold the array's page number (user addresses are below
-/// 2^47, and large objects start on a page).
+/// Bits of a slice entry that hold the array's page number (large objects start on a
+/// page, and user addresses are below 2^47 unless a 5-level page table was asked for).
 const SLICE_PAGE_BITS: u32 = 35;
 /// First bit of a slice entry's slice number; the bits above it hold slice numbers up to
-/// 2^28 (6.9e10 items). An array longer still has the rest of it scanned at once.
+/// 2^28 (6.9e10 items).
 const SLICE_SHIFT: u32 = SLICE_PAGE_BITS + 1;
 
 /// The mark-stack entry for slice `slice` (items `slice * SLICE_ITEMS..`) of the large
-/// object at `large`, or None when `slice` does not fit in one.
+/// object at `large`, or None when they do not fit in one (an array that long, or that
+/// high in the address space, has the rest of it scanned at once).
 fn slice_entry(large: usize, slice: usize) -> Option<ObjRef> {
     use crate::heap::vm::PAGE_SIZE;
-    debug_assert!(large.is_multiple_of(PAGE_SIZE) && large >> (SLICE_PAGE_BITS + 12) == 0);
-    (slice < 1 << (usize::BITS - SLICE_SHIFT)).then(|| {
+    debug_assert!(large.is_multiple_of(PAGE_SIZE));
+    let fits = large >> (SLICE_PAGE_BITS + PAGE_SIZE.trailing_zeros()) == 0
+        && slice < 1 << (usize::BITS - SLICE_SHIFT);
+    fits.then(|| {
         let e = SLICE_TAG | (large / PAGE_SIZE) << 1 | slice << SLICE_SHIFT;
         ObjRef::from_addr(e).expect("tagged: not null")
     })
@@ -435,6 +438,10 @@ mod tests {
         assert!(
             slice_entry(page, last + 1).is_none(),
             "too far: scanned at once"
+        );
+        assert!(
+            slice_entry(1 << 47, 1).is_none(),
+            "too high: scanned at once"
         );
         assert_eq!(as_slice(ObjRef::from_addr(page + 8).unwrap()), None);
     }
