@@ -129,7 +129,19 @@ impl RecentPeak {
             // Memory goes back at once: nothing is kept for reuse, so nothing is allowed.
             return;
         }
-        let start = *self.bucket_start.get_or_insert(now);
+        self.age(now, window);
+        self.current = self.current.max(peak);
+    }
+
+    /// Moves the buckets on to `now`: called for every cycle, the raised ones whose peaks
+    /// are not recorded included. Aged only by `record`, a peak outlived its window for as
+    /// long as every cycle ran on the trigger it raised: a program that grew to 500 MB and
+    /// dropped to 9 MB live kept triggering at 510 MB, and kept the memory, for good.
+    fn age(&mut self, now: Instant, window: Duration) {
+        let Some(start) = self.bucket_start else {
+            self.bucket_start = Some(now);
+            return;
+        };
         let age = now.saturating_duration_since(start);
         if age >= window {
             // A bucket older than two windows holds nothing recent any more.
@@ -137,7 +149,6 @@ impl RecentPeak {
             self.current = 0;
             self.bucket_start = Some(now);
         }
-        self.current = self.current.max(peak);
     }
 
     /// The highest peak recorded in the window (0 when none).
@@ -282,6 +293,21 @@ impl Pacer {
         cycle_secs: f64,
         how: Ended,
     ) {
+        self.cycle_finished_at(Instant::now(), rt, live, marked, peak, cycle_secs, how);
+    }
+
+    /// [`Pacer::cycle_finished`] for a cycle that finished at `now`.
+    #[allow(clippy::too_many_arguments)]
+    fn cycle_finished_at(
+        &mut self,
+        now: Instant,
+        rt: &Runtime,
+        live: Survivors,
+        marked: u64,
+        peak: usize,
+        cycle_secs: f64,
+        how: Ended,
+    ) {
         let Ended { late, nursery } = how;
         // A nursery cycle keeps the trigger the last full cycle set: it did not trace the
         // old objects, some of which have died, and sizing the heap on its kept lines
@@ -308,8 +334,9 @@ impl Pacer {
         } else {
             (self.safety * 0.75).max(HEADROOM_FACTOR)
         };
-        let now = Instant::now();
-        if !self.raised {
+        if self.raised {
+            self.recent.age(now, rt.config.uncommit_delay);
+        } else {
             self.recent.record(now, rt.config.uncommit_delay, peak);
         }
         let allocated = rt.stats.snapshot_allocated();
@@ -555,13 +582,31 @@ mod tests {
             400 * mb,
             "a raised cycle's peak is not recorded"
         );
-        // ...so once the window has passed, the growth target is back.
-        pacer.recent.record(
-            Instant::now() + Duration::from_secs(3 * 3600),
-            Duration::from_secs(3600),
-            0,
-        );
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 900 * mb, 0.0, Ended::default());
+        // ...and the allowance ends one to two windows after the spike, however many
+        // raised cycles ran meanwhile.
+        let hour = Duration::from_secs(3600);
+        let start = Instant::now();
+        let mut raised_at = |at: Duration| {
+            let peak = 900 * mb;
+            let how = Ended::default();
+            pacer.cycle_finished_at(start + at, &rt, gapless(10 * mb), 1, peak, 0.0, how);
+            rt.trigger()
+        };
+        for minutes in (10..=110).step_by(20) {
+            let at = Duration::from_secs(60 * minutes);
+            assert_eq!(raised_at(at), 400 * mb, "still allowed after {minutes} min");
+        }
+        for minutes in (130..=250).step_by(20) {
+            let at = Duration::from_secs(60 * minutes);
+            if raised_at(at) == growth {
+                assert!(
+                    at <= 2 * hour + hour / 6,
+                    "the allowance ended at {minutes} min"
+                );
+                break;
+            }
+            assert!(at < 2 * hour, "still raised after {minutes} min");
+        }
         assert_eq!(rt.trigger(), growth, "the allowance ends with its window");
 
         let rt = stw(Duration::ZERO);
