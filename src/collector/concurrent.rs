@@ -281,9 +281,9 @@ pub fn cycle(
     // while the mutators run: the dead objects are out of their reach since the pause.
     // Resurrection marks (and evacuates) with every worker, so the collection set
     // dissolves only after it.
+    let mut resurrected = 0;
     let dying = rt.refs.settle(rt, adopted, &mut |addrs| {
-        let seeds = satb_seeds_from(rt, &final_job, addrs);
-        pool.run(final_job.clone(), seeds);
+        resurrected += super::resurrect(pool, &final_job, addrs);
     });
     if rt.evac.active() {
         // Every live object was scanned and every root repaired: nothing refers to the
@@ -335,6 +335,7 @@ pub fn cycle(
     let survivors = Survivors {
         held: live.saturating_sub(sweep.sweep.black_bytes() + black_large),
         traced: sweep.sweep.marked_bytes() + large.saturating_sub(black_large),
+        resurrected,
     };
     super::record_collector_cpu(rt, pool);
     pacer.cycle_finished(

@@ -139,6 +139,17 @@ fn begin_generation(
     }
 }
 
+/// Marks from the dead finalizable objects at `addrs` (resurrection: they and what they
+/// reach stay until the VM has finalized them) with `job` on every worker; returns the
+/// bytes of small objects that marked, which the pacer leaves out of the growth target.
+fn resurrect(pool: &WorkerPool<MarkPacket>, job: &Arc<mark::MarkJob>, addrs: Vec<usize>) -> usize {
+    use crate::sync::Ordering;
+    let before = job.marked_bytes.load(Ordering::Relaxed);
+    let seeds = concurrent::satb_seeds_from(&job.rt, job, addrs);
+    pool.run(job.clone(), seeds);
+    (job.marked_bytes.load(Ordering::Relaxed) - before) as usize
+}
+
 /// Records the CPU time the collector's threads have used so far (called by the control
 /// thread, whose own clock is read).
 fn record_collector_cpu(rt: &Runtime, pool: &WorkerPool<MarkPacket>) {

@@ -67,6 +67,9 @@ pub struct Survivors {
     /// Bytes of the objects themselves: marked small objects and kept large ones, what
     /// the next cycle traces.
     pub traced: usize,
+    /// Of `traced`, the small objects kept only because a dead finalizable object reaches
+    /// them: handed to the VM to finalize, they die by the next cycle unless it keeps them.
+    pub resurrected: usize,
 }
 
 /// How a cycle ended, for [`Pacer::cycle_finished`].
@@ -440,7 +443,14 @@ impl Pacer {
             Trigger::Auto => {}
         }
         let g = rt.config.gc_growth.0;
-        let traced = survivors.traced.min(live) as f64;
+        // Resurrected objects are held (they count in `live`) but not grown for: sized on
+        // them, a program whose objects mostly have finalizers (Python's `__del__`) grew
+        // its heap by half at every cycle, each cycle resurrecting all it had allocated
+        // since the last (16, 25, 37, 56, ... MB live for nothing kept).
+        let traced = survivors
+            .traced
+            .saturating_sub(survivors.resurrected)
+            .min(live) as f64;
         // The lines survivors leave partly empty count against the growth target, not on
         // top of it; but a fragmented heap keeps at least MIN_ROOM of the room it would have
         // had dense, or it collects without end.
@@ -504,6 +514,7 @@ mod tests {
         Survivors {
             held: bytes,
             traced: bytes,
+            resurrected: 0,
         }
     }
 
@@ -522,6 +533,7 @@ mod tests {
         let scattered = Survivors {
             held: 100 * mb,
             traced: 40 * mb,
+            resurrected: 0,
         };
         let t = pacer.trigger(&rt, scattered);
         let room = (40.0 * mb as f64 * (g - 1.0) * MIN_ROOM) as usize;
@@ -534,6 +546,7 @@ mod tests {
         let some_gaps = Survivors {
             held: 50 * mb,
             traced: 40 * mb,
+            resurrected: 0,
         };
         assert_eq!(
             pacer.trigger(&rt, some_gaps),
@@ -542,6 +555,18 @@ mod tests {
         );
         let small = pacer.trigger(&rt, gapless(mb));
         assert_eq!(small, 4 * mb, "never below the minimum heap");
+        // Finalizers resurrected most of what was marked: held, not grown for.
+        let finalized = Survivors {
+            held: 100 * mb,
+            traced: 100 * mb,
+            resurrected: 90 * mb,
+        };
+        let room = (10.0 * mb as f64 * (g - 1.0) * MIN_ROOM) as usize;
+        assert_eq!(
+            pacer.trigger(&rt, finalized),
+            100 * mb + room,
+            "the resurrected objects are held until the next cycle, with room for 10 MB"
+        );
     }
 
     #[test]

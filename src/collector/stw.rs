@@ -51,9 +51,9 @@ pub fn collect(
         roots_marked += n;
     }
     pool.run(job.clone(), seeds);
+    let mut resurrected = 0;
     let dying = rt.refs.process(rt, &pause.world, &mut |addrs| {
-        let seeds = super::concurrent::satb_seeds_from(rt, &job, addrs);
-        pool.run(job.clone(), seeds);
+        resurrected += super::resurrect(pool, &job, addrs);
     });
     let marked = roots_marked + job.marked.load(Ordering::Relaxed);
     let mark_ns = tm.elapsed().as_nanos() as u64;
@@ -89,6 +89,7 @@ pub fn collect(
     let survivors = Survivors {
         held: live,
         traced: sweep.sweep.marked_bytes() + large,
+        resurrected,
     };
     pacer.cycle_finished(
         rt,

@@ -190,6 +190,8 @@ pub struct MarkJob {
     pub bad: BadRefs,
     /// Objects marked by the workers.
     pub marked: AtomicU64,
+    /// Bytes of the small objects the workers blackened.
+    pub marked_bytes: AtomicU64,
     /// Running alongside mutators: drain SATB buffers, give way to waiting allocations.
     pub concurrent: bool,
     /// Set when a concurrent phase gave way.
@@ -207,6 +209,7 @@ impl MarkJob {
             rt,
             bad: BadRefs::default(),
             marked: AtomicU64::new(0),
+            marked_bytes: AtomicU64::new(0),
             concurrent,
             aborted: AtomicBool::new(false),
             give_way_after_ns: AtomicU64::new(0),
@@ -295,7 +298,8 @@ impl Job<MarkPacket> for MarkJob {
                 }
             }
         }
-        tracer.finish(carry);
+        let bytes = tracer.finish(carry);
+        self.marked_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         self.marked.fetch_add(marked, Ordering::Relaxed);
     }
 }

@@ -68,12 +68,15 @@ const BYTES_WAYS: usize = 256;
 struct BlockBytes {
     /// (block + 1, bytes); block 0 means an empty entry. Direct-mapped by block.
     entries: [(usize, usize); BYTES_WAYS],
+    /// Every byte added, for the job's total.
+    total: usize,
 }
 
 impl Default for BlockBytes {
     fn default() -> Self {
         BlockBytes {
             entries: [(0, 0); BYTES_WAYS],
+            total: 0,
         }
     }
 }
@@ -87,6 +90,7 @@ impl BlockBytes {
             e.0 = block + 1;
         }
         e.1 += size;
+        self.total += size;
     }
 
     /// Adds an entry's bytes to its block's counter and empties it.
@@ -394,12 +398,13 @@ impl Tracer<'_> {
     }
 
     /// Ends a job's tracing: adds the marked bytes it holds to their blocks and gives its
-    /// copy buffer back.
-    pub fn finish(&self, mut carry: Carry) {
+    /// copy buffer back; returns the bytes of the small objects it blackened.
+    pub fn finish(&self, mut carry: Carry) -> usize {
         carry.bytes.flush(&self.rt.space);
         if let Some(lab) = carry.lab {
             self.rt.evac.give_lab(lab);
         }
+        carry.bytes.total
     }
 }
 
