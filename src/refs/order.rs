@@ -16,17 +16,46 @@ use std::collections::HashMap;
 
 /// For each of `roots` (dead finalizable objects, no duplicates), whether it is delivered
 /// now. `children(addr, out)` appends the dead objects `addr` refers to; it is called once
-/// per object reached.
+/// or twice per object reached.
 pub fn deliverable(roots: &[usize], mut children: impl FnMut(usize, &mut Vec<usize>)) -> Vec<bool> {
+    // When no root reaches any dead object, nothing holds one back: no graph to build
+    // (a program whose finalizable objects hold no references, or only live ones, spent
+    // most of the collector's time numbering them).
+    let mut kids = Vec::new();
+    let leaves = roots
+        .iter()
+        .take_while(|&&r| {
+            kids.clear();
+            children(r, &mut kids);
+            kids.is_empty()
+        })
+        .count();
+    if leaves == roots.len() {
+        return vec![true; roots.len()];
+    }
     let g = Components::find(roots, &mut children);
     let n = g.count as usize;
+    // Roots are nodes 0..roots.len(), numbered first.
     let mut finalizable = vec![false; n];
-    for r in roots {
-        finalizable[g.component(*r)] = true;
+    for i in 0..roots.len() {
+        finalizable[g.scc[i] as usize] = true;
     }
-    // Nodes by component, highest first: every edge leads to a lower or equal number.
-    let mut by_component: Vec<u32> = (0..g.scc.len() as u32).collect();
-    by_component.sort_unstable_by_key(|&i| std::cmp::Reverse(g.scc[i as usize]));
+    // Nodes by component, highest first (every edge leads to a lower or equal number): a
+    // counting sort, the components being numbered densely.
+    let mut starts = vec![0u32; n + 1];
+    for &c in &g.scc {
+        starts[n - 1 - c as usize] += 1;
+    }
+    let mut sum = 0;
+    for s in starts.iter_mut() {
+        (*s, sum) = (sum, sum + *s);
+    }
+    let mut by_component = vec![0u32; g.scc.len()];
+    for (i, &c) in g.scc.iter().enumerate() {
+        let slot = &mut starts[n - 1 - c as usize];
+        by_component[*slot as usize] = i as u32;
+        *slot += 1;
+    }
     let mut reached = vec![false; n];
     for i in by_component {
         let c = g.scc[i as usize] as usize;
@@ -40,7 +69,9 @@ pub fn deliverable(roots: &[usize], mut children: impl FnMut(usize, &mut Vec<usi
             }
         }
     }
-    roots.iter().map(|r| !reached[g.component(*r)]).collect()
+    (0..roots.len())
+        .map(|i| !reached[g.scc[i] as usize])
+        .collect()
 }
 
 /// A hasher for addresses: they are distinct multiples of 8, so one multiply spreads them
@@ -67,7 +98,6 @@ type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
 /// The strongly connected components of the graph reachable from some roots, with each
 /// node's edges (as node numbers) kept for the walk over the components.
 struct Components {
-    index: AddrMap<u32>,
     scc: Vec<u32>,
     /// Node i's edges are `edges[starts[i]..starts[i + 1]]`.
     starts: Vec<u32>,
@@ -76,10 +106,6 @@ struct Components {
 }
 
 impl Components {
-    fn component(&self, addr: usize) -> usize {
-        self.scc[self.index[&addr] as usize] as usize
-    }
-
     fn kids(&self, i: u32) -> &[u32] {
         &self.edges[self.starts[i as usize] as usize..self.starts[i as usize + 1] as usize]
     }
@@ -111,8 +137,8 @@ impl Components {
             starts.push(edges.len() as u32);
             next += 1;
         }
+        drop(index);
         let mut g = Components {
-            index,
             scc: vec![NONE; addrs.len()],
             starts,
             edges,
@@ -210,6 +236,18 @@ mod tests {
         // 0 -> 1 <-> 2: the cycle waits for 0.
         let d = run(&[(0, 1), (1, 2), (2, 1)], &[1, 2, 0]);
         assert_eq!(d, vec![false, false, true]);
+    }
+
+    #[test]
+    fn leaves_are_delivered_unless_a_later_root_reaches_them() {
+        assert_eq!(run(&[], &[5, 6, 7]), vec![true, true, true]);
+        // 5 and 6 reach nothing, 1 reaches 6 through 2: 6 waits.
+        assert_eq!(run(&[(1, 2), (2, 6)], &[5, 6, 1]), vec![true, false, true]);
+        // Many components, in every order of their numbers.
+        let edges: Vec<(usize, usize)> = (0..50).map(|i| (100 + i, 200 + i)).collect();
+        let roots: Vec<usize> = (0..50).flat_map(|i| [200 + i, 100 + i]).collect();
+        let d = run(&edges, &roots);
+        assert!(d.chunks(2).all(|p| p == [false, true]), "{d:?}");
     }
 
     #[test]
