@@ -2,12 +2,16 @@
 //! their own half of the reservation, never move, and are freed by returning the pages.
 //!
 //! Allocation takes a lock: large objects are rare next to TLAB bumps. Freed runs are kept
-//! committed in a small warm cache (up to `warm_cap` bytes) and reused after a memset (done
-//! outside the lock, by a thread that the collector need not wait for: see [`LargeRun`]), since
-//! returning pages to the OS and faulting fresh zeroed ones back in costs far more than
-//! clearing them for churning workloads. Warm runs are committed memory, so they stay
-//! charged to the heap's [`Budget`]; when a charge would pass the maximum, the warm cache is
-//! given back first.
+//! committed in a warm cache and reused after a memset (done outside the lock, by a thread
+//! that the collector need not wait for: see [`LargeRun`]), since returning pages to the OS
+//! and faulting fresh zeroed ones back in costs far more than clearing them for churning
+//! workloads. Like the block space's idle chunks, a warm run goes back to the OS once it has
+//! stayed unused for one to two `TANDEM_UNCOMMIT_DELAY`s (the uncommit thread ages the
+//! cache: [`LargeObjectSpace::release_aged`]); with no delay, the cache is capped at
+//! `warm_cap` bytes instead (it was capped at 64 MB always: churning arrays of up to 4 MB,
+//! 35 MB live, faulted 2 GB back in over 10 GB allocated). Warm runs are committed memory,
+//! so they stay charged to the heap's [`Budget`]; when a charge would pass the maximum, the
+//! warm cache is given back first.
 //!
 //! With verification on there is no warm cache: instead every freed run stays committed,
 //! filled with the poison pattern, and is reused only when no uncommitted run fits; a write
@@ -40,7 +44,13 @@ struct LosInner {
     free: BTreeMap<usize, usize>,
     /// Free page runs still committed (dirty): start -> length, coalesced among themselves.
     warm: BTreeMap<usize, usize>,
+    /// Warm runs of the previous aging period ([`LargeObjectSpace::release_aged`]), given
+    /// back to the OS at the end of this one unless reused first.
+    warm_old: BTreeMap<usize, usize>,
+    /// Bytes in `warm` and `warm_old`.
     warm_bytes: usize,
+    /// When `warm` began to collect runs (the current aging period).
+    aged_at: Option<std::time::Instant>,
     /// Live objects: start address -> committed length in bytes.
     objects: BTreeMap<usize, usize>,
     /// Mark new objects (from the start of marking until this space is swept).
@@ -258,7 +268,9 @@ impl LargeObjectSpace {
         bytes: usize,
     ) -> Result<Option<(usize, bool)>> {
         let len = Self::footprint(bytes);
-        if let Some(start) = Self::take_run(&mut g.warm, len) {
+        let warm =
+            Self::take_run(&mut g.warm, len).or_else(|| Self::take_run(&mut g.warm_old, len));
+        if let Some(start) = warm {
             // Already charged: warm runs count as committed.
             g.warm_bytes -= len;
             return Ok(Some((start, true)));
@@ -338,7 +350,8 @@ impl LargeObjectSpace {
 
     /// Returns every warm run to the OS; the bytes given back.
     fn drop_warm_locked(g: &mut LosInner, res: &Reservation, budget: &Budget) -> usize {
-        let warm = std::mem::take(&mut g.warm);
+        let mut warm = std::mem::take(&mut g.warm);
+        warm.append(&mut g.warm_old);
         g.warm_bytes = 0;
         warm.into_iter()
             .map(|(a, l)| {
@@ -351,6 +364,43 @@ impl LargeObjectSpace {
     /// Returns the warm cache to the OS (to make room in the budget); the bytes given back.
     pub fn drop_warm(&self, res: &Reservation, budget: &Budget) -> usize {
         Self::drop_warm_locked(&mut self.inner.lock(), res, budget)
+    }
+
+    /// Ends an aging period of the warm cache once `delay` has passed since the last one
+    /// ended: returns to the OS the runs that were warm already when it began and have not
+    /// been reused since (idle for one to two periods), and starts the next with the runs
+    /// freed during it. Called by the uncommit thread; the bytes given back. The madvise
+    /// runs outside the lock: the runs are in no map meanwhile, so nobody takes them.
+    pub fn release_aged(
+        &self,
+        res: &Reservation,
+        budget: &Budget,
+        now: std::time::Instant,
+        delay: std::time::Duration,
+    ) -> usize {
+        let old = {
+            let mut g = self.inner.lock();
+            let since = *g.aged_at.get_or_insert(now);
+            if now.saturating_duration_since(since) < delay {
+                return 0;
+            }
+            g.aged_at = Some(now);
+            let warm = std::mem::take(&mut g.warm);
+            let old = std::mem::replace(&mut g.warm_old, warm);
+            g.warm_bytes -= old.values().sum::<usize>();
+            old
+        };
+        for (&a, &l) in &old {
+            res.release(a, l);
+        }
+        let mut g = self.inner.lock();
+        old.into_iter()
+            .map(|(a, l)| {
+                budget.uncharge(l);
+                Self::insert_run(&mut g.free, a, l);
+                l
+            })
+            .sum()
     }
 
     fn free_locked(
@@ -509,7 +559,12 @@ impl LargeObjectSpace {
         match inside(&g.objects) {
             Some((s, len)) if s == addr => LargeSlot::Object { len },
             Some((start, _)) => LargeSlot::Inside { start },
-            None if inside(&g.poisoned).is_some() || inside(&g.warm).is_some() => LargeSlot::Freed,
+            None if inside(&g.poisoned).is_some()
+                || inside(&g.warm).is_some()
+                || inside(&g.warm_old).is_some() =>
+            {
+                LargeSlot::Freed
+            }
             None => LargeSlot::Unused,
         }
     }
@@ -548,6 +603,61 @@ mod tests {
         let meta = SideMetadata::new(res.base(), SPACE, 0).unwrap();
         let los = LargeObjectSpace::new(res.base(), SPACE, 0, Some(POISON));
         (res, meta, los, Budget::new(SPACE))
+    }
+
+    #[test]
+    fn warm_runs_go_back_after_one_to_two_periods_unless_reused() {
+        let res = Reservation::new(SPACE, PAGE_SIZE, false).unwrap();
+        let meta = SideMetadata::new(res.base(), SPACE, 0).unwrap();
+        let los = LargeObjectSpace::new(res.base(), SPACE, usize::MAX, None);
+        let budget = Budget::new(SPACE);
+        let (t0, period) = (std::time::Instant::now(), std::time::Duration::from_secs(5));
+        let at = |periods: u32| t0 + period * periods;
+        let a = los
+            .alloc(&res, &meta, &budget, 2 * PAGE_SIZE)
+            .unwrap()
+            .unwrap();
+        let b = los
+            .alloc(&res, &meta, &budget, 3 * PAGE_SIZE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            los.release_aged(&res, &budget, at(0), period),
+            0,
+            "first period"
+        );
+        los.sweep(&res, &meta, &budget);
+        assert_eq!(
+            budget.committed(),
+            5 * PAGE_SIZE,
+            "freed runs stay committed"
+        );
+        assert_eq!(los.release_aged(&res, &budget, at(1), period), 0, "now old");
+        // One of the old runs is reused before its period ends.
+        let c = los
+            .alloc(&res, &meta, &budget, 2 * PAGE_SIZE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c, a, "the warm run first");
+        assert_eq!(
+            los.release_aged(&res, &budget, at(1) + period / 2, period),
+            0,
+            "not yet due"
+        );
+        assert_eq!(
+            los.release_aged(&res, &budget, at(2), period),
+            3 * PAGE_SIZE,
+            "the unused one goes back"
+        );
+        assert_eq!(budget.committed(), 2 * PAGE_SIZE);
+        assert_eq!(los.slot_at(b), LargeSlot::Unused);
+        los.sweep(&res, &meta, &budget);
+        assert_eq!(los.release_aged(&res, &budget, at(3), period), 0);
+        assert_eq!(
+            los.release_aged(&res, &budget, at(4), period),
+            2 * PAGE_SIZE
+        );
+        assert_eq!(budget.committed(), 0);
     }
 
     #[test]

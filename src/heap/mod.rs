@@ -116,7 +116,13 @@ impl Space {
             los: LargeObjectSpace::new(
                 base + immix_size,
                 immix_size,
-                (config.heap_max.0 / 16).min(64 << 20),
+                if config.uncommit_delay.is_zero() {
+                    // Nothing ages the cache: bound it.
+                    (config.heap_max.0 / 16).min(64 << 20)
+                } else {
+                    // The uncommit thread returns what stays unused (`release_aged`).
+                    usize::MAX
+                },
                 config.verify.then_some(POISON),
             )
             .with_sticky_marks(config.generational),

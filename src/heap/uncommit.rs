@@ -55,6 +55,12 @@ impl Space {
         }
     }
 
+    /// Returns the large-object runs that stayed free and unused for one to two `delay`s
+    /// to the OS ([`super::los::LargeObjectSpace::release_aged`]); the bytes given back.
+    pub fn release_aged_large(&self, now: Instant, delay: Duration) -> usize {
+        self.los.release_aged(&self.res, &self.budget, now, delay)
+    }
+
     /// Takes the lowest idle chunk back into use (its lowest addresses are the likeliest to
     /// be warm in the caches): pushes all but its first block to the free pool and returns
     /// the first.
@@ -209,9 +215,12 @@ impl Uncommitter {
                 while !signal.wait(wait) {
                     let release = || {
                         let _activity = gate.activity();
-                        Instant::now()
-                            .checked_sub(delay)
-                            .map_or(0, |due| space.release_idle(Some(due), floor, 1))
+                        let now = Instant::now();
+                        let large = space.release_aged_large(now, delay);
+                        large
+                            + now
+                                .checked_sub(delay)
+                                .map_or(0, |due| space.release_idle(Some(due), floor, 1))
                     };
                     // A panic here must not take the process down: memory then merely stays
                     // committed.
