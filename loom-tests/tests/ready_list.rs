@@ -71,7 +71,7 @@ fn an_object_taken_from_a_ready_list_while_marking_runs_is_kept() {
             marked: Marked::default(),
         });
         let q = w.queues.create(None).unwrap();
-        w.queues.deliver(q, QUEUED);
+        w.queues.deliver_all(&mut [(q, QUEUED)]);
         let m = Arc::new(SatbMutator::new(0));
         w.sp.attach(m.clone());
         let (w1, m1) = (w.clone(), m.clone());
