@@ -82,6 +82,8 @@ pub struct MutatorCore {
     owner: libc::pthread_t,
     /// The attaching thread as a debugger names it, for warnings.
     label: String,
+    /// The OS thread id of the owning thread (0 where unknown).
+    tid: i32,
 }
 
 /// The C ABI version (`TANDEM_ABI_VERSION` in `tandem.h`): it changes whenever the offsets
@@ -125,6 +127,42 @@ impl Participant for MutatorCore {
 
     fn describe(&self) -> String {
         self.label.clone()
+    }
+
+    fn os_state(&self) -> Option<String> {
+        os_thread_state(self.tid)
+    }
+}
+
+/// The state letter (R running or runnable, S sleeping, D in the kernel uninterruptibly,
+/// ...), kernel wait channel and `/proc/.../syscall` line of thread `tid` of this process:
+/// `running` when it is on a CPU right now, a system call's number when it is in one, and
+/// `-1 SP PC` when it is off the CPU in its own code (preempted: PC is where).
+fn os_thread_state(tid: i32) -> Option<String> {
+    #[cfg(target_os = "linux")]
+    {
+        let task = format!("/proc/self/task/{tid}");
+        let stat = std::fs::read_to_string(format!("{task}/stat")).ok()?;
+        // The name, in parentheses, may hold spaces: the state follows its closing one.
+        let state = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .next()?
+            .to_string();
+        let wchan = std::fs::read_to_string(format!("{task}/wchan")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(format!("{task}/syscall")).unwrap_or_default();
+        let wchan = if wchan.is_empty() || wchan == "0" {
+            String::new()
+        } else {
+            format!(" in {wchan}")
+        };
+        Some(format!("{state}{wchan}, syscall: {}", syscall.trim()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = tid;
+        None
     }
 }
 
@@ -179,6 +217,11 @@ impl MutatorCore {
             // SAFETY: pthread_self has no preconditions.
             owner: unsafe { libc::pthread_self() },
             label: thread_label(),
+            // SAFETY: gettid has no preconditions.
+            #[cfg(target_os = "linux")]
+            tid: unsafe { libc::gettid() },
+            #[cfg(not(target_os = "linux"))]
+            tid: 0,
         })
     }
 

@@ -187,6 +187,12 @@ pub trait Participant: Send + Sync {
     fn describe(&self) -> String {
         "a mutator".into()
     }
+
+    /// What the OS says the mutator's thread is doing (running, waiting for a CPU, in the
+    /// kernel), for the log of a stop it holds up; None when unknown.
+    fn os_state(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Warns that `what` (a stop, a handshake) has waited `waited` for the `late` threads.
@@ -212,6 +218,23 @@ pub const SLOW_STOP_WARNING: Duration = Duration::from_secs(1);
 
 /// How long a stop looks for its mutators to stop before it sleeps until they have.
 const STOP_WATCH: Duration = Duration::from_micros(50);
+
+/// CLOCK_MONOTONIC now, in nanoseconds: what `perf record -k mono` stamps samples with, so
+/// that a late stop in the log can be matched with what its threads were running.
+fn mono_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// How long a stop waits before it logs (at debug level) what the OS says each late
+/// thread is doing: whether time to safepoint went to a thread that ran without polling,
+/// waited for a CPU, or sat in the kernel.
+const LATE_LOOK: Duration = Duration::from_millis(1);
 
 impl Participant for ThreadState {
     fn thread_state(&self) -> &ThreadState {
@@ -526,8 +549,32 @@ impl<T: Participant> Safepoint<T> {
             g = self.registry.lock();
         }
         let mut warn_after = SLOW_STOP_WARNING;
+        let mut looked = cfg!(loom) || !tracing::enabled!(tracing::Level::DEBUG);
         while g.awaited > 0 {
             let waited = requested.elapsed();
+            if !looked && waited >= LATE_LOOK {
+                looked = true;
+                let late: Vec<Arc<T>> = g
+                    .mutators
+                    .iter()
+                    .filter(|m| m.thread_state().word.load(Ordering::Relaxed) & AWAITED != 0)
+                    .cloned()
+                    .collect();
+                // Not under the lock: the threads that stop meanwhile take it.
+                drop(g);
+                let late: Vec<String> = late
+                    .iter()
+                    .map(|m| format!("{}: {}", m.describe(), m.os_state().unwrap_or_default()))
+                    .collect();
+                tracing::debug!(
+                    waited_us = waited.as_micros() as u64,
+                    requested_mono_ns = mono_ns().saturating_sub(waited.as_nanos() as u64),
+                    late = late.join(", "),
+                    "a stop is waiting for threads"
+                );
+                g = self.registry.lock();
+                continue;
+            }
             if waited >= warn_after {
                 let late: Vec<String> = g
                     .mutators
@@ -538,9 +585,8 @@ impl<T: Participant> Safepoint<T> {
                 warn_late("a stop", waited, &late);
                 warn_after = waited * 2;
             }
-            g = self
-                .parked_cv
-                .wait_timeout(g, warn_after.saturating_sub(waited));
+            let until = if looked { warn_after } else { LATE_LOOK };
+            g = self.parked_cv.wait_timeout(g, until.saturating_sub(waited));
         }
         (g.mutators.clone(), requested)
     }
