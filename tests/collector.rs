@@ -157,6 +157,46 @@ fn large_and_var_size_objects_are_traced_and_freed(mode: Mode) {
     );
 }
 
+/// `alloc_uninit` hands a pointer-free large object reused pages as they are (the VM
+/// writes its bytes itself), and refuses types with references; `alloc` clears them.
+fn uninitialised_allocation_skips_clearing_reused_pages_only(mode: Mode) {
+    let h = heap(mode, 64, false);
+    let blob = h
+        .register_type(TypeInfo {
+            fixed_size: 16,
+            item_size: 1,
+            length_offset: 8,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut m = h.attach().unwrap();
+    assert!(matches!(
+        m.alloc_uninit(node_type(&h), 0),
+        Err(Error::InvalidArgument(_))
+    ));
+    let len = 100_000;
+    let fill = |o: ObjRef, v: u8| {
+        // SAFETY: the payload of a live blob of `len` bytes, from offset 16.
+        unsafe { std::ptr::write_bytes(o.field::<u8>(16), v, len) }
+    };
+    // SAFETY: the payload's last byte, as above.
+    let last = |o: ObjRef| unsafe { *o.field::<u8>(16 + len - 1) };
+    let a = m.alloc_uninit(blob, len).unwrap();
+    // SAFETY: its length field.
+    assert_eq!(unsafe { *a.field::<usize>(8) }, len);
+    fill(a, 0xAB);
+    m.collect().unwrap(); // a is garbage: its run goes to the warm cache
+    let b = m.alloc_uninit(blob, len).unwrap();
+    assert_eq!(b, a, "the freed run is reused");
+    assert_eq!(last(b), 0xAB, "and not cleared");
+    // SAFETY: as above.
+    assert_eq!(unsafe { *b.field::<usize>(8) }, len, "the length is set");
+    m.collect().unwrap();
+    let c = m.alloc(blob, len).unwrap();
+    assert_eq!(c, a);
+    assert_eq!(last(c), 0, "a plain allocation is zeroed");
+}
+
 fn global_roots_and_the_root_callback_keep_objects_alive(mode: Mode) {
     let h = heap(mode, 32, true);
     let ty = node_type(&h);
@@ -532,6 +572,7 @@ in_both_modes!(
     garbage_is_reclaimed_so_a_small_heap_serves_large_allocation_volumes,
     out_of_memory_returns_an_error_calls_the_handler_and_recovers,
     large_and_var_size_objects_are_traced_and_freed,
+    uninitialised_allocation_skips_clearing_reused_pages_only,
     global_roots_and_the_root_callback_keep_objects_alive,
     a_trace_callback_type_is_traced_through_the_callback,
     threads_allocate_and_collect_concurrently,

@@ -266,6 +266,14 @@ static inline void *tandem_alloc(tandem_mutator *m, tandem_type_id type, size_t 
 /** Allocates an object that will never move (for buffers handed to native code). */
 void *tandem_alloc_nonmoving(tandem_mutator *m, tandem_type_id type, size_t length);
 
+/** Allocates an object of a type without references (no ref offsets, no trace function:
+ *  strings, byte and number arrays) whose bytes the VM writes itself, like RPython's
+ *  non-clearing mallocs: the header and length are set, but a large object's bytes are
+ *  whatever its reused pages held (a small one is zeroed all the same), so a VM that fills
+ *  the object at once does not write it twice. NULL with TANDEM_ERR_INVALID_ARGUMENT for a
+ *  type with references; otherwise as tandem_alloc (a safepoint). */
+void *tandem_alloc_uninit(tandem_mutator *m, tandem_type_id type, size_t length);
+
 /** Identity hash of obj, stable for its whole life, across moves; 0 on error. */
 uint64_t tandem_identity_hash(tandem_mutator *m, void *obj);
 
@@ -353,7 +361,8 @@ tandem_result tandem_set_root_callback(tandem_root_fn fn, void *data);
  * (see below), a thread sees one value.
  *
  * Calls that may collect ("safepoints"): tandem_alloc and the other allocation functions
- * (tandem_alloc_slow, tandem_alloc_nonmoving), tandem_safepoint (and its slow path),
+ * (tandem_alloc_slow, tandem_alloc_nonmoving, tandem_alloc_uninit), tandem_safepoint (and
+ * its slow path),
  * tandem_collect and tandem_leave_native. Nothing else collects or changes the barrier
  * byte: the barriers' slow paths, tandem_identity_hash, pinning and the root functions
  * do not.

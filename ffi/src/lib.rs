@@ -236,15 +236,13 @@ pub extern "C" fn tandem_detach_thread(m: *mut CMutator) -> i32 {
     status(|| global::detach(m))
 }
 
-fn alloc_with(m: *mut CMutator, ty: u32, length: usize, nonmoving: bool) -> *mut c_void {
+fn alloc_with(
+    m: *mut CMutator,
+    alloc: impl FnOnce(&mut tandem_core::Mutator) -> tandem_core::Result<ObjRef>,
+) -> *mut c_void {
     guard(std::ptr::null_mut(), || {
         global::with_running_mutator(m, "an allocation", |mm| {
-            let o = if nonmoving {
-                mm.alloc_nonmoving(TypeId(ty), length)?
-            } else {
-                mm.alloc(TypeId(ty), length)?
-            };
-            Ok(o.as_ptr() as *mut c_void)
+            Ok(alloc(mm)?.as_ptr() as *mut c_void)
         })
         .map(|o| services::run_due_calls(m, o))
     })
@@ -254,13 +252,20 @@ fn alloc_with(m: *mut CMutator, ty: u32, length: usize, nonmoving: bool) -> *mut
 /// The slow path of `tandem_alloc`: allocates a zeroed object; NULL on error.
 #[no_mangle]
 pub extern "C" fn tandem_alloc_slow(m: *mut CMutator, ty: u32, length: usize) -> *mut c_void {
-    alloc_with(m, ty, length, false)
+    alloc_with(m, |mm| mm.alloc(TypeId(ty), length))
 }
 
 /// Allocates an object that never moves; NULL on error.
 #[no_mangle]
 pub extern "C" fn tandem_alloc_nonmoving(m: *mut CMutator, ty: u32, length: usize) -> *mut c_void {
-    alloc_with(m, ty, length, true)
+    alloc_with(m, |mm| mm.alloc_nonmoving(TypeId(ty), length))
+}
+
+/// Allocates an object of a pointer-free type whose bytes the VM writes itself (a large
+/// one's reused pages are not cleared); NULL on error.
+#[no_mangle]
+pub extern "C" fn tandem_alloc_uninit(m: *mut CMutator, ty: u32, length: usize) -> *mut c_void {
+    alloc_with(m, |mm| mm.alloc_uninit(TypeId(ty), length))
 }
 
 /// The slow path of `tandem_push_root`: reports overflow (or a bad mutator).

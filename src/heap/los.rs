@@ -86,6 +86,8 @@ pub struct LargeRun {
     len: usize,
     bytes: usize,
     clear: bool,
+    /// A reused warm run: its pages are resident and hold an old object's bytes.
+    warm: bool,
 }
 
 impl LargeRun {
@@ -105,6 +107,15 @@ impl LargeRun {
         if self.clear {
             // SAFETY: committed pages that this run alone holds (they are in no map).
             unsafe { std::ptr::write_bytes(self.start as *mut u8, 0, self.bytes) };
+        }
+    }
+
+    /// Readies the run for an object whose bytes the VM writes itself: a warm run is left
+    /// as it is (resident, holding an old object's bytes), a fresh one is cleared, which
+    /// faults its pages in here rather than in the VM's code (see the type's doc).
+    pub fn prepare_uninit(&self) {
+        if !self.warm {
+            self.clear();
         }
     }
 }
@@ -214,11 +225,12 @@ impl LargeObjectSpace {
         bytes: usize,
     ) -> Result<Option<LargeRun>> {
         let taken = self.take_pages(&mut self.inner.lock(), res, budget, bytes)?;
-        Ok(taken.map(|(start, clear)| LargeRun {
+        Ok(taken.map(|(start, clear, warm)| LargeRun {
             start,
             len: Self::footprint(bytes),
             bytes,
             clear,
+            warm,
         }))
     }
 
@@ -258,22 +270,23 @@ impl LargeObjectSpace {
     }
 
     /// Takes a run of pages for an object of `bytes` out of every map, with whether it is
-    /// still to be cleared: a warm one (already charged), a fresh one (zero, not yet
-    /// touched) or, under verification, a poisoned one (checked and zeroed here).
+    /// still to be cleared and whether it is warm: a warm one (already charged), a fresh
+    /// one (zero, not yet touched) or, under verification, a poisoned one (checked and
+    /// zeroed here).
     fn take_pages(
         &self,
         g: &mut LosInner,
         res: &Reservation,
         budget: &Budget,
         bytes: usize,
-    ) -> Result<Option<(usize, bool)>> {
+    ) -> Result<Option<(usize, bool, bool)>> {
         let len = Self::footprint(bytes);
         let warm =
             Self::take_run(&mut g.warm, len).or_else(|| Self::take_run(&mut g.warm_old, len));
         if let Some(start) = warm {
             // Already charged: warm runs count as committed.
             g.warm_bytes -= len;
-            return Ok(Some((start, true)));
+            return Ok(Some((start, true, true)));
         }
         if !g.free.values().any(|&l| l >= len) {
             // The warm runs may be what fragments the space: give them back.
@@ -289,7 +302,7 @@ impl LargeObjectSpace {
         // fits.
         if !g.free.values().any(|&l| l >= len) {
             if let Some(start) = self.reuse_poisoned(g, res, bytes) {
-                return Ok(Some((start, false)));
+                return Ok(Some((start, false, false)));
             }
         }
         let Some(start) = Self::take_run(&mut g.free, len) else {
@@ -301,7 +314,7 @@ impl LargeObjectSpace {
             budget.uncharge(len);
             return Err(e);
         }
-        Ok(Some((start, true)))
+        Ok(Some((start, true, false)))
     }
 
     /// Takes `len` bytes from the first run of `runs` that holds them.

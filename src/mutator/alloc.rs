@@ -24,6 +24,30 @@ impl Mutator {
     /// the OOM handler) when a full GC does not free enough memory.
     #[inline]
     pub fn alloc(&mut self, ty: TypeId, length: usize) -> Result<ObjRef> {
+        self.alloc_cleared(ty, length, true)
+    }
+
+    /// [`Mutator::alloc`] for a type without references (strings, byte and number
+    /// arrays) whose bytes the caller writes itself: past the header and the length field,
+    /// a large object's bytes are not cleared when its pages are reused (they hold an old
+    /// object's bytes); a small one is zeroed all the same. Fails with `InvalidArgument`
+    /// for a type that has reference slots or a trace function.
+    pub fn alloc_uninit(&mut self, ty: TypeId, length: usize) -> Result<ObjRef> {
+        let info = self.rt.types.lookup(ty)?;
+        if info.trace.is_some() || !info.ref_offsets.is_empty() || !info.item_ref_offsets.is_empty()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "type {} has references: only pointer-free types may be allocated \
+                 uninitialised",
+                ty.0
+            )));
+        }
+        self.alloc_cleared(ty, length, false)
+    }
+
+    /// [`Mutator::alloc`], clearing a large object's reused pages only with `zero`.
+    #[inline]
+    fn alloc_cleared(&mut self, ty: TypeId, length: usize, zero: bool) -> Result<ObjRef> {
         let info = self.rt.types.lookup(ty)?;
         let (varsize, len_off) = (info.is_varsize(), info.length_offset);
         let destructible = info.destructor.is_some();
@@ -39,7 +63,7 @@ impl Mutator {
         let large = size > LARGE_OBJECT_THRESHOLD;
         let addr = if large {
             // The header is written before the object is registered (see `alloc_large`).
-            self.alloc_large(size, make_header(ty, 0))?
+            self.alloc_large(size, make_header(ty, 0), zero)?
         } else if let Some(a) = self.fast().window.bump(size) {
             a
         } else {
@@ -106,14 +130,20 @@ impl Mutator {
     /// from then on a sweep may see it, and in generational mode the registration flags
     /// the header of an object allocated during marking (`FLAG_NEW_LARGE`).
     #[cold]
-    fn alloc_large(&mut self, size: usize, header: u64) -> Result<usize> {
+    fn alloc_large(&mut self, size: usize, header: u64, zero: bool) -> Result<usize> {
         self.alloc_retrying(size, |m| {
             // The run is cleared (its pages touched) in a native region: a stop does not
-            // wait for it.
+            // wait for it. Unless `zero`, a reused run is not cleared at all.
             let rt = m.rt.clone();
-            let r = rt
-                .space
-                .alloc_large_with(size, header, |run| m.native(|| run.clear()))?;
+            let r = rt.space.alloc_large_with(size, header, |run| {
+                m.native(|| {
+                    if zero {
+                        run.clear()
+                    } else {
+                        run.prepare_uninit()
+                    }
+                })
+            })?;
             if r.is_some() {
                 m.rt.stats.add_allocated(size);
                 if m.core.marking() {

@@ -315,6 +315,14 @@ static void bad_allocations_return_null(tandem_mutator *m) {
     CHECK(arr != NULL);
     CHECK(*(size_t *)((char *)arr + 8) == 3);
     CHECK(tandem_alloc_nonmoving(m, pair_type, 0) != NULL);
+    /* Uninitialised allocation is for pointer-free types only. */
+    CHECK_NULL_WITH(tandem_alloc_uninit(m, array_type, 3), "has references");
+    CHECK_NULL_WITH(tandem_alloc_uninit(m, pair_type, 0), "has references");
+    CHECK_NULL_WITH(tandem_alloc_uninit(m, 4242, 0), "unknown type id 4242");
+    unsigned char *b = tandem_alloc_uninit(m, blob_type, 100000);
+    CHECK(b != NULL);
+    CHECK(*(size_t *)(b + 8) == 100000);
+    CHECK(tandem_sizeof(b) >= 100000);
 }
 
 /* ---- Roots --------------------------------------------------------------------------- */
