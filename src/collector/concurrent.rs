@@ -339,6 +339,7 @@ pub fn cycle(
     };
     super::record_collector_cpu(rt, pool);
     pacer.cycle_finished(
+        Instant::now(),
         rt,
         survivors,
         cycle_marked,

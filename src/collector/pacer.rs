@@ -285,23 +285,10 @@ impl Pacer {
     }
 
     /// Records a finished cycle that took `cycle_secs` (from its first pause to the end of
-    /// its sweep), had `peak` bytes of heap in use when its marking ended, marked `marked`
-    /// objects and left `live`, and sets the runtime's next trigger.
-    pub fn cycle_finished(
-        &mut self,
-        rt: &Runtime,
-        live: Survivors,
-        marked: u64,
-        peak: usize,
-        cycle_secs: f64,
-        how: Ended,
-    ) {
-        self.cycle_finished_at(Instant::now(), rt, live, marked, peak, cycle_secs, how);
-    }
-
-    /// [`Pacer::cycle_finished`] for a cycle that finished at `now`.
+    /// its sweep) and finished at `now`, had `peak` bytes of heap in use when its marking
+    /// ended, marked `marked` objects and left `live`, and sets the runtime's next trigger.
     #[allow(clippy::too_many_arguments)]
-    fn cycle_finished_at(
+    pub fn cycle_finished(
         &mut self,
         now: Instant,
         rt: &Runtime,
@@ -594,14 +581,30 @@ mod tests {
         let growth = (10.0 * mb as f64 * g) as usize;
         let mut pacer = Pacer::default();
         // A startup spike: the first cycle ran at the growth target and peaked at 400 MiB.
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, Ended::default());
+        pacer.cycle_finished(
+            Instant::now(),
+            &rt,
+            gapless(10 * mb),
+            1,
+            400 * mb,
+            0.0,
+            Ended::default(),
+        );
         assert_eq!(
             rt.trigger(),
             400 * mb,
             "stw: the trigger is the recent peak"
         );
         // Cycles that ran on the raised trigger do not record their peaks...
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 900 * mb, 0.0, Ended::default());
+        pacer.cycle_finished(
+            Instant::now(),
+            &rt,
+            gapless(10 * mb),
+            1,
+            900 * mb,
+            0.0,
+            Ended::default(),
+        );
         assert_eq!(
             rt.trigger(),
             400 * mb,
@@ -614,7 +617,7 @@ mod tests {
         let mut raised_at = |at: Duration| {
             let peak = 900 * mb;
             let how = Ended::default();
-            pacer.cycle_finished_at(start + at, &rt, gapless(10 * mb), 1, peak, 0.0, how);
+            pacer.cycle_finished(start + at, &rt, gapless(10 * mb), 1, peak, 0.0, how);
             rt.trigger()
         };
         for minutes in (10..=110).step_by(20) {
@@ -636,12 +639,28 @@ mod tests {
 
         let rt = stw(Duration::ZERO);
         let mut pacer = Pacer::default();
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, Ended::default());
+        pacer.cycle_finished(
+            Instant::now(),
+            &rt,
+            gapless(10 * mb),
+            1,
+            400 * mb,
+            0.0,
+            Ended::default(),
+        );
         assert_eq!(rt.trigger(), growth, "no uncommit delay: no allowance");
 
         let rt = runtime(Mode::Concurrent, Duration::from_secs(5));
         let mut pacer = Pacer::default();
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1, 400 * mb, 0.0, Ended::default());
+        pacer.cycle_finished(
+            Instant::now(),
+            &rt,
+            gapless(10 * mb),
+            1,
+            400 * mb,
+            0.0,
+            Ended::default(),
+        );
         let t = rt.trigger();
         let goal = goal_of(t, 10 * mb);
         assert!(
@@ -665,11 +684,27 @@ mod tests {
             late: false,
             nursery: true,
         };
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1000, 40 * mb, 0.0, full);
+        pacer.cycle_finished(
+            Instant::now(),
+            &rt,
+            gapless(10 * mb),
+            1000,
+            40 * mb,
+            0.0,
+            full,
+        );
         let t = rt.trigger();
         assert!(!pacer.wants_full(), "room for nursery cycles");
         // A nursery cycle that keeps 2 of the 30 MB allocated since: the trigger stays.
-        pacer.cycle_finished(&rt, gapless(12 * mb), 100, 40 * mb, 0.0, nursery);
+        pacer.cycle_finished(
+            Instant::now(),
+            &rt,
+            gapless(12 * mb),
+            100,
+            40 * mb,
+            0.0,
+            nursery,
+        );
         assert_eq!(
             rt.trigger(),
             t,
@@ -678,15 +713,39 @@ mod tests {
         assert!(!pacer.wants_full());
         // Old objects leave under a quarter of the headroom: the next cycle is full.
         let nearly = t - (t - 10 * mb) / 8;
-        pacer.cycle_finished(&rt, gapless(nearly), 100, 100 * mb, 0.0, nursery);
+        pacer.cycle_finished(
+            Instant::now(),
+            &rt,
+            gapless(nearly),
+            100,
+            100 * mb,
+            0.0,
+            nursery,
+        );
         assert!(pacer.wants_full(), "the old objects fill the headroom");
-        pacer.cycle_finished(&rt, gapless(10 * mb), 1000, t, 0.0, full);
+        pacer.cycle_finished(Instant::now(), &rt, gapless(10 * mb), 1000, t, 0.0, full);
         assert!(!pacer.wants_full());
         // A nursery cycle that keeps 15 of 20 MB: four full cycles follow.
-        pacer.cycle_finished(&rt, gapless(25 * mb), 800, 30 * mb, 0.0, nursery);
+        pacer.cycle_finished(
+            Instant::now(),
+            &rt,
+            gapless(25 * mb),
+            800,
+            30 * mb,
+            0.0,
+            nursery,
+        );
         for i in 0..FULL_STREAK {
             assert!(pacer.wants_full(), "full cycle {i} of the streak");
-            pacer.cycle_finished(&rt, gapless(10 * mb), 1000, 30 * mb, 0.0, full);
+            pacer.cycle_finished(
+                Instant::now(),
+                &rt,
+                gapless(10 * mb),
+                1000,
+                30 * mb,
+                0.0,
+                full,
+            );
         }
         assert!(!pacer.wants_full(), "then nursery cycles are tried again");
         assert_eq!(pacer.expected_marks(false, 0), 1000, "a full cycle's marks");

@@ -92,6 +92,7 @@ pub fn collect(
         resurrected,
     };
     pacer.cycle_finished(
+        Instant::now(),
         rt,
         survivors,
         marked,
