@@ -505,6 +505,12 @@ mod tests {
         }
     }
 
+    /// A cycle with 10 MiB of gapless survivors that ended at `at` and peaked at `peak`.
+    fn finished(pacer: &mut Pacer, rt: &Runtime, at: Instant, peak: usize) {
+        let how = Ended::default();
+        pacer.cycle_finished(at, rt, gapless(10 * MB), 1, peak, 0.0, how);
+    }
+
     #[test]
     fn growth_is_measured_on_the_traced_bytes_not_the_lines_that_hold_them() {
         let mb = MB;
@@ -581,30 +587,14 @@ mod tests {
         let growth = (10.0 * mb as f64 * g) as usize;
         let mut pacer = Pacer::default();
         // A startup spike: the first cycle ran at the growth target and peaked at 400 MiB.
-        pacer.cycle_finished(
-            Instant::now(),
-            &rt,
-            gapless(10 * mb),
-            1,
-            400 * mb,
-            0.0,
-            Ended::default(),
-        );
+        finished(&mut pacer, &rt, Instant::now(), 400 * mb);
         assert_eq!(
             rt.trigger(),
             400 * mb,
             "stw: the trigger is the recent peak"
         );
         // Cycles that ran on the raised trigger do not record their peaks...
-        pacer.cycle_finished(
-            Instant::now(),
-            &rt,
-            gapless(10 * mb),
-            1,
-            900 * mb,
-            0.0,
-            Ended::default(),
-        );
+        finished(&mut pacer, &rt, Instant::now(), 900 * mb);
         assert_eq!(
             rt.trigger(),
             400 * mb,
@@ -615,9 +605,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let start = Instant::now();
         let mut raised_at = |at: Duration| {
-            let peak = 900 * mb;
-            let how = Ended::default();
-            pacer.cycle_finished(start + at, &rt, gapless(10 * mb), 1, peak, 0.0, how);
+            finished(&mut pacer, &rt, start + at, 900 * mb);
             rt.trigger()
         };
         for minutes in (10..=110).step_by(20) {
@@ -639,28 +627,12 @@ mod tests {
 
         let rt = stw(Duration::ZERO);
         let mut pacer = Pacer::default();
-        pacer.cycle_finished(
-            Instant::now(),
-            &rt,
-            gapless(10 * mb),
-            1,
-            400 * mb,
-            0.0,
-            Ended::default(),
-        );
+        finished(&mut pacer, &rt, Instant::now(), 400 * mb);
         assert_eq!(rt.trigger(), growth, "no uncommit delay: no allowance");
 
         let rt = runtime(Mode::Concurrent, Duration::from_secs(5));
         let mut pacer = Pacer::default();
-        pacer.cycle_finished(
-            Instant::now(),
-            &rt,
-            gapless(10 * mb),
-            1,
-            400 * mb,
-            0.0,
-            Ended::default(),
-        );
+        finished(&mut pacer, &rt, Instant::now(), 400 * mb);
         let t = rt.trigger();
         let goal = goal_of(t, 10 * mb);
         assert!(
