@@ -246,35 +246,26 @@ impl Tracer<'_> {
     fn scan(&self, entry: ObjRef, fly: &mut InFlight<'_>, stack: &mut Vec<ObjRef>) -> u64 {
         let rt = self.rt;
         let mut marked = 0;
-        let (obj, info, first) = if let Some((obj, slice)) = as_slice(entry) {
-            // SAFETY: a marked large object, checked when it was marked.
-            let info = rt.types.get(unsafe { obj.type_id() });
-            (obj, info.expect("checked when marked"), slice * SLICE_ITEMS)
-        } else if rt.space.in_immix(entry.addr()) {
-            match blacken_small(rt, entry, self.bad, &mut fly.carry.bytes) {
-                Some(info) => (entry, info, 0),
+        let (obj, first) = match as_slice(entry) {
+            Some((obj, slice)) => (obj, slice * SLICE_ITEMS),
+            None => (entry, 0),
+        };
+        let (info, end) = if rt.space.in_immix(obj.addr()) {
+            match blacken_small(rt, obj, self.bad, &mut fly.carry.bytes) {
+                Some(info) => (info, usize::MAX),
                 None => return 0,
             }
         } else {
-            // SAFETY: entry is a marked large object, whose header `mark` checked.
-            let info = rt.types.get(unsafe { entry.type_id() });
-            (entry, info.expect("checked when marked"), 0)
+            // SAFETY: a marked large object (or a slice of one), whose header `mark`
+            // checked.
+            let info = rt.types.get(unsafe { obj.type_id() });
+            let info = info.expect("checked when marked");
+            (info, Self::slice_end(obj, info, first, stack))
         };
         if first == 0 && rt.config.generational {
             // Old from now on: the next store into it must record it.
             // SAFETY: a checked, live object.
             remember::arm(unsafe { obj.header() });
-        }
-        let mut end = usize::MAX;
-        if !rt.space.in_immix(obj.addr()) {
-            // SAFETY: a live large object of type `info`.
-            let items = unsafe { info.sliceable_items(obj) };
-            if items > first + SLICE_ITEMS {
-                if let Some(rest) = slice_entry(obj.addr(), first / SLICE_ITEMS + 1) {
-                    stack.push(rest);
-                    end = first + SLICE_ITEMS;
-                }
-            }
         }
         // SAFETY: obj is a live, initialised object of type `info`; reference slots are
         // atomic words, loaded with acquire (see `ObjRef::store_ref`).
@@ -297,6 +288,21 @@ impl Tracer<'_> {
             })
         };
         marked
+    }
+
+    /// The item at which scanning the large object `obj` from item `first` stops: after
+    /// one slice, with an entry for the rest pushed first, when more than a slice is left
+    /// (and the entry can name it); else its end.
+    fn slice_end(obj: ObjRef, info: &TypeInfo, first: usize, stack: &mut Vec<ObjRef>) -> usize {
+        // SAFETY: a live large object of type `info`.
+        let items = unsafe { info.sliceable_items(obj) };
+        if items > first + SLICE_ITEMS {
+            if let Some(rest) = slice_entry(obj.addr(), first / SLICE_ITEMS + 1) {
+                stack.push(rest);
+                return first + SLICE_ITEMS;
+            }
+        }
+        usize::MAX
     }
 
     /// Marks one reference's target (its copy, when it moves) and pushes it for scanning
