@@ -11,7 +11,7 @@ use loom::sync::atomic::AtomicU64;
 use loom::sync::Arc;
 use loom_tests::satb::{cycle, Marked, SatbMutator};
 use tandem::barriers::satb::SatbQueue;
-use tandem::refs::finalize::FinalizerQueues;
+use tandem::refs::finalize::{FinalizerQueues, Registration};
 use tandem::safepoint::Safepoint;
 use tandem::sync::Ordering;
 
@@ -71,7 +71,7 @@ fn an_object_taken_from_a_ready_list_while_marking_runs_is_kept() {
             marked: Marked::default(),
         });
         let q = w.queues.create(None).unwrap();
-        w.queues.deliver_all(&mut [(q, QUEUED)]);
+        w.queues.deliver_all(&mut [Registration::new(QUEUED, q)]);
         let m = Arc::new(SatbMutator::new(0));
         w.sp.attach(m.clone());
         let (w1, m1) = (w.clone(), m.clone());

@@ -43,6 +43,9 @@ pub const LINE_SIZE: usize = 256;
 pub const LINES_PER_BLOCK: usize = BLOCK_SIZE / LINE_SIZE;
 /// Blocks per chunk.
 pub const BLOCKS_PER_CHUNK: usize = CHUNK_SIZE / BLOCK_SIZE;
+/// Every heap address is below `1 << ADDRESS_BITS` (checked when the heap is reserved), so
+/// that a word can hold one with 16 bits to spare (`refs::finalize::Registration`).
+pub const ADDRESS_BITS: u32 = 48;
 /// Objects larger than this go to the large-object space.
 pub const LARGE_OBJECT_THRESHOLD: usize = 8 << 10;
 /// How long an allocator whose pools are dry waits for a begun sweep to be offered before
@@ -110,6 +113,12 @@ impl Space {
             res.advise_huge_pages();
         }
         let base = res.base();
+        if (base + total) >> ADDRESS_BITS != 0 {
+            return Err(crate::Error::Os(format!(
+                "the heap was reserved at {base:#x}, above the {ADDRESS_BITS}-bit addresses \
+                 Tandem packs into words"
+            )));
+        }
         let meta = SideMetadata::new(base, total, immix_size)?;
         Ok(Space {
             // Under verification freed large objects are poisoned, not cached (see `los`).

@@ -92,7 +92,7 @@ impl Mutator {
         // SAFETY: RUNNING on the owning thread.
         unsafe { self.core.registered() }
             .finalizable
-            .push((obj.addr(), queue));
+            .push(crate::refs::finalize::Registration::new(obj.addr(), queue));
         Ok(())
     }
 
