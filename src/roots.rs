@@ -190,6 +190,17 @@ impl GlobalRoots {
         for &s in self.slots.lock().list.iter() {
             f(s as *mut *mut u8);
         }
+        self.for_each_callback_slot(f);
+    }
+
+    /// Calls `f` with the registered global slots' addresses, in registration order
+    /// (registering or removing one waits meanwhile).
+    pub fn with_slots<R>(&self, f: impl FnOnce(&[usize]) -> R) -> R {
+        f(&self.slots.lock().list)
+    }
+
+    /// Calls `f` on every slot the VM's root callback reports.
+    pub fn for_each_callback_slot(&self, mut f: impl FnMut(*mut *mut u8)) {
         let cb = *self.callback.lock();
         if let Some((cb, data)) = cb {
             crate::callback::within("the root callback", || {

@@ -125,7 +125,7 @@ pub fn cycle(
         m.barriers.store(barriers, Ordering::Relaxed);
     }
     let job = Arc::new(MarkJob::new(rt.clone(), true));
-    let (seeds, roots_marked) = mark_all(rt, pause.scanned_roots(rt), &job.bad);
+    let (seeds, roots_marked) = pause.mark_roots(rt, [], false, &job.bad);
     rt.assists.begin(
         pacer.expected_marks(nursery, heap_before),
         pacer.assist_goal(rt),
@@ -209,7 +209,6 @@ pub fn cycle(
         }
         m.barriers.store(resting, Ordering::Relaxed);
     }
-    let roots = pause.scanned_roots(rt);
     let satb: Vec<(usize, usize)> = rt
         .satb
         .take_all()
@@ -219,11 +218,7 @@ pub fn cycle(
         .collect();
     let final_job = Arc::new(MarkJob::new(rt.clone(), false));
     let satb_entries = satb.len();
-    let (seeds, n) = mark_all(
-        rt,
-        satb.into_iter().chain(roots.iter().copied()),
-        &final_job.bad,
-    );
+    let (seeds, n) = pause.mark_roots(rt, satb, false, &final_job.bad);
     let tr = Instant::now();
     let rest = final_job.drain_here(seeds, FINAL_MARK_INLINE_BUDGET);
     if !rest.is_empty() || pool.pending() > 0 {
@@ -236,19 +231,18 @@ pub fn cycle(
         .take_in_pause(rt, &pause.world, weak_slots_in_pause(&rt.config));
     tracing::debug!(
         satb_entries,
-        roots = roots.len(),
         newly_marked = n,
         closure_us = tr.elapsed().as_micros() as u64,
         traced = final_job.marked.load(Ordering::Relaxed),
         "final mark"
     );
     let marked = n + final_job.marked.load(Ordering::Relaxed);
-    // The ready lists are left out: they may still name the originals of moved objects
-    // until `References::settle` repairs them (the next init mark verifies them).
-    let roots = pause.scanned_roots(rt);
     let cycle_marked = roots_marked + job.marked.load(Ordering::Relaxed) + assisted + marked;
     let final_mark_ns = tf.elapsed().as_nanos() as u64;
     if verify {
+        // The ready lists are left out: they may still name the originals of moved objects
+        // until `References::settle` repairs them (the next init mark verifies them).
+        let roots = pause.scanned_roots(rt);
         verify::reachable(rt, &roots, Check::Marks { black_ok: true }, &mut findings);
         verify::reachable(rt, &roots, Check::Hook, &mut findings);
     }

@@ -221,6 +221,41 @@ impl Pause {
         thread_and_global_roots(rt, &self.world)
     }
 
+    /// Marks `first`, then the roots: the [`Pause::scanned_roots`], and the finalizer
+    /// queues' ready lists too when `ready`. Root slots whose objects moved are repaired.
+    /// Returns packets of the newly marked objects and how many there were. The global
+    /// slots are read where the VM registered them rather than gathered first: 1 M of them
+    /// made a 16 MB list, grown by doubling, in every pause that marked them (and the
+    /// final-mark pause gathered them twice).
+    pub fn mark_roots(
+        &self,
+        rt: &Runtime,
+        first: impl IntoIterator<Item = (usize, usize)>,
+        ready: bool,
+        bad: &BadRefs,
+    ) -> (Vec<MarkPacket>, u64) {
+        let mut few = Vec::new();
+        let mut visit = |slot: *mut *mut u8| {
+            // SAFETY: root slots are readable while the world is stopped.
+            few.push((unsafe { slot.read() } as usize, slot as usize));
+        };
+        for m in &self.world {
+            // SAFETY: the world is stopped.
+            unsafe { m.for_each_root(&mut visit) };
+        }
+        rt.roots.for_each_callback_slot(&mut visit);
+        if ready {
+            rt.refs.queues.for_each_root(&mut visit);
+        }
+        rt.roots.with_slots(|globals| {
+            let globals = globals.iter().map(|&slot| {
+                // SAFETY: a registered global slot, readable while the world is stopped.
+                (unsafe { (slot as *const usize).read() }, slot)
+            });
+            mark::mark_all(rt, first.into_iter().chain(few).chain(globals), bad)
+        })
+    }
+
     /// Records the pause and resumes the world.
     pub fn end(self, rt: &Runtime, kind: PauseKind, figures: PauseFigures) -> Resumed {
         self.end_then(rt, kind, figures, || {})

@@ -1,6 +1,6 @@
 //! The parallel stop-the-world collection (`TANDEM_MODE=stw`), the reference mode.
 
-use super::mark::{mark_all, mark_remembered, MarkJob, MarkPacket};
+use super::mark::{mark_remembered, MarkJob, MarkPacket};
 use super::pacer::{Ended, Pacer, Survivors};
 use super::sweep::SweepJob;
 use super::verify::{self, Check, Findings};
@@ -42,9 +42,8 @@ pub fn collect(
     let remembered = super::begin_generation(rt, &pause, nursery, &mut findings);
     rt.space.advance_epoch();
     let cset = rt.evac.choose(&rt.space, &candidates, usize::MAX);
-    let roots = pause.roots(rt);
     let job = Arc::new(MarkJob::new(rt.clone(), false));
-    let (mut seeds, mut roots_marked) = mark_all(rt, roots.iter().copied(), &job.bad);
+    let (mut seeds, mut roots_marked) = pause.mark_roots(rt, [], true, &job.bad);
     if nursery {
         let (more, n) = mark_remembered(rt, remembered, &job.bad);
         seeds.extend(more);
@@ -57,8 +56,8 @@ pub fn collect(
     });
     let marked = roots_marked + job.marked.load(Ordering::Relaxed);
     let mark_ns = tm.elapsed().as_nanos() as u64;
-    // Marking moved objects: read the roots again.
-    let roots = pause.roots(rt);
+    // Marking moved objects: read the roots again (the verifier reads them).
+    let roots = if verify { pause.roots(rt) } else { Vec::new() };
     if verify {
         // Before the set dissolves: a reference left pointing at an old copy is reported.
         verify::reachable(rt, &roots, Check::Marks { black_ok: false }, &mut findings);
