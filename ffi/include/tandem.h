@@ -539,9 +539,13 @@ static inline tandem_result tandem_safepoint(tandem_mutator *m) {
 }
 
 /** Enters a native region (a blocking call): collections may run meanwhile, so the thread
- *  must not touch the heap until tandem_leave_native. An allocation's slow path, a
+ *  must not touch the heap until tandem_leave_native, except the non-reference bytes of
+ *  pinned objects (tandem_pin, tandem_alloc_nonmoving) the VM keeps reachable: those stay
+ *  where they are, and native code may read and write them. An allocation's slow path, a
  *  collection (tandem_collect, _ex, _step) or tandem_weakref_new inside the region fails
- *  with TANDEM_ERR_STATE (the region holds); the inline fast paths cannot check, so keep them out of it. */
+ *  with TANDEM_ERR_STATE (the region holds); the inline fast paths cannot check, so keep
+ *  them out of it. tandem_detach_thread inside a region leaves it first, and a thread may
+ *  exit inside one. */
 tandem_result tandem_enter_native(tandem_mutator *m);
 /** Leaves a native region, waiting while a collection runs. */
 tandem_result tandem_leave_native(tandem_mutator *m);
@@ -680,10 +684,13 @@ void *tandem_weakref_get(tandem_mutator *m, void *wr);
 
 /** A finalizer queue (PyPy's FinalizerQueue). */
 typedef uint32_t tandem_finalizer_queue;
-/** Called on a mutator thread (in a safepoint poll, an allocation slow path or
- *  tandem_collect_ex FULL, never re-entrantly, never on a GC thread) after a cycle that
- *  delivered objects to the queue. It may call Tandem with that thread's mutator, take the
- *  objects with tandem_next_dead and run the VM's finalizers. */
+/** Called on a mutator thread (in a safepoint poll, at the start of an allocation slow
+ *  path, before it allocates, or in tandem_collect_ex FULL; never re-entrantly, never on a
+ *  GC thread) after a cycle that delivered objects to the queue. It may call Tandem with
+ *  that thread's mutator, take the objects with tandem_next_dead and run the VM's
+ *  finalizers. Since it runs inside those calls, a thread must not make them while holding
+ *  a lock its finalizers take (it would wait on itself): take such a lock with trylock, or
+ *  else inside a native region (tandem_enter_native, lock, tandem_leave_native). */
 typedef void (*tandem_trigger_fn)(void *data);
 /** Creates a queue; trigger may be NULL (the VM then polls tandem_next_dead). At most
  *  65536 queues: one more fails with TANDEM_ERR_STATE. */
@@ -751,7 +758,9 @@ typedef int (*tandem_verify_fn)(void *obj, void *data);
 /** Sets (NULL clears) a check run on a GC thread on every reachable object after each
  *  cycle when verification is on (TANDEM_VERIFY); a non-zero result counts as a
  *  verification error (stats.verify_errors) naming the object. It must only read obj.
- *  The objects include Tandem's own weakrefs (a type the VM did not register). */
+ *  The objects include Tandem's own weakrefs (a type the VM did not register), and
+ *  objects whose initialising stores a thread has not made yet (stopped at a poll or in
+ *  another allocation since it allocated them): their fields read as zero. */
 tandem_result tandem_set_verify_hook(tandem_verify_fn fn, void *data);
 
 /*

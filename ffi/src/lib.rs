@@ -236,15 +236,21 @@ pub extern "C" fn tandem_detach_thread(m: *mut CMutator) -> i32 {
     status(|| global::detach(m))
 }
 
+/// The slow paths of the allocation calls. The finalizer triggers due run first, while the
+/// thread holds no new object (those that a collection inside this allocation makes due run
+/// at the thread's next slow path or poll): run after it, with the new object kept in a
+/// root slot, they let a collection hand the object to the VM's verify hook, and to heap
+/// walks, before the VM had initialised it (an outside VM's checksum hook failed on such
+/// objects under `TANDEM_VERIFY`).
 fn alloc_with(
     m: *mut CMutator,
     alloc: impl FnOnce(&mut tandem_core::Mutator) -> tandem_core::Result<ObjRef>,
 ) -> *mut c_void {
+    services::run_due_calls(m);
     guard(std::ptr::null_mut(), || {
         global::with_running_mutator(m, "an allocation", |mm| {
             Ok(alloc(mm)?.as_ptr() as *mut c_void)
         })
-        .map(|o| services::run_due_calls(m, o))
     })
     .0
 }

@@ -3,7 +3,7 @@
 //!
 //! Finalizer triggers are VM code that calls back into Tandem with its mutator, so they
 //! never run while this layer holds the mutator: the slow paths take the due calls and run
-//! them after (see [`run_due_calls`]), with any object they return kept in a root slot.
+//! them outside it (see [`run_due_calls`]), the allocation calls before they allocate.
 
 use crate::error::{fail, guard, status, Code, FfiResult};
 use crate::{check_obj, global, CMutator};
@@ -14,25 +14,11 @@ fn ptr(o: Option<ObjRef>) -> *mut c_void {
     o.map_or(std::ptr::null_mut(), |o| o.as_ptr() as *mut c_void)
 }
 
-/// Runs the finalizer triggers due on this thread, keeping `keep` (an object the caller
-/// is about to return, or NULL) in a root slot meanwhile; returns where `keep` is now.
-pub fn run_due_calls(m: *mut CMutator, keep: *mut c_void) -> *mut c_void {
-    let Ok(calls) = global::with_mutator(m, |mm| Ok(mm.due_calls())) else {
-        return keep;
-    };
-    if calls.is_empty() {
-        return keep;
+/// Runs the finalizer triggers due on this thread (none when `m` is not a running mutator).
+pub fn run_due_calls(m: *mut CMutator) {
+    if let Ok(calls) = global::with_mutator(m, |mm| Ok(mm.due_calls())) {
+        calls.run();
     }
-    let rooted = !keep.is_null()
-        && global::with_mutator(m, |mm| Ok(mm.push_root(ObjRef::from_ptr(keep as *mut u8))?))
-            .is_ok();
-    calls.run();
-    if rooted {
-        if let Ok(o) = global::with_mutator(m, |mm| Ok(mm.pop_root()?)) {
-            return ptr(o);
-        }
-    }
-    keep
 }
 
 /// A new weakref to `target` (NULL: an empty one); NULL on error.
@@ -204,7 +190,7 @@ pub extern "C" fn tandem_collect_ex(m: *mut CMutator, level: i32) -> i32 {
         };
         global::with_running_mutator(m, "tandem_collect_ex", |mm| Ok(mm.collect_ex(level)?))?;
         if matches!(level, CollectLevel::Full | CollectLevel::Young) {
-            run_due_calls(m, std::ptr::null_mut());
+            run_due_calls(m);
         }
         Ok(())
     })
@@ -497,7 +483,7 @@ pub extern "C" fn tandem_gc_enable() -> i32 {
 /// For the slow paths in `lib.rs`: the due calls after `f`, which runs with the mutator.
 pub fn then_due_calls<R>(m: *mut CMutator, r: FfiResult<R>) -> FfiResult<R> {
     if r.is_ok() {
-        run_due_calls(m, std::ptr::null_mut());
+        run_due_calls(m);
     }
     r
 }
