@@ -213,17 +213,26 @@ fn goal_of(trigger: usize, live: usize) -> usize {
     trigger + (trigger.saturating_sub(live) as f64 * ASSIST_SLACK) as usize
 }
 
-/// Sets the runtime's trigger to `trigger` and its limit (`Runtime::limit`): as far past
-/// the goal as the goal is past the trigger. Past the limit the mutators outran the
-/// collector, and an allocation waits briefly for the cycle running or requested rather
-/// than growing the heap on: graph/t2's cycles started up to 8 MB past their trigger (the
-/// last cycle's sweep ended there), and the large workload, allocating 17 GB/s of arrays,
-/// started its cycles 15-40 MB past a 16 MB trigger.
+/// Sets the runtime's trigger to `trigger` and its limit (`Runtime::limit`): in concurrent
+/// mode as far past the goal as the goal is past the trigger. Past the limit the mutators
+/// outran the collector, and an allocation waits briefly for the cycle running or requested
+/// rather than growing the heap on: graph/t2's cycles started up to 8 MB past their
+/// trigger (the last cycle's sweep ended there), and the large workload, allocating 17 GB/s
+/// of arrays, started its cycles 15-40 MB past a 16 MB trigger. A stop-the-world
+/// collection's peak is its trigger, so its limit is an eighth of the room past it: with
+/// eight threads on two cores, allocating while the collector waited for a core to stop
+/// them, an outside VM's collections began up to 33 MB past a 22 MB trigger.
 pub fn install(rt: &Runtime, trigger: usize, live: usize) {
     let max = rt.space.heap_max();
-    let goal = goal_of(trigger, live);
+    let limit = match rt.config.mode {
+        Mode::Stw => trigger + trigger.saturating_sub(live) / 8,
+        Mode::Concurrent => {
+            let goal = goal_of(trigger, live);
+            goal + (goal - trigger)
+        }
+    };
     rt.set_trigger(trigger);
-    rt.set_limit((goal + (goal - trigger)).min(max - max / 16).max(trigger));
+    rt.set_limit(limit.min(max - max / 16).max(trigger));
 }
 
 /// The trigger whose [`goal_of`] is `goal` with `live` bytes live.
@@ -564,6 +573,10 @@ mod tests {
 
     #[test]
     fn the_limit_is_as_far_past_the_goal_as_the_goal_is_past_the_trigger() {
+        // Stop-the-world: the peak is the trigger; an eighth of the room past it.
+        let rt = runtime(Mode::Stw, Duration::from_secs(5));
+        install(&rt, 40 * MB, 20 * MB);
+        assert_eq!(rt.limit(), 40 * MB + 20 * MB / 8);
         let rt = runtime(Mode::Concurrent, Duration::from_secs(5));
         install(&rt, 40 * MB, 20 * MB);
         let goal = goal_of(40 * MB, 20 * MB);

@@ -13,7 +13,7 @@ use crate::sync::Ordering;
 
 /// Collections an allocation waits for before it reports out of memory.
 const MAX_ALLOCATION_GCS: usize = 16;
-/// Longest an allocation waits for a concurrent cycle at the heap's limit before it goes
+/// Longest an allocation waits for a cycle at the heap's limit before it goes
 /// ahead (the limit slows the allocating threads down to the collector's pace; it never
 /// holds one for a whole cycle).
 const LIMIT_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1);
@@ -231,17 +231,14 @@ impl Mutator {
         }
     }
 
-    /// Concurrent mode, past the heap's limit (`Runtime::limit`) with a cycle requested
-    /// and not complete (running or not yet started, or held by a VM's stepping, which
-    /// this wait turns off): waits up to [`LIMIT_PATIENCE`] for it before allocating, in a native region (no new
-    /// object is held yet, so the collector may stop the world meanwhile). Counted as a
-    /// stall.
+    /// Past the heap's limit (`Runtime::limit`) with a cycle requested and not complete
+    /// (running or not yet started, or held by a VM's stepping, which this wait turns off):
+    /// waits up to [`LIMIT_PATIENCE`] for it before allocating, in a native region (no new
+    /// object is held yet, so the collector may stop the world meanwhile, and the core this
+    /// thread leaves lets the collector's thread run to do so). Counted as a stall.
     fn wait_at_limit(&mut self) {
         let rt = &*self.rt;
-        if rt.config.mode != crate::config::Mode::Concurrent
-            || rt.space.in_use() < rt.limit()
-            || !rt.requests.is_pending()
-        {
+        if rt.space.in_use() < rt.limit() || !rt.requests.is_pending() {
             return;
         }
         let t0 = std::time::Instant::now();
