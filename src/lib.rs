@@ -215,6 +215,15 @@ impl Heap {
         unsafe { mutator::services::size_of(self.rt(), obj) }
     }
 
+    /// The type of `obj` (registered, or Tandem's own for weakrefs).
+    ///
+    /// # Safety
+    /// `obj` must be a live object of this heap.
+    pub unsafe fn type_of(&self, obj: ObjRef) -> Result<TypeId> {
+        // SAFETY: forwarded.
+        unsafe { mutator::services::type_of(self.rt(), obj) }
+    }
+
     /// Whether the collector may ever move `obj`.
     ///
     /// # Safety

@@ -91,6 +91,20 @@ impl ShadowStackPtrs {
         }
     }
 
+    /// Drops the slots above `depth`; an error, the stack left as it is, when `depth` is
+    /// above the current depth.
+    pub fn truncate(&mut self, depth: usize) -> Result<()> {
+        if depth > self.depth() {
+            return Err(Error::ShadowStack(format!(
+                "cannot pop to depth {depth}: the shadow stack holds {}",
+                self.depth()
+            )));
+        }
+        // SAFETY: depth <= depth(), so base + depth lies within the slots in use.
+        self.top = unsafe { self.base.add(depth) };
+        Ok(())
+    }
+
     /// The slot `depth` below the top (0 is the top); None past the bottom.
     #[inline]
     pub fn slot(&self, depth: usize) -> Option<*mut *mut u8> {

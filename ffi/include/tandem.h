@@ -144,7 +144,11 @@ typedef void (*tandem_visit_fn)(void **slot, void *ctx);
 /** A type's own tracer: calls visit(slot, ctx) for every reference slot of obj. The
  *  collector scans a long array described by item_ref_offsets a few hundred items at a
  *  time (bounded mark stack, parallel scan); an object with a tracer is visited whole in
- *  one call, so describe large arrays by their offsets rather than with a tracer. */
+ *  one call, so describe large arrays by their offsets rather than with a tracer. In
+ *  concurrent mode it runs on a GC thread while the program runs: a field it reads to
+ *  find the slots (a length, a stack pointer) may change meanwhile, so it reads each such
+ *  field once, and every slot it may visit holds a reference or NULL at every moment
+ *  (stores to them go through the barriers, like any reference field's). */
 typedef void (*tandem_trace_fn)(void *obj, tandem_visit_fn visit, void *ctx);
 /** A type's destructor (PyPy's light finalizer): called exactly once for each dead object
  *  of the type, on a GC thread, after the cycle that found it dead and before its memory
@@ -336,6 +340,23 @@ static inline void **tandem_root_slot(tandem_mutator *m, size_t depth) {
 /** Number of roots on the shadow stack. */
 static inline size_t tandem_root_depth(const tandem_mutator *m) {
     return (size_t)(m->ss_top - m->ss_base);
+}
+
+/** Slow path of tandem_pop_roots_to: reports a depth above the current one. */
+tandem_result tandem_pop_roots_to_slow(tandem_mutator *m, size_t depth);
+
+/** Drops every root above depth, as that many pops would: for a non-local exit (a
+ *  longjmp back to a frame that saved tandem_root_depth, a caught exception) and coroutine
+ *  switches. A depth above the current one fails with TANDEM_ERR_SHADOW_STACK and drops
+ *  nothing. The shadow stack is one per thread: a coroutine's or generator's saved values
+ *  live in a heap object the VM keeps reachable (a frame), in global roots, or in slots
+ *  the root callback reports, and are copied onto the shadow stack while it runs. */
+static inline tandem_result tandem_pop_roots_to(tandem_mutator *m, size_t depth) {
+    if (TANDEM_UNLIKELY(depth > (size_t)(m->ss_top - m->ss_base))) {
+        return tandem_pop_roots_to_slow(m, depth);
+    }
+    m->ss_top = m->ss_base + depth;
+    return TANDEM_OK;
 }
 
 /** Registers a global root slot (kept valid by the VM until removed). A NULL or
@@ -674,7 +695,8 @@ tandem_result tandem_get_stats(tandem_stats *out);
 
 /** A new weak reference (a small GC object) to target (NULL: an empty one). target need
  *  not be rooted across the call; the weakref itself is an ordinary object to root. NULL
- *  on error. */
+ *  on error. There are no ephemerons: a weak-keyed table (Lua's weak tables, JavaScript's
+ *  WeakMap) whose values refer to their keys keeps those keys alive. */
 void *tandem_weakref_new(tandem_mutator *m, void *target);
 /** The target of weakref wr, or NULL once the target died (NULL with
  *  TANDEM_ERR_INVALID_ARGUMENT for an object that is not a weakref, TANDEM_ERR_STATE inside
@@ -716,6 +738,9 @@ uint64_t tandem_id(tandem_mutator *m, void *obj);
  *  once the object moved after tandem_identity_hash (8 bytes more from then on); 0 on
  *  error. */
 size_t tandem_sizeof(void *obj);
+/** Stores obj's type in *out: one the VM registered, or Tandem's own weakref type. A
+ *  verify hook or heap walk uses it to skip objects it did not register. */
+tandem_result tandem_type_of(void *obj, tandem_type_id *out);
 /** 1 when the collector may move obj, 0 when it will not (while pinned; never: allocated
  *  non-moving, an id taken, a large object, TANDEM_EVACUATION=off) or on error. */
 int tandem_can_move(void *obj);
@@ -758,7 +783,8 @@ typedef int (*tandem_verify_fn)(void *obj, void *data);
 /** Sets (NULL clears) a check run on a GC thread on every reachable object after each
  *  cycle when verification is on (TANDEM_VERIFY); a non-zero result counts as a
  *  verification error (stats.verify_errors) naming the object. It must only read obj.
- *  The objects include Tandem's own weakrefs (a type the VM did not register), and
+ *  The objects include Tandem's own weakrefs (a type the VM did not register: see
+ *  tandem_type_of), and
  *  objects whose initialising stores a thread has not made yet (stopped at a poll or in
  *  another allocation since it allocated them): their fields read as zero. */
 tandem_result tandem_set_verify_hook(tandem_verify_fn fn, void *data);
@@ -822,10 +848,13 @@ tandem_result tandem_collect_ex(tandem_mutator *m, int level);
  *  the heap's limit, fork, tandem_dump_heap) ends the stepping and holds it off while it
  *  waits (a step another thread takes meanwhile does not hold the cycle again), so an
  *  abandoned step never blocks anyone, and the heap grows past its limit no further than
- *  without stepping. Stepping ends with the cycle it drove: later cycles run on their own. */
+ *  without stepping. Stepping ends with the cycle it drove: later cycles run on their own.
+ *  A step after such a wait finished the cycle starts the next one, so a loop that steps
+ *  one cycle to its end also stops once stats.cycles has grown since its first step. */
 tandem_result tandem_collect_step(tandem_mutator *m, int *phase);
 /** Stops automatic collections (gc.disable()): only explicit ones run, and an allocation
- *  the heap cannot hold returns NULL as out of memory. */
+ *  the heap cannot hold returns NULL as out of memory. Not counted, like Python's: one
+ *  tandem_gc_enable undoes any number of calls. */
 tandem_result tandem_gc_disable(void);
 /** Restarts automatic collections (gc.enable()). */
 tandem_result tandem_gc_enable(void);

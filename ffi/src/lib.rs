@@ -293,6 +293,13 @@ pub extern "C" fn tandem_pop_root_slow(m: *mut CMutator) -> *mut c_void {
     .0
 }
 
+/// The slow path of `tandem_pop_roots_to`: reports a depth above the current one (or a bad
+/// mutator).
+#[no_mangle]
+pub extern "C" fn tandem_pop_roots_to_slow(m: *mut CMutator, depth: usize) -> i32 {
+    status(|| global::with_mutator(m, |mm| Ok(mm.pop_roots_to(depth)?)))
+}
+
 /// Registers a global root slot.
 #[no_mangle]
 pub unsafe extern "C" fn tandem_add_root(slot: *mut *mut c_void) -> i32 {

@@ -155,6 +155,22 @@ pub extern "C" fn tandem_sizeof(obj: *mut c_void) -> usize {
     .0
 }
 
+/// Stores the type of `obj` in `*out`.
+#[no_mangle]
+pub unsafe extern "C" fn tandem_type_of(obj: *mut c_void, out: *mut u32) -> i32 {
+    status(|| {
+        if out.is_null() {
+            return fail(Code::InvalidArgument, "tandem_type_of: out is NULL");
+        }
+        let o = check_obj(obj, "tandem_type_of")?;
+        // SAFETY: the VM passes a live object (API contract).
+        let ty = global::with_heap(|h| Ok(unsafe { h.type_of(o) }?))?;
+        // SAFETY: non-null, writable by the caller's contract.
+        unsafe { out.write(ty.0) };
+        Ok(())
+    })
+}
+
 /// 1 when the collector may move `obj`, 0 when it never will (or on error).
 #[no_mangle]
 pub extern "C" fn tandem_can_move(obj: *mut c_void) -> i32 {

@@ -61,6 +61,17 @@ fn binary_trees_in_four_threads_survive_concurrent_collections() {
 }
 
 #[test]
+fn a_gc_hook_that_collects_hands_its_events_to_the_next_poll() {
+    for mode in ["stw", "concurrent"] {
+        let out = build_and_run(c_test("hook_nesting.c"), &[mode]);
+        assert!(
+            out.contains(&format!("hook_nesting {mode}: all checks passed")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
 fn vm_services_weakrefs_finalizers_destructors_and_control_stop_the_world() {
     let out = build_and_run(c_test("vm_services.c"), &["stw"]);
     assert!(out.contains("vm_services stw: all checks passed"), "{out}");

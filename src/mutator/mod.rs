@@ -602,6 +602,12 @@ impl Mutator {
         self.fast().ss.pop().map(ObjRef::from_ptr)
     }
 
+    /// Drops the roots above `depth` (a non-local exit back to a frame that saved the
+    /// depth); an error, nothing dropped, when `depth` is above the current depth.
+    pub fn pop_roots_to(&mut self, depth: usize) -> Result<()> {
+        self.fast().ss.truncate(depth)
+    }
+
     /// The root `depth` slots below the top (0 is the top).
     #[inline]
     pub fn peek_root(&mut self, depth: usize) -> Option<Option<ObjRef>> {

@@ -261,7 +261,7 @@ impl Mutator {
     /// Finalizer triggers (and hooks) due on this thread: none while one runs here already.
     /// The C ABI takes them and runs them outside its borrow of the mutator.
     pub fn due_calls(&mut self) -> DueCalls {
-        self.rt.refs.due_calls()
+        self.rt.refs.due_calls().reporting_to(&self.rt)
     }
 
     /// Makes [`Mutator::safepoint`] leave due calls to the caller ([`Mutator::due_calls`]).
@@ -282,6 +282,17 @@ pub unsafe fn size_of(rt: &crate::runtime::Runtime, obj: ObjRef) -> Result<usize
     let base = unsafe { info.size_of(obj) }
         .ok_or_else(|| Error::State(format!("{obj:?} has a corrupt length")))?;
     Ok(base + forward::hash_word_bytes(h))
+}
+
+/// The type of `obj`, registered or Tandem's own (weakrefs).
+///
+/// # Safety
+/// `obj` must be a live object.
+pub unsafe fn type_of(rt: &crate::runtime::Runtime, obj: ObjRef) -> Result<crate::object::TypeId> {
+    // SAFETY: caller's contract.
+    let ty = unsafe { obj.type_id() };
+    rt.types.lookup(ty)?;
+    Ok(ty)
 }
 
 /// Whether the collector may ever move `obj` (false for pinned objects, objects whose id

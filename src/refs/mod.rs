@@ -340,24 +340,45 @@ thread_local! {
 /// VM calls due on a mutator thread (finalizer triggers), taken at a safepoint poll or an
 /// allocation slow path and run there, never re-entrantly.
 #[must_use = "due calls are taken from the runtime: run them"]
-pub struct DueCalls(Vec<finalize::Trigger>);
+pub struct DueCalls {
+    calls: Vec<finalize::Trigger>,
+    /// The runtime, told after the calls when more came due while they ran.
+    rt: Option<crate::sync::unmodelled::Arc<Runtime>>,
+}
 
 impl DueCalls {
     /// Whether there is nothing to run.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.calls.is_empty()
     }
 
-    /// Runs them on this thread; while they run, the thread takes no others.
+    /// These calls, reporting to `rt` when more come due while they run.
+    pub fn reporting_to(mut self, rt: &crate::sync::unmodelled::Arc<Runtime>) -> DueCalls {
+        if !self.calls.is_empty() {
+            self.rt = Some(rt.clone());
+        }
+        self
+    }
+
+    /// Runs them on this thread; while they run, the thread takes no others. Calls that
+    /// came due meanwhile (a hook that collects) are handed to the next poll of every
+    /// thread: the handshake that announced them was answered inside these calls, where
+    /// they could not run, and a VM that only polls took them at its next allocation slow
+    /// path, or never.
     pub fn run(self) {
-        if self.0.is_empty() {
+        if self.calls.is_empty() {
             return;
         }
         IN_VM_CALL.with(|c| c.set(true));
-        for f in self.0 {
+        for f in self.calls {
             f();
         }
         IN_VM_CALL.with(|c| c.set(false));
+        if let Some(rt) = self.rt {
+            if rt.refs.calls_pending.load(Ordering::Acquire) {
+                rt.safepoint.request_handshakes();
+            }
+        }
     }
 }
 
@@ -365,11 +386,14 @@ impl References {
     /// The calls due, unless this thread is running some already.
     pub fn due_calls(&self) -> DueCalls {
         if IN_VM_CALL.with(|c| c.get()) || !self.take_calls() {
-            return DueCalls(Vec::new());
+            return DueCalls {
+                calls: Vec::new(),
+                rt: None,
+            };
         }
         let mut calls = self.hooks.take_calls();
         calls.extend(self.queues.fresh_triggers());
-        DueCalls(calls)
+        DueCalls { calls, rt: None }
     }
 }
 

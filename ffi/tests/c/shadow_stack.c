@@ -365,6 +365,20 @@ static uint64_t live_after_collect(tandem_mutator *m) {
     return check_stats().heap_live;
 }
 
+/* A non-local exit (longjmp to a frame that saved the depth) pops to that depth at once;
+ * a depth above the current one is refused and drops nothing. */
+static void pop_to_depth(tandem_mutator *m) {
+    size_t d = tandem_root_depth(m);
+    for (int i = 0; i < 5; i++) CHECK_OK(tandem_push_root(m, NULL));
+    CHECK(tandem_root_depth(m) == d + 5);
+    CHECK_OK(tandem_pop_roots_to(m, d + 2));
+    CHECK(tandem_root_depth(m) == d + 2);
+    CHECK_RESULT(tandem_pop_roots_to(m, d + 3), TANDEM_ERR_SHADOW_STACK);
+    CHECK(tandem_root_depth(m) == d + 2);
+    CHECK_OK(tandem_pop_roots_to(m, d));
+    CHECK(tandem_root_depth(m) == d);
+}
+
 int main(int argc, char **argv) {
     tandem_options opts = check_options();
     if (argc > 1) {
@@ -381,6 +395,8 @@ int main(int argc, char **argv) {
     CHECK(m != NULL);
 
     build_roots(m);
+    check_roots(m);
+    pop_to_depth(m);
     check_roots(m);
 
     /* An explicit collection. */

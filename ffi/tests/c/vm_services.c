@@ -281,7 +281,9 @@ static long verified;
 static int check_type(void *obj, void *data) {
     CHECK(data == &verified);
     __atomic_fetch_add(&verified, 1, __ATOMIC_RELAXED);
-    uint32_t type = (uint32_t)(*(uint64_t *)obj >> 32);
+    tandem_type_id type;
+    CHECK_OK(tandem_type_of(obj, &type)); /* a read: allowed inside the hook */
+    CHECK(type == (uint32_t)(*(uint64_t *)obj >> 32));
     return type == node_type || type == owner_type || type == array_type ? 0 : 1;
 }
 
@@ -343,6 +345,9 @@ static void introspection(tandem_mutator *m) {
     collect_full(m);
     CHECK(__atomic_load_n(&verified, __ATOMIC_RELAXED) >= 2);
     CHECK_OK(tandem_set_verify_hook(NULL, NULL));
+    tandem_type_id t;
+    CHECK_RESULT(tandem_type_of(NULL, &t), TANDEM_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(tandem_type_of(n, NULL), TANDEM_ERR_INVALID_ARGUMENT);
     tandem_pop_root(m);
 }
 
