@@ -148,11 +148,13 @@ static void move_array(tandem_mutator *m, size_t k, int variant) {
             tandem_write_ref(m, a, &a->items[i], NULL);
         }
         break;
-    case 1: /* object barrier once per object, then plain stores until the next poll */
+    case 1: /* object barrier once per object, then plain stores until the next poll; the
+             * loads still go through the load barrier (rule 3: a raw load while LOAD is on
+             * may return an object's old copy, which the cycle then frees) */
         tandem_object_barrier(m, a);
         tandem_object_barrier(m, b);
         for (size_t i = 0; i < SLOTS_PER_ARRAY; i++) {
-            b->items[i] = a->items[i];
+            b->items[i] = tandem_read_ref(m, a, &a->items[i]);
             a->items[i] = NULL;
         }
         break;

@@ -244,6 +244,7 @@ static void null_and_foreign_mutators_are_rejected(tandem_mutator *m) {
     CHECK_FAILS(tandem_safepoint_slow(NULL), TANDEM_ERR_BAD_MUTATOR, "NULL");
     CHECK_FAILS(tandem_enter_native(NULL), TANDEM_ERR_BAD_MUTATOR, "NULL");
     CHECK_FAILS(tandem_push_root_slow(NULL, NULL), TANDEM_ERR_BAD_MUTATOR, "NULL");
+    CHECK_FAILS(tandem_pop_roots_to_slow(NULL, 1), TANDEM_ERR_BAD_MUTATOR, "NULL");
     CHECK_FAILS(tandem_detach_thread(NULL), TANDEM_ERR_BAD_MUTATOR, "NULL");
     CHECK_NULL_WITH(tandem_alloc_slow(NULL, pair_type, 0), "NULL");
     CHECK_NULL_WITH(tandem_pop_root_slow(NULL), "NULL");
