@@ -483,9 +483,11 @@ static inline void tandem_write_ref(tandem_mutator *m, void *obj, void **slot, v
 
 /** Call before the first store into obj's reference fields after a safepoint (RPython's
  *  object-granularity barrier); then plain stores may follow until the next safepoint.
- *  Its slow path records every reference slot of obj (once per object and cycle): for a
- *  long array that a VM stores into a few items at a time, tandem_write_ref per store
- *  costs far less than recording a million slots. */
+ *  It covers stores only: loads still go through tandem_read_ref while the LOAD bit is on
+ *  (rule 3; a raw load may return an old copy, which the cycle frees). Its slow path
+ *  records every reference slot of obj (once per object and cycle): for a long array that
+ *  a VM stores into a few items at a time, tandem_write_ref per store costs far less than
+ *  recording a million slots. */
 static inline void tandem_object_barrier(tandem_mutator *m, void *obj) {
     /* An acquire load (a plain load on x86-64, ldar on AArch64):
      * the stores that follow must not become visible before the LOGGED flag was seen, or
