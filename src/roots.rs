@@ -207,8 +207,8 @@ impl GlobalRoots {
         self.for_each_callback_slot(f);
     }
 
-    /// Calls `f` with the registered global slots' addresses, in registration order
-    /// (registering or removing one waits meanwhile).
+    /// Calls `f` with the registered global slots' addresses (registering or removing one
+    /// waits meanwhile).
     pub fn with_slots<R>(&self, f: impl FnOnce(&[usize]) -> R) -> R {
         f(&self.slots.lock().list)
     }

@@ -709,12 +709,15 @@ void *tandem_weakref_get(tandem_mutator *m, void *wr);
 /** A finalizer queue (PyPy's FinalizerQueue). */
 typedef uint32_t tandem_finalizer_queue;
 /** Called on a mutator thread (in a safepoint poll, at the start of an allocation slow
- *  path, before it allocates, or in tandem_collect_ex FULL; never re-entrantly, never on a
- *  GC thread) after a cycle that delivered objects to the queue. It may call Tandem with
- *  that thread's mutator, take the objects with tandem_next_dead and run the VM's
- *  finalizers. Since it runs inside those calls, a thread must not make them while holding
- *  a lock its finalizers take (it would wait on itself): take such a lock with trylock, or
- *  else inside a native region (tandem_enter_native, lock, tandem_leave_native). */
+ *  path, before it allocates, or in tandem_collect_ex FULL or YOUNG; never re-entrantly,
+ *  never on a GC thread, never inside a native region) after a cycle that delivered
+ *  objects to the queue. It may call Tandem with that thread's mutator, take the objects
+ *  with tandem_next_dead and run the VM's finalizers. Since it runs inside those calls, a
+ *  thread must not make them while holding a (non-recursive) lock its finalizers take: it
+ *  would wait on itself. Release such a lock first, or have the finalizers take it with
+ *  trylock and defer their work when it is held. (A separate matter: a thread that waits
+ *  for a lock another thread holds across collections waits inside a native region, so
+ *  that collections need not wait for it.) */
 typedef void (*tandem_trigger_fn)(void *data);
 /** Creates a queue; trigger may be NULL (the VM then polls tandem_next_dead). At most
  *  65536 queues: one more fails with TANDEM_ERR_STATE. */
@@ -786,9 +789,9 @@ typedef int (*tandem_verify_fn)(void *obj, void *data);
  *  cycle when verification is on (TANDEM_VERIFY); a non-zero result counts as a
  *  verification error (stats.verify_errors) naming the object. It must only read obj.
  *  The objects include Tandem's own weakrefs (a type the VM did not register: see
- *  tandem_type_of), and
- *  objects whose initialising stores a thread has not made yet (stopped at a poll or in
- *  another allocation since it allocated them): their fields read as zero. */
+ *  tandem_type_of), and objects whose initialising stores a thread has not made yet
+ *  (stopped at a poll or in another allocation since it allocated them): their fields
+ *  read as zero, or for tandem_alloc_uninit's large objects as the memory held before. */
 tandem_result tandem_set_verify_hook(tandem_verify_fn fn, void *data);
 
 /*

@@ -247,9 +247,7 @@ fn alloc_with(
     alloc: impl FnOnce(&mut tandem_core::Mutator) -> tandem_core::Result<ObjRef>,
 ) -> *mut c_void {
     guard(std::ptr::null_mut(), || {
-        // Not in a native region (where the allocation fails below anyway): the triggers
-        // would call Tandem from a thread that must not touch the heap.
-        global::with_running_mutator(m, "an allocation", |mm| Ok(mm.due_calls()))?.run();
+        services::run_due_calls(m);
         global::with_running_mutator(m, "an allocation", |mm| {
             Ok(alloc(mm)?.as_ptr() as *mut c_void)
         })

@@ -14,9 +14,12 @@ fn ptr(o: Option<ObjRef>) -> *mut c_void {
     o.map_or(std::ptr::null_mut(), |o| o.as_ptr() as *mut c_void)
 }
 
-/// Runs the finalizer triggers due on this thread (none when `m` is not a running mutator).
+/// Runs the finalizer triggers due on this thread; none when `m` is not a running mutator
+/// (inside a native region the VM code they run must not touch the heap).
 pub fn run_due_calls(m: *mut CMutator) {
-    if let Ok(calls) = global::with_mutator(m, |mm| Ok(mm.due_calls())) {
+    if let Ok(calls) =
+        global::with_running_mutator(m, "finalizer triggers", |mm| Ok(mm.due_calls()))
+    {
         calls.run();
     }
 }

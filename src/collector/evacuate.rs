@@ -479,7 +479,7 @@ mod tests {
     fn a_block_whose_holes_were_refilled_counts_its_new_lines_at_the_young_survival() {
         let s = crate::heap::test_space(1);
         let b = s.acquire_free().unwrap().unwrap();
-        // 4 KB of survivors from the last marking, and every other line refilled since.
+        // 4 KB of survivors from the last marking, and lines 16-127 refilled since.
         s.meta.add_marked_bytes(b, 4096);
         s.meta.settle_live_bytes(b);
         for l in &s.meta.block_lines(b)[16..] {

@@ -234,10 +234,12 @@ impl Pause {
         ready: bool,
         bad: &BadRefs,
     ) -> (Vec<MarkPacket>, u64) {
-        let mut few = Vec::new();
+        // The shadow stacks, the callback's slots and (stop-the-world) the ready lists are
+        // listed; only the global slots, which the VM may register by the million, are not.
+        let mut listed = Vec::new();
         let mut visit = |slot: *mut *mut u8| {
             // SAFETY: root slots are readable while the world is stopped.
-            few.push((unsafe { slot.read() } as usize, slot as usize));
+            listed.push((unsafe { slot.read() } as usize, slot as usize));
         };
         for m in &self.world {
             // SAFETY: the world is stopped.
@@ -252,7 +254,7 @@ impl Pause {
                 // SAFETY: a registered global slot, readable while the world is stopped.
                 (unsafe { (slot as *const usize).read() }, slot)
             });
-            mark::mark_all(rt, first.into_iter().chain(few).chain(globals), bad)
+            mark::mark_all(rt, first.into_iter().chain(listed).chain(globals), bad)
         })
     }
 

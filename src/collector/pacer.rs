@@ -572,11 +572,14 @@ mod tests {
     }
 
     #[test]
-    fn the_limit_is_as_far_past_the_goal_as_the_goal_is_past_the_trigger() {
-        // Stop-the-world: the peak is the trigger; an eighth of the room past it.
+    fn a_stop_the_world_limit_is_an_eighth_of_the_room_past_the_trigger() {
         let rt = runtime(Mode::Stw, Duration::from_secs(5));
         install(&rt, 40 * MB, 20 * MB);
         assert_eq!(rt.limit(), 40 * MB + 20 * MB / 8);
+    }
+
+    #[test]
+    fn the_limit_is_as_far_past_the_goal_as_the_goal_is_past_the_trigger() {
         let rt = runtime(Mode::Concurrent, Duration::from_secs(5));
         install(&rt, 40 * MB, 20 * MB);
         let goal = goal_of(40 * MB, 20 * MB);

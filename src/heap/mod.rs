@@ -113,7 +113,7 @@ impl Space {
             res.advise_huge_pages();
         }
         let base = res.base();
-        if (base + total) >> ADDRESS_BITS != 0 {
+        if base + total > 1 << ADDRESS_BITS {
             return Err(crate::Error::Os(format!(
                 "the heap was reserved at {base:#x}, above the {ADDRESS_BITS}-bit addresses \
                  Tandem packs into words"

@@ -46,7 +46,9 @@ pub struct Registration(u64);
 impl Registration {
     /// `addr` (a heap object) registered with queue `queue` (below [`MAX_QUEUES`]).
     pub fn new(addr: usize, queue: u32) -> Registration {
-        debug_assert!(addr >> ADDRESS_BITS == 0 && (queue as usize) < MAX_QUEUES);
+        // One compare per registration: an address past the bits would land in another
+        // queue.
+        assert!(addr >> ADDRESS_BITS == 0 && (queue as usize) < MAX_QUEUES);
         Registration(addr as u64 | u64::from(queue) << ADDRESS_BITS)
     }
 
@@ -273,8 +275,9 @@ mod tests {
         for (addr, queue) in [(0x1000, 0), (top, 0), (0x1000, last), (top, last)] {
             let r = Registration::new(addr, queue);
             assert_eq!((r.addr(), r.queue()), (addr, queue));
-            let m = r.moved(addr + 8 - (addr == top) as usize * 16);
-            assert_eq!(m.queue(), queue, "a move keeps the queue");
+            let to = addr + 8 - (addr == top) as usize * 16;
+            let m = r.moved(to);
+            assert_eq!((m.addr(), m.queue()), (to, queue), "a move keeps the queue");
         }
         // Sorted, they run by queue and then by address: what `deliver_all` needs.
         let mut v = [

@@ -41,6 +41,7 @@ use crate::collector::evacuate::moved_to;
 use crate::mutator::MutatorCore;
 use crate::object::{ObjRef, FLAG_NO_DESTRUCTOR};
 use crate::runtime::Runtime;
+use crate::sync::unmodelled::Arc;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use finalize::FinalizerQueues;
 
@@ -59,8 +60,8 @@ pub struct Registrations {
 }
 
 impl Registrations {
-    /// Moves every entry of `other` here (the lists are swapped when this one is empty:
-    /// the pause that adopts them must not copy millions of entries).
+    /// Moves every entry of `other` here (the lists are swapped first when this one is
+    /// shorter: the pause that adopts them must not copy millions of entries).
     pub fn append(&mut self, other: &mut Registrations) {
         // The shorter list goes to the end of the longer (their order does not matter): a
         // million registrations appended to a few grew a copy of them by doubling, 33 MB.
@@ -343,7 +344,7 @@ thread_local! {
 pub struct DueCalls {
     calls: Vec<finalize::Trigger>,
     /// The runtime, told after the calls when more came due while they ran.
-    rt: Option<crate::sync::unmodelled::Arc<Runtime>>,
+    rt: Option<Arc<Runtime>>,
 }
 
 impl DueCalls {
@@ -353,7 +354,7 @@ impl DueCalls {
     }
 
     /// These calls, reporting to `rt` when more come due while they run.
-    pub fn reporting_to(mut self, rt: &crate::sync::unmodelled::Arc<Runtime>) -> DueCalls {
+    pub fn reporting_to(mut self, rt: &Arc<Runtime>) -> DueCalls {
         if !self.calls.is_empty() {
             self.rt = Some(rt.clone());
         }

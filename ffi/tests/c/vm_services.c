@@ -153,6 +153,21 @@ static void triggers_before_allocation(tandem_mutator *m) {
     CHECK(__atomic_load_n(&unstored, __ATOMIC_RELAXED) == 0);
 }
 
+/* Inside a native region an allocation fails, and runs no trigger: the VM code a trigger
+ * runs must not touch the heap there. */
+static void no_triggers_in_a_native_region(tandem_mutator *m) {
+    int before = collecting_runs;
+    CHECK_OK(tandem_register_finalizer(m, collecting_queue, new_node(m, 5, NULL)));
+    CHECK_OK(tandem_collect(m)); /* the node dies: the trigger is due */
+    CHECK_OK(tandem_enter_native(m));
+    CHECK(tandem_alloc_slow(m, node_type, 0) == NULL);
+    CHECK(tandem_last_error_code() == TANDEM_ERR_STATE);
+    CHECK(collecting_runs == before);
+    CHECK_OK(tandem_leave_native(m));
+    CHECK(new_node(m, 6, NULL) != NULL);
+    CHECK(collecting_runs == before + 1);
+}
+
 static void destructors(tandem_mutator *m) {
     for (int i = 0; i < 100; i++) {
         buffer_owner *o = tandem_alloc(m, owner_type, 0);
@@ -463,6 +478,7 @@ int main(int argc, char **argv) {
     self = m;
     weakrefs_and_finalizers(m);
     triggers_before_allocation(m);
+    no_triggers_in_a_native_region(m);
     destructors(m);
     destructor_allocating(m, greedy_type);
     identity_and_sizes(m);
