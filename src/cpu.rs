@@ -2,6 +2,12 @@
 //! the statistics report (`Stats::collector_cpu_ns`). Where a clock cannot be read the
 //! figure is 0.
 
+/// CLOCK_MONOTONIC now, nanoseconds: what `perf record -k mono` stamps samples with.
+/// Async-signal-safe (one `clock_gettime`).
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
 /// CPU time the calling thread has used, nanoseconds.
 pub fn this_thread_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)

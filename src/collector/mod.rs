@@ -234,27 +234,11 @@ impl Pause {
         ready: bool,
         bad: &BadRefs,
     ) -> (Vec<MarkPacket>, u64) {
-        // The shadow stacks, the callback's slots and (stop-the-world) the ready lists are
-        // listed; only the global slots, which the VM may register by the million, are not.
-        let mut listed = Vec::new();
-        let mut visit = |slot: *mut *mut u8| {
-            // SAFETY: root slots are readable while the world is stopped.
-            listed.push((unsafe { slot.read() } as usize, slot as usize));
-        };
-        for m in &self.world {
-            // SAFETY: the world is stopped.
-            unsafe { m.for_each_root(&mut visit) };
-        }
-        rt.roots.for_each_callback_slot(&mut visit);
-        if ready {
-            rt.refs.queues.for_each_root(&mut visit);
-        }
+        // Only the global slots, which the VM may register by the million, are not listed.
+        let listed = listed_roots(rt, &self.world, ready);
         rt.roots.with_slots(|globals| {
-            let globals = globals.iter().map(|&slot| {
-                // SAFETY: a registered global slot, readable while the world is stopped.
-                (unsafe { (slot as *const usize).read() }, slot)
-            });
-            mark::mark_all(rt, first.into_iter().chain(listed).chain(globals), bad)
+            let roots = first.into_iter().chain(listed).chain(global_roots(globals));
+            mark::mark_all(rt, roots, bad)
         })
     }
 
@@ -337,18 +321,23 @@ const RESUME_PATIENCE: Duration = Duration::from_millis(2);
 /// Every root of a stopped `world` as (object address, slot address): shadow stacks,
 /// global slots, the VM's callback, finalizer queues' ready lists.
 pub fn all_roots(rt: &Runtime, world: &[crate::sync::Arc<MutatorCore>]) -> Vec<(usize, usize)> {
-    let mut roots = thread_and_global_roots(rt, world);
-    rt.refs.queues.for_each_root(&mut |slot: *mut *mut u8| {
-        // SAFETY: root slots are readable while the world is stopped.
-        roots.push((unsafe { slot.read() } as usize, slot as usize));
-    });
-    roots
+    with_globals(rt, listed_roots(rt, world, true))
 }
 
 /// [`all_roots`] but the finalizer queues' ready lists.
 fn thread_and_global_roots(
     rt: &Runtime,
     world: &[crate::sync::Arc<MutatorCore>],
+) -> Vec<(usize, usize)> {
+    with_globals(rt, listed_roots(rt, world, false))
+}
+
+/// The roots of a stopped `world` but the global slots: shadow stacks, the VM's callback,
+/// and the finalizer queues' ready lists when `ready`.
+fn listed_roots(
+    rt: &Runtime,
+    world: &[crate::sync::Arc<MutatorCore>],
+    ready: bool,
 ) -> Vec<(usize, usize)> {
     let mut roots = Vec::new();
     let mut visit = |slot: *mut *mut u8| {
@@ -359,8 +348,26 @@ fn thread_and_global_roots(
         // SAFETY: the world is stopped (the caller's contract).
         unsafe { m.for_each_root(&mut visit) };
     }
-    rt.roots.for_each_slot(&mut visit);
+    rt.roots.for_each_callback_slot(&mut visit);
+    if ready {
+        rt.refs.queues.for_each_root(&mut visit);
+    }
     roots
+}
+
+/// `roots` and then the global slots.
+fn with_globals(rt: &Runtime, mut roots: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    rt.roots
+        .with_slots(|globals| roots.extend(global_roots(globals)));
+    roots
+}
+
+/// The registered global slots `globals` as (object address, slot address).
+fn global_roots(globals: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    globals.iter().map(|&slot| {
+        // SAFETY: a registered global slot, readable while the world is stopped.
+        (unsafe { (slot as *const usize).read() }, slot)
+    })
 }
 
 /// What a pause reports besides its timing.

@@ -219,18 +219,6 @@ pub const SLOW_STOP_WARNING: Duration = Duration::from_secs(1);
 /// How long a stop looks for its mutators to stop before it sleeps until they have.
 const STOP_WATCH: Duration = Duration::from_micros(50);
 
-/// CLOCK_MONOTONIC now, in nanoseconds: what `perf record -k mono` stamps samples with, so
-/// that a late stop in the log can be matched with what its threads were running.
-fn mono_ns() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 /// How long a stop waits before it logs (at debug level) what the OS says each late
 /// thread is doing: whether time to safepoint went to a thread that ran without polling,
 /// waited for a CPU, or sat in the kernel.
@@ -568,7 +556,8 @@ impl<T: Participant> Safepoint<T> {
                     .collect();
                 tracing::debug!(
                     waited_us = waited.as_micros() as u64,
-                    requested_mono_ns = mono_ns().saturating_sub(waited.as_nanos() as u64),
+                    requested_mono_ns =
+                        crate::cpu::monotonic_ns().saturating_sub(waited.as_nanos() as u64),
                     late = late.join(", "),
                     "a stop is waiting for threads"
                 );

@@ -55,21 +55,10 @@ static COLLECTION_NS: AtomicU64 = AtomicU64::new(0);
 static EPOCH_NS: AtomicU64 = AtomicU64::new(0);
 static INIT: std::sync::Once = std::sync::Once::new();
 
-/// Monotonic nanoseconds (async-signal-safe: one `clock_gettime`).
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn now_ns() -> u64 {
     // Relaxed (here and in the hook): libgc calls the hook under its lock, which orders one
     // collection's events; the log is read after the workload's threads are joined.
-    monotonic_ns().saturating_sub(EPOCH_NS.load(Ordering::Relaxed))
+    tandem::cpu::monotonic_ns().saturating_sub(EPOCH_NS.load(Ordering::Relaxed))
 }
 
 extern "C" fn on_collection_event(event: c_int) {
@@ -120,7 +109,7 @@ impl BoehmCollector {
     pub fn new() -> Result<BoehmCollector, String> {
         let gc = libgc::load()?;
         INIT.call_once(|| {
-            EPOCH_NS.store(monotonic_ns(), Ordering::Relaxed);
+            EPOCH_NS.store(tandem::cpu::monotonic_ns(), Ordering::Relaxed);
             // SAFETY: the documented start-up sequence for a client whose threads libgc did
             // not create, run once on the main thread before any other libgc call; the hook
             // is a plain function that only touches static atomics.
